@@ -1,0 +1,17 @@
+//! Fuzz target: `itag` parser must not panic, and what parses re-emits to an
+//! equal representation.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+#[allow(unused_imports)]
+use netslice_wire::*;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(p) = itag::Packet::new_checked(data) {
+        if let Ok(r) = itag::Repr::parse(&p) {
+            let mut buf = data.to_vec();
+            r.emit(&mut itag::Packet::new_unchecked(&mut buf[..]));
+            assert_eq!(buf, data);
+        }
+    }
+});
