@@ -1,0 +1,435 @@
+//! Types exchanged over the REST API: between manager and agents (desired config,
+//! reports) and between manager and clients (slices, hosts, errors).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+use crate::spec::{LinkType, RouteSpec, SliceSpec};
+use crate::substrate::Role;
+use crate::units::{Bandwidth, Memory, Micros, Percent};
+
+/// Direction along a virtual link: `Forward` is from endpoint 0 to endpoint 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// endpoint 0 -> endpoint 1
+    Forward,
+    /// endpoint 1 -> endpoint 0
+    Reverse,
+}
+
+impl Direction {
+    /// Both directions.
+    pub const BOTH: [Direction; 2] = [Direction::Forward, Direction::Reverse];
+}
+
+/// Where a virtual link's placement put one virtual node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InterfacePlan {
+    /// Interface name inside the sliver.
+    pub name: String,
+    /// Virtual link it belongs to.
+    pub link: String,
+    /// Which end of the link (0 or 1).
+    pub endpoint: u8,
+    /// Port number of this interface on its host (unique per host).
+    pub port: u32,
+    /// MAC address (locally administered, stable).
+    pub mac: String,
+}
+
+/// Placement of one virtual node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodePlan {
+    /// Virtual node name.
+    pub name: String,
+    /// Substrate host.
+    pub host: String,
+    /// Network namespace of the sliver.
+    pub netns: String,
+    /// Its interfaces.
+    pub interfaces: Vec<InterfacePlan>,
+}
+
+/// Transport path of one virtual link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkPlan {
+    /// Virtual link name.
+    pub name: String,
+    /// Hosts from endpoint 0's host to endpoint 1's host (one host if both are local).
+    pub path: Vec<String>,
+    /// Physical link of each hop (`path.len() - 1` entries).
+    pub underlay: Vec<String>,
+    /// Label of each hop in the forward direction, allocated by the receiving host.
+    pub forward_labels: Vec<u32>,
+    /// Label of each hop in the reverse direction (hop i runs path[i+1] -> path[i]).
+    pub reverse_labels: Vec<u32>,
+}
+
+/// What the SNC/TNC decided for a slice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct SlicePlan {
+    /// Node placements.
+    pub nodes: Vec<NodePlan>,
+    /// Link paths and labels.
+    pub links: Vec<LinkPlan>,
+}
+
+impl SlicePlan {
+    /// A node's placement.
+    pub fn node(&self, name: &str) -> Option<&NodePlan> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// A link's path.
+    pub fn link(&self, name: &str) -> Option<&LinkPlan> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+/// A physical link as one host sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UnderlayLink {
+    /// Link name.
+    pub name: String,
+    /// Interface at this host.
+    pub ifname: String,
+    /// Address at this host.
+    #[schema(value_type = String)]
+    pub local: Ipv4Addr,
+    /// Host at the other end.
+    pub peer_host: String,
+    /// Address at the other end.
+    #[schema(value_type = String)]
+    pub peer: Ipv4Addr,
+    /// MTU.
+    pub mtu: u32,
+    /// Capacity.
+    #[schema(value_type = String)]
+    pub bandwidth: Bandwidth,
+    /// Delay this host adds when sending on the link.
+    #[schema(value_type = Option<String>)]
+    pub delay: Option<Micros>,
+    /// Loss this host applies when sending on the link.
+    #[schema(value_type = Option<String>)]
+    pub loss: Option<Percent>,
+}
+
+/// One interface of a sliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InterfaceConfig {
+    /// Name inside the sliver.
+    pub name: String,
+    /// Port number on this host.
+    pub port: u32,
+    /// MAC address.
+    pub mac: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Addresses.
+    #[schema(value_type = Vec<String>)]
+    pub addresses: Vec<IpNet>,
+    /// Virtual link.
+    pub link: String,
+}
+
+/// One sliver to run on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliverConfig {
+    /// Slice.
+    pub slice: String,
+    /// Virtual node.
+    pub node: String,
+    /// Node type.
+    pub node_type: String,
+    /// Network namespace name.
+    pub netns: String,
+    /// CPU cores.
+    pub cpu: f64,
+    /// Memory limit.
+    #[schema(value_type = String)]
+    pub memory: Memory,
+    /// Forward IP between interfaces.
+    pub ip_forward: bool,
+    /// Interfaces.
+    pub interfaces: Vec<InterfaceConfig>,
+    /// Static routes.
+    pub routes: Vec<RouteSpec>,
+}
+
+/// What to do with a frame of a virtual link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Action {
+    /// Hand it to a local sliver interface.
+    Deliver {
+        /// Port number.
+        port: u32,
+    },
+    /// Encapsulate and send to the next host.
+    Send {
+        /// Encapsulation on this hop.
+        link_type: LinkType,
+        /// Label the next host expects.
+        label: u32,
+        /// Physical link to send on.
+        underlay: String,
+        /// Address of the next host on that link.
+        #[schema(value_type = String)]
+        next_hop: Ipv4Addr,
+    },
+}
+
+/// Where in the path a rule sits, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// From a local sliver onto the substrate.
+    Ingress,
+    /// From the substrate on to the next host.
+    Transit,
+    /// From the substrate to a local sliver.
+    Egress,
+    /// Between two slivers on the same host.
+    Local,
+}
+
+/// A frame arriving from a sliver interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortRule {
+    /// Port number.
+    pub port: u32,
+    /// Slice.
+    pub slice: String,
+    /// Virtual link.
+    pub link: String,
+    /// Direction it travels.
+    pub direction: Direction,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A frame arriving from the substrate with a label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LabelRule {
+    /// Label (GRE key or VNI).
+    pub label: u32,
+    /// Encapsulation it arrives in.
+    pub link_type: LinkType,
+    /// Slice.
+    pub slice: String,
+    /// Virtual link.
+    pub link: String,
+    /// Direction it travels.
+    pub direction: Direction,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The desired state of one substrate host, derived by the manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeConfig {
+    /// Host name.
+    pub host: String,
+    /// Substrate name.
+    pub substrate: String,
+    /// Increases whenever anything in here changes.
+    pub revision: u64,
+    /// Physical links at this host.
+    pub underlay: Vec<UnderlayLink>,
+    /// Slivers to run.
+    pub slivers: Vec<SliverConfig>,
+    /// Rules for frames from local slivers.
+    pub ports: Vec<PortRule>,
+    /// Rules for labelled frames from the substrate.
+    pub labels: Vec<LabelRule>,
+}
+
+/// Packet counters of one forwarding rule on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct RuleCounters {
+    /// Host that counted.
+    pub host: String,
+    /// Slice.
+    pub slice: String,
+    /// Virtual link.
+    pub link: String,
+    /// Direction.
+    #[schema(value_type = Option<Direction>)]
+    pub direction: Option<Direction>,
+    /// Stage.
+    #[schema(value_type = Option<Stage>)]
+    pub stage: Option<Stage>,
+    /// Frames forwarded.
+    pub packets: u64,
+    /// Bytes forwarded (the carried Ethernet frames).
+    pub bytes: u64,
+    /// Frames dropped, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// A problem the agent met applying the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApplyError {
+    /// Slice concerned, if any.
+    pub slice: Option<String>,
+    /// Virtual node concerned, if any.
+    pub node: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// An agent's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeReport {
+    /// Host name.
+    pub host: String,
+    /// Revision of the last desired state fully applied.
+    pub applied_revision: u64,
+    /// Problems, empty when everything applied.
+    pub errors: Vec<ApplyError>,
+    /// Counters of every rule.
+    pub counters: Vec<RuleCounters>,
+    /// Counters of frames that matched no rule, by reason.
+    pub unmatched: BTreeMap<String, u64>,
+    /// Substrate I/O in use (e.g. `raw-gre+udp-vxlan`).
+    pub io_backend: String,
+    /// Agent version.
+    pub version: String,
+}
+
+/// Registration of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Agent version.
+    pub version: String,
+}
+
+/// Lifecycle state of a slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SliceState {
+    /// Resources reserved, agents not yet told.
+    Allocated,
+    /// Agents are applying it.
+    Provisioning,
+    /// Every agent reports it applied.
+    Ready,
+    /// An agent reported an error.
+    Failed,
+    /// Being torn down.
+    Deleting,
+}
+
+impl SliceState {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SliceState::Allocated => "allocated",
+            SliceState::Provisioning => "provisioning",
+            SliceState::Ready => "ready",
+            SliceState::Failed => "failed",
+            SliceState::Deleting => "deleting",
+        }
+    }
+}
+
+/// A slice in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliceSummary {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: SliceState,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of links.
+    pub links: usize,
+    /// Revision at which it was last changed.
+    pub revision: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// Everything about one slice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliceInfo {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: SliceState,
+    /// Why it is not ready, where known.
+    pub message: Option<String>,
+    /// Revision at which it was last changed.
+    pub revision: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// The spec as submitted.
+    pub spec: SliceSpec,
+    /// Placement, paths and labels.
+    pub plan: SlicePlan,
+    /// Counters reported by the agents on the links' paths.
+    pub counters: Vec<RuleCounters>,
+}
+
+/// Health of a substrate host as the manager sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HostState {
+    /// The agent has never registered.
+    Unknown,
+    /// The agent reported recently.
+    Ready,
+    /// The agent has not reported for a while.
+    Down,
+}
+
+/// A substrate host in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostInfo {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Health.
+    pub state: HostState,
+    /// Seconds since the last report, if any.
+    pub last_seen_secs: Option<u64>,
+    /// Revision the manager wants.
+    pub desired_revision: u64,
+    /// Revision the agent applied.
+    pub applied_revision: Option<u64>,
+    /// Slivers placed here.
+    pub slivers: usize,
+    /// Agent's substrate I/O.
+    pub io_backend: Option<String>,
+    /// Problems reported by the agent.
+    pub errors: Vec<ApplyError>,
+}
+
+/// An error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// Machine-readable code, e.g. `invalid_spec`, `not_found`, `conflict`.
+    pub code: String,
+    /// Human-readable summary.
+    pub message: String,
+    /// Field-level problems, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! The slice spec: what a researcher asks for.
+//!
+//! ```yaml
+//! name: red
+//! nodes:
+//!   - { name: a, type: slowpath, host: h1, cpu: 0.5, memory: 128Mi }
+//!   - { name: b }
+//! links:
+//!   - name: a-b
+//!     type: gre              # or vxlan
+//!     bandwidth: 100Mbit
+//!     endpoints:
+//!       - { node: a, address: 10.0.0.1/24 }
+//!       - { node: b, address: 10.0.0.2/24 }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{Errors, SpecError, check_name, parse_document};
+use crate::units::{Bandwidth, Memory};
+
+/// Longest slice, node and link name.
+pub const MAX_NAME: usize = 24;
+/// Default MTU of a virtual link (as seen by the slivers).
+pub const DEFAULT_VLINK_MTU: u32 = 1500;
+/// Most nodes in one slice.
+pub const MAX_NODES: usize = 256;
+/// Most links in one slice.
+pub const MAX_LINKS: usize = 1024;
+
+/// Node types this build offers (the plugin registry comes with its own issue).
+pub const NODE_TYPES: &[&str] = &["slowpath"];
+
+/// How a virtual link is carried between substrate hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    /// GRE over IPv4 (RFC 2784/2890), key = per-hop label, payload = Ethernet (0x6558).
+    #[default]
+    Gre,
+    /// VXLAN over UDP port 4789 (RFC 7348), VNI = per-hop label.
+    Vxlan,
+}
+
+impl LinkType {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkType::Gre => "gre",
+            LinkType::Vxlan => "vxlan",
+        }
+    }
+
+    /// Bytes added on the wire around the carried Ethernet frame: outer IPv4 header
+    /// plus the encapsulation header.
+    pub fn overhead(self) -> u32 {
+        match self {
+            // IPv4 20 + GRE with key 8
+            LinkType::Gre => 28,
+            // IPv4 20 + UDP 8 + VXLAN 8
+            LinkType::Vxlan => 36,
+        }
+    }
+
+    /// Largest label the header can carry.
+    pub fn max_label(self) -> u32 {
+        match self {
+            LinkType::Gre => u32::MAX,
+            LinkType::Vxlan => 0x00ff_ffff,
+        }
+    }
+}
+
+fn default_node_type() -> String {
+    "slowpath".to_string()
+}
+fn default_cpu() -> f64 {
+    0.5
+}
+fn default_memory() -> Memory {
+    Memory::mib(256)
+}
+
+/// A static route inside a sliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Destination prefix.
+    #[schema(value_type = String)]
+    pub to: IpNet,
+    /// Next hop, on one of the node's link subnets.
+    #[schema(value_type = String)]
+    pub via: IpAddr,
+}
+
+/// A virtual node as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Name, unique in the slice.
+    pub name: String,
+    /// Node type (default `slowpath`).
+    #[serde(rename = "type", default = "default_node_type")]
+    pub node_type: String,
+    /// Pin to this substrate host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// CPU cores (default 0.5), enforced with a CFS quota.
+    #[serde(default = "default_cpu")]
+    pub cpu: f64,
+    /// Memory (default 256Mi), enforced with a memory cgroup.
+    #[serde(default = "default_memory")]
+    #[schema(value_type = String)]
+    pub memory: Memory,
+    /// Static routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
+    /// Let the sliver forward IP packets between its interfaces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ip_forward: bool,
+}
+
+/// One end of a virtual link as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Node name.
+    pub node: String,
+    /// Interface name inside the sliver (default `eth0`, `eth1`, ... in link order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// One address with prefix length, e.g. `10.0.0.1/24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub address: Option<IpNet>,
+    /// Several addresses (instead of `address`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub addresses: Vec<IpNet>,
+}
+
+impl EndpointSpec {
+    /// Every address of this endpoint.
+    pub fn all_addresses(&self) -> Vec<IpNet> {
+        self.address.iter().copied().chain(self.addresses.iter().copied()).collect()
+    }
+}
+
+/// A virtual link as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VLinkSpec {
+    /// Name, unique in the slice.
+    pub name: String,
+    /// Link type (default `gre`).
+    #[serde(rename = "type", default)]
+    pub link_type: LinkType,
+    /// Bandwidth asked for.
+    #[schema(value_type = String)]
+    pub bandwidth: Bandwidth,
+    /// MTU seen by the slivers (default 1500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The two ends.
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+impl VLinkSpec {
+    /// The MTU with its default.
+    pub fn mtu(&self) -> u32 {
+        self.mtu.unwrap_or(DEFAULT_VLINK_MTU)
+    }
+}
+
+/// A slice spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SliceSpec {
+    /// Slice name, unique in the substrate.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Virtual nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Virtual links.
+    #[serde(default)]
+    pub links: Vec<VLinkSpec>,
+}
+
+impl SliceSpec {
+    /// Parses and validates a YAML or JSON document.
+    pub fn from_text(text: &str) -> Result<SliceSpec, SpecError> {
+        let spec: SliceSpec = parse_document(text)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The interface name of every endpoint: `(link index, endpoint index) -> name`,
+    /// defaults filled in (`eth0`, `eth1`, ... per node in link order, skipping names
+    /// given explicitly).
+    pub fn interface_names(&self) -> BTreeMap<(usize, usize), String> {
+        let mut taken: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for l in &self.links {
+            for e in &l.endpoints {
+                if let Some(i) = &e.interface {
+                    taken.entry(&e.node).or_default().insert(i.clone());
+                }
+            }
+        }
+        let mut next: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        for (li, l) in self.links.iter().enumerate() {
+            for (ei, e) in l.endpoints.iter().enumerate() {
+                let name = match &e.interface {
+                    Some(i) => i.clone(),
+                    None => {
+                        let t = taken.entry(&e.node).or_default();
+                        let n = next.entry(&e.node).or_default();
+                        loop {
+                            let cand = format!("eth{n}");
+                            *n += 1;
+                            if t.insert(cand.clone()) {
+                                break cand;
+                            }
+                        }
+                    }
+                };
+                out.insert((li, ei), name);
+            }
+        }
+        out
+    }
+
+    /// Checks everything that does not need the substrate; every problem is reported
+    /// with its field.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let mut errs = Errors::default();
+        check_name(&mut errs, "name", &self.name, MAX_NAME);
+        if self.nodes.is_empty() {
+            errs.push("nodes", "a slice needs at least one node");
+        }
+        if self.nodes.len() > MAX_NODES {
+            errs.push("nodes", format!("{} nodes is more than {MAX_NODES}", self.nodes.len()));
+        }
+        if self.links.len() > MAX_LINKS {
+            errs.push("links", format!("{} links is more than {MAX_LINKS}", self.links.len()));
+        }
+        if let Some(d) = &self.description
+            && d.len() > 1024
+        {
+            errs.push("description", "longer than 1024 characters");
+        }
+        let mut nodes = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let f = format!("nodes[{i}]");
+            check_name(&mut errs, &format!("{f}.name"), &n.name, MAX_NAME);
+            if !nodes.insert(n.name.as_str()) {
+                errs.push(format!("{f}.name"), format!("duplicate node name {:?}", n.name));
+            }
+            if !NODE_TYPES.contains(&n.node_type.as_str()) {
+                errs.push(
+                    format!("{f}.type"),
+                    format!("unknown node type {:?} (this deployment offers: {})", n.node_type, NODE_TYPES.join(", ")),
+                );
+            }
+            if !(n.cpu.is_finite() && n.cpu >= 0.01 && n.cpu <= 256.0) {
+                errs.push(format!("{f}.cpu"), format!("{} is not a CPU share between 0.01 and 256", n.cpu));
+            }
+            if n.memory.bytes() < (4 << 20) || n.memory.bytes() > (1 << 40) {
+                errs.push(format!("{f}.memory"), format!("{} is outside 4Mi..1Ti", n.memory));
+            }
+            if n.routes.len() > 256 {
+                errs.push(format!("{f}.routes"), "more than 256 routes");
+            }
+        }
+        let mut links = BTreeSet::new();
+        for (i, l) in self.links.iter().enumerate() {
+            let f = format!("links[{i}]");
+            check_name(&mut errs, &format!("{f}.name"), &l.name, MAX_NAME);
+            if !links.insert(l.name.as_str()) {
+                errs.push(format!("{f}.name"), format!("duplicate link name {:?}", l.name));
+            }
+            if l.bandwidth.bps() == 0 {
+                errs.push(format!("{f}.bandwidth"), "bandwidth must be greater than zero");
+            }
+            if let Some(m) = l.mtu
+                && !(576..=9000).contains(&m)
+            {
+                errs.push(format!("{f}.mtu"), format!("{m} is outside 576..9000"));
+            }
+            if l.endpoints.len() != 2 {
+                errs.push(
+                    format!("{f}.endpoints"),
+                    format!("a virtual link joins exactly 2 endpoints, got {}", l.endpoints.len()),
+                );
+                continue;
+            }
+            for (j, e) in l.endpoints.iter().enumerate() {
+                let ef = format!("{f}.endpoints[{j}]");
+                if !nodes.contains(e.node.as_str()) {
+                    let known: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                    errs.push(format!("{ef}.node"), format!("no node named {:?} (nodes: {})", e.node, known.join(", ")));
+                }
+                if let Some(i) = &e.interface {
+                    let ok = !i.is_empty()
+                        && i.len() <= 15
+                        && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                        && i != "lo";
+                    if !ok {
+                        errs.push(format!("{ef}.interface"), format!("{i:?} is not a usable interface name (1-15 of [A-Za-z0-9._-], not lo)"));
+                    }
+                }
+                if e.address.is_some() && !e.addresses.is_empty() {
+                    errs.push(format!("{ef}.addresses"), "give either address or addresses, not both");
+                }
+                for a in e.all_addresses() {
+                    if a.addr().is_unspecified() || a.addr().is_multicast() || a.addr().is_loopback() {
+                        errs.push(format!("{ef}.address"), format!("{a} cannot be an interface address"));
+                    }
+                }
+            }
+            if l.endpoints[0].node == l.endpoints[1].node {
+                errs.push(format!("{f}.endpoints"), format!("both ends are node {:?}", l.endpoints[0].node));
+            }
+        }
+        // Interface names must be unique per node; routes must go via a connected subnet.
+        let names = self.interface_names();
+        let mut per_node: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+        let mut subnets: BTreeMap<&str, Vec<IpNet>> = BTreeMap::new();
+        for ((li, ei), name) in &names {
+            let l = &self.links[*li];
+            let e = &l.endpoints[*ei];
+            let here = format!("links[{li}].endpoints[{ei}].interface");
+            if let Some(prev) = per_node.entry(&e.node).or_default().insert(name, here.clone()) {
+                errs.push(here, format!("node {:?} already has interface {name:?} ({prev})", e.node));
+            }
+            subnets.entry(&e.node).or_default().extend(e.all_addresses());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            for (r, route) in n.routes.iter().enumerate() {
+                let nets = subnets.get(n.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+                if !nets.iter().any(|net| net.contains(&route.via)) {
+                    errs.push(
+                        format!("nodes[{i}].routes[{r}].via"),
+                        format!("{} is not on any subnet of node {:?}", route.via, n.name),
+                    );
+                }
+            }
+        }
+        errs.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RED: &str = r#"
+name: red
+nodes:
+  - { name: a, host: h1 }
+  - { name: b, cpu: 1, memory: 128Mi }
+  - { name: c, ip_forward: true, routes: [ { to: 10.9.0.0/16, via: 10.0.1.1 } ] }
+links:
+  - name: ab
+    bandwidth: 100Mbit
+    endpoints:
+      - { node: a, address: 10.0.0.1/24 }
+      - { node: b, address: 10.0.0.2/24 }
+  - name: bc
+    type: vxlan
+    bandwidth: 50Mbit
+    endpoints:
+      - { node: b, interface: eth0x }
+      - { node: c, addresses: [10.0.1.2/24, "fd00::2/64"] }
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let s = SliceSpec::from_text(RED).unwrap();
+        assert_eq!(s.nodes[0].node_type, "slowpath");
+        assert_eq!(s.nodes[0].cpu, 0.5);
+        assert_eq!(s.links[0].link_type, LinkType::Gre);
+        assert_eq!(s.links[1].link_type, LinkType::Vxlan);
+        assert_eq!(s.links[0].mtu(), 1500);
+        let names = s.interface_names();
+        assert_eq!(names[&(0, 0)], "eth0");
+        assert_eq!(names[&(0, 1)], "eth0");
+        assert_eq!(names[&(1, 0)], "eth0x");
+        assert_eq!(names[&(1, 1)], "eth0");
+        // JSON is accepted too and round-trips.
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(SliceSpec::from_text(&json).unwrap(), s);
+    }
+
+    fn fields(text: &str) -> Vec<String> {
+        SliceSpec::from_text(text).unwrap_err().errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(fields(&RED.replace("{ node: b, address: 10.0.0.2/24 }", "{ node: x }")), ["links[0].endpoints[1].node"]);
+        assert_eq!(fields(&RED.replace("name: bc", "name: ab")), ["links[1].name"]);
+        assert_eq!(fields(&RED.replace("{ name: b, cpu: 1", "{ name: a, cpu: 1")).first().unwrap(), "nodes[1].name");
+        assert_eq!(fields(&RED.replace("bandwidth: 50Mbit", "bandwidth: 0")), ["links[1].bandwidth"]);
+        assert_eq!(fields(&RED.replace("cpu: 1,", "cpu: -2,")), ["nodes[1].cpu"]);
+        assert_eq!(fields(&RED.replace("via: 10.0.1.1", "via: 10.7.1.1")), ["nodes[2].routes[0].via"]);
+        assert_eq!(
+            fields(&RED.replace("{ node: b, address: 10.0.0.2/24 }", "{ node: b, interface: eth0x, address: 10.0.0.2/24 }")),
+            ["links[1].endpoints[0].interface"]
+        );
+        assert_eq!(fields(&RED.replace("type: vxlan", "type: mpls")), ["links[1].type"]);
+        assert_eq!(fields(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")), ["nodes[0]"]);
+        assert_eq!(fields(&RED.replace("address: 10.0.0.1/24", "address: 10.0.0.300/24")), ["links[0].endpoints[0].address"]);
+        assert_eq!(fields("name: red\nnodes: []\n"), ["nodes"]);
+    }
+
+    #[test]
+    fn parse_errors_carry_line() {
+        let e = SliceSpec::from_text(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")).unwrap_err();
+        assert_eq!(e.errors[0].line, Some(4));
+        let e = SliceSpec::from_text("name: [").unwrap_err();
+        assert!(e.errors[0].line.is_some());
+    }
+}
