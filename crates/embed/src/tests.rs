@@ -1,0 +1,231 @@
+use super::*;
+use netslice_model::api::Action;
+use proptest::prelude::*;
+
+const SUBSTRATE: &str = r#"
+name: lab
+hosts:
+  - { name: h1, role: vnode, slivers: 4 }
+  - { name: h2, role: vnode, slivers: 4 }
+  - { name: h3, role: vnode, slivers: 4 }
+  - { name: t1, role: transport }
+links:
+  - { endpoints: [h1, t1], bandwidth: 1Gbit }
+  - { endpoints: [t1, h2], bandwidth: 1Gbit }
+  - { endpoints: [t1, h3], bandwidth: 1Gbit, mtu: 1500 }
+"#;
+
+fn substrate() -> Substrate {
+    Substrate::from_text(SUBSTRATE).unwrap()
+}
+
+fn slice(name: &str, pins: [&str; 2], link_type: &str) -> SliceSpec {
+    SliceSpec::from_text(&format!(
+        r#"
+name: {name}
+nodes:
+  - {{ name: a, host: {} }}
+  - {{ name: b, host: {} }}
+links:
+  - name: ab
+    type: {link_type}
+    bandwidth: 10Mbit
+    endpoints:
+      - {{ node: a, address: 10.0.0.1/24 }}
+      - {{ node: b, address: 10.0.0.2/24 }}
+"#,
+        pins[0], pins[1]
+    ))
+    .unwrap()
+}
+
+/// Follows a frame from `port` on `host` through the configs until it is delivered;
+/// returns the hosts visited and the port it is delivered to.
+fn trace(cfgs: &BTreeMap<String, NodeConfig>, host: &str, port: u32) -> (Vec<String>, u32) {
+    let mut visited = vec![host.to_string()];
+    let rule = cfgs[host]
+        .ports
+        .iter()
+        .find(|r| r.port == port)
+        .expect("port rule");
+    let mut action = rule.action.clone();
+    let mut here = host.to_string();
+    for _ in 0..16 {
+        match action {
+            Action::Deliver { port } => return (visited, port),
+            Action::Send {
+                label,
+                next_hop,
+                link_type,
+                ref underlay,
+            } => {
+                let l = cfgs[&here]
+                    .underlay
+                    .iter()
+                    .find(|u| &u.name == underlay)
+                    .expect("underlay");
+                assert_eq!(l.peer, next_hop, "next hop is the peer on the link");
+                here = l.peer_host.clone();
+                visited.push(here.clone());
+                let r = cfgs[&here]
+                    .labels
+                    .iter()
+                    .find(|r| r.label == label && r.link_type == link_type)
+                    .expect("label rule at next hop");
+                action = r.action.clone();
+            }
+        }
+    }
+    panic!("forwarding loop");
+}
+
+#[test]
+fn plans_transit_path_and_forwarding_closes() {
+    let s = substrate();
+    let spec = slice("red", ["h1", "h2"], "gre");
+    let p = plan(&s, &spec, &Allocations::default()).unwrap();
+    assert_eq!(p.links[0].path, ["h1", "t1", "h2"]);
+    assert_eq!(p.links[0].underlay, ["h1-t1", "t1-h2"]);
+    assert_eq!(p.nodes[0].netns, "lab.red.a");
+    let cfgs = node_configs(&s, &[(&spec, &p)]);
+    let pa = p.nodes[0].interfaces[0].port;
+    let pb = p.nodes[1].interfaces[0].port;
+    assert_eq!(
+        trace(&cfgs, "h1", pa),
+        (vec!["h1".into(), "t1".into(), "h2".into()], pb)
+    );
+    assert_eq!(
+        trace(&cfgs, "h2", pb),
+        (vec!["h2".into(), "t1".into(), "h1".into()], pa)
+    );
+    assert_eq!(cfgs["t1"].labels.len(), 2);
+    assert!(cfgs["h3"].labels.is_empty() && cfgs["h3"].slivers.is_empty());
+}
+
+#[test]
+fn local_link_is_port_to_port() {
+    let s = substrate();
+    let spec = slice("red", ["h1", "h1"], "vxlan");
+    let p = plan(&s, &spec, &Allocations::default()).unwrap();
+    let cfgs = node_configs(&s, &[(&spec, &p)]);
+    let pa = p.nodes[0].interfaces[0].port;
+    let pb = p.nodes[1].interfaces[0].port;
+    assert_eq!(trace(&cfgs, "h1", pa), (vec!["h1".into()], pb));
+    assert_eq!(trace(&cfgs, "h1", pb), (vec!["h1".into()], pa));
+}
+
+#[test]
+fn two_slices_get_distinct_labels_and_ports() {
+    let s = substrate();
+    let red = slice("red", ["h1", "h2"], "gre");
+    let blue = slice("blue", ["h1", "h2"], "gre");
+    let pr = plan(&s, &red, &Allocations::default()).unwrap();
+    let held = Allocations::from_plans([&pr]);
+    let pb = plan(&s, &blue, &held).unwrap();
+    let cfgs = node_configs(&s, &[(&red, &pr), (&blue, &pb)]);
+    for cfg in cfgs.values() {
+        let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
+        assert_eq!(
+            labels.len(),
+            cfg.labels.len(),
+            "labels unique on {}",
+            cfg.host
+        );
+        let ports: BTreeSet<u32> = cfg.ports.iter().map(|r| r.port).collect();
+        assert_eq!(ports.len(), cfg.ports.len(), "ports unique on {}", cfg.host);
+    }
+    let a_red = pr.nodes[0].interfaces[0].port;
+    let b_red = pr.nodes[1].interfaces[0].port;
+    let a_blue = pb.nodes[0].interfaces[0].port;
+    let b_blue = pb.nodes[1].interfaces[0].port;
+    assert_eq!(trace(&cfgs, "h1", a_red).1, b_red);
+    assert_eq!(trace(&cfgs, "h1", a_blue).1, b_blue);
+}
+
+#[test]
+fn refusals_name_the_field() {
+    let s = substrate();
+    let e = plan(
+        &s,
+        &slice("red", ["h1", "h9"], "gre"),
+        &Allocations::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field(), "nodes[1].host");
+    let e = plan(
+        &s,
+        &slice("red", ["h1", "t1"], "gre"),
+        &Allocations::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PlanError::NotVnode { .. }));
+    // h3 sits behind a 1500-byte link: a 1500-byte virtual link does not fit.
+    let e = plan(
+        &s,
+        &slice("red", ["h1", "h3"], "gre"),
+        &Allocations::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field(), "links[0].mtu");
+    assert!(e.to_string().contains("t1-h3"), "{e}");
+    // Fill h1's four slots, then ask for a fifth.
+    let mut held = Allocations::default();
+    held.slivers.insert("h1".into(), 4);
+    let e = plan(&s, &slice("red", ["h1", "h2"], "gre"), &held).unwrap_err();
+    assert!(matches!(e, PlanError::NoSliverSlot { .. }), "{e}");
+}
+
+#[test]
+fn unpinned_nodes_spread() {
+    let s = substrate();
+    let spec =
+        SliceSpec::from_text("name: s\nnodes:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n")
+            .unwrap();
+    let p = plan(&s, &spec, &Allocations::default()).unwrap();
+    let hosts: BTreeSet<&str> = p.nodes.iter().map(|n| n.host.as_str()).collect();
+    assert_eq!(hosts.len(), 3);
+    assert!(!hosts.contains("t1"));
+}
+
+#[test]
+fn macs_are_stable_and_local() {
+    let m = interface_mac("lab", "red", "a", "eth0");
+    assert_eq!(m, interface_mac("lab", "red", "a", "eth0"));
+    assert_ne!(m, interface_mac("lab", "red", "a", "eth1"));
+    assert!(m.starts_with("02:"));
+}
+
+proptest! {
+    /// Any sequence of plans and releases keeps the incremental allocations equal to
+    /// those recomputed from the live plans, never reuses a label on a host, and
+    /// returns to empty when everything is released.
+    #[test]
+    fn release_returns_exactly_what_was_taken(ops in proptest::collection::vec((0usize..6, 0usize..4, 0usize..4, any::<bool>()), 1..40)) {
+        let s = substrate();
+        let vnodes = ["h1", "h2", "h3", "h1"];
+        let mut live: BTreeMap<usize, (SliceSpec, SlicePlan)> = BTreeMap::new();
+        let mut alloc = Allocations::default();
+        for (id, a, b, vx) in ops {
+            if let Some((_, p)) = live.remove(&id) {
+                alloc.remove(&p);
+            } else {
+                let spec = slice(&format!("s{id}"), [vnodes[a], vnodes[b]], if vx { "vxlan" } else { "gre" });
+                if let Ok(p) = plan(&s, &spec, &alloc) {
+                    alloc.add(&p);
+                    live.insert(id, (spec, p));
+                }
+            }
+            let recomputed = Allocations::from_plans(live.values().map(|(_, p)| p));
+            prop_assert_eq!(&alloc, &recomputed);
+            let pairs: Vec<(&SliceSpec, &SlicePlan)> = live.values().map(|(s, p)| (s, p)).collect();
+            for cfg in node_configs(&s, &pairs).values() {
+                let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
+                prop_assert_eq!(labels.len(), cfg.labels.len());
+            }
+        }
+        for (_, p) in live.values() {
+            alloc.remove(p);
+        }
+        prop_assert_eq!(alloc, Allocations::default());
+    }
+}
