@@ -1,0 +1,486 @@
+//! The redirector of the seed's VNode, sans-IO: it decides what happens to a frame
+//! and rewrites headers in caller-owned buffers; the agent does the I/O.
+//!
+//! Two entry points, one per direction of the data plane:
+//!
+//! - [`Tables::from_port`]: a frame read from a sliver interface (TAP) is looked up
+//!   by port: delivered to another local port, or encapsulated and sent to the next
+//!   host with the label that host expects.
+//! - [`Tables::from_gre`] / [`Tables::from_vxlan`]: an encapsulated packet from the
+//!   substrate is parsed and looked up by its label (GRE key, VXLAN VNI): delivered
+//!   to a local port (egress) or re-encapsulated with the next hop's label (transit
+//!   label swap).
+//!
+//! Encapsulation writes in front of the frame, into headroom the caller leaves in
+//! its buffer ([`HEADROOM`]), so no frame is copied. Every rule has its own
+//! [`Counters`] (frames, bytes, drops by [`DropReason`]); frames that match no rule
+//! are counted in [`Unmatched`].
+
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use netslice_model::LinkType;
+use netslice_model::api::{Action, Direction, NodeConfig, RuleCounters, Stage};
+use netslice_wire::{EtherType, ethernet, gre, ipv4, vxlan};
+
+/// Bytes a caller must leave in front of a frame for any encapsulation header.
+pub const HEADROOM: usize = 64;
+/// GRE header with a key.
+pub const GRE_HEADER_LEN: usize = 8;
+
+/// Why a frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Not a well-formed frame or encapsulation.
+    Malformed = 0,
+    /// Larger than the virtual link's MTU allows.
+    TooBig = 1,
+    /// The destination port has no open interface.
+    PortDown = 2,
+    /// Sending failed (socket or TAP write error).
+    TxError = 3,
+    /// Dropped by an emulated lossy physical link.
+    Loss = 4,
+    /// A bounded queue (e.g. an emulated delay line) was full.
+    QueueFull = 5,
+}
+
+impl DropReason {
+    /// All reasons, in index order.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Malformed,
+        DropReason::TooBig,
+        DropReason::PortDown,
+        DropReason::TxError,
+        DropReason::Loss,
+        DropReason::QueueFull,
+    ];
+
+    /// Name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::TooBig => "too_big",
+            DropReason::PortDown => "port_down",
+            DropReason::TxError => "tx_error",
+            DropReason::Loss => "loss",
+            DropReason::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// Counters of one rule. Shared by every thread; relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Counts a forwarded frame of `len` bytes.
+    pub fn forwarded(&self, len: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a dropped frame.
+    pub fn dropped(&self, why: DropReason) {
+        self.drops[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames forwarded.
+    pub fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Drops for one reason.
+    pub fn drops(&self, why: DropReason) -> u64 {
+        self.drops[why as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Frames that matched no rule, by reason.
+#[derive(Debug, Default)]
+pub struct Unmatched {
+    /// From a port with no rule.
+    pub no_port_rule: AtomicU64,
+    /// With a label no rule knows.
+    pub no_label_rule: AtomicU64,
+    /// Unparseable encapsulation.
+    pub malformed: AtomicU64,
+}
+
+impl Unmatched {
+    /// As a name -> count map.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            ("no_port_rule", &self.no_port_rule),
+            ("no_label_rule", &self.no_label_rule),
+            ("malformed", &self.malformed),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
+/// Identity of a rule across table rebuilds, so counters survive reconfiguration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleKey {
+    /// Slice.
+    pub slice: String,
+    /// Virtual link.
+    pub link: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Stage.
+    pub stage: Stage,
+}
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Write to a local port.
+    Deliver {
+        /// Port number.
+        port: u32,
+    },
+    /// Encapsulate and send.
+    Send {
+        /// Encapsulation.
+        link_type: LinkType,
+        /// Label for the next host.
+        label: u32,
+        /// Next host's underlay address.
+        next_hop: Ipv4Addr,
+        /// Index of the underlay link in [`NodeConfig::underlay`].
+        underlay: u16,
+    },
+}
+
+/// A rule: where to send, what MTU to enforce, what to count.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Action.
+    pub hop: Hop,
+    /// Largest carried frame (virtual link MTU + Ethernet header).
+    pub max_frame: usize,
+    /// Counters.
+    pub counters: Arc<Counters>,
+}
+
+/// The redirector's verdict on one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Write `frame` to a local port.
+    Deliver {
+        /// Port number.
+        port: u32,
+        /// The frame inside the caller's buffer.
+        frame: Range<usize>,
+    },
+    /// Send `packet` (encapsulation header + frame) to `next_hop` with the
+    /// socket for `link_type`.
+    Send {
+        /// Encapsulation.
+        link_type: LinkType,
+        /// Next host.
+        next_hop: Ipv4Addr,
+        /// Underlay link index.
+        underlay: u16,
+        /// Encapsulated packet inside the caller's buffer (without the outer IP/UDP
+        /// header, which the socket adds).
+        packet: Range<usize>,
+    },
+    /// Dropped (already counted).
+    Drop,
+}
+
+/// Forwarding tables of one host, built from its desired config.
+#[derive(Debug, Default)]
+pub struct Tables {
+    ports: HashMap<u32, Rule>,
+    labels: HashMap<(LinkType, u32), Rule>,
+    counters: HashMap<RuleKey, Arc<Counters>>,
+    /// Frames matching no rule.
+    pub unmatched: Arc<Unmatched>,
+}
+
+fn stage_of(from_port: bool, action: &Action) -> Stage {
+    match (from_port, action) {
+        (true, Action::Deliver { .. }) => Stage::Local,
+        (true, Action::Send { .. }) => Stage::Ingress,
+        (false, Action::Deliver { .. }) => Stage::Egress,
+        (false, Action::Send { .. }) => Stage::Transit,
+    }
+}
+
+impl Tables {
+    /// Builds tables for `cfg`, keeping the counters of rules that `previous` had.
+    pub fn build(cfg: &NodeConfig, previous: Option<&Tables>) -> Tables {
+        let mut t = Tables {
+            unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(),
+            ..Tables::default()
+        };
+        let mtu_of = |slice: &str, link: &str| -> usize {
+            cfg.slivers
+                .iter()
+                .filter(|s| s.slice == slice)
+                .flat_map(|s| s.interfaces.iter())
+                .find(|i| i.link == link)
+                .map(|i| i.mtu as usize)
+                // Transit hosts have no sliver of the slice: allow the largest frame
+                // the underlay can carry; the ingress host enforced the MTU already.
+                .unwrap_or(u16::MAX as usize)
+                + ethernet::HEADER_LEN
+        };
+        let rule =
+            |t: &mut Tables, slice: &str, link: &str, direction, from_port, action: &Action| {
+                let key = RuleKey {
+                    slice: slice.into(),
+                    link: link.into(),
+                    direction,
+                    stage: stage_of(from_port, action),
+                };
+                let counters = previous
+                    .and_then(|p| p.counters.get(&key).cloned())
+                    .or_else(|| t.counters.get(&key).cloned())
+                    .unwrap_or_default();
+                t.counters.insert(key, counters.clone());
+                let hop = match action {
+                    Action::Deliver { port } => Hop::Deliver { port: *port },
+                    Action::Send {
+                        link_type,
+                        label,
+                        underlay,
+                        next_hop,
+                    } => Hop::Send {
+                        link_type: *link_type,
+                        label: *label,
+                        next_hop: *next_hop,
+                        underlay: cfg
+                            .underlay
+                            .iter()
+                            .position(|u| &u.name == underlay)
+                            .unwrap_or(0) as u16,
+                    },
+                };
+                Rule {
+                    hop,
+                    max_frame: mtu_of(slice, link),
+                    counters,
+                }
+            };
+        for p in &cfg.ports {
+            let r = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action);
+            t.ports.insert(p.port, r);
+        }
+        for l in &cfg.labels {
+            let r = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action);
+            t.labels.insert((l.link_type, l.label), r);
+        }
+        t
+    }
+
+    /// The rule for frames from `port`.
+    pub fn port_rule(&self, port: u32) -> Option<&Rule> {
+        self.ports.get(&port)
+    }
+
+    /// The rule for a label.
+    pub fn label_rule(&self, link_type: LinkType, label: u32) -> Option<&Rule> {
+        self.labels.get(&(link_type, label))
+    }
+
+    /// A frame read from local `port` into `buf[frame]` (with [`HEADROOM`] bytes
+    /// free before `frame.start`).
+    pub fn from_port(&self, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+        let Some(rule) = self.ports.get(&port) else {
+            self.unmatched.no_port_rule.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Drop;
+        };
+        forward(rule, buf, frame)
+    }
+
+    /// An IPv4 packet carrying GRE, as a raw socket delivers it, in `buf[packet]`.
+    pub fn from_gre(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+        let Some((key, inner)) = parse_gre(&buf[packet.clone()]) else {
+            self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Drop;
+        };
+        let inner = packet.start + inner.start..packet.start + inner.end;
+        self.from_label(LinkType::Gre, key, buf, inner)
+    }
+
+    /// A VXLAN packet (the UDP payload) in `buf[packet]`.
+    pub fn from_vxlan(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+        let Some((vni, inner)) = parse_vxlan(&buf[packet.clone()]) else {
+            self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Drop;
+        };
+        let inner = packet.start + inner.start..packet.start + inner.end;
+        self.from_label(LinkType::Vxlan, vni, buf, inner)
+    }
+
+    fn from_label(
+        &self,
+        link_type: LinkType,
+        label: u32,
+        buf: &mut [u8],
+        frame: Range<usize>,
+    ) -> Verdict {
+        let Some(rule) = self.labels.get(&(link_type, label)) else {
+            self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Drop;
+        };
+        forward(rule, buf, frame)
+    }
+
+    /// Counters of every rule, for reports.
+    pub fn snapshot(&self, host: &str) -> Vec<RuleCounters> {
+        let mut v: Vec<RuleCounters> = self
+            .counters
+            .iter()
+            .map(|(k, c)| RuleCounters {
+                host: host.to_string(),
+                slice: k.slice.clone(),
+                link: k.link.clone(),
+                direction: Some(k.direction),
+                stage: Some(k.stage),
+                packets: c.packets(),
+                bytes: c.bytes(),
+                drops: DropReason::ALL
+                    .iter()
+                    .filter(|r| c.drops(**r) > 0)
+                    .map(|r| (r.as_str().to_string(), c.drops(*r)))
+                    .collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            (&a.slice, &a.link, a.direction, a.stage).cmp(&(
+                &b.slice,
+                &b.link,
+                b.direction,
+                b.stage,
+            ))
+        });
+        v
+    }
+}
+
+fn forward(rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    let len = frame.len();
+    if len < ethernet::HEADER_LEN {
+        rule.counters.dropped(DropReason::Malformed);
+        return Verdict::Drop;
+    }
+    if len > rule.max_frame {
+        rule.counters.dropped(DropReason::TooBig);
+        return Verdict::Drop;
+    }
+    match rule.hop {
+        Hop::Deliver { port } => {
+            rule.counters.forwarded(len);
+            Verdict::Deliver { port, frame }
+        }
+        Hop::Send {
+            link_type,
+            label,
+            next_hop,
+            underlay,
+        } => {
+            let Some(start) = encapsulate(link_type, label, buf, frame.start) else {
+                rule.counters.dropped(DropReason::Malformed);
+                return Verdict::Drop;
+            };
+            rule.counters.forwarded(len);
+            Verdict::Send {
+                link_type,
+                next_hop,
+                underlay,
+                packet: start..frame.end,
+            }
+        }
+    }
+}
+
+/// Writes the encapsulation header for `link_type` right before `frame_start`;
+/// returns where the packet now starts, or `None` without enough headroom.
+pub fn encapsulate(
+    link_type: LinkType,
+    label: u32,
+    buf: &mut [u8],
+    frame_start: usize,
+) -> Option<usize> {
+    match link_type {
+        LinkType::Gre => {
+            let start = frame_start.checked_sub(GRE_HEADER_LEN)?;
+            let repr = gre::Repr {
+                protocol: EtherType::TransparentEthernet,
+                checksum: false,
+                key: Some(label),
+                sequence: None,
+            };
+            repr.emit(&mut gre::Packet::new_unchecked(
+                &mut buf[start..frame_start],
+            ));
+            Some(start)
+        }
+        LinkType::Vxlan => {
+            let start = frame_start.checked_sub(vxlan::HEADER_LEN)?;
+            vxlan::Repr { vni: label }
+                .emit(&mut vxlan::Packet::new_unchecked(
+                    &mut buf[start..frame_start],
+                ))
+                .ok()?;
+            Some(start)
+        }
+    }
+}
+
+/// Parses an IPv4 packet carrying GRE with a key and an Ethernet payload; returns
+/// the key and where the inner frame is.
+pub fn parse_gre(packet: &[u8]) -> Option<(u32, Range<usize>)> {
+    let ip = ipv4::Packet::new_checked(packet).ok()?;
+    if ip.version() != 4
+        || ip.protocol() != ipv4::protocol::GRE
+        || ip.more_frags()
+        || ip.frag_offset() != 0
+    {
+        return None;
+    }
+    let hl = ip.header_len();
+    let end = usize::from(ip.total_len());
+    let g = gre::Packet::new_checked(&packet[hl..end]).ok()?;
+    if g.version() != 0
+        || g.reserved0() != 0
+        || g.protocol() != EtherType::TransparentEthernet
+        || !g.verify_checksum()
+    {
+        return None;
+    }
+    let key = g.key()?;
+    Some((key, hl + g.header_len()..end))
+}
+
+/// Parses a VXLAN packet; returns the VNI and where the inner frame is.
+pub fn parse_vxlan(packet: &[u8]) -> Option<(u32, Range<usize>)> {
+    let v = vxlan::Packet::new_checked(packet).ok()?;
+    let r = vxlan::Repr::parse(&v).ok()?;
+    Some((r.vni, vxlan::HEADER_LEN..packet.len()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+use super::*;
+use netslice_embed::{Allocations, node_configs, plan};
+use netslice_model::{SliceSpec, Substrate};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const SUBSTRATE: &str = r#"
+name: lab
+hosts:
+  - { name: h1, role: vnode }
+  - { name: h2, role: vnode }
+  - { name: t1, role: transport }
+links:
+  - { endpoints: [h1, t1], bandwidth: 1Gbit }
+  - { endpoints: [t1, h2], bandwidth: 1Gbit }
+"#;
+
+fn spec(name: &str, link_type: &str) -> SliceSpec {
+    SliceSpec::from_text(&format!(
+        "name: {name}\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\nlinks:\n  - {{name: ab, type: {link_type}, bandwidth: 1Mbit, endpoints: [{{node: a}}, {{node: b}}]}}\n"
+    ))
+    .unwrap()
+}
+
+struct World {
+    tables: BTreeMap<String, Tables>,
+    addr_host: BTreeMap<Ipv4Addr, String>,
+}
+
+fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
+    let s = Substrate::from_text(SUBSTRATE).unwrap();
+    let mut held = Allocations::default();
+    let specs: Vec<SliceSpec> = slices.iter().map(|(n, t)| spec(n, t)).collect();
+    let mut plans = Vec::new();
+    for sp in &specs {
+        let p = plan(&s, sp, &held).unwrap();
+        held.add(&p);
+        plans.push(p);
+    }
+    let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
+    let cfgs = node_configs(&s, &pairs);
+    let ports = plans
+        .iter()
+        .map(|p| (p.nodes[0].interfaces[0].port, p.nodes[1].interfaces[0].port))
+        .collect();
+    let mut addr_host = BTreeMap::new();
+    for l in &s.links {
+        for e in &l.ends {
+            addr_host.insert(e.addr, e.host.clone());
+        }
+    }
+    let tables = cfgs
+        .iter()
+        .map(|(h, c)| (h.clone(), Tables::build(c, None)))
+        .collect();
+    (World { tables, addr_host }, ports)
+}
+
+fn frame(tag: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![tag; len];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, tag]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f
+}
+
+impl World {
+    /// Carries a frame from `port` on `host` until it is delivered or dropped;
+    /// each hop goes through real encapsulation bytes, with an outer IPv4 header
+    /// built the way the kernel's raw socket presents it.
+    fn carry(&self, host: &str, port: u32, f: &[u8]) -> Option<(String, u32, Vec<u8>)> {
+        let mut buf = vec![0u8; HEADROOM + f.len()];
+        buf[HEADROOM..].copy_from_slice(f);
+        let mut here = host.to_string();
+        let mut verdict =
+            self.tables[&here].from_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
+        for _ in 0..8 {
+            match verdict {
+                Verdict::Deliver { port, frame } => return Some((here, port, buf[frame].to_vec())),
+                Verdict::Drop => return None,
+                Verdict::Send {
+                    link_type,
+                    next_hop,
+                    packet,
+                    ..
+                } => {
+                    here = self.addr_host[&next_hop].clone();
+                    let payload = buf[packet].to_vec();
+                    let mut next = vec![0u8; HEADROOM];
+                    verdict = match link_type {
+                        LinkType::Gre => {
+                            let ip = ipv4::Repr {
+                                src_addr: Ipv4Addr::new(172, 31, 0, 1),
+                                dst_addr: next_hop,
+                                protocol: ipv4::protocol::GRE,
+                                payload_len: payload.len(),
+                                ttl: 64,
+                                tos: 0,
+                                ident: 0,
+                                dont_frag: true,
+                            };
+                            next.resize(HEADROOM + 20, 0);
+                            ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..]))
+                                .unwrap();
+                            next.extend_from_slice(&payload);
+                            let n = next.len();
+                            self.tables[&here].from_gre(&mut next, HEADROOM..n)
+                        }
+                        LinkType::Vxlan => {
+                            next.extend_from_slice(&payload);
+                            let n = next.len();
+                            self.tables[&here].from_vxlan(&mut next, HEADROOM..n)
+                        }
+                    };
+                    buf = next;
+                }
+            }
+        }
+        panic!("loop");
+    }
+}
+
+#[test]
+fn frames_cross_a_transit_hop_both_ways_and_both_types() {
+    for t in ["gre", "vxlan"] {
+        let (w, ports) = world(&[("red", t)]);
+        let (pa, pb) = ports[0];
+        let f = frame(1, 1514);
+        assert_eq!(
+            w.carry("h1", pa, &f),
+            Some(("h2".into(), pb, f.clone())),
+            "{t} forward"
+        );
+        assert_eq!(
+            w.carry("h2", pb, &f),
+            Some(("h1".into(), pa, f.clone())),
+            "{t} reverse"
+        );
+        let c = w.tables["t1"].snapshot("t1");
+        assert_eq!(c.len(), 2);
+        assert!(
+            c.iter()
+                .all(|r| r.packets == 1 && r.bytes == 1514 && r.stage == Some(Stage::Transit))
+        );
+    }
+}
+
+#[test]
+fn slices_stay_apart() {
+    let (w, ports) = world(&[("red", "gre"), ("blue", "gre")]);
+    let (ra, rb) = ports[0];
+    let (ba, bb) = ports[1];
+    assert_ne!(rb, bb);
+    assert_eq!(w.carry("h1", ra, &frame(1, 100)).unwrap().1, rb);
+    assert_eq!(w.carry("h1", ba, &frame(2, 100)).unwrap().1, bb);
+    let red: u64 = w.tables["t1"]
+        .snapshot("t1")
+        .iter()
+        .filter(|c| c.slice == "red")
+        .map(|c| c.packets)
+        .sum();
+    let blue: u64 = w.tables["t1"]
+        .snapshot("t1")
+        .iter()
+        .filter(|c| c.slice == "blue")
+        .map(|c| c.packets)
+        .sum();
+    assert_eq!((red, blue), (1, 1));
+}
+
+#[test]
+fn oversize_and_unknown_are_counted() {
+    let (w, ports) = world(&[("red", "gre")]);
+    let (pa, _) = ports[0];
+    assert_eq!(w.carry("h1", pa, &frame(1, 1515)), None);
+    let c = w.tables["h1"].port_rule(pa).unwrap().counters.clone();
+    assert_eq!(c.drops(DropReason::TooBig), 1);
+    assert_eq!(w.carry("h1", 999, &frame(1, 100)), None);
+    assert_eq!(
+        w.tables["h1"]
+            .unmatched
+            .no_port_rule
+            .load(Ordering::Relaxed),
+        1
+    );
+    let mut junk = vec![0u8; 100];
+    assert_eq!(w.tables["h1"].from_gre(&mut junk, 64..100), Verdict::Drop);
+    assert_eq!(
+        w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn counters_survive_rebuild() {
+    let s = Substrate::from_text(SUBSTRATE).unwrap();
+    let sp = spec("red", "gre");
+    let p = plan(&s, &sp, &Allocations::default()).unwrap();
+    let cfgs = node_configs(&s, &[(&sp, &p)]);
+    let t1 = Tables::build(&cfgs["h1"], None);
+    let port = p.nodes[0].interfaces[0].port;
+    let f = frame(1, 100);
+    let mut buf = vec![0u8; HEADROOM + 100];
+    buf[HEADROOM..].copy_from_slice(&f);
+    t1.from_port(port, &mut buf, HEADROOM..HEADROOM + 100);
+    let t2 = Tables::build(&cfgs["h1"], Some(&t1));
+    assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
+}
+
+proptest! {
+    #[test]
+    fn substrate_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let (w, _) = world(&[("red", "gre")]);
+        let mut buf = vec![0u8; HEADROOM];
+        buf.extend_from_slice(&data);
+        let n = buf.len();
+        let _ = w.tables["t1"].from_gre(&mut buf.clone(), HEADROOM..n);
+        let _ = w.tables["t1"].from_vxlan(&mut buf, HEADROOM..n);
+    }
+}
