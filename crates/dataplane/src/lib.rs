@@ -125,14 +125,10 @@ pub struct Unmatched {
 impl Unmatched {
     /// As a name -> count map.
     pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
-        [
-            ("no_port_rule", &self.no_port_rule),
-            ("no_label_rule", &self.no_label_rule),
-            ("malformed", &self.malformed),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
-        .collect()
+        [("no_port_rule", &self.no_port_rule), ("no_label_rule", &self.no_label_rule), ("malformed", &self.malformed)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -170,9 +166,14 @@ pub enum Hop {
     },
 }
 
+/// Index of a rule's counters in its [`Tables`].
+pub type RuleId = u32;
+
 /// A rule: where to send, what MTU to enforce, what to count.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Its id.
+    pub id: RuleId,
     /// Action.
     pub hop: Hop,
     /// Largest carried frame (virtual link MTU + Ethernet header).
@@ -190,6 +191,8 @@ pub enum Verdict {
         port: u32,
         /// The frame inside the caller's buffer.
         frame: Range<usize>,
+        /// Rule that matched, for [`Tables::counters_of`].
+        rule: RuleId,
     },
     /// Send `packet` (encapsulation header + frame) to `next_hop` with the
     /// socket for `link_type`.
@@ -203,6 +206,8 @@ pub enum Verdict {
         /// Encapsulated packet inside the caller's buffer (without the outer IP/UDP
         /// header, which the socket adds).
         packet: Range<usize>,
+        /// Rule that matched, for [`Tables::counters_of`].
+        rule: RuleId,
     },
     /// Dropped (already counted).
     Drop,
@@ -214,6 +219,7 @@ pub struct Tables {
     ports: HashMap<u32, Rule>,
     labels: HashMap<(LinkType, u32), Rule>,
     counters: HashMap<RuleKey, Arc<Counters>>,
+    by_id: Vec<Arc<Counters>>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
 }
@@ -230,10 +236,8 @@ fn stage_of(from_port: bool, action: &Action) -> Stage {
 impl Tables {
     /// Builds tables for `cfg`, keeping the counters of rules that `previous` had.
     pub fn build(cfg: &NodeConfig, previous: Option<&Tables>) -> Tables {
-        let mut t = Tables {
-            unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(),
-            ..Tables::default()
-        };
+        let mut t =
+            Tables { unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(), ..Tables::default() };
         let mtu_of = |slice: &str, link: &str| -> usize {
             cfg.slivers
                 .iter()
@@ -246,43 +250,26 @@ impl Tables {
                 .unwrap_or(u16::MAX as usize)
                 + ethernet::HEADER_LEN
         };
-        let rule =
-            |t: &mut Tables, slice: &str, link: &str, direction, from_port, action: &Action| {
-                let key = RuleKey {
-                    slice: slice.into(),
-                    link: link.into(),
-                    direction,
-                    stage: stage_of(from_port, action),
-                };
-                let counters = previous
-                    .and_then(|p| p.counters.get(&key).cloned())
-                    .or_else(|| t.counters.get(&key).cloned())
-                    .unwrap_or_default();
-                t.counters.insert(key, counters.clone());
-                let hop = match action {
-                    Action::Deliver { port } => Hop::Deliver { port: *port },
-                    Action::Send {
-                        link_type,
-                        label,
-                        underlay,
-                        next_hop,
-                    } => Hop::Send {
-                        link_type: *link_type,
-                        label: *label,
-                        next_hop: *next_hop,
-                        underlay: cfg
-                            .underlay
-                            .iter()
-                            .position(|u| &u.name == underlay)
-                            .unwrap_or(0) as u16,
-                    },
-                };
-                Rule {
-                    hop,
-                    max_frame: mtu_of(slice, link),
-                    counters,
-                }
+        let rule = |t: &mut Tables, slice: &str, link: &str, direction, from_port, action: &Action| {
+            let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(from_port, action) };
+            let counters = previous
+                .and_then(|p| p.counters.get(&key).cloned())
+                .or_else(|| t.counters.get(&key).cloned())
+                .unwrap_or_default();
+            t.counters.insert(key, counters.clone());
+            let id = t.by_id.len() as RuleId;
+            t.by_id.push(counters.clone());
+            let hop = match action {
+                Action::Deliver { port } => Hop::Deliver { port: *port },
+                Action::Send { link_type, label, underlay, next_hop } => Hop::Send {
+                    link_type: *link_type,
+                    label: *label,
+                    next_hop: *next_hop,
+                    underlay: cfg.underlay.iter().position(|u| &u.name == underlay).unwrap_or(0) as u16,
+                },
             };
+            Rule { id, hop, max_frame: mtu_of(slice, link), counters }
+        };
         for p in &cfg.ports {
             let r = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action);
             t.ports.insert(p.port, r);
@@ -334,18 +321,17 @@ impl Tables {
         self.from_label(LinkType::Vxlan, vni, buf, inner)
     }
 
-    fn from_label(
-        &self,
-        link_type: LinkType,
-        label: u32,
-        buf: &mut [u8],
-        frame: Range<usize>,
-    ) -> Verdict {
+    fn from_label(&self, link_type: LinkType, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.labels.get(&(link_type, label)) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
         forward(rule, buf, frame)
+    }
+
+    /// Counters of a rule named in a verdict (to count a drop the I/O side saw).
+    pub fn counters_of(&self, rule: RuleId) -> Option<&Counters> {
+        self.by_id.get(rule as usize).map(|c| &**c)
     }
 
     /// Counters of every rule, for reports.
@@ -368,14 +354,7 @@ impl Tables {
                     .collect(),
             })
             .collect();
-        v.sort_by(|a, b| {
-            (&a.slice, &a.link, a.direction, a.stage).cmp(&(
-                &b.slice,
-                &b.link,
-                b.direction,
-                b.stage,
-            ))
-        });
+        v.sort_by(|a, b| (&a.slice, &a.link, a.direction, a.stage).cmp(&(&b.slice, &b.link, b.direction, b.stage)));
         v
     }
 }
@@ -393,37 +372,22 @@ fn forward(rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
     match rule.hop {
         Hop::Deliver { port } => {
             rule.counters.forwarded(len);
-            Verdict::Deliver { port, frame }
+            Verdict::Deliver { port, frame, rule: rule.id }
         }
-        Hop::Send {
-            link_type,
-            label,
-            next_hop,
-            underlay,
-        } => {
+        Hop::Send { link_type, label, next_hop, underlay } => {
             let Some(start) = encapsulate(link_type, label, buf, frame.start) else {
                 rule.counters.dropped(DropReason::Malformed);
                 return Verdict::Drop;
             };
             rule.counters.forwarded(len);
-            Verdict::Send {
-                link_type,
-                next_hop,
-                underlay,
-                packet: start..frame.end,
-            }
+            Verdict::Send { link_type, next_hop, underlay, packet: start..frame.end, rule: rule.id }
         }
     }
 }
 
 /// Writes the encapsulation header for `link_type` right before `frame_start`;
 /// returns where the packet now starts, or `None` without enough headroom.
-pub fn encapsulate(
-    link_type: LinkType,
-    label: u32,
-    buf: &mut [u8],
-    frame_start: usize,
-) -> Option<usize> {
+pub fn encapsulate(link_type: LinkType, label: u32, buf: &mut [u8], frame_start: usize) -> Option<usize> {
     match link_type {
         LinkType::Gre => {
             let start = frame_start.checked_sub(GRE_HEADER_LEN)?;
@@ -433,18 +397,12 @@ pub fn encapsulate(
                 key: Some(label),
                 sequence: None,
             };
-            repr.emit(&mut gre::Packet::new_unchecked(
-                &mut buf[start..frame_start],
-            ));
+            repr.emit(&mut gre::Packet::new_unchecked(&mut buf[start..frame_start]));
             Some(start)
         }
         LinkType::Vxlan => {
             let start = frame_start.checked_sub(vxlan::HEADER_LEN)?;
-            vxlan::Repr { vni: label }
-                .emit(&mut vxlan::Packet::new_unchecked(
-                    &mut buf[start..frame_start],
-                ))
-                .ok()?;
+            vxlan::Repr { vni: label }.emit(&mut vxlan::Packet::new_unchecked(&mut buf[start..frame_start])).ok()?;
             Some(start)
         }
     }
@@ -454,20 +412,13 @@ pub fn encapsulate(
 /// the key and where the inner frame is.
 pub fn parse_gre(packet: &[u8]) -> Option<(u32, Range<usize>)> {
     let ip = ipv4::Packet::new_checked(packet).ok()?;
-    if ip.version() != 4
-        || ip.protocol() != ipv4::protocol::GRE
-        || ip.more_frags()
-        || ip.frag_offset() != 0
-    {
+    if ip.version() != 4 || ip.protocol() != ipv4::protocol::GRE || ip.more_frags() || ip.frag_offset() != 0 {
         return None;
     }
     let hl = ip.header_len();
     let end = usize::from(ip.total_len());
     let g = gre::Packet::new_checked(&packet[hl..end]).ok()?;
-    if g.version() != 0
-        || g.reserved0() != 0
-        || g.protocol() != EtherType::TransparentEthernet
-        || !g.verify_checksum()
+    if g.version() != 0 || g.reserved0() != 0 || g.protocol() != EtherType::TransparentEthernet || !g.verify_checksum()
     {
         return None;
     }

@@ -39,20 +39,14 @@ fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
     }
     let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
     let cfgs = node_configs(&s, &pairs);
-    let ports = plans
-        .iter()
-        .map(|p| (p.nodes[0].interfaces[0].port, p.nodes[1].interfaces[0].port))
-        .collect();
+    let ports = plans.iter().map(|p| (p.nodes[0].interfaces[0].port, p.nodes[1].interfaces[0].port)).collect();
     let mut addr_host = BTreeMap::new();
     for l in &s.links {
         for e in &l.ends {
             addr_host.insert(e.addr, e.host.clone());
         }
     }
-    let tables = cfgs
-        .iter()
-        .map(|(h, c)| (h.clone(), Tables::build(c, None)))
-        .collect();
+    let tables = cfgs.iter().map(|(h, c)| (h.clone(), Tables::build(c, None))).collect();
     (World { tables, addr_host }, ports)
 }
 
@@ -72,18 +66,12 @@ impl World {
         let mut buf = vec![0u8; HEADROOM + f.len()];
         buf[HEADROOM..].copy_from_slice(f);
         let mut here = host.to_string();
-        let mut verdict =
-            self.tables[&here].from_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
+        let mut verdict = self.tables[&here].from_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
         for _ in 0..8 {
             match verdict {
-                Verdict::Deliver { port, frame } => return Some((here, port, buf[frame].to_vec())),
+                Verdict::Deliver { port, frame, .. } => return Some((here, port, buf[frame].to_vec())),
                 Verdict::Drop => return None,
-                Verdict::Send {
-                    link_type,
-                    next_hop,
-                    packet,
-                    ..
-                } => {
+                Verdict::Send { link_type, next_hop, packet, .. } => {
                     here = self.addr_host[&next_hop].clone();
                     let payload = buf[packet].to_vec();
                     let mut next = vec![0u8; HEADROOM];
@@ -100,8 +88,7 @@ impl World {
                                 dont_frag: true,
                             };
                             next.resize(HEADROOM + 20, 0);
-                            ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..]))
-                                .unwrap();
+                            ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..])).unwrap();
                             next.extend_from_slice(&payload);
                             let n = next.len();
                             self.tables[&here].from_gre(&mut next, HEADROOM..n)
@@ -126,22 +113,11 @@ fn frames_cross_a_transit_hop_both_ways_and_both_types() {
         let (w, ports) = world(&[("red", t)]);
         let (pa, pb) = ports[0];
         let f = frame(1, 1514);
-        assert_eq!(
-            w.carry("h1", pa, &f),
-            Some(("h2".into(), pb, f.clone())),
-            "{t} forward"
-        );
-        assert_eq!(
-            w.carry("h2", pb, &f),
-            Some(("h1".into(), pa, f.clone())),
-            "{t} reverse"
-        );
+        assert_eq!(w.carry("h1", pa, &f), Some(("h2".into(), pb, f.clone())), "{t} forward");
+        assert_eq!(w.carry("h2", pb, &f), Some(("h1".into(), pa, f.clone())), "{t} reverse");
         let c = w.tables["t1"].snapshot("t1");
         assert_eq!(c.len(), 2);
-        assert!(
-            c.iter()
-                .all(|r| r.packets == 1 && r.bytes == 1514 && r.stage == Some(Stage::Transit))
-        );
+        assert!(c.iter().all(|r| r.packets == 1 && r.bytes == 1514 && r.stage == Some(Stage::Transit)));
     }
 }
 
@@ -153,18 +129,8 @@ fn slices_stay_apart() {
     assert_ne!(rb, bb);
     assert_eq!(w.carry("h1", ra, &frame(1, 100)).unwrap().1, rb);
     assert_eq!(w.carry("h1", ba, &frame(2, 100)).unwrap().1, bb);
-    let red: u64 = w.tables["t1"]
-        .snapshot("t1")
-        .iter()
-        .filter(|c| c.slice == "red")
-        .map(|c| c.packets)
-        .sum();
-    let blue: u64 = w.tables["t1"]
-        .snapshot("t1")
-        .iter()
-        .filter(|c| c.slice == "blue")
-        .map(|c| c.packets)
-        .sum();
+    let red: u64 = w.tables["t1"].snapshot("t1").iter().filter(|c| c.slice == "red").map(|c| c.packets).sum();
+    let blue: u64 = w.tables["t1"].snapshot("t1").iter().filter(|c| c.slice == "blue").map(|c| c.packets).sum();
     assert_eq!((red, blue), (1, 1));
 }
 
@@ -176,19 +142,10 @@ fn oversize_and_unknown_are_counted() {
     let c = w.tables["h1"].port_rule(pa).unwrap().counters.clone();
     assert_eq!(c.drops(DropReason::TooBig), 1);
     assert_eq!(w.carry("h1", 999, &frame(1, 100)), None);
-    assert_eq!(
-        w.tables["h1"]
-            .unmatched
-            .no_port_rule
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(w.tables["h1"].unmatched.no_port_rule.load(Ordering::Relaxed), 1);
     let mut junk = vec![0u8; 100];
     assert_eq!(w.tables["h1"].from_gre(&mut junk, 64..100), Verdict::Drop);
-    assert_eq!(
-        w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed), 1);
 }
 
 #[test]

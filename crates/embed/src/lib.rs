@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use netslice_model::api::{
-    Action, Direction, InterfaceConfig, InterfacePlan, LabelRule, LinkPlan, NodeConfig, NodePlan,
-    PortRule, SlicePlan, SliverConfig, UnderlayLink,
+    Action, Direction, InterfaceConfig, InterfacePlan, LabelRule, LinkPlan, NodeConfig, NodePlan, PortRule, SlicePlan,
+    SliverConfig, UnderlayLink,
 };
 use netslice_model::spec::SliceSpec;
 use netslice_model::substrate::{Role, Substrate};
@@ -140,16 +140,10 @@ impl Allocations {
         }
         for l in &p.links {
             for (i, lab) in l.forward_labels.iter().enumerate() {
-                self.labels
-                    .entry(l.path[i + 1].clone())
-                    .or_default()
-                    .insert(*lab);
+                self.labels.entry(l.path[i + 1].clone()).or_default().insert(*lab);
             }
             for (i, lab) in l.reverse_labels.iter().enumerate() {
-                self.labels
-                    .entry(l.path[i].clone())
-                    .or_default()
-                    .insert(*lab);
+                self.labels.entry(l.path[i].clone()).or_default().insert(*lab);
             }
         }
     }
@@ -177,12 +171,7 @@ impl Allocations {
         }
     }
 
-    fn take(
-        map: &mut BTreeMap<String, BTreeSet<u32>>,
-        host: &str,
-        first: u32,
-        max: u32,
-    ) -> Option<u32> {
+    fn take(map: &mut BTreeMap<String, BTreeSet<u32>>, host: &str, first: u32, max: u32) -> Option<u32> {
         let used = map.entry(host.to_string()).or_default();
         let mut cand = first;
         for &u in used.range(first..) {
@@ -219,10 +208,7 @@ pub fn interface_mac(substrate: &str, slice: &str, node: &str, iface: &str) -> S
         }
     }
     let b = h.to_be_bytes();
-    format!(
-        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[1], b[2], b[3], b[4], b[5]
-    )
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3], b[4], b[5])
 }
 
 /// The network namespace name of a sliver.
@@ -232,11 +218,7 @@ pub fn sliver_netns(substrate: &str, slice: &str, node: &str) -> String {
 
 /// Plans a slice against the substrate, given what other slices hold. On success
 /// the caller records the plan (e.g. with [`Allocations::add`]).
-pub fn plan(
-    substrate: &Substrate,
-    spec: &SliceSpec,
-    held: &Allocations,
-) -> Result<SlicePlan, PlanError> {
+pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Result<SlicePlan, PlanError> {
     let mut alloc = held.clone();
     // --- nodes -> hosts
     let mut placed: BTreeMap<&str, String> = BTreeMap::new();
@@ -249,22 +231,14 @@ pub fn plan(
         let host = match &n.host {
             Some(h) => {
                 let field = format!("nodes[{i}].host");
-                let host = substrate.host(h).ok_or_else(|| PlanError::UnknownHost {
-                    field: field.clone(),
-                    host: h.clone(),
-                })?;
+                let host = substrate
+                    .host(h)
+                    .ok_or_else(|| PlanError::UnknownHost { field: field.clone(), host: h.clone() })?;
                 if host.role != Role::Vnode {
-                    return Err(PlanError::NotVnode {
-                        field,
-                        host: h.clone(),
-                        role: host.role.as_str(),
-                    });
+                    return Err(PlanError::NotVnode { field, host: h.clone(), role: host.role.as_str() });
                 }
                 if free(&alloc, h) == 0 {
-                    return Err(PlanError::NoSliverSlot {
-                        field,
-                        hosts: format!("[{h}] (pinned)"),
-                    });
+                    return Err(PlanError::NoSliverSlot { field, hosts: format!("[{h}] (pinned)") });
                 }
                 h.clone()
             }
@@ -274,23 +248,11 @@ pub fn plan(
                     .iter()
                     .filter(|h| h.role == Role::Vnode && free(&alloc, &h.name) > 0)
                     // Spread: hosts this slice does not use yet first, then most free slots.
-                    .min_by_key(|h| {
-                        (
-                            used_here.contains(&h.name),
-                            std::cmp::Reverse(free(&alloc, &h.name)),
-                        )
-                    })
+                    .min_by_key(|h| (used_here.contains(&h.name), std::cmp::Reverse(free(&alloc, &h.name))))
                     .ok_or_else(|| {
-                        let all: Vec<&str> = substrate
-                            .hosts
-                            .iter()
-                            .filter(|h| h.role == Role::Vnode)
-                            .map(|h| h.name.as_str())
-                            .collect();
-                        PlanError::NoSliverSlot {
-                            field: format!("nodes[{i}]"),
-                            hosts: format!("[{}]", all.join(", ")),
-                        }
+                        let all: Vec<&str> =
+                            substrate.hosts.iter().filter(|h| h.role == Role::Vnode).map(|h| h.name.as_str()).collect();
+                        PlanError::NoSliverSlot { field: format!("nodes[{i}]"), hosts: format!("[{}]", all.join(", ")) }
                     })?;
                 best.name.clone()
             }
@@ -313,18 +275,10 @@ pub fn plan(
         .collect();
     for (li, l) in spec.links.iter().enumerate() {
         for (ei, e) in l.endpoints.iter().enumerate() {
-            let np = nodes
-                .iter_mut()
-                .find(|n| n.name == e.node)
-                .expect("validated endpoint");
-            let port =
-                Allocations::take(&mut alloc.ports, &np.host, 1, u32::MAX).ok_or_else(|| {
-                    PlanError::Exhausted {
-                        field: format!("links[{li}]"),
-                        host: np.host.clone(),
-                        what: "ports",
-                    }
-                })?;
+            let np = nodes.iter_mut().find(|n| n.name == e.node).expect("validated endpoint");
+            let port = Allocations::take(&mut alloc.ports, &np.host, 1, u32::MAX).ok_or_else(|| {
+                PlanError::Exhausted { field: format!("links[{li}]"), host: np.host.clone(), what: "ports" }
+            })?;
             let name = ifnames[&(li, ei)].clone();
             np.interfaces.push(InterfacePlan {
                 mac: interface_mac(&substrate.name, &spec.name, &e.node, &name),
@@ -341,12 +295,11 @@ pub fn plan(
         let field = format!("links[{li}]");
         let from = &placed[l.endpoints[0].node.as_str()];
         let to = &placed[l.endpoints[1].node.as_str()];
-        let (path, underlay) =
-            shortest_path(substrate, from, to).ok_or_else(|| PlanError::NoPath {
-                field: field.clone(),
-                from: from.clone(),
-                to: to.clone(),
-            })?;
+        let (path, underlay) = shortest_path(substrate, from, to).ok_or_else(|| PlanError::NoPath {
+            field: field.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        })?;
         for u in &underlay {
             let phys = substrate.link(u).expect("path uses known links");
             if l.mtu() + INNER_ETHERNET + l.link_type.overhead() > phys.mtu {
@@ -362,12 +315,10 @@ pub fn plan(
         }
         let max = l.link_type.max_label();
         let mut take = |host: &str| {
-            Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| {
-                PlanError::Exhausted {
-                    field: field.clone(),
-                    host: host.to_string(),
-                    what: "labels",
-                }
+            Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| PlanError::Exhausted {
+                field: field.clone(),
+                host: host.to_string(),
+                what: "labels",
             })
         };
         let mut forward_labels = Vec::new();
@@ -376,24 +327,14 @@ pub fn plan(
             forward_labels.push(take(&path[i + 1])?);
             reverse_labels.push(take(&path[i])?);
         }
-        links.push(LinkPlan {
-            name: l.name.clone(),
-            path,
-            underlay,
-            forward_labels,
-            reverse_labels,
-        });
+        links.push(LinkPlan { name: l.name.clone(), path, underlay, forward_labels, reverse_labels });
     }
     Ok(SlicePlan { nodes, links })
 }
 
 /// Shortest path by hop count (ties: first link in document order), as host names
 /// and the physical links between them.
-pub fn shortest_path(
-    substrate: &Substrate,
-    from: &str,
-    to: &str,
-) -> Option<(Vec<String>, Vec<String>)> {
+pub fn shortest_path(substrate: &Substrate, from: &str, to: &str) -> Option<(Vec<String>, Vec<String>)> {
     if from == to {
         return Some((vec![from.to_string()], Vec::new()));
     }
@@ -431,10 +372,7 @@ pub fn shortest_path(
 /// Derives the desired config of every host from every slice's spec and plan.
 /// Revisions are left at 0 for the caller to set. Hosts without slivers or rules
 /// still get their underlay.
-pub fn node_configs(
-    substrate: &Substrate,
-    slices: &[(&SliceSpec, &SlicePlan)],
-) -> BTreeMap<String, NodeConfig> {
+pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) -> BTreeMap<String, NodeConfig> {
     let mut out: BTreeMap<String, NodeConfig> = substrate
         .hosts
         .iter()
@@ -470,11 +408,7 @@ pub fn node_configs(
         .collect();
     let next_hop = |link: &str, to_host: &str| {
         let l = substrate.link(link).expect("known link");
-        l.ends
-            .iter()
-            .find(|e| e.host == to_host)
-            .expect("link end")
-            .addr
+        l.ends.iter().find(|e| e.host == to_host).expect("link end").addr
     };
     for (spec, plan) in slices {
         for np in &plan.nodes {
@@ -483,11 +417,7 @@ pub fn node_configs(
                 .interfaces
                 .iter()
                 .map(|i| {
-                    let l = spec
-                        .links
-                        .iter()
-                        .find(|l| l.name == i.link)
-                        .expect("plan matches spec");
+                    let l = spec.links.iter().find(|l| l.name == i.link).expect("plan matches spec");
                     InterfaceConfig {
                         name: i.name.clone(),
                         port: i.port,
@@ -513,19 +443,11 @@ pub fn node_configs(
             }
         }
         for lp in &plan.links {
-            let l = spec
-                .links
-                .iter()
-                .find(|l| l.name == lp.name)
-                .expect("plan matches spec");
+            let l = spec.links.iter().find(|l| l.name == lp.name).expect("plan matches spec");
             let port_of = |ep: usize| {
                 let node = &l.endpoints[ep].node;
                 plan.node(node)
-                    .and_then(|n| {
-                        n.interfaces
-                            .iter()
-                            .find(|i| i.link == l.name && usize::from(i.endpoint) == ep)
-                    })
+                    .and_then(|n| n.interfaces.iter().find(|i| i.link == l.name && usize::from(i.endpoint) == ep))
                     .map(|i| i.port)
                     .expect("plan has the interface")
             };
@@ -533,28 +455,12 @@ pub fn node_configs(
             let n = lp.path.len();
             let mut push_port = |host: &str, port: u32, direction: Direction, action: Action| {
                 if let Some(c) = out.get_mut(host) {
-                    c.ports.push(PortRule {
-                        port,
-                        slice: spec.name.clone(),
-                        link: l.name.clone(),
-                        direction,
-                        action,
-                    });
+                    c.ports.push(PortRule { port, slice: spec.name.clone(), link: l.name.clone(), direction, action });
                 }
             };
             if n == 1 {
-                push_port(
-                    &lp.path[0],
-                    p0,
-                    Direction::Forward,
-                    Action::Deliver { port: p1 },
-                );
-                push_port(
-                    &lp.path[0],
-                    p1,
-                    Direction::Reverse,
-                    Action::Deliver { port: p0 },
-                );
+                push_port(&lp.path[0], p0, Direction::Forward, Action::Deliver { port: p1 });
+                push_port(&lp.path[0], p1, Direction::Reverse, Action::Deliver { port: p0 });
                 continue;
             }
             let send = |hop: usize, label: u32, to: &str| Action::Send {
@@ -563,18 +469,8 @@ pub fn node_configs(
                 underlay: lp.underlay[hop].clone(),
                 next_hop: next_hop(&lp.underlay[hop], to),
             };
-            push_port(
-                &lp.path[0],
-                p0,
-                Direction::Forward,
-                send(0, lp.forward_labels[0], &lp.path[1]),
-            );
-            push_port(
-                &lp.path[n - 1],
-                p1,
-                Direction::Reverse,
-                send(n - 2, lp.reverse_labels[n - 2], &lp.path[n - 2]),
-            );
+            push_port(&lp.path[0], p0, Direction::Forward, send(0, lp.forward_labels[0], &lp.path[1]));
+            push_port(&lp.path[n - 1], p1, Direction::Reverse, send(n - 2, lp.reverse_labels[n - 2], &lp.path[n - 2]));
             let mut push_label = |host: &str, label: u32, direction: Direction, action: Action| {
                 if let Some(c) = out.get_mut(host) {
                     c.labels.push(LabelRule {
@@ -594,12 +490,7 @@ pub fn node_configs(
                 } else {
                     send(i, lp.forward_labels[i], &lp.path[i + 1])
                 };
-                push_label(
-                    &lp.path[i],
-                    lp.forward_labels[i - 1],
-                    Direction::Forward,
-                    action,
-                );
+                push_label(&lp.path[i], lp.forward_labels[i - 1], Direction::Forward, action);
             }
             // Reverse: hop i (path[i+1] -> path[i]) arrives at path[i] with reverse_labels[i].
             for i in (0..n - 1).rev() {
@@ -608,12 +499,7 @@ pub fn node_configs(
                 } else {
                     send(i - 1, lp.reverse_labels[i - 1], &lp.path[i - 1])
                 };
-                push_label(
-                    &lp.path[i],
-                    lp.reverse_labels[i],
-                    Direction::Reverse,
-                    action,
-                );
+                push_label(&lp.path[i], lp.reverse_labels[i], Direction::Reverse, action);
             }
         }
     }

@@ -43,27 +43,14 @@ links:
 /// returns the hosts visited and the port it is delivered to.
 fn trace(cfgs: &BTreeMap<String, NodeConfig>, host: &str, port: u32) -> (Vec<String>, u32) {
     let mut visited = vec![host.to_string()];
-    let rule = cfgs[host]
-        .ports
-        .iter()
-        .find(|r| r.port == port)
-        .expect("port rule");
+    let rule = cfgs[host].ports.iter().find(|r| r.port == port).expect("port rule");
     let mut action = rule.action.clone();
     let mut here = host.to_string();
     for _ in 0..16 {
         match action {
             Action::Deliver { port } => return (visited, port),
-            Action::Send {
-                label,
-                next_hop,
-                link_type,
-                ref underlay,
-            } => {
-                let l = cfgs[&here]
-                    .underlay
-                    .iter()
-                    .find(|u| &u.name == underlay)
-                    .expect("underlay");
+            Action::Send { label, next_hop, link_type, ref underlay } => {
+                let l = cfgs[&here].underlay.iter().find(|u| &u.name == underlay).expect("underlay");
                 assert_eq!(l.peer, next_hop, "next hop is the peer on the link");
                 here = l.peer_host.clone();
                 visited.push(here.clone());
@@ -90,14 +77,8 @@ fn plans_transit_path_and_forwarding_closes() {
     let cfgs = node_configs(&s, &[(&spec, &p)]);
     let pa = p.nodes[0].interfaces[0].port;
     let pb = p.nodes[1].interfaces[0].port;
-    assert_eq!(
-        trace(&cfgs, "h1", pa),
-        (vec!["h1".into(), "t1".into(), "h2".into()], pb)
-    );
-    assert_eq!(
-        trace(&cfgs, "h2", pb),
-        (vec!["h2".into(), "t1".into(), "h1".into()], pa)
-    );
+    assert_eq!(trace(&cfgs, "h1", pa), (vec!["h1".into(), "t1".into(), "h2".into()], pb));
+    assert_eq!(trace(&cfgs, "h2", pb), (vec!["h2".into(), "t1".into(), "h1".into()], pa));
     assert_eq!(cfgs["t1"].labels.len(), 2);
     assert!(cfgs["h3"].labels.is_empty() && cfgs["h3"].slivers.is_empty());
 }
@@ -125,12 +106,7 @@ fn two_slices_get_distinct_labels_and_ports() {
     let cfgs = node_configs(&s, &[(&red, &pr), (&blue, &pb)]);
     for cfg in cfgs.values() {
         let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
-        assert_eq!(
-            labels.len(),
-            cfg.labels.len(),
-            "labels unique on {}",
-            cfg.host
-        );
+        assert_eq!(labels.len(), cfg.labels.len(), "labels unique on {}", cfg.host);
         let ports: BTreeSet<u32> = cfg.ports.iter().map(|r| r.port).collect();
         assert_eq!(ports.len(), cfg.ports.len(), "ports unique on {}", cfg.host);
     }
@@ -145,27 +121,12 @@ fn two_slices_get_distinct_labels_and_ports() {
 #[test]
 fn refusals_name_the_field() {
     let s = substrate();
-    let e = plan(
-        &s,
-        &slice("red", ["h1", "h9"], "gre"),
-        &Allocations::default(),
-    )
-    .unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "h9"], "gre"), &Allocations::default()).unwrap_err();
     assert_eq!(e.field(), "nodes[1].host");
-    let e = plan(
-        &s,
-        &slice("red", ["h1", "t1"], "gre"),
-        &Allocations::default(),
-    )
-    .unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "t1"], "gre"), &Allocations::default()).unwrap_err();
     assert!(matches!(e, PlanError::NotVnode { .. }));
     // h3 sits behind a 1500-byte link: a 1500-byte virtual link does not fit.
-    let e = plan(
-        &s,
-        &slice("red", ["h1", "h3"], "gre"),
-        &Allocations::default(),
-    )
-    .unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "h3"], "gre"), &Allocations::default()).unwrap_err();
     assert_eq!(e.field(), "links[0].mtu");
     assert!(e.to_string().contains("t1-h3"), "{e}");
     // Fill h1's four slots, then ask for a fifth.
@@ -178,9 +139,7 @@ fn refusals_name_the_field() {
 #[test]
 fn unpinned_nodes_spread() {
     let s = substrate();
-    let spec =
-        SliceSpec::from_text("name: s\nnodes:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n")
-            .unwrap();
+    let spec = SliceSpec::from_text("name: s\nnodes:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n").unwrap();
     let p = plan(&s, &spec, &Allocations::default()).unwrap();
     let hosts: BTreeSet<&str> = p.nodes.iter().map(|n| n.host.as_str()).collect();
     assert_eq!(hosts.len(), 3);

@@ -14,9 +14,7 @@ use crate::substrate::Role;
 use crate::units::{Bandwidth, Memory, Micros, Percent};
 
 /// Direction along a virtual link: `Forward` is from endpoint 0 to endpoint 1.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// endpoint 0 -> endpoint 1
@@ -188,9 +186,7 @@ pub enum Action {
 }
 
 /// Where in the path a rule sits, for counters.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// From a local sliver onto the substrate.

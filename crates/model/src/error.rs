@@ -21,12 +21,7 @@ pub struct FieldError {
 impl FieldError {
     /// An error at `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-            line: None,
-            column: None,
-        }
+        FieldError { field: field.into(), message: message.into(), line: None, column: None }
     }
 }
 
@@ -58,10 +53,7 @@ pub struct SpecError {
 impl SpecError {
     /// A single error.
     pub fn one(field: impl Into<String>, message: impl Into<String>) -> SpecError {
-        SpecError {
-            file: None,
-            errors: vec![FieldError::new(field, message)],
-        }
+        SpecError { file: None, errors: vec![FieldError::new(field, message)] }
     }
 
     /// Names the file the document came from.
@@ -96,14 +88,7 @@ impl Errors {
     }
 
     pub fn finish(self) -> Result<(), SpecError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(SpecError {
-                file: None,
-                errors: self.0,
-            })
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(SpecError { file: None, errors: self.0 }) }
     }
 }
 
@@ -113,33 +98,23 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, S
     if text.trim().is_empty() {
         return Err(SpecError::one("", "the document is empty"));
     }
-    T::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(
-        |e: serde_yaml_ng::Error| {
-            let (line, column) = match e.location() {
-                Some(l) => (Some(l.line()), Some(l.column())),
-                None => (None, None),
-            };
-            let msg = e.to_string();
-            // serde_yaml_ng renders "path: message at line L column C"; split the parts.
-            let msg = match msg.rfind(" at line ") {
-                Some(i) => msg[..i].to_string(),
-                None => msg,
-            };
-            let (field, message) = match msg.split_once(": ") {
-                Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
-                _ => (String::new(), msg),
-            };
-            SpecError {
-                file: None,
-                errors: vec![FieldError {
-                    field,
-                    message,
-                    line,
-                    column,
-                }],
-            }
-        },
-    )
+    T::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e: serde_yaml_ng::Error| {
+        let (line, column) = match e.location() {
+            Some(l) => (Some(l.line()), Some(l.column())),
+            None => (None, None),
+        };
+        let msg = e.to_string();
+        // serde_yaml_ng renders "path: message at line L column C"; split the parts.
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        let (field, message) = match msg.split_once(": ") {
+            Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+            _ => (String::new(), msg),
+        };
+        SpecError { file: None, errors: vec![FieldError { field, message, line, column }] }
+    })
 }
 
 /// Checks a name used in namespace, interface and file names: lowercase letters,
@@ -148,9 +123,7 @@ pub(crate) fn check_name(errs: &mut Errors, field: &str, name: &str, max: usize)
     let ok = !name.is_empty()
         && name.len() <= max
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-');
     if !ok {
         errs.push(

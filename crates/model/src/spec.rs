@@ -37,20 +37,7 @@ pub const MAX_LINKS: usize = 1024;
 pub const NODE_TYPES: &[&str] = &["slowpath"];
 
 /// How a virtual link is carried between substrate hosts.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkType {
     /// GRE over IPv4 (RFC 2784/2890), key = per-hop label, payload = Ethernet (0x6558).
@@ -160,11 +147,7 @@ pub struct EndpointSpec {
 impl EndpointSpec {
     /// Every address of this endpoint.
     pub fn all_addresses(&self) -> Vec<IpNet> {
-        self.address
-            .iter()
-            .copied()
-            .chain(self.addresses.iter().copied())
-            .collect()
+        self.address.iter().copied().chain(self.addresses.iter().copied()).collect()
     }
 }
 
@@ -268,16 +251,10 @@ impl SliceSpec {
             errs.push("nodes", "a slice needs at least one node");
         }
         if self.nodes.len() > MAX_NODES {
-            errs.push(
-                "nodes",
-                format!("{} nodes is more than {MAX_NODES}", self.nodes.len()),
-            );
+            errs.push("nodes", format!("{} nodes is more than {MAX_NODES}", self.nodes.len()));
         }
         if self.links.len() > MAX_LINKS {
-            errs.push(
-                "links",
-                format!("{} links is more than {MAX_LINKS}", self.links.len()),
-            );
+            errs.push("links", format!("{} links is more than {MAX_LINKS}", self.links.len()));
         }
         if let Some(d) = &self.description
             && d.len() > 1024
@@ -289,32 +266,19 @@ impl SliceSpec {
             let f = format!("nodes[{i}]");
             check_name(&mut errs, &format!("{f}.name"), &n.name, MAX_NAME);
             if !nodes.insert(n.name.as_str()) {
-                errs.push(
-                    format!("{f}.name"),
-                    format!("duplicate node name {:?}", n.name),
-                );
+                errs.push(format!("{f}.name"), format!("duplicate node name {:?}", n.name));
             }
             if !NODE_TYPES.contains(&n.node_type.as_str()) {
                 errs.push(
                     format!("{f}.type"),
-                    format!(
-                        "unknown node type {:?} (this deployment offers: {})",
-                        n.node_type,
-                        NODE_TYPES.join(", ")
-                    ),
+                    format!("unknown node type {:?} (this deployment offers: {})", n.node_type, NODE_TYPES.join(", ")),
                 );
             }
             if !(n.cpu.is_finite() && n.cpu >= 0.01 && n.cpu <= 256.0) {
-                errs.push(
-                    format!("{f}.cpu"),
-                    format!("{} is not a CPU share between 0.01 and 256", n.cpu),
-                );
+                errs.push(format!("{f}.cpu"), format!("{} is not a CPU share between 0.01 and 256", n.cpu));
             }
             if n.memory.bytes() < (4 << 20) || n.memory.bytes() > (1 << 40) {
-                errs.push(
-                    format!("{f}.memory"),
-                    format!("{} is outside 4Mi..1Ti", n.memory),
-                );
+                errs.push(format!("{f}.memory"), format!("{} is outside 4Mi..1Ti", n.memory));
             }
             if n.routes.len() > 256 {
                 errs.push(format!("{f}.routes"), "more than 256 routes");
@@ -325,16 +289,10 @@ impl SliceSpec {
             let f = format!("links[{i}]");
             check_name(&mut errs, &format!("{f}.name"), &l.name, MAX_NAME);
             if !links.insert(l.name.as_str()) {
-                errs.push(
-                    format!("{f}.name"),
-                    format!("duplicate link name {:?}", l.name),
-                );
+                errs.push(format!("{f}.name"), format!("duplicate link name {:?}", l.name));
             }
             if l.bandwidth.bps() == 0 {
-                errs.push(
-                    format!("{f}.bandwidth"),
-                    "bandwidth must be greater than zero",
-                );
+                errs.push(format!("{f}.bandwidth"), "bandwidth must be greater than zero");
             }
             if let Some(m) = l.mtu
                 && !(576..=9000).contains(&m)
@@ -344,10 +302,7 @@ impl SliceSpec {
             if l.endpoints.len() != 2 {
                 errs.push(
                     format!("{f}.endpoints"),
-                    format!(
-                        "a virtual link joins exactly 2 endpoints, got {}",
-                        l.endpoints.len()
-                    ),
+                    format!("a virtual link joins exactly 2 endpoints, got {}", l.endpoints.len()),
                 );
                 continue;
             }
@@ -363,36 +318,26 @@ impl SliceSpec {
                 if let Some(i) = &e.interface {
                     let ok = !i.is_empty()
                         && i.len() <= 15
-                        && i.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                        && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
                         && i != "lo";
                     if !ok {
-                        errs.push(format!("{ef}.interface"), format!("{i:?} is not a usable interface name (1-15 of [A-Za-z0-9._-], not lo)"));
+                        errs.push(
+                            format!("{ef}.interface"),
+                            format!("{i:?} is not a usable interface name (1-15 of [A-Za-z0-9._-], not lo)"),
+                        );
                     }
                 }
                 if e.address.is_some() && !e.addresses.is_empty() {
-                    errs.push(
-                        format!("{ef}.addresses"),
-                        "give either address or addresses, not both",
-                    );
+                    errs.push(format!("{ef}.addresses"), "give either address or addresses, not both");
                 }
                 for a in e.all_addresses() {
-                    if a.addr().is_unspecified()
-                        || a.addr().is_multicast()
-                        || a.addr().is_loopback()
-                    {
-                        errs.push(
-                            format!("{ef}.address"),
-                            format!("{a} cannot be an interface address"),
-                        );
+                    if a.addr().is_unspecified() || a.addr().is_multicast() || a.addr().is_loopback() {
+                        errs.push(format!("{ef}.address"), format!("{a} cannot be an interface address"));
                     }
                 }
             }
             if l.endpoints[0].node == l.endpoints[1].node {
-                errs.push(
-                    format!("{f}.endpoints"),
-                    format!("both ends are node {:?}", l.endpoints[0].node),
-                );
+                errs.push(format!("{f}.endpoints"), format!("both ends are node {:?}", l.endpoints[0].node));
             }
         }
         // Interface names must be unique per node; routes must go via a connected subnet.
@@ -403,27 +348,14 @@ impl SliceSpec {
             let l = &self.links[*li];
             let e = &l.endpoints[*ei];
             let here = format!("links[{li}].endpoints[{ei}].interface");
-            if let Some(prev) = per_node
-                .entry(&e.node)
-                .or_default()
-                .insert(name, here.clone())
-            {
-                errs.push(
-                    here,
-                    format!("node {:?} already has interface {name:?} ({prev})", e.node),
-                );
+            if let Some(prev) = per_node.entry(&e.node).or_default().insert(name, here.clone()) {
+                errs.push(here, format!("node {:?} already has interface {name:?} ({prev})", e.node));
             }
-            subnets
-                .entry(&e.node)
-                .or_default()
-                .extend(e.all_addresses());
+            subnets.entry(&e.node).or_default().extend(e.all_addresses());
         }
         for (i, n) in self.nodes.iter().enumerate() {
             for (r, route) in n.routes.iter().enumerate() {
-                let nets = subnets
-                    .get(n.name.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
+                let nets = subnets.get(n.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
                 if !nets.iter().any(|net| net.contains(&route.via)) {
                     errs.push(
                         format!("nodes[{i}].routes[{r}].via"),
@@ -479,12 +411,7 @@ links:
     }
 
     fn fields(text: &str) -> Vec<String> {
-        SliceSpec::from_text(text)
-            .unwrap_err()
-            .errors
-            .into_iter()
-            .map(|e| e.field)
-            .collect()
+        SliceSpec::from_text(text).unwrap_err().errors.into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -493,43 +420,22 @@ links:
             fields(&RED.replace("{ node: b, address: 10.0.0.2/24 }", "{ node: x }")),
             ["links[0].endpoints[1].node"]
         );
+        assert_eq!(fields(&RED.replace("name: bc", "name: ab")), ["links[1].name"]);
+        assert_eq!(fields(&RED.replace("{ name: b, cpu: 1", "{ name: a, cpu: 1")).first().unwrap(), "nodes[1].name");
+        assert_eq!(fields(&RED.replace("bandwidth: 50Mbit", "bandwidth: 0")), ["links[1].bandwidth"]);
+        assert_eq!(fields(&RED.replace("cpu: 1,", "cpu: -2,")), ["nodes[1].cpu"]);
+        assert_eq!(fields(&RED.replace("via: 10.0.1.1", "via: 10.7.1.1")), ["nodes[2].routes[0].via"]);
         assert_eq!(
-            fields(&RED.replace("name: bc", "name: ab")),
-            ["links[1].name"]
-        );
-        assert_eq!(
-            fields(&RED.replace("{ name: b, cpu: 1", "{ name: a, cpu: 1"))
-                .first()
-                .unwrap(),
-            "nodes[1].name"
-        );
-        assert_eq!(
-            fields(&RED.replace("bandwidth: 50Mbit", "bandwidth: 0")),
-            ["links[1].bandwidth"]
-        );
-        assert_eq!(
-            fields(&RED.replace("cpu: 1,", "cpu: -2,")),
-            ["nodes[1].cpu"]
-        );
-        assert_eq!(
-            fields(&RED.replace("via: 10.0.1.1", "via: 10.7.1.1")),
-            ["nodes[2].routes[0].via"]
-        );
-        assert_eq!(
-            fields(&RED.replace(
-                "{ node: b, address: 10.0.0.2/24 }",
-                "{ node: b, interface: eth0x, address: 10.0.0.2/24 }"
-            )),
+            fields(
+                &RED.replace(
+                    "{ node: b, address: 10.0.0.2/24 }",
+                    "{ node: b, interface: eth0x, address: 10.0.0.2/24 }"
+                )
+            ),
             ["links[1].endpoints[0].interface"]
         );
-        assert_eq!(
-            fields(&RED.replace("type: vxlan", "type: mpls")),
-            ["links[1].type"]
-        );
-        assert_eq!(
-            fields(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")),
-            ["nodes[0]"]
-        );
+        assert_eq!(fields(&RED.replace("type: vxlan", "type: mpls")), ["links[1].type"]);
+        assert_eq!(fields(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")), ["nodes[0]"]);
         assert_eq!(
             fields(&RED.replace("address: 10.0.0.1/24", "address: 10.0.0.300/24")),
             ["links[0].endpoints[0].address"]
@@ -539,9 +445,7 @@ links:
 
     #[test]
     fn parse_errors_carry_line() {
-        let e =
-            SliceSpec::from_text(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }"))
-                .unwrap_err();
+        let e = SliceSpec::from_text(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")).unwrap_err();
         assert_eq!(e.errors[0].line, Some(4));
         let e = SliceSpec::from_text("name: [").unwrap_err();
         assert!(e.errors[0].line.is_some());

@@ -31,9 +31,7 @@ pub const DEFAULT_UNDERLAY: &str = "172.31.0.0/16";
 pub const DEFAULT_LINK_MTU: u32 = 9000;
 
 /// What a substrate host does.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Runs slivers and forwards virtual links (the seed's VNode).
@@ -221,9 +219,7 @@ impl Substrate {
 
     /// Links touching `host`.
     pub fn links_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Link> + 'a {
-        self.links
-            .iter()
-            .filter(move |l| l.ends_from(host).is_some())
+        self.links.iter().filter(move |l| l.ends_from(host).is_some())
     }
 }
 
@@ -240,38 +236,21 @@ impl SubstrateSpec {
             let f = format!("hosts[{i}]");
             check_name(&mut errs, &format!("{f}.name"), &h.name, MAX_NAME);
             if !names.insert(h.name.as_str()) {
-                errs.push(
-                    format!("{f}.name"),
-                    format!("duplicate host name {:?}", h.name),
-                );
+                errs.push(format!("{f}.name"), format!("duplicate host name {:?}", h.name));
             }
             if !(h.cpu.is_finite() && (0.0..=4096.0).contains(&h.cpu)) {
-                errs.push(
-                    format!("{f}.cpu"),
-                    format!("{} is not a CPU count between 0 and 4096", h.cpu),
-                );
+                errs.push(format!("{f}.cpu"), format!("{} is not a CPU count between 0 and 4096", h.cpu));
             }
             if h.memory.bytes() > (1u64 << 50) {
-                errs.push(
-                    format!("{f}.memory"),
-                    format!("{} is more than 1Pi", h.memory),
-                );
+                errs.push(format!("{f}.memory"), format!("{} is more than 1Pi", h.memory));
             }
             if h.slivers > 4096 {
-                errs.push(
-                    format!("{f}.slivers"),
-                    format!("{} sliver slots is more than 4096", h.slivers),
-                );
+                errs.push(format!("{f}.slivers"), format!("{} sliver slots is more than 4096", h.slivers));
             }
         }
-        let underlay = self
-            .underlay
-            .unwrap_or_else(|| DEFAULT_UNDERLAY.parse().expect("valid default"));
+        let underlay = self.underlay.unwrap_or_else(|| DEFAULT_UNDERLAY.parse().expect("valid default"));
         if underlay.prefix_len() > 30 {
-            errs.push(
-                "underlay",
-                format!("{underlay} is too small to number links (need /30 or larger)"),
-            );
+            errs.push("underlay", format!("{underlay} is too small to number links (need /30 or larger)"));
         }
         let mut auto = underlay.subnets(30).ok().into_iter().flatten();
         let mut used_subnets: Vec<(usize, Ipv4Net)> = Vec::new();
@@ -283,54 +262,33 @@ impl SubstrateSpec {
         for (i, l) in self.links.iter().enumerate() {
             let f = format!("links[{i}]");
             if l.endpoints.len() != 2 {
-                errs.push(
-                    format!("{f}.endpoints"),
-                    format!("a link joins exactly 2 hosts, got {}", l.endpoints.len()),
-                );
+                errs.push(format!("{f}.endpoints"), format!("a link joins exactly 2 hosts, got {}", l.endpoints.len()));
                 continue;
             }
             let mut ok = true;
             for (j, e) in l.endpoints.iter().enumerate() {
                 if !names.contains(e.as_str()) {
-                    errs.push(
-                        format!("{f}.endpoints[{j}]"),
-                        format!("no host named {e:?}"),
-                    );
+                    errs.push(format!("{f}.endpoints[{j}]"), format!("no host named {e:?}"));
                     ok = false;
                 }
             }
             if l.endpoints[0] == l.endpoints[1] {
                 errs.push(
                     format!("{f}.endpoints"),
-                    format!(
-                        "both ends are {:?}; a link joins two different hosts",
-                        l.endpoints[0]
-                    ),
+                    format!("both ends are {:?}; a link joins two different hosts", l.endpoints[0]),
                 );
                 ok = false;
             }
-            let name = l
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", l.endpoints[0], l.endpoints[1]));
+            let name = l.name.clone().unwrap_or_else(|| format!("{}-{}", l.endpoints[0], l.endpoints[1]));
             check_name(&mut errs, &format!("{f}.name"), &name, 2 * MAX_NAME + 1);
             if !link_names.insert(name.clone()) {
-                errs.push(
-                    format!("{f}.name"),
-                    format!("duplicate link name {name:?} (give parallel links a name)"),
-                );
+                errs.push(format!("{f}.name"), format!("duplicate link name {name:?} (give parallel links a name)"));
             }
             if l.bandwidth.bps() == 0 {
-                errs.push(
-                    format!("{f}.bandwidth"),
-                    "bandwidth must be greater than zero",
-                );
+                errs.push(format!("{f}.bandwidth"), "bandwidth must be greater than zero");
             }
             if l.bandwidth.bps() > 1_000_000_000_000 {
-                errs.push(
-                    format!("{f}.bandwidth"),
-                    format!("{} is more than 1Tbit", l.bandwidth),
-                );
+                errs.push(format!("{f}.bandwidth"), format!("{} is more than 1Tbit", l.bandwidth));
             }
             if let Some(d) = l.delay
                 && d.0 > 10_000_000
@@ -344,37 +302,22 @@ impl SubstrateSpec {
             let subnet = match l.subnet {
                 Some(s) => {
                     if s.prefix_len() > 30 {
-                        errs.push(
-                            format!("{f}.subnet"),
-                            format!("{s} has no room for two hosts (need /30 or larger)"),
-                        );
+                        errs.push(format!("{f}.subnet"), format!("{s} has no room for two hosts (need /30 or larger)"));
                         ok = false;
                     }
                     s
                 }
-                None => match auto
-                    .by_ref()
-                    .find(|c| !explicit.iter().any(|e| e.contains(c) || c.contains(e)))
-                {
+                None => match auto.by_ref().find(|c| !explicit.iter().any(|e| e.contains(c) || c.contains(e))) {
                     Some(s) => s,
                     None => {
-                        errs.push(
-                            format!("{f}.subnet"),
-                            format!("the underlay {underlay} has no free /30 left"),
-                        );
+                        errs.push(format!("{f}.subnet"), format!("the underlay {underlay} has no free /30 left"));
                         ok = false;
                         Ipv4Net::default()
                     }
                 },
             };
-            if let Some((j, other)) = used_subnets
-                .iter()
-                .find(|(_, o)| o.contains(&subnet) || subnet.contains(o))
-            {
-                errs.push(
-                    format!("{f}.subnet"),
-                    format!("{subnet} overlaps {other} of links[{j}]"),
-                );
+            if let Some((j, other)) = used_subnets.iter().find(|(_, o)| o.contains(&subnet) || subnet.contains(o)) {
+                errs.push(format!("{f}.subnet"), format!("{subnet} overlaps {other} of links[{j}]"));
                 ok = false;
             }
             used_subnets.push((i, subnet));
@@ -382,29 +325,20 @@ impl SubstrateSpec {
                 continue;
             }
             let mut hosts = subnet.hosts();
-            let (a_addr, b_addr) = (
-                hosts.next().expect("/30 has hosts"),
-                hosts.next().expect("/30 has hosts"),
+            let (a_addr, b_addr) = (hosts.next().expect("/30 has hosts"), hosts.next().expect("/30 has hosts"));
+            let ends = [(&l.endpoints[0], &l.endpoints[1], a_addr), (&l.endpoints[1], &l.endpoints[0], b_addr)].map(
+                |(host, peer, addr)| {
+                    let taken = ifnames.entry(host.clone()).or_default();
+                    let preferred = format!("to-{peer}");
+                    let ifname = if preferred.len() <= 15 && !taken.contains(&preferred) {
+                        preferred
+                    } else {
+                        format!("link{i}")
+                    };
+                    taken.insert(ifname.clone());
+                    LinkEnd { host: host.clone(), ifname, addr }
+                },
             );
-            let ends = [
-                (&l.endpoints[0], &l.endpoints[1], a_addr),
-                (&l.endpoints[1], &l.endpoints[0], b_addr),
-            ]
-            .map(|(host, peer, addr)| {
-                let taken = ifnames.entry(host.clone()).or_default();
-                let preferred = format!("to-{peer}");
-                let ifname = if preferred.len() <= 15 && !taken.contains(&preferred) {
-                    preferred
-                } else {
-                    format!("link{i}")
-                };
-                taken.insert(ifname.clone());
-                LinkEnd {
-                    host: host.clone(),
-                    ifname,
-                    addr,
-                }
-            });
             links.push(Link {
                 name,
                 ends,
@@ -421,13 +355,7 @@ impl SubstrateSpec {
             hosts: self
                 .hosts
                 .iter()
-                .map(|h| Host {
-                    name: h.name.clone(),
-                    role: h.role,
-                    cpu: h.cpu,
-                    memory: h.memory,
-                    slivers: h.slivers,
-                })
+                .map(|h| Host { name: h.name.clone(), role: h.role, cpu: h.cpu, memory: h.memory, slivers: h.slivers })
                 .collect(),
             links,
         })

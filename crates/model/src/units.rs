@@ -16,23 +16,14 @@ pub struct UnitError(pub String);
 
 fn split_number(s: &str) -> (&str, &str) {
     let s = s.trim();
-    let idx = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let idx = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     (s[..idx].trim(), s[idx..].trim())
 }
 
-fn parse_scaled(
-    s: &str,
-    units: &[(&str, u128)],
-    what: &str,
-    example: &str,
-) -> Result<u64, UnitError> {
+fn parse_scaled(s: &str, units: &[(&str, u128)], what: &str, example: &str) -> Result<u64, UnitError> {
     let (num, unit) = split_number(s);
     if num.is_empty() {
-        return Err(UnitError(format!(
-            "{what} {s:?} has no number (example: {example})"
-        )));
+        return Err(UnitError(format!("{what} {s:?} has no number (example: {example})")));
     }
     // An exact unit first; otherwise a case-insensitive match if it is unambiguous.
     let scale = units
@@ -45,15 +36,8 @@ fn parse_scaled(
         })
         .map(|(_, m)| *m)
         .ok_or_else(|| {
-            let names: Vec<&str> = units
-                .iter()
-                .map(|(u, _)| *u)
-                .filter(|u| !u.is_empty())
-                .collect();
-            UnitError(format!(
-                "{what} {s:?}: unknown unit {unit:?} (use one of {})",
-                names.join(", ")
-            ))
+            let names: Vec<&str> = units.iter().map(|(u, _)| *u).filter(|u| !u.is_empty()).collect();
+            UnitError(format!("{what} {s:?}: unknown unit {unit:?} (use one of {})", names.join(", ")))
         })?;
     // Exact decimal arithmetic: "1.5Gbit" = 15 * 10^8, no float rounding.
     let (int, frac) = match num.split_once('.') {
@@ -63,17 +47,9 @@ fn parse_scaled(
     if frac.contains('.') || frac.len() > 9 || (int.is_empty() && frac.is_empty()) {
         return Err(UnitError(format!("{what} {s:?} is not a number")));
     }
-    let int_v: u128 = if int.is_empty() {
-        0
-    } else {
-        int.parse()
-            .map_err(|_| UnitError(format!("{what} {s:?} is too large")))?
-    };
-    let frac_v: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().unwrap_or(0)
-    };
+    let int_v: u128 =
+        if int.is_empty() { 0 } else { int.parse().map_err(|_| UnitError(format!("{what} {s:?} is too large")))? };
+    let frac_v: u128 = if frac.is_empty() { 0 } else { frac.parse().unwrap_or(0) };
     let denom = 10u128.pow(frac.len() as u32);
     let total = int_v
         .checked_mul(scale)
@@ -81,9 +57,7 @@ fn parse_scaled(
         .filter(|&t| t <= u128::from(u64::MAX))
         .ok_or_else(|| UnitError(format!("{what} {s:?} is too large")))?;
     if frac_v * scale % denom != 0 {
-        return Err(UnitError(format!(
-            "{what} {s:?} is finer than the base unit"
-        )));
+        return Err(UnitError(format!("{what} {s:?} is finer than the base unit")));
     }
     Ok(total as u64)
 }
@@ -127,12 +101,9 @@ impl core::str::FromStr for Bandwidth {
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
-        for (unit, scale) in [
-            ("Tbit", 1_000_000_000_000u64),
-            ("Gbit", 1_000_000_000),
-            ("Mbit", 1_000_000),
-            ("kbit", 1_000),
-        ] {
+        for (unit, scale) in
+            [("Tbit", 1_000_000_000_000u64), ("Gbit", 1_000_000_000), ("Mbit", 1_000_000), ("kbit", 1_000)]
+        {
             if v >= scale && v % scale == 0 {
                 return write!(f, "{}{unit}", v / scale);
             }
@@ -193,13 +164,8 @@ impl fmt::Display for Memory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Micros(pub u64);
 
-const TIME_UNITS: &[(&str, u128)] = &[
-    ("us", 1),
-    ("ms", 1_000),
-    ("s", 1_000_000),
-    ("m", 60_000_000),
-    ("h", 3_600_000_000),
-];
+const TIME_UNITS: &[(&str, u128)] =
+    &[("us", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000), ("h", 3_600_000_000)];
 
 impl Micros {
     /// As a std duration.
@@ -213,9 +179,7 @@ impl core::str::FromStr for Micros {
     fn from_str(s: &str) -> Result<Self, UnitError> {
         let (_, unit) = split_number(s);
         if unit.is_empty() {
-            return Err(UnitError(format!(
-                "duration {s:?} needs a unit (us, ms, s, m, h)"
-            )));
+            return Err(UnitError(format!("duration {s:?} needs a unit (us, ms, s, m, h)")));
         }
         parse_scaled(s, TIME_UNITS, "duration", "2ms").map(Micros)
     }
@@ -224,12 +188,7 @@ impl core::str::FromStr for Micros {
 impl fmt::Display for Micros {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
-        for (unit, scale) in [
-            ("h", 3_600_000_000u64),
-            ("m", 60_000_000),
-            ("s", 1_000_000),
-            ("ms", 1_000),
-        ] {
+        for (unit, scale) in [("h", 3_600_000_000u64), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000)] {
             if v >= scale && v % scale == 0 {
                 return write!(f, "{}{unit}", v / scale);
             }
@@ -308,9 +267,7 @@ macro_rules! serde_via_string {
                         if !(v >= 0.0) {
                             return Err(E::custom(format!("{v} is negative or not a number")));
                         }
-                        format!("{v}")
-                            .parse()
-                            .map_err(|e: UnitError| E::custom(e.0))
+                        format!("{v}").parse().map_err(|e: UnitError| E::custom(e.0))
                     }
                 }
                 d.deserialize_any(V)
@@ -320,10 +277,7 @@ macro_rules! serde_via_string {
 }
 
 serde_via_string!(Bandwidth, "a bandwidth such as \"100Mbit\" or \"1Gbit\"");
-serde_via_string!(
-    Memory,
-    "a memory size such as \"256Mi\" or \"1Gi\" (a bare number is MiB)"
-);
+serde_via_string!(Memory, "a memory size such as \"256Mi\" or \"1Gi\" (a bare number is MiB)");
 serde_via_string!(Micros, "a duration such as \"2ms\" or \"150us\"");
 serde_via_string!(Percent, "a percentage such as \"0.5%\"");
 
@@ -334,27 +288,12 @@ mod tests {
 
     #[test]
     fn bandwidth() {
-        assert_eq!(
-            "100Mbit".parse::<Bandwidth>().unwrap(),
-            Bandwidth(100_000_000)
-        );
-        assert_eq!(
-            "1.5Gbit".parse::<Bandwidth>().unwrap(),
-            Bandwidth(1_500_000_000)
-        );
-        assert_eq!(
-            "1 Gbps".parse::<Bandwidth>().unwrap(),
-            Bandwidth(1_000_000_000)
-        );
+        assert_eq!("100Mbit".parse::<Bandwidth>().unwrap(), Bandwidth(100_000_000));
+        assert_eq!("1.5Gbit".parse::<Bandwidth>().unwrap(), Bandwidth(1_500_000_000));
+        assert_eq!("1 Gbps".parse::<Bandwidth>().unwrap(), Bandwidth(1_000_000_000));
         assert_eq!("2500".parse::<Bandwidth>().unwrap(), Bandwidth(2500));
         assert!("fast".parse::<Bandwidth>().is_err());
-        assert!(
-            "10Xbit"
-                .parse::<Bandwidth>()
-                .unwrap_err()
-                .0
-                .contains("unknown unit")
-        );
+        assert!("10Xbit".parse::<Bandwidth>().unwrap_err().0.contains("unknown unit"));
         assert!("-5Mbit".parse::<Bandwidth>().is_err());
         assert!("99999999999999999999Tbit".parse::<Bandwidth>().is_err());
         assert_eq!(Bandwidth(1_500_000_000).to_string(), "1500Mbit");
@@ -384,10 +323,7 @@ mod tests {
         let b: Bandwidth = serde_json::from_str("1000").unwrap();
         assert_eq!(b, Bandwidth(1000));
         assert!(serde_json::from_str::<Bandwidth>("-1").is_err());
-        assert_eq!(
-            serde_json::to_string(&Bandwidth(10_000_000)).unwrap(),
-            "\"10Mbit\""
-        );
+        assert_eq!(serde_json::to_string(&Bandwidth(10_000_000)).unwrap(), "\"10Mbit\"");
     }
 
     proptest! {

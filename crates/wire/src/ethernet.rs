@@ -43,11 +43,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -60,8 +56,8 @@ impl core::str::FromStr for MacAddr {
             if n == 6 || part.len() != 2 {
                 return Err(Error::Malformed("MAC address must be six hex octets"));
             }
-            out[n] = u8::from_str_radix(part, 16)
-                .map_err(|_| Error::Malformed("MAC address must be six hex octets"))?;
+            out[n] =
+                u8::from_str_radix(part, 16).map_err(|_| Error::Malformed("MAC address must be six hex octets"))?;
             n += 1;
         }
         if n != 6 {
@@ -158,11 +154,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Ensures the buffer holds at least a header.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Returns the underlying buffer.
@@ -228,11 +220,7 @@ impl Repr {
     /// Reads the header of a checked frame.
     pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Repr> {
         frame.check_len()?;
-        Ok(Repr {
-            src_addr: frame.src_addr(),
-            dst_addr: frame.dst_addr(),
-            ethertype: frame.ethertype(),
-        })
+        Ok(Repr { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: frame.ethertype() })
     }
 
     /// Header length in bytes.
@@ -253,10 +241,8 @@ mod tests {
     use super::*;
 
     // An ARP request frame header: broadcast, from 02:00:00:00:00:01.
-    static FRAME: [u8; 18] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0xaa,
-        0xbb, 0xcc, 0xdd,
-    ];
+    static FRAME: [u8; 18] =
+        [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0xaa, 0xbb, 0xcc, 0xdd];
 
     #[test]
     fn parse_vector() {
@@ -278,10 +264,7 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(
-            Frame::new_checked(&FRAME[..13]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Frame::new_checked(&FRAME[..13]).unwrap_err(), Error::Truncated);
     }
 
     #[test]
@@ -296,9 +279,7 @@ mod tests {
 
     #[test]
     fn ethertype_roundtrip() {
-        for v in [
-            0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x88e7, 0x88b5, 0x6558, 0x1234,
-        ] {
+        for v in [0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x88e7, 0x88b5, 0x6558, 0x1234] {
             assert_eq!(u16::from(EtherType::from(v)), v);
         }
     }

@@ -78,9 +78,7 @@ impl core::str::FromStr for ExtAddr {
     fn from_str(s: &str) -> Result<ExtAddr> {
         let hex: String = s.chars().filter(|&c| c != ':').collect();
         if hex.len() != 32 || !hex.is_ascii() {
-            return Err(Error::Malformed(
-                "extended-MAC address must be 32 hex digits",
-            ));
+            return Err(Error::Malformed("extended-MAC address must be 32 hex digits"));
         }
         let mut a = [0u8; 16];
         for (i, byte) in a.iter_mut().enumerate() {
@@ -112,11 +110,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ensures the header fits.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Version field.
@@ -200,11 +194,7 @@ impl Repr {
         if packet.addr_len() != ADDR_LEN {
             return Err(Error::Malformed("extended-MAC address length is not 16"));
         }
-        Ok(Repr {
-            ethertype: packet.ethertype(),
-            dst_addr: packet.dst_addr(),
-            src_addr: packet.src_addr(),
-        })
+        Ok(Repr { ethertype: packet.ethertype(), dst_addr: packet.dst_addr(), src_addr: packet.src_addr() })
     }
 
     /// Header length.
@@ -268,10 +258,7 @@ mod tests {
         let mut v = vector();
         v[0] = 2;
         assert!(Repr::parse(&Packet::new_checked(&v[..]).unwrap()).is_err());
-        assert_eq!(
-            Packet::new_checked(&vector()[..35]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&vector()[..35]).unwrap_err(), Error::Truncated);
     }
 
     #[test]

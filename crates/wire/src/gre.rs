@@ -53,11 +53,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Ensures the fixed header and every present optional field fit.
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
-        if len < BASE_HEADER_LEN || len < self.header_len() {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if len < BASE_HEADER_LEN || len < self.header_len() { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Returns the underlying buffer.
@@ -114,21 +110,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checksum field, if present.
     pub fn checksum(&self) -> Option<u16> {
-        self.has_checksum()
-            .then(|| read_u16(self.buffer.as_ref(), BASE_HEADER_LEN))
+        self.has_checksum().then(|| read_u16(self.buffer.as_ref(), BASE_HEADER_LEN))
     }
 
     /// Key, if present.
     pub fn key(&self) -> Option<u32> {
-        self.has_key()
-            .then(|| read_u32(self.buffer.as_ref(), self.key_offset()))
+        self.has_key().then(|| read_u32(self.buffer.as_ref(), self.key_offset()))
     }
 
     /// Sequence number, if present.
     pub fn sequence(&self) -> Option<u32> {
         let at = self.key_offset() + if self.has_key() { 4 } else { 0 };
-        self.has_sequence()
-            .then(|| read_u32(self.buffer.as_ref(), at))
+        self.has_sequence().then(|| read_u32(self.buffer.as_ref(), at))
     }
 
     /// Checksum is absent, or correct over header and payload.
@@ -144,16 +137,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Writes flags (version 0) and protocol type.
-    pub fn set_flags_and_protocol(
-        &mut self,
-        checksum: bool,
-        key: bool,
-        seq: bool,
-        protocol: EtherType,
-    ) {
-        let f = if checksum { FLAG_C } else { 0 }
-            | if key { FLAG_K } else { 0 }
-            | if seq { FLAG_S } else { 0 };
+    pub fn set_flags_and_protocol(&mut self, checksum: bool, key: bool, seq: bool, protocol: EtherType) {
+        let f = if checksum { FLAG_C } else { 0 } | if key { FLAG_K } else { 0 } | if seq { FLAG_S } else { 0 };
         let b = self.buffer.as_mut();
         write_u16(b, field::FLAGS.start, f);
         write_u16(b, field::PROTOCOL.start, protocol.into());
@@ -238,12 +223,7 @@ impl Repr {
     /// Writes the header. With `checksum`, the payload must already be in place and
     /// the packet's buffer must end where the payload ends.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
-        packet.set_flags_and_protocol(
-            self.checksum,
-            self.key.is_some(),
-            self.sequence.is_some(),
-            self.protocol,
-        );
+        packet.set_flags_and_protocol(self.checksum, self.key.is_some(), self.sequence.is_some(), self.protocol);
         if self.checksum {
             write_u32(packet.buffer.as_mut(), BASE_HEADER_LEN, 0);
         }
@@ -262,9 +242,7 @@ mod tests {
     use super::*;
 
     // K and S set, Ethernet payload, key 0x00000064, sequence 7, 2 payload bytes.
-    static KEYED: [u8; 14] = [
-        0x30, 0x00, 0x65, 0x58, 0, 0, 0, 0x64, 0, 0, 0, 7, 0xab, 0xcd,
-    ];
+    static KEYED: [u8; 14] = [0x30, 0x00, 0x65, 0x58, 0, 0, 0, 0x64, 0, 0, 0, 7, 0xab, 0xcd];
     // C set, IPv4 payload, 2 payload bytes.
     static CSUM: [u8; 10] = [0x80, 0x00, 0x08, 0x00, 0x76, 0xff, 0x00, 0x00, 0x01, 0x00];
 
@@ -273,12 +251,7 @@ mod tests {
         let p = Packet::new_checked(&KEYED[..]).unwrap();
         assert_eq!(
             Repr::parse(&p).unwrap(),
-            Repr {
-                protocol: EtherType::TransparentEthernet,
-                checksum: false,
-                key: Some(100),
-                sequence: Some(7)
-            }
+            Repr { protocol: EtherType::TransparentEthernet, checksum: false, key: Some(100), sequence: Some(7) }
         );
         assert_eq!(p.payload(), &[0xab, 0xcd]);
     }
@@ -287,13 +260,8 @@ mod tests {
     fn emit_keyed() {
         let mut buf = [0u8; 14];
         buf[12..].copy_from_slice(&[0xab, 0xcd]);
-        Repr {
-            protocol: EtherType::TransparentEthernet,
-            checksum: false,
-            key: Some(100),
-            sequence: Some(7),
-        }
-        .emit(&mut Packet::new_unchecked(&mut buf[..]));
+        Repr { protocol: EtherType::TransparentEthernet, checksum: false, key: Some(100), sequence: Some(7) }
+            .emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, KEYED);
     }
 
@@ -303,20 +271,12 @@ mod tests {
         assert_eq!(Repr::parse(&p).unwrap().checksum, true);
         let mut buf = [0u8; 10];
         buf[8..].copy_from_slice(&[0x01, 0x00]);
-        Repr {
-            protocol: EtherType::Ipv4,
-            checksum: true,
-            key: None,
-            sequence: None,
-        }
-        .emit(&mut Packet::new_unchecked(&mut buf[..]));
+        Repr { protocol: EtherType::Ipv4, checksum: true, key: None, sequence: None }
+            .emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, CSUM);
         let mut bad = CSUM;
         bad[9] = 1;
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&bad[..]).unwrap()),
-            Err(Error::Checksum)
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&bad[..]).unwrap()), Err(Error::Checksum));
     }
 
     #[test]
@@ -330,10 +290,7 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert_eq!(
-            Packet::new_checked(&KEYED[..11]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&KEYED[..11]).unwrap_err(), Error::Truncated);
         let mut v1 = KEYED;
         v1[1] = 0x01;
         assert!(Repr::parse(&Packet::new_checked(&v1[..]).unwrap()).is_err());

@@ -47,11 +47,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ensures the header fits.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Message type.
@@ -165,22 +161,14 @@ impl Repr {
         }
         let data_len = packet.data().len();
         match (packet.msg_type(), packet.code()) {
-            (msg_type::ECHO_REQUEST, 0) => Ok(Repr::EchoRequest {
-                ident: packet.ident(),
-                seq_no: packet.seq_no(),
-                data_len,
-            }),
-            (msg_type::ECHO_REPLY, 0) => Ok(Repr::EchoReply {
-                ident: packet.ident(),
-                seq_no: packet.seq_no(),
-                data_len,
-            }),
-            (msg_type::DST_UNREACHABLE, code) if code <= 15 => {
-                Ok(Repr::DstUnreachable { code, data_len })
+            (msg_type::ECHO_REQUEST, 0) => {
+                Ok(Repr::EchoRequest { ident: packet.ident(), seq_no: packet.seq_no(), data_len })
             }
-            (msg_type::TIME_EXCEEDED, code) if code <= 1 => {
-                Ok(Repr::TimeExceeded { code, data_len })
+            (msg_type::ECHO_REPLY, 0) => {
+                Ok(Repr::EchoReply { ident: packet.ident(), seq_no: packet.seq_no(), data_len })
             }
+            (msg_type::DST_UNREACHABLE, code) if code <= 15 => Ok(Repr::DstUnreachable { code, data_len }),
+            (msg_type::TIME_EXCEEDED, code) if code <= 1 => Ok(Repr::TimeExceeded { code, data_len }),
             _ => Err(Error::Unsupported("ICMP message type")),
         }
     }
@@ -231,14 +219,7 @@ mod tests {
     #[test]
     fn parse_vector() {
         let p = Packet::new_checked(&ECHO[..]).unwrap();
-        assert_eq!(
-            Repr::parse(&p).unwrap(),
-            Repr::EchoRequest {
-                ident: 0x1234,
-                seq_no: 1,
-                data_len: 2
-            }
-        );
+        assert_eq!(Repr::parse(&p).unwrap(), Repr::EchoRequest { ident: 0x1234, seq_no: 1, data_len: 2 });
         assert_eq!(p.data(), b"hi");
     }
 
@@ -246,12 +227,7 @@ mod tests {
     fn emit_vector() {
         let mut buf = [0u8; 10];
         buf[8..].copy_from_slice(b"hi");
-        Repr::EchoRequest {
-            ident: 0x1234,
-            seq_no: 1,
-            data_len: 2,
-        }
-        .emit(&mut Packet::new_unchecked(&mut buf[..]));
+        Repr::EchoRequest { ident: 0x1234, seq_no: 1, data_len: 2 }.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, ECHO);
     }
 
@@ -259,13 +235,7 @@ mod tests {
     fn bad_inputs() {
         let mut bad = ECHO;
         bad[9] = 0;
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&bad[..]).unwrap()),
-            Err(Error::Checksum)
-        );
-        assert_eq!(
-            Packet::new_checked(&ECHO[..7]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&bad[..]).unwrap()), Err(Error::Checksum));
+        assert_eq!(Packet::new_checked(&ECHO[..7]).unwrap_err(), Error::Truncated);
     }
 }

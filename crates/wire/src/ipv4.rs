@@ -193,8 +193,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets flags and fragment offset (offset in bytes, multiple of 8).
     pub fn set_flags_and_offset(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
-        let v =
-            (u16::from(dont_frag) << 14) | (u16::from(more_frags) << 13) | ((offset >> 3) & 0x1fff);
+        let v = (u16::from(dont_frag) << 14) | (u16::from(more_frags) << 13) | ((offset >> 3) & 0x1fff);
         write_u16(self.buffer.as_mut(), field::FLG_OFF.start, v);
     }
 
@@ -327,8 +326,8 @@ mod tests {
 
     // A UDP packet 10.0.0.1 -> 10.0.0.2, ident 0x1234, DF, TTL 64, 4 payload bytes.
     static PACKET: [u8; 24] = [
-        0x45, 0x00, 0x00, 0x18, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x14, 0x9f, 0x0a, 0x00, 0x00,
-        0x01, 0x0a, 0x00, 0x00, 0x02, 0xaa, 0xbb, 0xcc, 0xdd,
+        0x45, 0x00, 0x00, 0x18, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x14, 0x9f, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
+        0x00, 0x02, 0xaa, 0xbb, 0xcc, 0xdd,
     ];
 
     fn repr() -> Repr {
@@ -356,9 +355,7 @@ mod tests {
     fn emit_vector() {
         let mut buf = [0u8; 24];
         buf[20..].copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
-        repr()
-            .emit(&mut Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
+        repr().emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(buf, PACKET);
     }
 
@@ -374,14 +371,8 @@ mod tests {
     fn bad_inputs() {
         let mut bad = PACKET;
         bad[11] ^= 1;
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&bad[..]).unwrap()),
-            Err(Error::Checksum)
-        );
-        assert_eq!(
-            Packet::new_checked(&PACKET[..23]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&bad[..]).unwrap()), Err(Error::Checksum));
+        assert_eq!(Packet::new_checked(&PACKET[..23]).unwrap_err(), Error::Truncated);
         let mut ihl = PACKET;
         ihl[0] = 0x44;
         assert!(Packet::new_checked(&ihl[..]).is_err());

@@ -182,8 +182,7 @@ impl Repr {
 
     /// Writes the header; payloads over 65535 bytes (jumbograms) are refused.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        let len =
-            u16::try_from(self.payload_len).map_err(|_| Error::Unsupported("IPv6 jumbogram"))?;
+        let len = u16::try_from(self.payload_len).map_err(|_| Error::Unsupported("IPv6 jumbogram"))?;
         packet.set_version_tc_flow(self.traffic_class, self.flow_label);
         packet.set_payload_len(len);
         packet.set_next_header(self.next_header);
@@ -200,8 +199,8 @@ mod tests {
 
     // fe80::1 -> ff02::1, TC 0, flow 0x12345, UDP, hop limit 255, 2 payload bytes.
     static PACKET: [u8; 42] = [
-        0x60, 0x01, 0x23, 0x45, 0x00, 0x02, 0x11, 0xff, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0x01, 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xde, 0xad,
+        0x60, 0x01, 0x23, 0x45, 0x00, 0x02, 0x11, 0xff, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff,
+        0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xde, 0xad,
     ];
 
     fn repr() -> Repr {
@@ -227,18 +226,13 @@ mod tests {
     fn emit_vector() {
         let mut buf = [0u8; 42];
         buf[40..].copy_from_slice(&[0xde, 0xad]);
-        repr()
-            .emit(&mut Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
+        repr().emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(buf, PACKET);
     }
 
     #[test]
     fn bad_inputs() {
-        assert_eq!(
-            Packet::new_checked(&PACKET[..41]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&PACKET[..41]).unwrap_err(), Error::Truncated);
         let mut v4 = PACKET;
         v4[0] = 0x40;
         assert!(Repr::parse(&Packet::new_checked(&v4[..]).unwrap()).is_err());

@@ -40,11 +40,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Ensures the TCI and the customer addresses fit.
     pub fn check_len(&self) -> Result<()> {
         // TCI + C-DA + C-SA: an I-TAG without the customer addresses is meaningless.
-        if self.buffer.as_ref().len() < HEADER_LEN + 12 {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN + 12 { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Returns the underlying buffer.
@@ -90,10 +86,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets every TCI field; reserved bits are written as zero.
     pub fn set_tci(&mut self, pcp: u8, dei: bool, uca: bool, isid: u32) {
-        let tci = (u32::from(pcp & 7) << 29)
-            | (u32::from(dei) << 28)
-            | (u32::from(uca) << 27)
-            | (isid & MAX_ISID);
+        let tci = (u32::from(pcp & 7) << 29) | (u32::from(dei) << 28) | (u32::from(uca) << 27) | (isid & MAX_ISID);
         write_u32(self.buffer.as_mut(), field::TCI.start, tci);
     }
 
@@ -123,12 +116,7 @@ impl Repr {
         if packet.reserved() != 0 {
             return Err(Error::Malformed("I-TAG reserved bits set"));
         }
-        Ok(Repr {
-            pcp: packet.pcp(),
-            dei: packet.dei(),
-            uca: packet.uca(),
-            isid: packet.isid(),
-        })
+        Ok(Repr { pcp: packet.pcp(), dei: packet.dei(), uca: packet.uca(), isid: packet.isid() })
     }
 
     /// Length of the TCI.
@@ -147,22 +135,12 @@ mod tests {
     use super::*;
 
     // I-PCP 3, DEI 0, UCA 1, I-SID 0x012345, then C-DA and C-SA.
-    static ITAG: [u8; 16] = [
-        0x68, 0x01, 0x23, 0x45, 0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a,
-    ];
+    static ITAG: [u8; 16] = [0x68, 0x01, 0x23, 0x45, 0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a];
 
     #[test]
     fn parse_vector() {
         let p = Packet::new_checked(&ITAG[..]).unwrap();
-        assert_eq!(
-            Repr::parse(&p).unwrap(),
-            Repr {
-                pcp: 3,
-                dei: false,
-                uca: true,
-                isid: 0x012345
-            }
-        );
+        assert_eq!(Repr::parse(&p).unwrap(), Repr { pcp: 3, dei: false, uca: true, isid: 0x012345 });
         assert_eq!(&p.payload()[..6], &[0x02, 0, 0, 0, 0, 0x0b]);
     }
 
@@ -170,13 +148,7 @@ mod tests {
     fn emit_vector() {
         let mut buf = ITAG;
         buf[..4].fill(0);
-        Repr {
-            pcp: 3,
-            dei: false,
-            uca: true,
-            isid: 0x012345,
-        }
-        .emit(&mut Packet::new_unchecked(&mut buf[..]));
+        Repr { pcp: 3, dei: false, uca: true, isid: 0x012345 }.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, ITAG);
     }
 
@@ -185,9 +157,6 @@ mod tests {
         let mut buf = ITAG;
         buf[0] |= 0x01;
         assert!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()).is_err());
-        assert_eq!(
-            Packet::new_checked(&ITAG[..15]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&ITAG[..15]).unwrap_err(), Error::Truncated);
     }
 }

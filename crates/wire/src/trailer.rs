@@ -58,11 +58,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ensures 16 bytes are present.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Application id.
@@ -165,10 +161,7 @@ impl Repr {
         if packet.reserved() != 0 {
             return Err(Absent::ReservedNonZero);
         }
-        Ok(Repr {
-            app_id: packet.app_id(),
-            terminal_id: packet.terminal_id(),
-        })
+        Ok(Repr { app_id: packet.app_id(), terminal_id: packet.terminal_id() })
     }
 
     /// Length of a trailer.
@@ -228,8 +221,7 @@ pub fn locate(frame: &[u8]) -> core::result::Result<(Repr, usize), Absent> {
 /// Writes a trailer right after the L3 packet of the frame in `buf[..frame_len]` and
 /// returns the new frame length (any old padding beyond the L3 packet is replaced).
 pub fn append(buf: &mut [u8], frame_len: usize, repr: &Repr) -> Result<usize> {
-    let (_, end) = l3_bounds(&buf[..frame_len.min(buf.len())])
-        .map_err(|_| Error::Malformed("not an IP frame"))?;
+    let (_, end) = l3_bounds(&buf[..frame_len.min(buf.len())]).map_err(|_| Error::Malformed("not an IP frame"))?;
     if buf.len() < end + LEN {
         return Err(Error::Truncated);
     }
@@ -241,34 +233,24 @@ pub fn append(buf: &mut [u8], frame_len: usize, repr: &Repr) -> Result<usize> {
 mod tests {
     use super::*;
 
-    static TRAILER: [u8; 16] = [
-        0x00, 0x00, 0x00, 0x2a, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x00, 0x01, 0x10, 0xf1,
-        0xa7,
-    ];
+    static TRAILER: [u8; 16] =
+        [0x00, 0x00, 0x00, 0x2a, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x00, 0x01, 0x10, 0xf1, 0xa7];
 
     fn repr() -> Repr {
-        Repr {
-            app_id: 42,
-            terminal_id: [0x02, 0x11, 0x22, 0x33, 0x44, 0x55],
-        }
+        Repr { app_id: 42, terminal_id: [0x02, 0x11, 0x22, 0x33, 0x44, 0x55] }
     }
 
     /// Ethernet + a 20-byte IPv4 header with no payload.
     fn ip_frame() -> Vec<u8> {
         let mut f = vec![0u8; 14 + 20];
         f[12] = 0x08;
-        f[14..34].copy_from_slice(&[
-            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
+        f[14..34].copy_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
         f
     }
 
     #[test]
     fn parse_emit_vector() {
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&TRAILER[..]).unwrap()).unwrap(),
-            repr()
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&TRAILER[..]).unwrap()).unwrap(), repr());
         let mut buf = [0u8; 16];
         repr().emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, TRAILER);

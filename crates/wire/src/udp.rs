@@ -98,10 +98,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let len = self.len();
         let data = &self.buffer.as_ref()[..usize::from(len)];
-        Ok(
-            checksum::combine(&[pseudo_sum(src, dst, u32::from(len))?, checksum::sum(data)])
-                == 0xffff,
-        )
+        Ok(checksum::combine(&[pseudo_sum(src, dst, u32::from(len))?, checksum::sum(data)]) == 0xffff)
     }
 
     /// The payload, bounded by the length field.
@@ -200,8 +197,7 @@ impl Repr {
         dst: IpAddr,
         checksum: bool,
     ) -> Result<()> {
-        let len = u16::try_from(self.buffer_len())
-            .map_err(|_| Error::Malformed("UDP length over 65535"))?;
+        let len = u16::try_from(self.buffer_len()).map_err(|_| Error::Malformed("UDP length over 65535"))?;
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_len(len);
@@ -225,21 +221,12 @@ mod tests {
     const DST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 2));
 
     // 49152 -> 4789, 4 payload bytes, checksum over the pseudo-header.
-    static PACKET: [u8; 12] = [
-        0xc0, 0x00, 0x12, 0xb5, 0x00, 0x0c, 0xa5, 0xc6, 0x01, 0x02, 0x03, 0x04,
-    ];
+    static PACKET: [u8; 12] = [0xc0, 0x00, 0x12, 0xb5, 0x00, 0x0c, 0xa5, 0xc6, 0x01, 0x02, 0x03, 0x04];
 
     #[test]
     fn parse_vector() {
         let p = Packet::new_checked(&PACKET[..]).unwrap();
-        assert_eq!(
-            Repr::parse(&p, SRC, DST).unwrap(),
-            Repr {
-                src_port: 49152,
-                dst_port: 4789,
-                payload_len: 4
-            }
-        );
+        assert_eq!(Repr::parse(&p, SRC, DST).unwrap(), Repr { src_port: 49152, dst_port: 4789, payload_len: 4 });
         assert_eq!(p.payload(), &[1, 2, 3, 4]);
     }
 
@@ -247,13 +234,9 @@ mod tests {
     fn emit_vector() {
         let mut buf = [0u8; 12];
         buf[8..].copy_from_slice(&[1, 2, 3, 4]);
-        Repr {
-            src_port: 49152,
-            dst_port: 4789,
-            payload_len: 4,
-        }
-        .emit(&mut Packet::new_unchecked(&mut buf[..]), SRC, DST, true)
-        .unwrap();
+        Repr { src_port: 49152, dst_port: 4789, payload_len: 4 }
+            .emit(&mut Packet::new_unchecked(&mut buf[..]), SRC, DST, true)
+            .unwrap();
         assert_eq!(buf, PACKET);
     }
 
@@ -261,17 +244,11 @@ mod tests {
     fn bad_inputs() {
         let mut bad = PACKET;
         bad[11] ^= 0xff;
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&bad[..]).unwrap(), SRC, DST),
-            Err(Error::Checksum)
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&bad[..]).unwrap(), SRC, DST), Err(Error::Checksum));
         let mut short = PACKET;
         short[5] = 4;
         assert!(Packet::new_checked(&short[..]).is_err());
-        assert_eq!(
-            Packet::new_checked(&PACKET[..11]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&PACKET[..11]).unwrap_err(), Error::Truncated);
     }
 
     #[test]

@@ -40,11 +40,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ensures the tag fits.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Returns the underlying buffer.
@@ -120,12 +116,7 @@ impl Repr {
         if packet.vid() > MAX_VID {
             return Err(Error::Malformed("VLAN id 4095 is reserved"));
         }
-        Ok(Repr {
-            pcp: packet.pcp(),
-            dei: packet.dei(),
-            vid: packet.vid(),
-            ethertype: packet.ethertype(),
-        })
+        Ok(Repr { pcp: packet.pcp(), dei: packet.dei(), vid: packet.vid(), ethertype: packet.ethertype() })
     }
 
     /// Tag length (after the TPID).
@@ -151,26 +142,13 @@ mod tests {
     fn parse_vector() {
         let p = Packet::new_checked(&TAG[..]).unwrap();
         let r = Repr::parse(&p).unwrap();
-        assert_eq!(
-            r,
-            Repr {
-                pcp: 5,
-                dei: false,
-                vid: 100,
-                ethertype: EtherType::Ipv4
-            }
-        );
+        assert_eq!(r, Repr { pcp: 5, dei: false, vid: 100, ethertype: EtherType::Ipv4 });
         assert_eq!(p.payload(), &[0x45, 0x00]);
     }
 
     #[test]
     fn emit_vector() {
-        let r = Repr {
-            pcp: 5,
-            dei: false,
-            vid: 100,
-            ethertype: EtherType::Ipv4,
-        };
+        let r = Repr { pcp: 5, dei: false, vid: 100, ethertype: EtherType::Ipv4 };
         let mut buf = [0u8; 4];
         r.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, TAG[..4]);
@@ -180,13 +158,7 @@ mod tests {
     fn dei_and_reserved_vid() {
         let p = Packet::new_checked(&[0x1f, 0xff, 0x08, 0x00][..]).unwrap();
         assert!(p.dei());
-        assert_eq!(
-            Repr::parse(&p),
-            Err(Error::Malformed("VLAN id 4095 is reserved"))
-        );
-        assert_eq!(
-            Packet::new_checked(&[0u8; 3][..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Repr::parse(&p), Err(Error::Malformed("VLAN id 4095 is reserved")));
+        assert_eq!(Packet::new_checked(&[0u8; 3][..]).unwrap_err(), Error::Truncated);
     }
 }

@@ -37,11 +37,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ensures the header fits.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
     }
 
     /// Returns the underlying buffer.
@@ -139,9 +135,7 @@ mod tests {
     fn emit_vector() {
         let mut buf = [0u8; 10];
         buf[8..].copy_from_slice(&[0xaa, 0xbb]);
-        Repr { vni: 0x123456 }
-            .emit(&mut Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
+        Repr { vni: 0x123456 }.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(buf, PACKET);
     }
 
@@ -150,15 +144,8 @@ mod tests {
         let mut no_i = PACKET;
         no_i[0] = 0;
         assert!(Repr::parse(&Packet::new_checked(&no_i[..]).unwrap()).is_err());
-        assert_eq!(
-            Packet::new_checked(&PACKET[..7]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Packet::new_checked(&PACKET[..7]).unwrap_err(), Error::Truncated);
         let mut buf = [0u8; 8];
-        assert!(
-            Repr { vni: 1 << 24 }
-                .emit(&mut Packet::new_unchecked(&mut buf[..]))
-                .is_err()
-        );
+        assert!(Repr { vni: 1 << 24 }.emit(&mut Packet::new_unchecked(&mut buf[..])).is_err());
     }
 }

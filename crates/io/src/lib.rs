@@ -1,0 +1,52 @@
+//! Every piece of OS I/O netslice does, and the only crate with `unsafe` code.
+//!
+//! - [`cmd`]: running `ip` (iproute2) with errors that say which command failed.
+//! - [`netns`]: named network namespaces; running code inside one on a thread.
+//! - [`tap`]: persistent TAP devices (so a sliver's interface outlives an agent restart).
+//! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
+//! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
+//! - [`process`]: signals, liveness, detached daemons.
+
+pub mod cgroup;
+pub mod cmd;
+pub mod netns;
+pub mod process;
+pub mod sock;
+pub mod tap;
+
+/// An OS-level failure, naming what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command exited non-zero.
+    #[error("`{cmd}` failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        cmd: String,
+        /// Exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Os { what: what.into(), source }
+    }
+
+    pub(crate) fn last(what: impl Into<String>) -> Error {
+        Error::Os { what: what.into(), source: std::io::Error::last_os_error() }
+    }
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,97 @@
+//! Processes: signals, liveness, and detached daemons.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use crate::{Error, Result};
+
+/// Sends `signal` to `pid`; `Ok(false)` if no such process.
+pub fn signal(pid: i32, signal: i32) -> Result<bool> {
+    if pid <= 0 {
+        return Ok(false);
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions; pid > 0 targets one process.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(Error::os(format!("signalling process {pid}"), e))
+    }
+}
+
+/// Whether `pid` is alive (and not a zombie).
+pub fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            // The state follows the parenthesised command name.
+            let state = s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The command line of `pid`, NUL separators replaced by spaces.
+pub fn cmdline(pid: i32) -> Option<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+}
+
+/// Starts `cmd` detached from this process (new session, stdin from /dev/null,
+/// stdout and stderr appended to `log`); returns its PID.
+pub fn spawn_daemon(mut cmd: Command, log: &std::path::Path) -> Result<u32> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::os(format!("opening log {}", log.display()), e))?;
+    let err = out.try_clone().map_err(|e| Error::os("duplicating log fd", e))?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: the closure only calls setsid(2), which is async-signal-safe, between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| Error::os(format!("starting {:?}", cmd.get_program()), e))?;
+    Ok(child.id())
+}
+
+/// Reaps any exited children of this process without blocking (daemons started
+/// by [`spawn_daemon`] are children until this process exits).
+pub fn reap_children() {
+    loop {
+        // SAFETY: waitpid with WNOHANG and a null status pointer is always sound.
+        let rc = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if rc <= 0 {
+            break;
+        }
+    }
+}
+
+/// Replaces this process with `prog args` after moving it into network namespace
+/// `netns` (and, if given, the sliver cgroup `cgroup`). Returns only on failure.
+pub fn exec_in(netns: &str, cgroup: Option<&str>, prog: &str, args: &[String]) -> Error {
+    if let Err(e) = crate::netns::enter(netns) {
+        return e;
+    }
+    if let Some(cg) = cgroup
+        && let Err(e) = crate::cgroup::add_pid(cg, std::process::id())
+    {
+        return e;
+    }
+    let e = Command::new(prog).args(args).exec();
+    Error::os(format!("running {prog}"), e)
+}
