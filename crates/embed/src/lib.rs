@@ -398,6 +398,7 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                 host: h.name.clone(),
                 substrate: substrate.name.clone(),
                 revision: 0,
+                epoch: String::new(),
                 underlay,
                 slivers: Vec::new(),
                 ports: Vec::new(),

@@ -95,3 +95,8 @@ pub fn exec_in(netns: &str, cgroup: Option<&str>, prog: &str, args: &[String]) -
     let e = Command::new(prog).args(args).exec();
     Error::os(format!("running {prog}"), e)
 }
+
+/// SIGKILL.
+pub const SIGKILL: i32 = libc::SIGKILL;
+/// SIGTERM.
+pub const SIGTERM: i32 = libc::SIGTERM;

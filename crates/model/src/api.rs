@@ -240,6 +240,8 @@ pub struct NodeConfig {
     pub substrate: String,
     /// Increases whenever anything in here changes.
     pub revision: u64,
+    /// Identity of the manager's store; a new epoch means revisions restarted.
+    pub epoch: String,
     /// Physical links at this host.
     pub underlay: Vec<UnderlayLink>,
     /// Slivers to run.
@@ -291,6 +293,8 @@ pub struct NodeReport {
     pub host: String,
     /// Revision of the last desired state fully applied.
     pub applied_revision: u64,
+    /// Epoch of that desired state.
+    pub epoch: String,
     /// Problems, empty when everything applied.
     pub errors: Vec<ApplyError>,
     /// Counters of every rule.

@@ -1,0 +1,252 @@
+//! Node slivers: a network namespace per virtual node, with persistent TAP
+//! interfaces, addresses, routes, forwarding sysctls and cgroup limits.
+//!
+//! Reconciliation is idempotent: it compares what the kernel has with what the
+//! desired config says and changes only the difference, so re-applying the same
+//! config (after an agent restart, say) disturbs nothing a sliver is running.
+//! A ledger in the agent's state directory records every sliver *before* it is
+//! created, so a crash at any point leaves nothing the next run cannot find.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use netslice_io::cmd::{addresses, ip_in, link_exists};
+use netslice_io::tap::Tap;
+use netslice_io::{cgroup, netns, process};
+use netslice_model::api::{ApplyError, NodeConfig, SliverConfig};
+use serde::{Deserialize, Serialize};
+
+/// What the agent created for one sliver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliverRecord {
+    /// Slice.
+    pub slice: String,
+    /// Virtual node.
+    pub node: String,
+    /// Interfaces created.
+    pub interfaces: BTreeSet<String>,
+    /// Routes installed, as `ip route` arguments (`TO via VIA`).
+    pub routes: BTreeSet<String>,
+    /// Whether cgroups were created.
+    pub cgroup: bool,
+}
+
+/// Every sliver this agent created, by namespace name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Records by namespace.
+    pub slivers: BTreeMap<String, SliverRecord>,
+}
+
+/// The slivers of this host.
+#[derive(Debug)]
+pub struct Slivers {
+    path: PathBuf,
+    ledger: Ledger,
+    taps: HashMap<(String, String), Arc<Tap>>,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Slivers {
+    /// Loads the ledger from `state_dir`.
+    pub fn load(state_dir: &Path) -> Slivers {
+        let path = state_dir.join("slivers.json");
+        let ledger = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Slivers { path, ledger, taps: HashMap::new() }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn save(&self) {
+        let bytes = serde_json::to_vec_pretty(&self.ledger).expect("ledger serializes");
+        if let Err(e) = write_atomic(&self.path, &bytes) {
+            tracing::error!("cannot save sliver ledger {}: {e}", self.path.display());
+        }
+    }
+
+    /// Makes the slivers match `cfg`. Returns the open TAP of every port and the
+    /// problems met; a sliver that fails does not stop the others.
+    pub fn apply(&mut self, cfg: &NodeConfig) -> (HashMap<u32, Arc<Tap>>, Vec<ApplyError>) {
+        let mut errors = Vec::new();
+        let mut ports = HashMap::new();
+        let wanted: BTreeSet<&str> = cfg.slivers.iter().map(|s| s.netns.as_str()).collect();
+        // Tear down slivers no longer wanted first, freeing their resources.
+        let gone: Vec<String> = self.ledger.slivers.keys().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
+        for ns in gone {
+            let rec = self.ledger.slivers[&ns].clone();
+            match self.teardown(&ns, &rec) {
+                Ok(()) => {
+                    self.ledger.slivers.remove(&ns);
+                    self.save();
+                    tracing::info!("removed sliver {}/{} ({ns})", rec.slice, rec.node);
+                }
+                Err(e) => errors.push(ApplyError {
+                    slice: Some(rec.slice.clone()),
+                    node: Some(rec.node.clone()),
+                    message: format!("removing sliver: {e}"),
+                }),
+            }
+        }
+        for s in &cfg.slivers {
+            match self.ensure(s) {
+                Ok(p) => ports.extend(p),
+                Err(e) => {
+                    tracing::warn!("sliver {}/{}: {e}", s.slice, s.node);
+                    errors.push(ApplyError { slice: Some(s.slice.clone()), node: Some(s.node.clone()), message: e });
+                }
+            }
+        }
+        (ports, errors)
+    }
+
+    fn ensure(&mut self, s: &SliverConfig) -> Result<Vec<(u32, Arc<Tap>)>, String> {
+        let ns = s.netns.as_str();
+        // Record intent before touching the kernel.
+        let rec = self
+            .ledger
+            .slivers
+            .entry(ns.to_string())
+            .or_insert_with(|| SliverRecord { slice: s.slice.clone(), node: s.node.clone(), ..Default::default() })
+            .clone();
+        let mut rec = SliverRecord {
+            interfaces: rec.interfaces.union(&s.interfaces.iter().map(|i| i.name.clone()).collect()).cloned().collect(),
+            ..rec
+        };
+        self.ledger.slivers.insert(ns.to_string(), rec.clone());
+        self.save();
+
+        netns::create(ns).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for i in &s.interfaces {
+            let key = (ns.to_string(), i.name.clone());
+            let tap = match self.taps.get(&key) {
+                Some(t) if link_exists(ns, &i.name) => t.clone(),
+                _ => {
+                    let name = i.name.clone();
+                    let t = Arc::new(
+                        netns::run_in(ns, move || Tap::open_persistent(&name)).map_err(|e| format!("interface {}: {e}", i.name))?,
+                    );
+                    self.taps.insert(key, t.clone());
+                    t
+                }
+            };
+            let mtu = i.mtu.to_string();
+            ip_in(ns, &["link", "set", "dev", &i.name, "address", &i.mac, "mtu", &mtu, "up"])
+                .map_err(|e| e.to_string())?;
+            // Addresses: add what is missing, remove what is no longer wanted.
+            let have: BTreeSet<String> = addresses(ns, &i.name)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|a| a.scope != "link")
+                .map(|a| a.cidr)
+                .collect();
+            let want: BTreeSet<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+            for a in want.difference(&have) {
+                let mut args = vec!["addr", "add", a.as_str(), "dev", &i.name];
+                if a.contains(':') {
+                    args.push("nodad");
+                }
+                ip_in(ns, &args).map_err(|e| e.to_string())?;
+            }
+            for a in have.difference(&want) {
+                ip_in(ns, &["addr", "del", a, "dev", &i.name]).map_err(|e| e.to_string())?;
+            }
+            out.push((i.port, tap));
+        }
+        // Interfaces this sliver no longer has.
+        let want_if: BTreeSet<String> = s.interfaces.iter().map(|i| i.name.clone()).collect();
+        for old in rec.interfaces.difference(&want_if).cloned().collect::<Vec<_>>() {
+            if let Some(t) = self.taps.remove(&(ns.to_string(), old.clone())) {
+                let _ = t.unpersist();
+            }
+            if link_exists(ns, &old) {
+                ip_in(ns, &["link", "del", "dev", &old]).map_err(|e| e.to_string())?;
+            }
+            rec.interfaces.remove(&old);
+        }
+        // Routes.
+        let want_routes: BTreeSet<String> = s.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect();
+        for r in &want_routes {
+            let args: Vec<&str> = ["route", "replace"].into_iter().chain(r.split(' ')).collect();
+            ip_in(ns, &args).map_err(|e| format!("route {r}: {e}"))?;
+        }
+        for r in rec.routes.difference(&want_routes) {
+            let args: Vec<&str> = ["route", "del"].into_iter().chain(r.split(' ')).collect();
+            let _ = ip_in(ns, &args);
+        }
+        rec.routes = want_routes;
+        // Forwarding.
+        let fwd = if s.ip_forward { "1" } else { "0" };
+        netns::sysctl(ns, "net.ipv4.ip_forward", fwd).map_err(|e| e.to_string())?;
+        // Limits.
+        if cgroup::available() {
+            cgroup::ensure(ns, s.cpu, s.memory.bytes()).map_err(|e| e.to_string())?;
+            rec.cgroup = true;
+        }
+        self.ledger.slivers.insert(ns.to_string(), rec);
+        self.save();
+        Ok(out)
+    }
+
+    fn teardown(&mut self, ns: &str, rec: &SliverRecord) -> Result<(), String> {
+        kill_sliver_processes(ns, rec.cgroup);
+        let keys: Vec<(String, String)> = self.taps.keys().filter(|(n, _)| n == ns).cloned().collect();
+        for k in keys {
+            if let Some(t) = self.taps.remove(&k) {
+                let _ = t.unpersist();
+            }
+        }
+        for i in &rec.interfaces {
+            if netns::exists(ns) && link_exists(ns, i) {
+                let _ = ip_in(ns, &["link", "del", "dev", i]);
+            }
+        }
+        netns::delete(ns).map_err(|e| e.to_string())?;
+        if rec.cgroup {
+            remove_cgroup(ns)?;
+        }
+        Ok(())
+    }
+}
+
+/// Kills every process in a sliver (its namespace and its cgroup), by PID.
+pub fn kill_sliver_processes(ns: &str, cgroup: bool) {
+    for _ in 0..20 {
+        let mut pids = if netns::exists(ns) { netns::pids(ns) } else { Vec::new() };
+        if cgroup {
+            pids.extend(cgroup::pids(ns));
+        }
+        pids.retain(|p| *p != std::process::id() as i32);
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            let _ = process::signal(p, process::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Removes a sliver's cgroups, waiting for killed processes to leave them.
+pub fn remove_cgroup(ns: &str) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..40 {
+        match cgroup::remove(ns) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err(last)
+}
