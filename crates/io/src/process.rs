@@ -100,3 +100,29 @@ pub fn exec_in(netns: &str, cgroup: Option<&str>, prog: &str, args: &[String]) -
 pub const SIGKILL: i32 = libc::SIGKILL;
 /// SIGTERM.
 pub const SIGTERM: i32 = libc::SIGTERM;
+
+/// Prepares `cmd` to start inside network namespace `netns` (the namespace is
+/// opened now, entered in the child between fork and exec).
+pub fn in_netns(cmd: &mut Command, netns: &str) -> Result<()> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let f = std::fs::File::open(crate::netns::path(netns))
+        .map_err(|e| Error::os(format!("opening network namespace {netns}"), e))?;
+    let fd: OwnedFd = f.into();
+    // SAFETY: the closure calls only setns(2), which is async-signal-safe, on a
+    // descriptor opened before fork and kept alive by the closure itself.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root (effective UID 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,371 @@
+//! The manager's state and the one place that changes it.
+//!
+//! Handlers parse and validate, then call a method here under one lock (the
+//! firecracker pattern: one owner of the state). Every change is computed on the
+//! side, committed to the store in one transaction, and only then made visible, so
+//! a refused or failed request changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use netslice_embed::{Allocations, PlanError, node_configs, plan};
+use netslice_model::api::{
+    HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary,
+};
+use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
+
+use crate::store::{SliceRow, Store, StoreError};
+
+/// A host that has not reported for this long is down.
+pub const HOST_DOWN_AFTER: Duration = Duration::from_secs(10);
+
+/// Why a request failed. Mapped to HTTP statuses in one place (`api::status_of`).
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The document is invalid.
+    #[error("invalid {what}")]
+    Invalid {
+        /// "slice spec", "request", ...
+        what: &'static str,
+        /// Field errors.
+        errors: Vec<FieldError>,
+    },
+    /// The slice cannot be placed on this substrate.
+    #[error("cannot place slice: {0}")]
+    Unplaceable(#[from] PlanError),
+    /// No such object.
+    #[error("{0}")]
+    NotFound(String),
+    /// Conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SpecError> for ManagerError {
+    fn from(e: SpecError) -> Self {
+        ManagerError::Invalid { what: "slice spec", errors: e.errors }
+    }
+}
+
+#[derive(Debug, Default)]
+struct HostRuntime {
+    registered: Option<Instant>,
+    report: Option<(Instant, NodeReport)>,
+}
+
+/// The manager's state.
+#[derive(Debug)]
+pub struct State {
+    store: Store,
+    substrate: Substrate,
+    epoch: String,
+    revision: u64,
+    slices: BTreeMap<String, SliceRow>,
+    alloc: Allocations,
+    configs: BTreeMap<String, NodeConfig>,
+    hosts: BTreeMap<String, HostRuntime>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn new_epoch() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}{:05x}", t.as_nanos() as u64, std::process::id() & 0xfffff)
+}
+
+/// Config without the fields that change with every derivation.
+fn content(c: &NodeConfig) -> NodeConfig {
+    NodeConfig { revision: 0, epoch: String::new(), ..c.clone() }
+}
+
+impl State {
+    /// Opens the store. The substrate comes from the store; `substrate` is stored on
+    /// first start, and may replace the stored one only while no slice exists.
+    pub fn open(db: &Path, substrate: Option<Substrate>) -> Result<State, ManagerError> {
+        let store = Store::open(db)?;
+        let slices = store.slices()?;
+        let stored = store.substrate()?;
+        let substrate = match (stored, substrate) {
+            (Some(s), None) => s,
+            (None, Some(s)) => {
+                store.set_meta("substrate", &serde_json::to_string(&s).expect("substrate serializes"))?;
+                s
+            }
+            (Some(old), Some(new)) if old == new => old,
+            (Some(_), Some(new)) if slices.is_empty() => {
+                store.set_meta("substrate", &serde_json::to_string(&new).expect("substrate serializes"))?;
+                new
+            }
+            (Some(old), Some(_)) => {
+                return Err(ManagerError::Conflict(format!(
+                    "the store already holds substrate {:?} with {} slices; delete them before changing the substrate",
+                    old.name,
+                    slices.len()
+                )));
+            }
+            (None, None) => {
+                return Err(ManagerError::NotFound(
+                    "the store has no substrate yet: start the manager with --substrate FILE".into(),
+                ));
+            }
+        };
+        let epoch = match store.meta("epoch")? {
+            Some(e) => e,
+            None => {
+                let e = new_epoch();
+                store.set_meta("epoch", &e)?;
+                e
+            }
+        };
+        let revision = store.meta("revision")?.and_then(|r| r.parse().ok()).unwrap_or(0);
+        let host_revs = store.host_revisions()?;
+        let alloc = Allocations::from_plans(slices.values().map(|s| &s.plan));
+        let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
+        let mut configs = node_configs(&substrate, &pairs);
+        for (h, c) in configs.iter_mut() {
+            c.revision = host_revs.get(h).copied().unwrap_or(0);
+            c.epoch = epoch.clone();
+        }
+        let hosts = substrate.hosts.iter().map(|h| (h.name.clone(), HostRuntime::default())).collect();
+        tracing::info!(
+            "store open: substrate {:?} ({} hosts, {} links), {} slices, revision {revision}, epoch {epoch}",
+            substrate.name,
+            substrate.hosts.len(),
+            substrate.links.len(),
+            slices.len()
+        );
+        Ok(State { store, substrate, epoch, revision, slices, alloc, configs, hosts })
+    }
+
+    /// The substrate.
+    pub fn substrate(&self) -> &Substrate {
+        &self.substrate
+    }
+
+    /// The global revision.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The store's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Recomputes host configs for `slices`, commits, and makes it visible.
+    fn commit(
+        &mut self,
+        slices: BTreeMap<String, SliceRow>,
+        put: &[&str],
+        delete: &[&str],
+        alloc: Allocations,
+    ) -> Result<u64, ManagerError> {
+        let revision = self.revision + 1;
+        let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
+        let mut configs = node_configs(&self.substrate, &pairs);
+        let mut changed = BTreeMap::new();
+        for (h, c) in configs.iter_mut() {
+            let old = self.configs.get(h);
+            if old.map(content).as_ref() == Some(&content(c)) {
+                c.revision = old.map(|o| o.revision).unwrap_or(0);
+            } else {
+                c.revision = revision;
+                changed.insert(h.clone(), revision);
+            }
+            c.epoch = self.epoch.clone();
+        }
+        let rows: Vec<(&str, &SliceRow)> = put.iter().map(|n| (*n, &slices[*n])).collect();
+        self.store.commit(&rows, delete, &changed, revision)?;
+        self.revision = revision;
+        self.slices = slices;
+        self.alloc = alloc;
+        self.configs = configs;
+        Ok(revision)
+    }
+
+    /// Creates a slice, or leaves an identical one alone. Returns whether it was
+    /// created. A changed spec for an existing slice is refused (live modification
+    /// comes with the lifecycle work).
+    pub fn apply(&mut self, spec: SliceSpec, create_only: bool) -> Result<bool, ManagerError> {
+        spec.validate()?;
+        if let Some(existing) = self.slices.get(&spec.name) {
+            if create_only {
+                return Err(ManagerError::Conflict(format!("slice {:?} already exists", spec.name)));
+            }
+            if existing.spec == spec {
+                return Ok(false);
+            }
+            return Err(ManagerError::Conflict(format!(
+                "slice {:?} exists with a different spec; live modification is not supported yet: delete it and apply again",
+                spec.name
+            )));
+        }
+        let p = plan(&self.substrate, &spec, &self.alloc)?;
+        let mut alloc = self.alloc.clone();
+        alloc.add(&p);
+        let mut slices = self.slices.clone();
+        let name = spec.name.clone();
+        slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created: now_secs() });
+        self.commit(slices, &[&name], &[], alloc)?;
+        tracing::info!("slice {name} created at revision {}", self.revision);
+        Ok(true)
+    }
+
+    /// Deletes a slice; returns the revision at which it is gone.
+    pub fn delete(&mut self, name: &str) -> Result<u64, ManagerError> {
+        let Some(row) = self.slices.get(name) else {
+            return Err(ManagerError::NotFound(format!("no slice named {name:?}")));
+        };
+        let mut alloc = self.alloc.clone();
+        alloc.remove(&row.plan);
+        let mut slices = self.slices.clone();
+        slices.remove(name);
+        let rev = self.commit(slices, &[], &[name], alloc)?;
+        tracing::info!("slice {name} deleted at revision {rev}");
+        Ok(rev)
+    }
+
+    /// The desired config of a host.
+    pub fn config(&self, host: &str) -> Option<&NodeConfig> {
+        self.configs.get(host)
+    }
+
+    /// Records an agent registration.
+    pub fn register(&mut self, host: &str) -> Result<(), ManagerError> {
+        let rt = self
+            .hosts
+            .get_mut(host)
+            .ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?} in substrate {:?}", self.substrate.name)))?;
+        rt.registered = Some(Instant::now());
+        tracing::info!("agent of {host} registered");
+        Ok(())
+    }
+
+    /// Records an agent report.
+    pub fn report(&mut self, host: &str, report: NodeReport) -> Result<(), ManagerError> {
+        if report.host != host {
+            return Err(ManagerError::Invalid {
+                what: "report",
+                errors: vec![FieldError::new("host", format!("report for {:?} sent to {host:?}", report.host))],
+            });
+        }
+        let rt = self
+            .hosts
+            .get_mut(host)
+            .ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
+        rt.report = Some((Instant::now(), report));
+        Ok(())
+    }
+
+    fn fresh_report(&self, host: &str) -> Option<&NodeReport> {
+        self.hosts
+            .get(host)
+            .and_then(|h| h.report.as_ref())
+            .filter(|(t, r)| t.elapsed() < HOST_DOWN_AFTER && r.epoch == self.epoch)
+            .map(|(_, r)| r)
+    }
+
+    fn slice_state(&self, name: &str, row: &SliceRow) -> (SliceState, Option<String>) {
+        let mut hosts: Vec<&str> = row.plan.nodes.iter().map(|n| n.host.as_str()).collect();
+        hosts.extend(row.plan.links.iter().flat_map(|l| l.path.iter().map(String::as_str)));
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut waiting = Vec::new();
+        for h in hosts {
+            let want = self.configs.get(h).map(|c| c.revision).unwrap_or(0);
+            match self.fresh_report(h) {
+                Some(r) => {
+                    if let Some(e) = r.errors.iter().find(|e| e.slice.as_deref() == Some(name)) {
+                        return (
+                            SliceState::Failed,
+                            Some(format!("{h}: {}{}", e.node.as_ref().map(|n| format!("node {n}: ")).unwrap_or_default(), e.message)),
+                        );
+                    }
+                    if r.applied_revision < want {
+                        waiting.push(h.to_string());
+                    }
+                }
+                None => waiting.push(h.to_string()),
+            }
+        }
+        if waiting.is_empty() {
+            (SliceState::Ready, None)
+        } else {
+            (SliceState::Provisioning, Some(format!("waiting for {}", waiting.join(", "))))
+        }
+    }
+
+    /// All slices.
+    pub fn slice_list(&self) -> Vec<SliceSummary> {
+        self.slices
+            .iter()
+            .map(|(name, row)| SliceSummary {
+                name: name.clone(),
+                state: self.slice_state(name, row).0,
+                nodes: row.spec.nodes.len(),
+                links: row.spec.links.len(),
+                revision: row.revision,
+                created: row.created,
+            })
+            .collect()
+    }
+
+    /// One slice with counters.
+    pub fn slice_info(&self, name: &str) -> Result<SliceInfo, ManagerError> {
+        let row = self.slices.get(name).ok_or_else(|| ManagerError::NotFound(format!("no slice named {name:?}")))?;
+        let (state, message) = self.slice_state(name, row);
+        let mut counters: Vec<_> = self
+            .hosts
+            .values()
+            .filter_map(|h| h.report.as_ref())
+            .flat_map(|(_, r)| r.counters.iter().filter(|c| c.slice == name).cloned())
+            .collect();
+        counters.sort_by(|a, b| (&a.link, a.direction, &a.host).cmp(&(&b.link, b.direction, &b.host)));
+        Ok(SliceInfo {
+            name: name.to_string(),
+            state,
+            message,
+            revision: row.revision,
+            created: row.created,
+            spec: row.spec.clone(),
+            plan: row.plan.clone(),
+            counters,
+        })
+    }
+
+    /// All hosts.
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        self.substrate
+            .hosts
+            .iter()
+            .map(|h| {
+                let rt = self.hosts.get(&h.name);
+                let report = rt.and_then(|r| r.report.as_ref());
+                let last_seen = report.map(|(t, _)| *t).or(rt.and_then(|r| r.registered));
+                let state = match last_seen {
+                    None => HostState::Unknown,
+                    Some(t) if t.elapsed() < HOST_DOWN_AFTER => HostState::Ready,
+                    Some(_) => HostState::Down,
+                };
+                let cfg = self.configs.get(&h.name);
+                HostInfo {
+                    name: h.name.clone(),
+                    role: h.role,
+                    state,
+                    last_seen_secs: last_seen.map(|t| t.elapsed().as_secs()),
+                    desired_revision: cfg.map(|c| c.revision).unwrap_or(0),
+                    applied_revision: report.filter(|(_, r)| r.epoch == self.epoch).map(|(_, r)| r.applied_revision),
+                    slivers: cfg.map(|c| c.slivers.len()).unwrap_or(0),
+                    io_backend: report.map(|(_, r)| r.io_backend.clone()),
+                    errors: report.map(|(_, r)| r.errors.clone()).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+}
