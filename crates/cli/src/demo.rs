@@ -1,0 +1,208 @@
+//! `netslice demo`: the main job on a fresh machine.
+//!
+//! Brings up the example testbed (four hosts, one of them a transit switch),
+//! applies two slices whose addresses overlap, runs ping and a TCP bulk transfer in
+//! each with the tools built into `netslice`, shows that the slices cannot reach
+//! each other, prints RTTs, throughputs and per-link counters, and tears it all down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use netslice_model::api::SliceInfo;
+use netslice_model::{SliceSpec, SubstrateSpec, parse_document};
+
+use crate::client::Client;
+use crate::slice::bytes;
+use crate::testbed::{self, TestbedState};
+use crate::tools::{PingSummary, TcpSummary};
+
+const SUBSTRATE: &str = include_str!("../../../examples/substrate.yaml");
+const RED: &str = include_str!("../../../examples/red.yaml");
+const BLUE: &str = include_str!("../../../examples/blue.yaml");
+
+/// `netslice demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Testbed name (namespaces are named after it).
+    #[arg(long, default_value = "demo")]
+    pub name: String,
+    /// Seconds of each TCP transfer.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Leave the testbed up at the end (remove it with `netslice testbed down NAME`).
+    #[arg(long)]
+    pub keep: bool,
+    #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+    pub state_root: PathBuf,
+}
+
+struct Row {
+    slice: &'static str,
+    check: String,
+    result: String,
+    ok: bool,
+}
+
+/// Removes the testbed when dropped, unless told to keep it.
+struct Teardown {
+    name: String,
+    root: PathBuf,
+    keep: bool,
+    children: Vec<Child>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if self.keep {
+            eprintln!("testbed {} left up; remove it with `netslice testbed down {}`", self.name, self.name);
+            return;
+        }
+        eprintln!("tearing down testbed {}", self.name);
+        if let Err(e) = testbed::down(&self.name, &self.root) {
+            eprintln!("teardown failed: {e:#}");
+        }
+    }
+}
+
+fn step(n: usize, total: usize, what: &str) {
+    eprintln!("\n[{n}/{total}] {what}");
+}
+
+fn tool_in(netns: &str, args: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("tool").args(args);
+    netslice_io::process::in_netns(&mut cmd, netns)?;
+    Ok(cmd)
+}
+
+fn run_json<T: serde::de::DeserializeOwned>(netns: &str, args: &[&str]) -> Result<(bool, Option<T>, String)> {
+    let out = tool_in(netns, args)?.stderr(Stdio::piped()).output().context("running a tool in a sliver")?;
+    let parsed = serde_json::from_slice(&out.stdout).ok();
+    Ok((out.status.success(), parsed, String::from_utf8_lossy(&out.stderr).trim().to_string()))
+}
+
+fn netns_of(info: &SliceInfo, node: &str) -> Result<String> {
+    info.plan.node(node).map(|n| n.netns.clone()).ok_or_else(|| anyhow!("slice {} has no node {node}", info.name))
+}
+
+fn ping_row(slice: &'static str, info: &SliceInfo, node: &str, addr: &str, what: &str, expect_reply: bool) -> Result<Row> {
+    let (_, s, err) = run_json::<PingSummary>(&netns_of(info, node)?, &["ping", addr, "-c", "5", "-i", "0.1", "--json"])?;
+    let s = s.ok_or_else(|| anyhow!("ping in {slice}/{node} failed: {err}"))?;
+    let ok = if expect_reply { s.received == s.sent } else { s.received == 0 };
+    let result = match s.rtt_avg_ms {
+        Some(avg) => format!("{}/{} replies, rtt avg {avg:.3} ms", s.received, s.sent),
+        None => format!("{}/{} replies{}", s.received, s.sent, if expect_reply { "" } else { " (isolated, as it must be)" }),
+    };
+    eprintln!("  {slice:<5} {what:<34} {result}");
+    Ok(Row { slice, check: what.to_string(), result, ok })
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    if !netslice_io::process::is_root() {
+        bail!("the demo builds network namespaces and needs root: run `sudo netslice demo`");
+    }
+    let total = 6;
+    let started = Instant::now();
+    let spec: SubstrateSpec = parse_document(SUBSTRATE).map_err(|e| anyhow!("built-in example substrate: {e}"))?;
+    if testbed::list(&args.state_root).iter().any(|t| t.name == args.name) {
+        eprintln!("a testbed named {} is left from an earlier run; removing it", args.name);
+        testbed::down(&args.name, &args.state_root)?;
+    }
+
+    step(1, total, &format!("bringing up testbed {} (4 hosts, 4 links)", args.name));
+    let st: TestbedState = testbed::up_spec(spec, Path::new("examples/substrate.yaml"), Some(&args.name), &args.state_root)?;
+    let mut guard = Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = Client::new(&st.manager_url)?;
+
+    step(2, total, "applying slices red (a@h1, b@h2, c@h3; a-b crosses t1) and blue (same addresses as red)");
+    let mut infos = Vec::new();
+    for text in [RED, BLUE] {
+        let spec = SliceSpec::from_text(text).map_err(|e| anyhow!("built-in example slice: {e}"))?;
+        infos.push(rt.block_on(crate::slice::apply(&client, &spec, text.to_string(), 60))?);
+    }
+    let (red, blue) = (&infos[0], &infos[1]);
+    for i in [red, blue] {
+        for l in &i.plan.links {
+            eprintln!("  {}/{}: path {}  labels {:?}/{:?}", i.name, l.name, l.path.join(" -> "), l.forward_labels, l.reverse_labels);
+        }
+    }
+
+    let mut rows = Vec::new();
+    step(3, total, "ping inside each slice");
+    rows.push(ping_row("red", red, "a", "10.0.0.2", "ping a -> b (via t1)", true)?);
+    rows.push(ping_row("red", red, "a", "10.0.1.2", "ping a -> c (routed by b, 2 ms link)", true)?);
+    rows.push(ping_row("blue", blue, "a", "10.0.0.2", "ping a -> b (via t1)", true)?);
+
+    step(4, total, &format!("TCP bulk transfer inside each slice ({}s each)", args.seconds));
+    for (slice, info) in [("red", red), ("blue", blue)] {
+        let banner = format!("{slice}-b");
+        let server = tool_in(&netns_of(info, "b")?, &["tcp-server", "--listen", "0.0.0.0:5201", "--banner", &banner])?
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting a tcp-server")?;
+        guard.children.push(server);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (slice, info) in [("red", red), ("blue", blue)] {
+        let banner = format!("{slice}-b");
+        let secs = args.seconds.to_string();
+        let (ok, s, err) = run_json::<TcpSummary>(
+            &netns_of(info, "a")?,
+            &["tcp-client", "10.0.0.2:5201", "--seconds", &secs, "--expect-banner", &banner, "--json"],
+        )?;
+        let (result, ok) = match (ok, s) {
+            (true, Some(s)) => (
+                format!("{:.2} Gbit/s, {} confirmed by {}", s.bits_per_second / 1e9, bytes(s.bytes), s.banner),
+                true,
+            ),
+            _ => (format!("FAILED: {err}"), false),
+        };
+        eprintln!("  {slice:<5} {:<34} {result}", "tcp a -> b 10.0.0.2:5201");
+        rows.push(Row { slice: if slice == "red" { "red" } else { "blue" }, check: "tcp a -> b".into(), result, ok });
+    }
+
+    step(5, total, "isolation: blue cannot reach red's c (10.0.1.2), and each client reached its own server");
+    rows.push(ping_row("blue", blue, "a", "10.0.1.2", "ping red's c from blue's a", false)?);
+
+    step(6, total, "summary");
+    // Let the agents report their latest counters.
+    std::thread::sleep(Duration::from_millis(2500));
+    let red_now: SliceInfo = rt.block_on(client.get("/api/v1/slices/red"))?;
+    let blue_now: SliceInfo = rt.block_on(client.get("/api/v1/slices/blue"))?;
+    println!("\nnetslice demo: {} ({} hosts)", st.name, 4);
+    println!("{:<6} {:<38} result", "slice", "check");
+    for r in &rows {
+        println!("{:<6} {:<38} {}{}", r.slice, r.check, r.result, if r.ok { "" } else { "   <-- FAILED" });
+    }
+    println!("\nper-link counters (frames and bytes forwarded at each host, drops by reason):");
+    for info in [&red_now, &blue_now] {
+        for c in &info.counters {
+            let drops: Vec<String> = c.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "  {:<5} {:<3} {:<8} {:<3} {:<8} {:>8} frames {:>10}{}",
+                info.name,
+                c.link,
+                c.direction.map(|d| format!("{d:?}").to_lowercase()).unwrap_or_default(),
+                c.host,
+                c.stage.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+                c.packets,
+                bytes(c.bytes),
+                if drops.is_empty() { String::new() } else { format!("  drops: {}", drops.join(" ")) }
+            );
+        }
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    println!("\n{} checks, {} failed, {:.1}s", rows.len(), failed, started.elapsed().as_secs_f64());
+    drop(guard);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

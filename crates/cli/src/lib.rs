@@ -1,0 +1,305 @@
+//! The `netslice` command line: the manager and node-agent daemons, the local
+//! testbed, the client of the REST API, small traffic tools, and the demo.
+
+pub mod client;
+pub mod demo;
+pub mod slice;
+pub mod testbed;
+pub mod tools;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+/// Slices of programmable virtual networks on shared Linux hosts.
+#[derive(Debug, Parser)]
+#[command(name = "netslice", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter for daemons (tracing `EnvFilter` syntax, e.g. `info`, `netslice_agent=debug`).
+    #[arg(long, global = true, env = "NETSLICE_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the client finds the manager.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Manager URL (default: the manager of the only local testbed that is up).
+    #[arg(long, global = true, env = "NETSLICE_MANAGER")]
+    pub manager: Option<String>,
+    /// Local testbed whose manager to use.
+    #[arg(long, global = true, env = "NETSLICE_TESTBED")]
+    pub testbed: Option<String>,
+    /// Directory holding local testbed state.
+    #[arg(long, global = true, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+    pub state_root: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the management system (REST API, SNC/TNC, store).
+    Manager(ManagerArgs),
+    /// Run the node agent of a substrate host, or list hosts (`node list`).
+    Node(NodeArgs),
+    /// Build or remove a substrate of namespaces on this machine.
+    #[command(subcommand)]
+    Testbed(TestbedCmd),
+    /// Create, inspect and delete slices.
+    #[command(subcommand)]
+    Slice(SliceCmd),
+    /// Small traffic tools to run inside slivers (`slice exec ... -- netslice tool ...`).
+    #[command(subcommand)]
+    Tool(tools::ToolCmd),
+    /// Bring up the example testbed, run slices and traffic, print a summary, tear down.
+    Demo(demo::DemoArgs),
+}
+
+/// `netslice manager`.
+#[derive(Debug, Args)]
+pub struct ManagerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7300")]
+    pub listen: SocketAddr,
+    /// SQLite database file (created if missing).
+    #[arg(long, default_value = "/var/lib/netslice/manager.db")]
+    pub db: PathBuf,
+    /// Substrate description to load (stored at first start).
+    #[arg(long)]
+    pub substrate: Option<PathBuf>,
+    /// Write the bound address to this file once listening.
+    #[arg(long)]
+    pub addr_file: Option<PathBuf>,
+}
+
+/// `netslice node`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub command: Option<NodeCmd>,
+    /// Substrate host this agent serves.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Manager URL.
+    #[arg(long, env = "NETSLICE_MANAGER")]
+    pub manager: Option<String>,
+    /// Network namespace of this host's data plane (local testbed).
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// Agent state directory.
+    #[arg(long, default_value = "/var/lib/netslice/agent")]
+    pub state_dir: PathBuf,
+}
+
+/// `netslice node ...` client commands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// List substrate hosts and the health of their agents.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+    },
+}
+
+/// `netslice testbed ...`.
+#[derive(Debug, Subcommand)]
+pub enum TestbedCmd {
+    /// Build the substrate of FILE on this machine: namespaces, links, manager, agents.
+    Up {
+        /// Substrate description (YAML or JSON).
+        file: PathBuf,
+        /// Testbed name (default: the substrate's name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+        state_root: PathBuf,
+    },
+    /// Remove everything `up` made (also after a crash).
+    Down {
+        /// Testbed name, or the substrate file it was built from.
+        name: Option<String>,
+        #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+        state_root: PathBuf,
+    },
+    /// Show local testbeds and their processes.
+    Status {
+        #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+        state_root: PathBuf,
+    },
+    /// Restart the manager or one agent of a testbed (kills it first if running).
+    Restart {
+        /// Testbed name.
+        name: String,
+        /// Restart the agent of this host.
+        #[arg(long, conflicts_with = "manager", required_unless_present = "manager")]
+        agent: Option<String>,
+        /// Restart the manager.
+        #[arg(long)]
+        manager: bool,
+        #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+        state_root: PathBuf,
+    },
+}
+
+/// `netslice slice ...`.
+#[derive(Debug, Subcommand)]
+pub enum SliceCmd {
+    /// Create a slice from a spec file (an identical existing slice is left alone).
+    Apply {
+        /// Slice spec (YAML or JSON); `-` reads standard input.
+        #[arg(short, long)]
+        file: PathBuf,
+        /// Seconds to wait for the slice to become ready (0: do not wait).
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List slices.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+    },
+    /// Show a slice: placement, paths, labels, counters.
+    Show {
+        /// Slice name.
+        name: String,
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+    },
+    /// Delete a slice.
+    Delete {
+        /// Slice name.
+        name: String,
+        /// Seconds to wait for the agents to tear it down (0: do not wait).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a program inside a sliver (on this machine): `slice exec SLICE NODE -- CMD ARGS...`.
+    Exec {
+        /// Slice name.
+        slice: String,
+        /// Virtual node name.
+        node: String,
+        /// Program and arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn init_tracing(filter: &str) {
+    let f = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(f).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Manager(a) => {
+            init_tracing(&cli.log);
+            run_manager(a)
+        }
+        Command::Node(NodeArgs { command: Some(NodeCmd::List { target, json }), .. }) => {
+            runtime()?.block_on(slice::node_list(&target, json))
+        }
+        Command::Node(a) => {
+            init_tracing(&cli.log);
+            run_agent(a)
+        }
+        Command::Testbed(t) => testbed::command(t),
+        Command::Slice(SliceCmd::Exec { slice, node, cmd, target }) => {
+            let netns = runtime()?.block_on(slice::sliver_netns(&target, &slice, &node))?;
+            Err(slice::exec(&netns, &cmd))
+        }
+        Command::Slice(s) => runtime()?.block_on(slice::command(s)),
+        Command::Tool(t) => tools::command(t),
+        Command::Demo(d) => demo::run(d),
+    }
+}
+
+fn run_manager(a: ManagerArgs) -> Result<ExitCode> {
+    let substrate = match &a.substrate {
+        Some(p) => Some(testbed::load_substrate(p)?),
+        None => None,
+    };
+    if let Some(dir) = a.db.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let opts = netslice_manager::Options { listen: a.listen, db: a.db.clone(), substrate };
+        let (addr, serve) = netslice_manager::start(opts, shutdown_signal()).await?;
+        if let Some(f) = &a.addr_file {
+            std::fs::write(f, addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
+        }
+        serve.await.context("serving")?;
+        tracing::info!("manager stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_agent(a: NodeArgs) -> Result<ExitCode> {
+    let host = a.host.context("`netslice node` needs --host NAME (or use `netslice node list`)")?;
+    let manager = a.manager.context("`netslice node` needs --manager URL")?;
+    if let Some(ns) = &a.netns
+        && !netslice_io::netns::exists(ns)
+    {
+        anyhow::bail!("network namespace {ns:?} does not exist");
+    }
+    let opts = netslice_agent::Options {
+        host,
+        manager,
+        netns: a.netns,
+        state_dir: a.state_dir,
+        watch_wait: Duration::from_secs(25),
+        report_every: Duration::from_secs(2),
+    };
+    runtime()?.block_on(netslice_agent::run(opts, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}

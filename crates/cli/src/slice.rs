@@ -1,0 +1,261 @@
+//! Client commands: slices and hosts.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use netslice_model::SliceSpec;
+use netslice_model::api::{HostInfo, SliceInfo, SliceState, SliceSummary};
+use reqwest::StatusCode;
+
+use crate::client::Client;
+use crate::{SliceCmd, Target};
+
+/// Reads a spec file (or stdin for `-`) and validates it, naming the file.
+pub fn read_spec(path: &std::path::Path) -> Result<(SliceSpec, String)> {
+    let (text, shown) = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading the spec from standard input")?;
+        (s, "<stdin>".to_string())
+    } else {
+        (std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?, path.display().to_string())
+    };
+    let spec = SliceSpec::from_text(&text).map_err(|e| anyhow!("{}", e.in_file(shown)))?;
+    Ok((spec, text))
+}
+
+/// Human-readable byte count.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Applies a spec and waits for the slice to become ready.
+pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -> Result<SliceInfo> {
+    let (status, info): (StatusCode, SliceInfo) =
+        client.put_text(&format!("/api/v1/slices/{}", spec.name), text).await.with_context(|| format!("applying slice {}", spec.name))?;
+    if status == StatusCode::CREATED {
+        eprintln!("slice {} created (revision {})", spec.name, info.revision);
+    } else {
+        eprintln!("slice {} unchanged", spec.name);
+    }
+    if wait == 0 {
+        return Ok(info);
+    }
+    wait_ready(client, &spec.name, Duration::from_secs(wait)).await
+}
+
+/// Polls a slice until it is ready; fails if it fails or the time runs out.
+pub async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> Result<SliceInfo> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let info: SliceInfo = client.get(&format!("/api/v1/slices/{name}")).await?;
+        let line = format!("{}{}", info.state.as_str(), info.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
+        if line != last {
+            eprintln!("slice {name}: {line}");
+            last = line;
+        }
+        match info.state {
+            SliceState::Ready => return Ok(info),
+            SliceState::Failed => bail!("slice {name} failed: {}", info.message.unwrap_or_default()),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("slice {name} not ready after {timeout:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Deletes a slice and waits for the agents to tear it down.
+pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Deleted {
+        revision: u64,
+    }
+    let d: Deleted = client.delete(&format!("/api/v1/slices/{name}")).await?;
+    eprintln!("slice {name} deleted (revision {})", d.revision);
+    if wait == 0 {
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    loop {
+        let hosts: Vec<HostInfo> = client.get("/api/v1/nodes").await?;
+        let behind: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.applied_revision.is_none_or(|a| a < h.desired_revision))
+            .map(|h| h.name.as_str())
+            .collect();
+        if behind.is_empty() {
+            eprintln!("slice {name}: torn down on every host");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("hosts {} have not applied the deletion yet", behind.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_info(info: &SliceInfo) {
+    println!("slice {}  state {}  revision {}", info.name, info.state.as_str(), info.revision);
+    if let Some(m) = &info.message {
+        println!("  {m}");
+    }
+    println!("nodes:");
+    for n in &info.plan.nodes {
+        let spec = info.spec.node(&n.name);
+        println!(
+            "  {:<10} {:<9} host {:<8} netns {}  cpu {} memory {}",
+            n.name,
+            spec.map(|s| s.node_type.as_str()).unwrap_or("?"),
+            n.host,
+            n.netns,
+            spec.map(|s| s.cpu).unwrap_or_default(),
+            spec.map(|s| s.memory.to_string()).unwrap_or_default()
+        );
+        for i in &n.interfaces {
+            let addrs: Vec<String> = info
+                .spec
+                .links
+                .iter()
+                .find(|l| l.name == i.link)
+                .map(|l| l.endpoints[usize::from(i.endpoint)].all_addresses().iter().map(|a| a.to_string()).collect())
+                .unwrap_or_default();
+            println!("      {:<8} {}  link {:<10} {}", i.name, i.mac, i.link, addrs.join(" "));
+        }
+    }
+    println!("links:");
+    for l in &info.plan.links {
+        let spec = info.spec.links.iter().find(|s| s.name == l.name);
+        println!(
+            "  {:<10} {:<5} {:>9}  path {}",
+            l.name,
+            spec.map(|s| s.link_type.as_str()).unwrap_or("?"),
+            spec.map(|s| s.bandwidth.to_string()).unwrap_or_default(),
+            l.path.join(" -> ")
+        );
+        if !l.underlay.is_empty() {
+            println!("      labels forward {:?}  reverse {:?}", l.forward_labels, l.reverse_labels);
+        }
+        for c in info.counters.iter().filter(|c| c.link == l.name) {
+            let drops: Vec<String> = c.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "      {:<8} {:<8} {:<8} {:>9} pkts {:>10}{}",
+                c.host,
+                c.direction.map(|d| format!("{d:?}").to_lowercase()).unwrap_or_default(),
+                c.stage.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+                c.packets,
+                bytes(c.bytes),
+                if drops.is_empty() { String::new() } else { format!("  drops {}", drops.join(" ")) }
+            );
+        }
+    }
+}
+
+/// `node list`.
+pub async fn node_list(target: &Target, json: bool) -> Result<ExitCode> {
+    let client = Client::from_target(target)?;
+    let hosts: Vec<HostInfo> = client.get("/api/v1/nodes").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&hosts)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} {:<9} {:<8} {:>7} {:>9} {:>9}  IO", "HOST", "ROLE", "STATE", "SLIVERS", "APPLIED", "DESIRED");
+    for h in hosts {
+        println!(
+            "{:<10} {:<9} {:<8} {:>7} {:>9} {:>9}  {}",
+            h.name,
+            h.role.as_str(),
+            format!("{:?}", h.state).to_lowercase(),
+            h.slivers,
+            h.applied_revision.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            h.desired_revision,
+            h.io_backend.unwrap_or_else(|| "-".into())
+        );
+        for e in h.errors {
+            println!("    error: {}{}", e.slice.map(|s| format!("slice {s}: ")).unwrap_or_default(), e.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The namespace of a sliver, checked to exist on this machine.
+pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<String> {
+    let client = Client::from_target(target)?;
+    let info: SliceInfo = client.get(&format!("/api/v1/slices/{slice}")).await?;
+    let n = info.plan.node(node).ok_or_else(|| {
+        anyhow!(
+            "slice {slice} has no node {node:?} (nodes: {})",
+            info.plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    if !netslice_io::netns::exists(&n.netns) {
+        bail!("sliver {slice}/{node} (namespace {}) is not on this machine or not created yet ({})", n.netns, info.state.as_str());
+    }
+    Ok(n.netns.clone())
+}
+
+/// Replaces this process with `cmd` inside the sliver (and its cgroups, if any).
+pub fn exec(netns: &str, cmd: &[String]) -> anyhow::Error {
+    let cg = netslice_io::cgroup::available()
+        .then_some(netns)
+        .filter(|n| std::path::Path::new(&format!("/sys/fs/cgroup/cpu/netslice/{n}")).exists());
+    anyhow!(netslice_io::process::exec_in(netns, cg, &cmd[0], &cmd[1..]))
+}
+
+/// `netslice slice ...` (all but exec).
+pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
+    match cmd {
+        SliceCmd::Apply { file, wait, target } => {
+            let (spec, text) = read_spec(&file)?;
+            let client = Client::from_target(&target)?;
+            let info = apply(&client, &spec, text, wait).await?;
+            if wait > 0 {
+                print_info(&info);
+            }
+        }
+        SliceCmd::List { target, json } => {
+            let client = Client::from_target(&target)?;
+            let v: Vec<SliceSummary> = client.get("/api/v1/slices").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if v.is_empty() {
+                println!("no slices");
+            } else {
+                println!("{:<16} {:<13} {:>5} {:>5} {:>8}", "NAME", "STATE", "NODES", "LINKS", "REVISION");
+                for s in v {
+                    println!("{:<16} {:<13} {:>5} {:>5} {:>8}", s.name, s.state.as_str(), s.nodes, s.links, s.revision);
+                }
+            }
+        }
+        SliceCmd::Show { name, target, json } => {
+            let client = Client::from_target(&target)?;
+            let info: SliceInfo = client.get(&format!("/api/v1/slices/{name}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print_info(&info);
+            }
+        }
+        SliceCmd::Delete { name, wait, target } => {
+            let client = Client::from_target(&target)?;
+            delete(&client, &name, wait).await?;
+        }
+        SliceCmd::Exec { .. } => unreachable!("exec is handled before the runtime starts"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether any rule of `info` sends on the substrate (for summaries).
+pub fn has_transit(info: &SliceInfo) -> bool {
+    info.plan.links.iter().any(|l| l.path.len() > 2)
+}

@@ -1,0 +1,533 @@
+//! The local testbed: a substrate built on this machine from a substrate
+//! description, one network namespace per host, a veth pair per physical link, a
+//! manager and one agent per host. A state file records everything as it is made
+//! (before it is made, for namespaces), so `down` removes exactly that, also after
+//! a crash of `up` or of any process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use netslice_io::cmd::{ip, ip_in, run};
+use netslice_io::{cgroup, netns, process};
+use netslice_model::api::{HostInfo, HostState};
+use netslice_model::{Substrate, SubstrateSpec, parse_document};
+use serde::{Deserialize, Serialize};
+
+use crate::TestbedCmd;
+use crate::client::Client;
+
+/// Default directory of testbed state.
+pub const DEFAULT_STATE_ROOT: &str = "/var/lib/netslice/testbeds";
+
+/// A daemon the testbed started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Proc {
+    /// PID.
+    pub pid: i32,
+    /// Arguments after the program.
+    pub args: Vec<String>,
+    /// Log file.
+    pub log: PathBuf,
+}
+
+/// What a testbed is made of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestbedState {
+    /// Testbed (and substrate) name.
+    pub name: String,
+    /// State directory.
+    pub dir: PathBuf,
+    /// The description it was built from.
+    pub source: PathBuf,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+    /// `building` until every part is up, then `up`.
+    pub phase: String,
+    /// Manager URL.
+    pub manager_url: String,
+    /// Manager process.
+    pub manager: Option<Proc>,
+    /// Agent processes by host.
+    pub agents: BTreeMap<String, Proc>,
+    /// Host namespaces created.
+    pub namespaces: Vec<String>,
+}
+
+impl TestbedState {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    fn save(&self) -> Result<()> {
+        let p = Self::path(&self.dir);
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        Ok(())
+    }
+
+    fn load(dir: &Path) -> Option<TestbedState> {
+        std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+}
+
+/// Every testbed with a state file under `root`.
+pub fn list(root: &Path) -> Vec<TestbedState> {
+    let mut v: Vec<TestbedState> = std::fs::read_dir(root)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| TestbedState::load(&e.path())).collect())
+        .unwrap_or_default();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// Reads and validates a substrate description, naming the file in errors.
+pub fn load_substrate(path: &Path) -> Result<Substrate> {
+    load_spec(path)?.validate().map_err(|e| anyhow!("{}", e.in_file(path.display().to_string())))
+}
+
+fn load_spec(path: &Path) -> Result<SubstrateSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_document::<SubstrateSpec>(&text).map_err(|e| anyhow!("{}", e.in_file(path.display().to_string())))
+}
+
+/// Host namespace name.
+pub fn host_netns(testbed: &str, host: &str) -> String {
+    format!("{testbed}.{host}")
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn exe() -> Result<PathBuf> {
+    std::env::current_exe().context("locating the netslice executable")
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Progress lines go to stderr so that stdout stays for results.
+macro_rules! progress {
+    ($($arg:tt)*) => { eprintln!($($arg)*) };
+}
+
+fn start_proc(dir: &Path, args: Vec<String>, log: PathBuf) -> Result<Proc> {
+    let mut cmd = Command::new(exe()?);
+    cmd.args(&args).current_dir(dir);
+    let pid = process::spawn_daemon(cmd, &log)? as i32;
+    Ok(Proc { pid, args, log })
+}
+
+/// Whether `p` is still the process we started (alive, and its command line
+/// still names our state directory, so a reused PID is never signalled).
+fn is_ours(p: &Proc, dir: &Path) -> bool {
+    process::alive(p.pid) && process::cmdline(p.pid).is_some_and(|c| c.contains(&*dir.to_string_lossy()))
+}
+
+fn stop_proc(p: &Proc, dir: &Path) {
+    if !is_ours(p, dir) {
+        return;
+    }
+    let _ = process::signal(p.pid, process::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        process::reap_children();
+        if !process::alive(p.pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = process::signal(p.pid, process::SIGKILL);
+    std::thread::sleep(Duration::from_millis(50));
+    process::reap_children();
+}
+
+fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
+    let d = &st.dir;
+    vec![
+        "manager".into(),
+        "--listen".into(),
+        listen.into(),
+        "--db".into(),
+        d.join("manager.db").display().to_string(),
+        "--substrate".into(),
+        d.join("substrate.yaml").display().to_string(),
+        "--addr-file".into(),
+        d.join("manager.addr").display().to_string(),
+    ]
+}
+
+fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
+    vec![
+        "node".into(),
+        "--host".into(),
+        host.into(),
+        "--manager".into(),
+        st.manager_url.clone(),
+        "--netns".into(),
+        host_netns(&st.name, host),
+        "--state-dir".into(),
+        st.dir.join("agents").join(host).display().to_string(),
+    ]
+}
+
+fn start_manager(st: &mut TestbedState, listen: &str) -> Result<()> {
+    let addr_file = st.dir.join("manager.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let p = start_proc(&st.dir, manager_args(st, listen), st.dir.join("manager.log"))?;
+    st.manager = Some(p.clone());
+    st.save()?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file)
+            && !a.trim().is_empty()
+        {
+            st.manager_url = format!("http://{}", a.trim());
+            st.save()?;
+            return Ok(());
+        }
+        if !process::alive(p.pid) {
+            bail!("the manager exited at start; its log ({}) ends with:\n{}", p.log.display(), log_tail(&p.log, 15));
+        }
+        if Instant::now() > deadline {
+            bail!("the manager did not start listening within 15s; see {}", p.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_agent(st: &mut TestbedState, host: &str) -> Result<()> {
+    std::fs::create_dir_all(st.dir.join("agents").join(host))?;
+    let p = start_proc(&st.dir, agent_args(st, host), st.dir.join("agents").join(format!("{host}.log")))?;
+    st.agents.insert(host.to_string(), p);
+    st.save()
+}
+
+/// Waits until every host's agent reports, printing who is missing.
+pub async fn wait_hosts_ready(client: &Client, timeout: Duration) -> Result<Vec<HostInfo>> {
+    let deadline = Instant::now() + timeout;
+    let mut last_missing = String::new();
+    loop {
+        let hosts: Result<Vec<HostInfo>> = client.get("/api/v1/nodes").await;
+        if let Ok(hosts) = &hosts {
+            let missing: Vec<&str> =
+                hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.as_str()).collect();
+            if missing.is_empty() {
+                return Ok(hosts.clone());
+            }
+            let m = missing.join(", ");
+            if m != last_missing {
+                progress!("  waiting for agents: {m}");
+                last_missing = m;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("agents not ready within {timeout:?}: {last_missing} (see the agent logs in the testbed directory)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn tbf_args(ifname: &str, bps: u64, mtu: u32) -> Vec<String> {
+    // Burst: 4 ms at line rate, at least two full frames plus a GSO super-frame.
+    let burst = (bps / 8 / 250).max(2 * u64::from(mtu) + 65_536);
+    let rate = format!("{bps}bit");
+    vec![
+        "qdisc".into(),
+        "replace".into(),
+        "dev".into(),
+        ifname.into(),
+        "root".into(),
+        "tbf".into(),
+        "rate".into(),
+        rate,
+        "burst".into(),
+        burst.to_string(),
+        "latency".into(),
+        "20ms".into(),
+    ]
+}
+
+/// Builds the testbed described in `file`. On failure, removes whatever was made.
+pub fn up(file: &Path, name: Option<&str>, root: &Path) -> Result<TestbedState> {
+    let spec = load_spec(file)?;
+    let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    up_spec(spec, &source, name, root)
+}
+
+/// Builds a testbed from a parsed description. On failure, removes whatever was made.
+pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &Path) -> Result<TestbedState> {
+    if let Some(n) = name {
+        spec.name = n.to_string();
+    }
+    let substrate = spec.validate().map_err(|e| anyhow!("{}", e.in_file(file.display().to_string())))?;
+    if !process::is_root() {
+        bail!("the local testbed needs root (it creates network namespaces): run with sudo");
+    }
+    run("ip", &["-V"]).context("iproute2's `ip` is needed (apt-get install iproute2)")?;
+    let dir = root.join(&substrate.name);
+    if let Some(old) = TestbedState::load(&dir) {
+        bail!(
+            "testbed {:?} is already up (since {}); run `netslice testbed down {}` first",
+            old.name,
+            old.created,
+            old.name
+        );
+    }
+    let taken: Vec<String> = netns::list().into_iter().filter(|n| n.starts_with(&format!("{}.", substrate.name))).collect();
+    if !taken.is_empty() {
+        bail!(
+            "network namespaces of a testbed {:?} already exist ({}); run `netslice testbed down {}` first",
+            substrate.name,
+            taken.join(", "),
+            substrate.name
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut st = TestbedState {
+        name: substrate.name.clone(),
+        dir: dir.clone(),
+        source: file.to_path_buf(),
+        created: now_secs(),
+        phase: "building".into(),
+        manager_url: String::new(),
+        manager: None,
+        agents: BTreeMap::new(),
+        namespaces: substrate.hosts.iter().map(|h| host_netns(&substrate.name, &h.name)).collect(),
+    };
+    st.save()?;
+    std::fs::write(dir.join("substrate.yaml"), serde_yaml_ng_to_string(&spec)?)?;
+    let started = Instant::now();
+    match build(&mut st, &substrate) {
+        Ok(()) => {
+            st.phase = "up".into();
+            st.save()?;
+            progress!("testbed {} is up in {:.1}s", st.name, started.elapsed().as_secs_f64());
+            Ok(st)
+        }
+        Err(e) => {
+            progress!("building testbed {} failed: {e:#}\nremoving what was made...", st.name);
+            if let Err(d) = down_state(&st) {
+                progress!("cleanup also failed: {d:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn serde_yaml_ng_to_string(spec: &SubstrateSpec) -> Result<String> {
+    // JSON is valid YAML; the manager reads either.
+    Ok(serde_json::to_string_pretty(spec)?)
+}
+
+fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
+    progress!("creating {} host namespaces", s.hosts.len());
+    for ns in &st.namespaces {
+        netns::create(ns)?;
+        // Slivers talk to nothing in the host namespace; keep it quiet and closed.
+        let _ = netns::sysctl(ns, "net.ipv4.ip_forward", "0");
+    }
+    progress!("wiring {} physical links", s.links.len());
+    for l in &s.links {
+        let [a, b] = &l.ends;
+        let (na, nb) = (host_netns(&st.name, &a.host), host_netns(&st.name, &b.host));
+        ip(&["link", "add", &a.ifname, "netns", &na, "type", "veth", "peer", "name", &b.ifname, "netns", &nb])
+            .with_context(|| format!("creating link {}", l.name))?;
+        for (e, ns) in [(a, &na), (b, &nb)] {
+            ip_in(ns, &["addr", "add", &format!("{}/{}", e.addr, l.prefix_len), "dev", &e.ifname])?;
+            ip_in(ns, &["link", "set", "dev", &e.ifname, "mtu", &l.mtu.to_string(), "up"])?;
+            let mut tc = vec!["-n".to_string(), ns.clone()];
+            tc.extend(tbf_args(&e.ifname, l.bandwidth.bps(), l.mtu));
+            run("tc", &tc).with_context(|| format!("shaping link {} to {}", l.name, l.bandwidth))?;
+        }
+    }
+    progress!("starting the manager");
+    start_manager(st, "127.0.0.1:0")?;
+    progress!("manager at {}", st.manager_url);
+    progress!("starting {} agents", s.hosts.len());
+    for h in &s.hosts {
+        start_agent(st, &h.name)?;
+    }
+    let client = Client::new(&st.manager_url)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30)))?;
+    for h in hosts {
+        progress!("  {:<10} {:<9} ready  netns {}", h.name, h.role.as_str(), host_netns(&st.name, &h.name));
+    }
+    Ok(())
+}
+
+/// Removes everything a testbed state names, and anything else named after it.
+pub fn down_state(st: &TestbedState) -> Result<()> {
+    let mut report = Vec::new();
+    for p in st.agents.values() {
+        stop_proc(p, &st.dir);
+    }
+    if let Some(p) = &st.manager {
+        stop_proc(p, &st.dir);
+    }
+    let n = remove_namespaces(&st.name, &mut report);
+    let c = remove_cgroups(&st.name);
+    if st.dir.exists() {
+        std::fs::remove_dir_all(&st.dir).with_context(|| format!("removing {}", st.dir.display()))?;
+    }
+    progress!(
+        "testbed {} removed: {} processes stopped, {n} namespaces and {c} cgroups deleted",
+        st.name,
+        st.agents.len() + usize::from(st.manager.is_some())
+    );
+    if !report.is_empty() {
+        bail!("some parts could not be removed:\n  {}", report.join("\n  "));
+    }
+    Ok(())
+}
+
+fn remove_namespaces(name: &str, problems: &mut Vec<String>) -> usize {
+    let prefix = format!("{name}.");
+    let mut all: Vec<String> = netns::list().into_iter().filter(|n| n.starts_with(&prefix)).collect();
+    // Slivers (testbed.slice.node) first: their processes are killed by PID.
+    all.sort_by_key(|n| std::cmp::Reverse(n.matches('.').count()));
+    let mut count = 0;
+    for ns in all {
+        if ns.matches('.').count() >= 2 {
+            netslice_agent::slivers::kill_sliver_processes(&ns, true);
+        }
+        match netns::delete(&ns) {
+            Ok(()) => count += 1,
+            Err(e) => problems.push(format!("namespace {ns}: {e}")),
+        }
+    }
+    count
+}
+
+fn remove_cgroups(name: &str) -> usize {
+    let prefix = format!("{name}.");
+    let dir = Path::new("/sys/fs/cgroup/cpu/netslice");
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut count = 0;
+    for n in names {
+        if netslice_agent::slivers::remove_cgroup(&n).is_ok() {
+            count += 1;
+        }
+    }
+    let _ = cgroup::available();
+    count
+}
+
+/// Resolves a `down` argument: a testbed name, a substrate file, or nothing (the
+/// only testbed up).
+fn resolve(name: Option<&str>, root: &Path) -> Result<String> {
+    match name {
+        Some(n) if Path::new(n).is_file() => Ok(load_spec(Path::new(n))?.name),
+        Some(n) => Ok(n.to_string()),
+        None => {
+            let v = list(root);
+            match v.len() {
+                1 => Ok(v[0].name.clone()),
+                0 => bail!("no local testbed is up; name one to clean up leftovers: `netslice testbed down NAME`"),
+                _ => bail!(
+                    "several testbeds are up ({}); name one",
+                    v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    }
+}
+
+/// Removes a testbed by name (works without a state file too: namespaces and
+/// cgroups are found by the testbed's name prefix).
+pub fn down(name: &str, root: &Path) -> Result<()> {
+    if !process::is_root() {
+        bail!("removing a testbed needs root: run with sudo");
+    }
+    let st = TestbedState::load(&root.join(name)).unwrap_or_else(|| TestbedState {
+        name: name.to_string(),
+        dir: root.join(name),
+        source: PathBuf::new(),
+        created: 0,
+        phase: "unknown".into(),
+        manager_url: String::new(),
+        manager: None,
+        agents: BTreeMap::new(),
+        namespaces: Vec::new(),
+    });
+    down_state(&st)
+}
+
+/// Restarts the manager (same address, same store) or one agent.
+pub fn restart(name: &str, root: &Path, agent: Option<&str>, manager: bool) -> Result<()> {
+    let dir = root.join(name);
+    let mut st = TestbedState::load(&dir).ok_or_else(|| anyhow!("no local testbed named {name:?}"))?;
+    if manager {
+        if let Some(p) = st.manager.clone() {
+            stop_proc(&p, &st.dir);
+        }
+        let listen = st.manager_url.trim_start_matches("http://").to_string();
+        start_manager(&mut st, &listen)?;
+        progress!("manager of {name} restarted at {}", st.manager_url);
+    }
+    if let Some(h) = agent {
+        let p = st.agents.get(h).cloned().ok_or_else(|| {
+            anyhow!("testbed {name} has no host {h:?} (hosts: {})", st.agents.keys().cloned().collect::<Vec<_>>().join(", "))
+        })?;
+        stop_proc(&p, &st.dir);
+        start_agent(&mut st, h)?;
+        progress!("agent of {h} restarted (pid {})", st.agents[h].pid);
+    }
+    Ok(())
+}
+
+/// `netslice testbed ...`.
+pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
+    match cmd {
+        TestbedCmd::Up { file, name, state_root } => {
+            let st = up(&file, name.as_deref(), &state_root)?;
+            println!("{}", st.manager_url);
+            Ok(ExitCode::SUCCESS)
+        }
+        TestbedCmd::Down { name, state_root } => {
+            let name = resolve(name.as_deref(), &state_root)?;
+            down(&name, &state_root)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TestbedCmd::Status { state_root } => {
+            let v = list(&state_root);
+            if v.is_empty() {
+                println!("no local testbeds");
+            }
+            for st in v {
+                println!("{}  {}  manager {}  ({})", st.name, st.phase, st.manager_url, st.dir.display());
+                if let Some(p) = &st.manager {
+                    println!("  manager    pid {:<8} {}", p.pid, if is_ours(p, &st.dir) { "running" } else { "STOPPED" });
+                }
+                for (h, p) in &st.agents {
+                    println!(
+                        "  {:<10} pid {:<8} {}  netns {}",
+                        h,
+                        p.pid,
+                        if is_ours(p, &st.dir) { "running" } else { "STOPPED" },
+                        host_netns(&st.name, h)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TestbedCmd::Restart { name, agent, manager, state_root } => {
+            restart(&name, &state_root, agent.as_deref(), manager)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

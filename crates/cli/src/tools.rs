@@ -1,0 +1,281 @@
+//! Traffic tools built into `netslice`, so a fresh machine needs no extra packages
+//! to exercise a slice: run them inside slivers with `slice exec`.
+//!
+//! - `ping`: ICMP echo over a raw socket, with RTT statistics.
+//! - `tcp-server` / `tcp-client`: a bulk TCP transfer with a banner (which proves
+//!   which server answered) and the byte count confirmed by the receiver.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use netslice_wire::{icmpv4, ipv4};
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// `netslice tool ...`.
+#[derive(Debug, Subcommand)]
+pub enum ToolCmd {
+    /// Send ICMP echo requests; exit 0 if any reply came back.
+    Ping {
+        /// IPv4 address.
+        addr: Ipv4Addr,
+        /// Number of requests.
+        #[arg(short, long, default_value_t = 4)]
+        count: u32,
+        /// Seconds between requests.
+        #[arg(short, long, default_value_t = 0.2)]
+        interval: f64,
+        /// Seconds to wait for each reply.
+        #[arg(short = 'W', long, default_value_t = 1.0)]
+        timeout: f64,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept TCP connections, send a banner, count what arrives.
+    TcpServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:5201")]
+        listen: SocketAddr,
+        /// Banner sent to every client (e.g. the slice name).
+        #[arg(long, default_value = "netslice")]
+        banner: String,
+        /// Exit after this many connections (0: never).
+        #[arg(long, default_value_t = 0)]
+        count: u32,
+    },
+    /// Connect, check the banner, send data for a while, report throughput.
+    TcpClient {
+        /// Server address.
+        addr: SocketAddr,
+        /// Seconds to send.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Fail unless the server's banner is exactly this.
+        #[arg(long)]
+        expect_banner: Option<String>,
+        /// Seconds to wait for the connection.
+        #[arg(long, default_value_t = 3.0)]
+        connect_timeout: f64,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Result of `ping`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PingSummary {
+    /// Requests sent.
+    pub sent: u32,
+    /// Replies received.
+    pub received: u32,
+    /// Smallest RTT in milliseconds.
+    pub rtt_min_ms: Option<f64>,
+    /// Mean RTT.
+    pub rtt_avg_ms: Option<f64>,
+    /// Largest RTT.
+    pub rtt_max_ms: Option<f64>,
+}
+
+/// Result of `tcp-client`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TcpSummary {
+    /// Banner the server sent.
+    pub banner: String,
+    /// Bytes the server confirmed receiving.
+    pub bytes: u64,
+    /// Seconds from first byte sent to confirmation.
+    pub seconds: f64,
+    /// Throughput in bits per second.
+    pub bits_per_second: f64,
+}
+
+/// Runs a tool.
+pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
+    match cmd {
+        ToolCmd::Ping { addr, count, interval, timeout, json } => {
+            let s = ping(addr, count, Duration::from_secs_f64(interval), Duration::from_secs_f64(timeout), !json)?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            }
+            Ok(if s.received > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ToolCmd::TcpServer { listen, banner, count } => {
+            tcp_server(listen, &banner, count)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolCmd::TcpClient { addr, seconds, expect_banner, connect_timeout, json } => {
+            let s = tcp_client(addr, Duration::from_secs_f64(seconds), Duration::from_secs_f64(connect_timeout))?;
+            if let Some(want) = expect_banner
+                && s.banner != want
+            {
+                bail!("server banner is {:?}, expected {want:?}: reached the wrong server", s.banner);
+            }
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "{} from {addr} ({}): {} in {:.2}s = {:.3} Gbit/s",
+                    "sent",
+                    s.banner,
+                    crate::slice::bytes(s.bytes),
+                    s.seconds,
+                    s.bits_per_second / 1e9
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Sends `count` echo requests to `addr`; prints per-reply lines when `verbose`.
+pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, verbose: bool) -> Result<PingSummary> {
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("opening a raw ICMP socket (needs root)")?;
+    let ident = (std::process::id() & 0xffff) as u16;
+    let dst: SocketAddr = (addr, 0).into();
+    let mut rtts = Vec::new();
+    let mut sent = 0;
+    for seq in 1..=count {
+        let payload = b"netslice-ping-00000000";
+        let repr = icmpv4::Repr::EchoRequest { ident, seq_no: seq as u16, data_len: payload.len() };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        buf[icmpv4::HEADER_LEN..].copy_from_slice(payload);
+        repr.emit(&mut icmpv4::Packet::new_unchecked(&mut buf[..]));
+        let start = Instant::now();
+        sock.send_to(&buf, &dst.into()).with_context(|| format!("sending to {addr}"))?;
+        sent += 1;
+        let deadline = start + timeout;
+        let mut got = None;
+        while got.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            sock.set_read_timeout(Some(deadline - now))?;
+            let mut bytes = [0u8; 2048];
+            let n = match (&sock).read(&mut bytes) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+                Err(e) => return Err(e).context("receiving ICMP"),
+            };
+            if let Ok(ip) = ipv4::Packet::new_checked(&bytes[..n])
+                && ip.src_addr() == addr
+                && ip.protocol() == ipv4::protocol::ICMP
+                && let Ok(icmp) = icmpv4::Packet::new_checked(ip.payload())
+                && let Ok(icmpv4::Repr::EchoReply { ident: i, seq_no, .. }) = icmpv4::Repr::parse(&icmp)
+                && i == ident
+                && seq_no == seq as u16
+            {
+                got = Some((start.elapsed(), ip.ttl()));
+            }
+        }
+        match got {
+            Some((rtt, ttl)) => {
+                let ms = rtt.as_secs_f64() * 1000.0;
+                if verbose {
+                    println!("reply from {addr}: seq={seq} ttl={ttl} time={ms:.3} ms");
+                }
+                rtts.push(ms);
+            }
+            None => {
+                if verbose {
+                    println!("no reply from {addr}: seq={seq}");
+                }
+            }
+        }
+        if seq < count {
+            std::thread::sleep(interval.saturating_sub(start.elapsed()));
+        }
+    }
+    let received = rtts.len() as u32;
+    let s = PingSummary {
+        sent,
+        received,
+        rtt_min_ms: rtts.iter().copied().reduce(f64::min),
+        rtt_avg_ms: (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64),
+        rtt_max_ms: rtts.iter().copied().reduce(f64::max),
+    };
+    if verbose {
+        println!(
+            "{addr}: {sent} sent, {received} received, {:.0}% loss{}",
+            100.0 * f64::from(sent - received) / f64::from(sent.max(1)),
+            match (s.rtt_min_ms, s.rtt_avg_ms, s.rtt_max_ms) {
+                (Some(a), Some(b), Some(c)) => format!(", rtt min/avg/max {a:.3}/{b:.3}/{c:.3} ms"),
+                _ => String::new(),
+            }
+        );
+    }
+    Ok(s)
+}
+
+/// Serves bulk-transfer clients.
+pub fn tcp_server(listen: SocketAddr, banner: &str, count: u32) -> Result<()> {
+    let l = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    eprintln!("tcp-server {banner:?} listening on {listen}");
+    let mut served = 0;
+    for conn in l.incoming() {
+        let mut c = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                continue;
+            }
+        };
+        let peer = c.peer_addr().ok();
+        let banner = banner.to_string();
+        let handle = std::thread::spawn(move || -> std::io::Result<u64> {
+            c.write_all(format!("netslice-tcp {banner}\n").as_bytes())?;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            loop {
+                let n = c.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            c.write_all(format!("received {total}\n").as_bytes())?;
+            Ok(total)
+        });
+        served += 1;
+        if count > 0 && served >= count {
+            let r = handle.join();
+            if let Ok(Ok(n)) = r {
+                eprintln!("received {n} bytes from {peer:?}");
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Sends for `duration`; returns what the server confirmed.
+pub fn tcp_client(addr: SocketAddr, duration: Duration, connect_timeout: Duration) -> Result<TcpSummary> {
+    let s = TcpStream::connect_timeout(&addr, connect_timeout).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).context("reading the server's banner")?;
+    let banner = line.trim().strip_prefix("netslice-tcp ").context("not a netslice tcp-server")?.to_string();
+    let mut w = s;
+    let chunk = vec![0x5au8; 128 * 1024];
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        w.write_all(&chunk).context("sending")?;
+    }
+    w.shutdown(Shutdown::Write)?;
+    line.clear();
+    reader.read_line(&mut line).context("reading the server's byte count")?;
+    let seconds = start.elapsed().as_secs_f64();
+    let bytes: u64 = line
+        .trim()
+        .strip_prefix("received ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("unexpected answer {line:?}"))?;
+    Ok(TcpSummary { banner, bytes, seconds, bits_per_second: bytes as f64 * 8.0 / seconds })
+}
