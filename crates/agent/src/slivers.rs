@@ -127,6 +127,13 @@ impl Slivers {
         self.save();
 
         netns::create(ns).map_err(|e| e.to_string())?;
+        // IPv6 only where the spec asks for it: no link-local chatter otherwise, so
+        // a link's counters show exactly the slice's own traffic.
+        let v6 = s.interfaces.iter().any(|i| i.addresses.iter().any(|a| a.addr().is_ipv6()));
+        let off = if v6 { "0" } else { "1" };
+        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+            netns::sysctl(ns, key, off).map_err(|e| e.to_string())?;
+        }
         let mut out = Vec::new();
         for i in &s.interfaces {
             let key = (ns.to_string(), i.name.clone());

@@ -147,8 +147,17 @@ pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, v
         buf[icmpv4::HEADER_LEN..].copy_from_slice(payload);
         repr.emit(&mut icmpv4::Packet::new_unchecked(&mut buf[..]));
         let start = Instant::now();
-        sock.send_to(&buf, &dst.into()).with_context(|| format!("sending to {addr}"))?;
         sent += 1;
+        if let Err(e) = sock.send_to(&buf, &dst.into()) {
+            // No route, say: the request is lost, which is a result, not a failure.
+            if verbose {
+                println!("cannot send to {addr}: seq={seq}: {e}");
+            }
+            if seq < count {
+                std::thread::sleep(interval);
+            }
+            continue;
+        }
         let deadline = start + timeout;
         let mut got = None;
         while got.is_none() {
