@@ -122,7 +122,11 @@ impl Outbox {
                 if let Err(e) = res
                     && let Some(c) = tables.counters_of(rule)
                 {
-                    c.dropped(if e.kind() == io::ErrorKind::NotFound { DropReason::PortDown } else { DropReason::TxError });
+                    c.dropped(if e.kind() == io::ErrorKind::NotFound {
+                        DropReason::PortDown
+                    } else {
+                        DropReason::TxError
+                    });
                 }
             }
             Verdict::Send { link_type, next_hop, underlay, packet, rule } => {
@@ -195,7 +199,9 @@ impl Forwarder {
         let mut rx = Vec::new();
         for lt in [LinkType::Gre, LinkType::Vxlan] {
             let s = shared.clone();
-            rx.push(std::thread::Builder::new().name(format!("rx-{}", lt.as_str())).spawn(move || substrate_rx(&s, lt))?);
+            rx.push(
+                std::thread::Builder::new().name(format!("rx-{}", lt.as_str())).spawn(move || substrate_rx(&s, lt))?,
+            );
         }
         Ok(Forwarder {
             shared,
@@ -252,8 +258,9 @@ impl Forwarder {
                 let (tx, rx) = sync_channel(DELAY_QUEUE);
                 let stop = Arc::new(AtomicBool::new(false));
                 let (s, st, delay) = (self.shared.clone(), stop.clone(), d.duration());
-                if let Ok(h) =
-                    std::thread::Builder::new().name(format!("delay-{}", u.name)).spawn(move || delay_line(&s, &st, &rx, delay))
+                if let Ok(h) = std::thread::Builder::new()
+                    .name(format!("delay-{}", u.name))
+                    .spawn(move || delay_line(&s, &st, &rx, delay))
                 {
                     old.push((stop, h));
                     imp.delay = Some(tx);
@@ -310,8 +317,8 @@ fn substrate_rx(shared: &Shared, lt: LinkType) {
             }
             let range = HEADROOM..HEADROOM + inf.len;
             let v = match lt {
-                LinkType::Gre => tables.from_gre(&mut bufs[i], range),
-                LinkType::Vxlan => tables.from_vxlan(&mut bufs[i], range),
+                LinkType::Gre => tables.on_gre(&mut bufs[i], range),
+                LinkType::Vxlan => tables.on_vxlan(&mut bufs[i], range),
             };
             out.handle(shared, &tables, &bufs, i, v);
         }
@@ -347,7 +354,7 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
         }
         let tables = shared.tables.load();
         for i in 0..n {
-            let v = tables.from_port(port, &mut bufs[i], HEADROOM..HEADROOM + lens[i]);
+            let v = tables.on_port(port, &mut bufs[i], HEADROOM..HEADROOM + lens[i]);
             out.handle(shared, &tables, &bufs, i, v);
         }
         out.flush(shared, &tables, &bufs);

@@ -177,10 +177,7 @@ impl Agent {
             let failed_errors = !self.applied.lock().expect("applied lock").errors.is_empty();
             // A config with errors is re-applied every few seconds (requeue).
             let res = if failed_errors {
-                match tokio::time::timeout(Duration::from_secs(3), req).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                }
+                tokio::time::timeout(Duration::from_secs(3), req).await.ok()
             } else {
                 Some(req.await)
             };

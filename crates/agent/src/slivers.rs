@@ -142,7 +142,8 @@ impl Slivers {
                 _ => {
                     let name = i.name.clone();
                     let t = Arc::new(
-                        netns::run_in(ns, move || Tap::open_persistent(&name)).map_err(|e| format!("interface {}: {e}", i.name))?,
+                        netns::run_in(ns, move || Tap::open_persistent(&name))
+                            .map_err(|e| format!("interface {}: {e}", i.name))?,
                     );
                     self.taps.insert(key, t.clone());
                     t

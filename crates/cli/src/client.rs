@@ -68,7 +68,8 @@ impl Client {
         let status = resp.status();
         let bytes = resp.bytes().await.context("reading the manager's answer")?;
         if status.is_success() {
-            let v = serde_json::from_slice(&bytes).with_context(|| format!("unreadable answer from the manager ({status})"))?;
+            let v = serde_json::from_slice(&bytes)
+                .with_context(|| format!("unreadable answer from the manager ({status})"))?;
             return Ok((status, v));
         }
         match serde_json::from_slice::<ApiError>(&bytes) {

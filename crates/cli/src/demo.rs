@@ -92,13 +92,23 @@ fn netns_of(info: &SliceInfo, node: &str) -> Result<String> {
     info.plan.node(node).map(|n| n.netns.clone()).ok_or_else(|| anyhow!("slice {} has no node {node}", info.name))
 }
 
-fn ping_row(slice: &'static str, info: &SliceInfo, node: &str, addr: &str, what: &str, expect_reply: bool) -> Result<Row> {
-    let (_, s, err) = run_json::<PingSummary>(&netns_of(info, node)?, &["ping", addr, "-c", "5", "-i", "0.1", "--json"])?;
+fn ping_row(
+    slice: &'static str,
+    info: &SliceInfo,
+    node: &str,
+    addr: &str,
+    what: &str,
+    expect_reply: bool,
+) -> Result<Row> {
+    let (_, s, err) =
+        run_json::<PingSummary>(&netns_of(info, node)?, &["ping", addr, "-c", "5", "-i", "0.1", "--json"])?;
     let s = s.ok_or_else(|| anyhow!("ping in {slice}/{node} failed: {err}"))?;
     let ok = if expect_reply { s.received == s.sent } else { s.received == 0 };
     let result = match s.rtt_avg_ms {
         Some(avg) => format!("{}/{} replies, rtt avg {avg:.3} ms", s.received, s.sent),
-        None => format!("{}/{} replies{}", s.received, s.sent, if expect_reply { "" } else { " (isolated, as it must be)" }),
+        None => {
+            format!("{}/{} replies{}", s.received, s.sent, if expect_reply { "" } else { " (isolated, as it must be)" })
+        }
     };
     eprintln!("  {slice:<5} {what:<34} {result}");
     Ok(Row { slice, check: what.to_string(), result, ok })
@@ -118,8 +128,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     step(1, total, &format!("bringing up testbed {} (4 hosts, 4 links)", args.name));
-    let st: TestbedState = testbed::up_spec(spec, Path::new("examples/substrate.yaml"), Some(&args.name), &args.state_root)?;
-    let mut guard = Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
+    let st: TestbedState =
+        testbed::up_spec(spec, Path::new("examples/substrate.yaml"), Some(&args.name), &args.state_root)?;
+    let mut guard =
+        Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = Client::new(&st.manager_url)?;
 
@@ -132,7 +144,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let (red, blue) = (&infos[0], &infos[1]);
     for i in [red, blue] {
         for l in &i.plan.links {
-            eprintln!("  {}/{}: path {}  labels {:?}/{:?}", i.name, l.name, l.path.join(" -> "), l.forward_labels, l.reverse_labels);
+            eprintln!(
+                "  {}/{}: path {}  labels {:?}/{:?}",
+                i.name,
+                l.name,
+                l.path.join(" -> "),
+                l.forward_labels,
+                l.reverse_labels
+            );
         }
     }
 
@@ -161,10 +180,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             &["tcp-client", "10.0.0.2:5201", "--seconds", &secs, "--expect-banner", &banner, "--json"],
         )?;
         let (result, ok) = match (ok, s) {
-            (true, Some(s)) => (
-                format!("{:.2} Gbit/s, {} confirmed by {}", s.bits_per_second / 1e9, bytes(s.bytes), s.banner),
-                true,
-            ),
+            (true, Some(s)) => {
+                (format!("{:.2} Gbit/s, {} confirmed by {}", s.bits_per_second / 1e9, bytes(s.bytes), s.banner), true)
+            }
             _ => (format!("FAILED: {err}"), false),
         };
         eprintln!("  {slice:<5} {:<34} {result}", "tcp a -> b 10.0.0.2:5201");

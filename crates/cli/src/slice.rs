@@ -19,7 +19,10 @@ pub fn read_spec(path: &std::path::Path) -> Result<(SliceSpec, String)> {
         std::io::stdin().read_to_string(&mut s).context("reading the spec from standard input")?;
         (s, "<stdin>".to_string())
     } else {
-        (std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?, path.display().to_string())
+        (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        )
     };
     let spec = SliceSpec::from_text(&text).map_err(|e| anyhow!("{}", e.in_file(shown)))?;
     Ok((spec, text))
@@ -39,8 +42,10 @@ pub fn bytes(n: u64) -> String {
 
 /// Applies a spec and waits for the slice to become ready.
 pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -> Result<SliceInfo> {
-    let (status, info): (StatusCode, SliceInfo) =
-        client.put_text(&format!("/api/v1/slices/{}", spec.name), text).await.with_context(|| format!("applying slice {}", spec.name))?;
+    let (status, info): (StatusCode, SliceInfo) = client
+        .put_text(&format!("/api/v1/slices/{}", spec.name), text)
+        .await
+        .with_context(|| format!("applying slice {}", spec.name))?;
     if status == StatusCode::CREATED {
         eprintln!("slice {} created (revision {})", spec.name, info.revision);
     } else {
@@ -58,7 +63,8 @@ pub async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> Resul
     let mut last = String::new();
     loop {
         let info: SliceInfo = client.get(&format!("/api/v1/slices/{name}")).await?;
-        let line = format!("{}{}", info.state.as_str(), info.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
+        let line =
+            format!("{}{}", info.state.as_str(), info.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
         if line != last {
             eprintln!("slice {name}: {line}");
             last = line;
@@ -191,7 +197,26 @@ pub async fn node_list(target: &Target, json: bool) -> Result<ExitCode> {
 /// The namespace of a sliver, checked to exist on this machine.
 pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<String> {
     let client = Client::from_target(target)?;
-    let info: SliceInfo = client.get(&format!("/api/v1/slices/{slice}")).await?;
+    let info: SliceInfo = match client.get(&format!("/api/v1/slices/{slice}")).await {
+        Ok(i) => i,
+        Err(e) if !client.healthy().await => {
+            // The manager is down, but slivers keep running: on a local testbed the
+            // namespace name is known from the naming convention.
+            let local = crate::testbed::list(&target.state_root)
+                .into_iter()
+                .find(|t| t.manager_url == client.base())
+                .map(|t| netslice_embed::sliver_netns(&t.name, slice, node))
+                .filter(|ns| netslice_io::netns::exists(ns));
+            return match local {
+                Some(ns) => {
+                    eprintln!("warning: {e:#}; using the local sliver namespace {ns}");
+                    Ok(ns)
+                }
+                None => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let n = info.plan.node(node).ok_or_else(|| {
         anyhow!(
             "slice {slice} has no node {node:?} (nodes: {})",
@@ -199,7 +224,11 @@ pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<St
         )
     })?;
     if !netslice_io::netns::exists(&n.netns) {
-        bail!("sliver {slice}/{node} (namespace {}) is not on this machine or not created yet ({})", n.netns, info.state.as_str());
+        bail!(
+            "sliver {slice}/{node} (namespace {}) is not on this machine or not created yet ({})",
+            n.netns,
+            info.state.as_str()
+        );
     }
     Ok(n.netns.clone())
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use netslice_io::cmd::{ip, ip_in, run};
-use netslice_io::{cgroup, netns, process};
+use netslice_io::{netns, process};
 use netslice_model::api::{HostInfo, HostState};
 use netslice_model::{Substrate, SubstrateSpec, parse_document};
 use serde::{Deserialize, Serialize};
@@ -280,7 +280,8 @@ pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &
             old.name
         );
     }
-    let taken: Vec<String> = netns::list().into_iter().filter(|n| n.starts_with(&format!("{}.", substrate.name))).collect();
+    let taken: Vec<String> =
+        netns::list().into_iter().filter(|n| n.starts_with(&format!("{}.", substrate.name))).collect();
     if !taken.is_empty() {
         bail!(
             "network namespaces of a testbed {:?} already exist ({}); run `netslice testbed down {}` first",
@@ -423,7 +424,10 @@ fn remove_cgroups(name: &str) -> usize {
             count += 1;
         }
     }
-    let _ = cgroup::available();
+    // The shared parent goes too once no testbed uses it.
+    for c in ["cpu", "memory"] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(c).join("netslice"));
+    }
     count
 }
 
@@ -481,7 +485,10 @@ pub fn restart(name: &str, root: &Path, agent: Option<&str>, manager: bool) -> R
     }
     if let Some(h) = agent {
         let p = st.agents.get(h).cloned().ok_or_else(|| {
-            anyhow!("testbed {name} has no host {h:?} (hosts: {})", st.agents.keys().cloned().collect::<Vec<_>>().join(", "))
+            anyhow!(
+                "testbed {name} has no host {h:?} (hosts: {})",
+                st.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         })?;
         stop_proc(&p, &st.dir);
         start_agent(&mut st, h)?;
@@ -511,7 +518,11 @@ pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
             for st in v {
                 println!("{}  {}  manager {}  ({})", st.name, st.phase, st.manager_url, st.dir.display());
                 if let Some(p) = &st.manager {
-                    println!("  manager    pid {:<8} {}", p.pid, if is_ours(p, &st.dir) { "running" } else { "STOPPED" });
+                    println!(
+                        "  manager    pid {:<8} {}",
+                        p.pid,
+                        if is_ours(p, &st.dir) { "running" } else { "STOPPED" }
+                    );
                 }
                 for (h, p) in &st.agents {
                     println!(

@@ -48,6 +48,35 @@ pub enum ToolCmd {
         #[arg(long, default_value_t = 0)]
         count: u32,
     },
+    /// Send UDP datagrams as fast as possible (or at a rate) and report what was sent.
+    UdpSend {
+        /// Destination.
+        addr: std::net::SocketAddrV4,
+        /// UDP payload bytes (1330 makes a 1372-byte Ethernet frame).
+        #[arg(long, default_value_t = 1330)]
+        size: usize,
+        /// Seconds to send (ignored with --count).
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Send exactly this many datagrams.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count UDP datagrams arriving on a port for a while.
+    UdpSink {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:9999")]
+        listen: std::net::SocketAddrV4,
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Connect, check the banner, send data for a while, report throughput.
     TcpClient {
         /// Server address.
@@ -95,9 +124,109 @@ pub struct TcpSummary {
     pub bits_per_second: f64,
 }
 
+/// Result of `udp-send` and `udp-sink`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UdpSummary {
+    /// Datagrams sent or received.
+    pub packets: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Seconds from first to last datagram (sink) or of sending (sender).
+    pub seconds: f64,
+    /// Datagrams per second.
+    pub pps: f64,
+}
+
+fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+    } else {
+        println!(
+            "{what} {} datagrams ({}) in {:.2}s = {:.0} pps, {:.3} Gbit/s of payload",
+            s.packets,
+            crate::slice::bytes(s.bytes),
+            s.seconds,
+            s.pps,
+            s.bytes as f64 * 8.0 / s.seconds.max(1e-9) / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// Sends datagrams in batches (`sendmmsg`) for `duration` or until `count`.
+pub fn udp_send(
+    addr: std::net::SocketAddrV4,
+    size: usize,
+    duration: Duration,
+    count: Option<u64>,
+) -> Result<UdpSummary> {
+    use netslice_io::sock::{MAX_BATCH, Socket as NsSocket};
+    let sock = NsSocket::udp(0)?;
+    let payload = vec![0xa5u8; size];
+    let start = Instant::now();
+    let (mut packets, mut errors) = (0u64, 0u64);
+    loop {
+        let left = match count {
+            Some(c) if packets >= c => break,
+            Some(c) => (c - packets).min(MAX_BATCH as u64) as usize,
+            None if start.elapsed() >= duration => break,
+            None => MAX_BATCH,
+        };
+        let msgs: Vec<(&[u8], std::net::SocketAddrV4)> = (0..left).map(|_| (&payload[..], addr)).collect();
+        let (sent, err) = sock.send_batch(&msgs);
+        packets += sent as u64;
+        if let Some(e) = err {
+            errors += 1;
+            if errors > 1000 {
+                return Err(e).with_context(|| format!("sending to {addr}"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(UdpSummary { packets, bytes: packets * size as u64, seconds, pps: packets as f64 / seconds.max(1e-9) })
+}
+
+/// Counts datagrams for `duration`.
+pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<UdpSummary> {
+    use netslice_io::sock::{RecvInfo, Socket as NsSocket, wait_readable};
+    let sock = NsSocket::udp(listen.port())?;
+    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0u8; 65_536]).collect();
+    let mut info = [RecvInfo::default(); 32];
+    let start = Instant::now();
+    let (mut packets, mut bytes, mut first, mut last) = (0u64, 0u64, None, start);
+    while start.elapsed() < duration {
+        match sock.recv_batch(&mut bufs, 0, &mut info) {
+            Ok(n) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                packets += n as u64;
+                bytes += info[..n].iter().map(|i| i.len as u64).sum::<u64>();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = wait_readable(sock.fd(), 50);
+            }
+            Err(e) => return Err(e).context("receiving"),
+        }
+    }
+    let seconds = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
+    Ok(UdpSummary { packets, bytes, seconds, pps: if seconds > 0.0 { packets as f64 / seconds } else { 0.0 } })
+}
+
 /// Runs a tool.
 pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
     match cmd {
+        ToolCmd::UdpSend { addr, size, seconds, count, json } => {
+            let s = udp_send(addr, size, Duration::from_secs_f64(seconds), count)?;
+            print_udp("sent", &s, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolCmd::UdpSink { listen, seconds, json } => {
+            let s = udp_sink(listen, Duration::from_secs_f64(seconds))?;
+            print_udp("received", &s, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         ToolCmd::Ping { addr, count, interval, timeout, json } => {
             let s = ping(addr, count, Duration::from_secs_f64(interval), Duration::from_secs_f64(timeout), !json)?;
             if json {
@@ -120,8 +249,7 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
                 println!(
-                    "{} from {addr} ({}): {} in {:.2}s = {:.3} Gbit/s",
-                    "sent",
+                    "sent to {addr} ({}): {} in {:.2}s = {:.3} Gbit/s",
                     s.banner,
                     crate::slice::bytes(s.bytes),
                     s.seconds,
@@ -135,7 +263,8 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
 
 /// Sends `count` echo requests to `addr`; prints per-reply lines when `verbose`.
 pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, verbose: bool) -> Result<PingSummary> {
-    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("opening a raw ICMP socket (needs root)")?;
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+        .context("opening a raw ICMP socket (needs root)")?;
     let ident = (std::process::id() & 0xffff) as u16;
     let dst: SocketAddr = (addr, 0).into();
     let mut rtts = Vec::new();

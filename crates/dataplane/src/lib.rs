@@ -3,10 +3,10 @@
 //!
 //! Two entry points, one per direction of the data plane:
 //!
-//! - [`Tables::from_port`]: a frame read from a sliver interface (TAP) is looked up
+//! - [`Tables::on_port`]: a frame read from a sliver interface (TAP) is looked up
 //!   by port: delivered to another local port, or encapsulated and sent to the next
 //!   host with the label that host expects.
-//! - [`Tables::from_gre`] / [`Tables::from_vxlan`]: an encapsulated packet from the
+//! - [`Tables::on_gre`] / [`Tables::on_vxlan`]: an encapsulated packet from the
 //!   substrate is parsed and looked up by its label (GRE key, VXLAN VNI): delivered
 //!   to a local port (egress) or re-encapsulated with the next hop's label (transit
 //!   label swap).
@@ -224,8 +224,8 @@ pub struct Tables {
     pub unmatched: Arc<Unmatched>,
 }
 
-fn stage_of(from_port: bool, action: &Action) -> Stage {
-    match (from_port, action) {
+fn stage_of(on_port: bool, action: &Action) -> Stage {
+    match (on_port, action) {
         (true, Action::Deliver { .. }) => Stage::Local,
         (true, Action::Send { .. }) => Stage::Ingress,
         (false, Action::Deliver { .. }) => Stage::Egress,
@@ -250,8 +250,8 @@ impl Tables {
                 .unwrap_or(u16::MAX as usize)
                 + ethernet::HEADER_LEN
         };
-        let rule = |t: &mut Tables, slice: &str, link: &str, direction, from_port, action: &Action| {
-            let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(from_port, action) };
+        let rule = |t: &mut Tables, slice: &str, link: &str, direction, on_port, action: &Action| {
+            let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(on_port, action) };
             let counters = previous
                 .and_then(|p| p.counters.get(&key).cloned())
                 .or_else(|| t.counters.get(&key).cloned())
@@ -293,7 +293,7 @@ impl Tables {
 
     /// A frame read from local `port` into `buf[frame]` (with [`HEADROOM`] bytes
     /// free before `frame.start`).
-    pub fn from_port(&self, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    pub fn on_port(&self, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.ports.get(&port) else {
             self.unmatched.no_port_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
@@ -302,26 +302,26 @@ impl Tables {
     }
 
     /// An IPv4 packet carrying GRE, as a raw socket delivers it, in `buf[packet]`.
-    pub fn from_gre(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+    pub fn on_gre(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
         let Some((key, inner)) = parse_gre(&buf[packet.clone()]) else {
             self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
         let inner = packet.start + inner.start..packet.start + inner.end;
-        self.from_label(LinkType::Gre, key, buf, inner)
+        self.on_label(LinkType::Gre, key, buf, inner)
     }
 
     /// A VXLAN packet (the UDP payload) in `buf[packet]`.
-    pub fn from_vxlan(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+    pub fn on_vxlan(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
         let Some((vni, inner)) = parse_vxlan(&buf[packet.clone()]) else {
             self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
         let inner = packet.start + inner.start..packet.start + inner.end;
-        self.from_label(LinkType::Vxlan, vni, buf, inner)
+        self.on_label(LinkType::Vxlan, vni, buf, inner)
     }
 
-    fn from_label(&self, link_type: LinkType, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    fn on_label(&self, link_type: LinkType, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.labels.get(&(link_type, label)) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;

@@ -66,7 +66,7 @@ impl World {
         let mut buf = vec![0u8; HEADROOM + f.len()];
         buf[HEADROOM..].copy_from_slice(f);
         let mut here = host.to_string();
-        let mut verdict = self.tables[&here].from_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
+        let mut verdict = self.tables[&here].on_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
         for _ in 0..8 {
             match verdict {
                 Verdict::Deliver { port, frame, .. } => return Some((here, port, buf[frame].to_vec())),
@@ -91,12 +91,12 @@ impl World {
                             ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..])).unwrap();
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].from_gre(&mut next, HEADROOM..n)
+                            self.tables[&here].on_gre(&mut next, HEADROOM..n)
                         }
                         LinkType::Vxlan => {
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].from_vxlan(&mut next, HEADROOM..n)
+                            self.tables[&here].on_vxlan(&mut next, HEADROOM..n)
                         }
                     };
                     buf = next;
@@ -144,7 +144,7 @@ fn oversize_and_unknown_are_counted() {
     assert_eq!(w.carry("h1", 999, &frame(1, 100)), None);
     assert_eq!(w.tables["h1"].unmatched.no_port_rule.load(Ordering::Relaxed), 1);
     let mut junk = vec![0u8; 100];
-    assert_eq!(w.tables["h1"].from_gre(&mut junk, 64..100), Verdict::Drop);
+    assert_eq!(w.tables["h1"].on_gre(&mut junk, 64..100), Verdict::Drop);
     assert_eq!(w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed), 1);
 }
 
@@ -159,7 +159,7 @@ fn counters_survive_rebuild() {
     let f = frame(1, 100);
     let mut buf = vec![0u8; HEADROOM + 100];
     buf[HEADROOM..].copy_from_slice(&f);
-    t1.from_port(port, &mut buf, HEADROOM..HEADROOM + 100);
+    t1.on_port(port, &mut buf, HEADROOM..HEADROOM + 100);
     let t2 = Tables::build(&cfgs["h1"], Some(&t1));
     assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
 }
@@ -171,7 +171,7 @@ proptest! {
         let mut buf = vec![0u8; HEADROOM];
         buf.extend_from_slice(&data);
         let n = buf.len();
-        let _ = w.tables["t1"].from_gre(&mut buf.clone(), HEADROOM..n);
-        let _ = w.tables["t1"].from_vxlan(&mut buf, HEADROOM..n);
+        let _ = w.tables["t1"].on_gre(&mut buf.clone(), HEADROOM..n);
+        let _ = w.tables["t1"].on_vxlan(&mut buf, HEADROOM..n);
     }
 }

@@ -9,9 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use netslice_model::api::{
-    ApiError, HostInfo, NodeConfig, NodeReport, RegisterRequest, SliceInfo, SliceSummary,
-};
+use netslice_model::api::{ApiError, HostInfo, NodeConfig, NodeReport, RegisterRequest, SliceInfo, SliceSummary};
 use netslice_model::{FieldError, SliceSpec, Substrate, parse_document};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -135,7 +133,10 @@ pub async fn apply_slice(
     if spec.name != name {
         return Err(ManagerError::Invalid {
             what: "request",
-            errors: vec![FieldError::new("name", format!("spec names slice {:?} but the URL names {name:?}", spec.name))],
+            errors: vec![FieldError::new(
+                "name",
+                format!("spec names slice {:?} but the URL names {name:?}", spec.name),
+            )],
         });
     }
     app.with(|s| {
@@ -204,9 +205,7 @@ pub async fn watch_config(
     loop {
         let cfg = {
             let s = app.state.lock().expect("lock");
-            let cfg = s
-                .config(&host)
-                .ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
+            let cfg = s.config(&host).ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
             (cfg.epoch != q.epoch || cfg.revision > q.after || q.wait == 0).then(|| cfg.clone())
         };
         if let Some(cfg) = cfg {
@@ -234,7 +233,19 @@ pub async fn status(
 #[derive(OpenApi)]
 #[openapi(
     info(title = "netslice manager API", description = "Slices of virtual nodes and links on a shared substrate."),
-    paths(healthz, substrate, list_slices, get_slice, create_slice, apply_slice, delete_slice, list_nodes, register, watch_config, status),
+    paths(
+        healthz,
+        substrate,
+        list_slices,
+        get_slice,
+        create_slice,
+        apply_slice,
+        delete_slice,
+        list_nodes,
+        register,
+        watch_config,
+        status
+    ),
     components(schemas(ApiError, Deleted, FieldError))
 )]
 #[derive(Debug)]

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netslice_embed::{Allocations, PlanError, node_configs, plan};
-use netslice_model::api::{
-    HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary,
-};
+use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
 
 use crate::store::{SliceRow, Store, StoreError};
@@ -238,10 +236,9 @@ impl State {
 
     /// Records an agent registration.
     pub fn register(&mut self, host: &str) -> Result<(), ManagerError> {
-        let rt = self
-            .hosts
-            .get_mut(host)
-            .ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?} in substrate {:?}", self.substrate.name)))?;
+        let rt = self.hosts.get_mut(host).ok_or_else(|| {
+            ManagerError::NotFound(format!("no host named {host:?} in substrate {:?}", self.substrate.name))
+        })?;
         rt.registered = Some(Instant::now());
         tracing::info!("agent of {host} registered");
         Ok(())
@@ -255,10 +252,7 @@ impl State {
                 errors: vec![FieldError::new("host", format!("report for {:?} sent to {host:?}", report.host))],
             });
         }
-        let rt = self
-            .hosts
-            .get_mut(host)
-            .ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
+        let rt = self.hosts.get_mut(host).ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
         rt.report = Some((Instant::now(), report));
         Ok(())
     }
@@ -284,7 +278,11 @@ impl State {
                     if let Some(e) = r.errors.iter().find(|e| e.slice.as_deref() == Some(name)) {
                         return (
                             SliceState::Failed,
-                            Some(format!("{h}: {}{}", e.node.as_ref().map(|n| format!("node {n}: ")).unwrap_or_default(), e.message)),
+                            Some(format!(
+                                "{h}: {}{}",
+                                e.node.as_ref().map(|n| format!("node {n}: ")).unwrap_or_default(),
+                                e.message
+                            )),
                         );
                     }
                     if r.applied_revision < want {

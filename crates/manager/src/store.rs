@@ -112,7 +112,13 @@ impl Store {
     pub fn slices(&self) -> Result<BTreeMap<String, SliceRow>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT name, spec, plan, revision, created FROM slices")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })?;
         let mut out = BTreeMap::new();
         for row in rows {

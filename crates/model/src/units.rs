@@ -264,7 +264,7 @@ macro_rules! serde_via_string {
                         self.visit_u64(v as u64)
                     }
                     fn visit_f64<E: de::Error>(self, v: f64) -> Result<$t, E> {
-                        if !(v >= 0.0) {
+                        if v.is_nan() || v < 0.0 {
                             return Err(E::custom(format!("{v} is negative or not a number")));
                         }
                         format!("{v}").parse().map_err(|e: UnitError| E::custom(e.0))

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn checksum_vector() {
         let p = Packet::new_checked(&CSUM[..]).unwrap();
-        assert_eq!(Repr::parse(&p).unwrap().checksum, true);
+        assert!(Repr::parse(&p).unwrap().checksum);
         let mut buf = [0u8; 10];
         buf[8..].copy_from_slice(&[0x01, 0x00]);
         Repr { protocol: EtherType::Ipv4, checksum: true, key: None, sequence: None }

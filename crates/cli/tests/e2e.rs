@@ -1,0 +1,204 @@
+//! End-to-end tests: real processes (manager, agents, tools) in real network
+//! namespaces, real packets through the userspace redirector.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn example() -> std::path::PathBuf {
+    repo_file("examples/substrate.yaml")
+}
+
+#[test]
+fn overlapping_slices_carry_ping_and_tcp_and_stay_isolated() {
+    if !need_root() {
+        return;
+    }
+    let tb = Testbed::up("iso", &example());
+    tb.apply(&repo_file("examples/red.yaml"));
+    tb.apply(&repo_file("examples/blue.yaml"));
+
+    // Ping in each slice, across the transit host and (red) through a routing sliver.
+    let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "red a -> b: {v}");
+    let (ok, v) = tb.ping("red", "a", "10.0.1.2", "3");
+    assert!(ok && v["received"] == 3, "red a -> c: {v}");
+    let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "blue a -> b: {v}");
+
+    // TCP in each slice to the same address and port: each reaches its own server.
+    let mut servers = Vec::new();
+    for slice in ["red", "blue"] {
+        servers.push(tb.spawn_exec(slice, "b", &["tool", "tcp-server", "--banner", slice]));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for slice in ["red", "blue"] {
+        let out = tb.exec(
+            slice,
+            "a",
+            &["tool", "tcp-client", "10.0.0.2:5201", "--seconds", "1", "--expect-banner", slice, "--json"],
+        );
+        assert!(out.status.success(), "tcp in {slice}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["bytes"].as_u64().unwrap() > 1_000_000, "tcp in {slice} moved too little: {v}");
+    }
+
+    // Isolation: a UDP sink in red's c counts what arrives. Blue's a sends 200
+    // datagrams toward 10.0.1.2 (its route points into blue); red's a sends 20
+    // (the positive control). Exactly red's 20 must arrive.
+    let sink = tb.spawn_exec("red", "c", &["tool", "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", "4", "--json"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let blue_ab_before = tb.counter("blue", "ab", "forward", "h1");
+    let out = tb.exec("blue", "a", &["tool", "udp-send", "10.0.1.2:9999", "--size", "100", "--count", "200", "--json"]);
+    assert!(out.status.success(), "blue udp-send: {}", text(&out));
+    let out = tb.exec("red", "a", &["tool", "udp-send", "10.0.1.2:9999", "--size", "100", "--count", "20", "--json"]);
+    assert!(out.status.success(), "red udp-send: {}", text(&out));
+    let out = sink.wait_with_output().unwrap();
+    assert!(out.status.success(), "sink: {}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["packets"], 20, "red's c must receive exactly red's 20 datagrams: {v}");
+    let (ok, v) = tb.ping("blue", "a", "10.0.1.2", "3");
+    assert!(!ok && v["received"] == 0, "blue reached red's c: {v}");
+    // Blue's datagrams did leave on blue's own link (counters show where they went).
+    wait_until("blue's counters to include its 200 datagrams", Duration::from_secs(10), || {
+        tb.counter("blue", "ab", "forward", "h1") >= blue_ab_before + 200
+    });
+
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    tb.ok(&["slice", "delete", "blue"]);
+    let list = tb.ok(&["slice", "list"]);
+    assert!(list.contains("red") && !list.contains("blue"), "{list}");
+    // blue's slivers are gone from the machine.
+    assert!(!tb.namespaces().iter().any(|n| n.contains(".blue.")), "{:?}", tb.namespaces());
+}
+
+#[test]
+fn agent_kill_and_manager_restart_lose_nothing() {
+    if !need_root() {
+        return;
+    }
+    let tb = Testbed::up("rst", &example());
+    tb.apply(&repo_file("examples/red.yaml"));
+    let mut server = tb.spawn_exec("red", "b", &["tool", "tcp-server", "--banner", "red"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let client = tb.spawn_exec(
+        "red",
+        "a",
+        &["tool", "tcp-client", "10.0.0.2:5201", "--seconds", "8", "--expect-banner", "red", "--json"],
+    );
+    // Kill the transit agent in the middle of the transfer, then restart it.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = tb.counter("red", "ab", "forward", "t1");
+    assert!(before > 0, "transfer was flowing through t1 before the kill");
+    kill9(tb.agent_pid("t1"));
+    std::thread::sleep(Duration::from_secs(1));
+    tb.ok(&["testbed", "restart", &tb.name, "--agent", "t1"]);
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "transfer across the agent restart: {}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["bytes"].as_u64().unwrap() > 1_000_000, "{v}");
+    // The slice works again without being re-applied, and t1 forwards again.
+    let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "after agent restart: {v}");
+    wait_until("t1 reporting again", Duration::from_secs(10), || tb.counter("red", "ab", "forward", "t1") > 0);
+
+    // Manager: kill -9, the data plane keeps carrying traffic, restart, state is back.
+    kill9(tb.manager_pid());
+    let (ok, v) = tb.ping("red", "a", "10.0.1.2", "3");
+    assert!(ok && v["received"] == 3, "with the manager down: {v}");
+    tb.ok(&["testbed", "restart", &tb.name, "--manager"]);
+    wait_until("red listed as ready", Duration::from_secs(20), || {
+        tb.cli(&["slice", "list"]).stdout.windows(5).any(|w| w == b"ready")
+    });
+    let list = tb.ok(&["slice", "list"]);
+    assert!(list.contains("red"), "{list}");
+    let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "after manager restart: {v}");
+    let out = tb.exec("red", "a", &["tool", "tcp-client", "10.0.0.2:5201", "--seconds", "1", "--expect-banner", "red"]);
+    assert!(out.status.success(), "tcp after manager restart: {}", text(&out));
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn bad_specs_are_refused_with_the_field_and_change_nothing() {
+    if !need_root() {
+        return;
+    }
+    let tb = Testbed::up("bad", &example());
+    tb.apply(&repo_file("examples/blue.yaml"));
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "missing-node.yaml",
+            "name: bad\nnodes:\n  - {name: a}\nlinks:\n  - {name: l, bandwidth: 1Mbit, endpoints: [{node: a}, {node: x}]}\n",
+            "links[0].endpoints[1].node",
+        ),
+        ("unknown-field.yaml", "name: bad\nnodes:\n  - {name: a, cpus: 2}\n", "line 3"),
+        ("dup.yaml", "name: bad\nnodes:\n  - {name: a}\n  - {name: a}\n", "nodes[1].name"),
+        ("pin.yaml", "name: bad\nnodes:\n  - {name: a, host: nowhere}\n", "nodes[0].host"),
+        ("transport.yaml", "name: bad\nnodes:\n  - {name: a, host: t1}\n", "nodes[0].host"),
+        (
+            "bw.yaml",
+            "name: bad\nnodes:\n  - {name: a}\n  - {name: b}\nlinks:\n  - {name: l, bandwidth: -5, endpoints: [{node: a}, {node: b}]}\n",
+            "links[0].bandwidth",
+        ),
+        (
+            "mtu.yaml",
+            "name: bad\nnodes:\n  - {name: a, host: h2}\n  - {name: b, host: h3}\nlinks:\n  - {name: l, mtu: 9000, bandwidth: 1Mbit, endpoints: [{node: a}, {node: b}]}\n",
+            "links[0].mtu",
+        ),
+    ];
+    let before_list = tb.ok(&["slice", "list"]);
+    let before_ns = tb.namespaces();
+    for (file, body, field) in cases {
+        let p = dir.path().join(file);
+        std::fs::write(&p, body).unwrap();
+        let out = tb.cli(&["slice", "apply", "-f", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file} was accepted");
+        assert!(err.contains(field), "{file}: error does not name {field}: {err}");
+        if !field.starts_with("nodes[0].host") && !field.starts_with("links[0].mtu") {
+            assert!(err.contains(file), "{file}: error does not name the file: {err}");
+        }
+    }
+    // The manager refuses the same things when they bypass the CLI's checks.
+    let url = tb.state()["manager_url"].as_str().unwrap().to_string();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "PUT",
+            "--data-binary",
+            "{\"name\": \"bad\", \"nodes\": [{\"name\": \"a\", \"cpu\": \"x\"}]}",
+        ])
+        .arg(format!("{url}/api/v1/slices/bad"))
+        .output();
+    if let Ok(out) = out
+        && out.status.success()
+    {
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("nodes[0].cpu") || body.contains("nodes[0]"), "{body}");
+    }
+    assert_eq!(tb.ok(&["slice", "list"]), before_list, "a refused spec changed the slice list");
+    assert_eq!(tb.namespaces(), before_ns, "a refused spec changed the namespaces");
+
+    // A bad substrate file is refused before anything is built.
+    let sub = dir.path().join("substrate.yaml");
+    std::fs::write(
+        &sub,
+        "name: x\nhosts:\n  - {name: h1, role: vnode}\nlinks:\n  - {endpoints: [h1, h9], bandwidth: 1Gbit}\n",
+    )
+    .unwrap();
+    let name = unique_name("bs");
+    let out = tb.cli(&["testbed", "up", sub.to_str().unwrap(), "--name", &name]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("links[0].endpoints[1]") && err.contains("substrate.yaml"), "{err}");
+    assert!(!std::path::Path::new("/run/netns").join(format!("{name}.h1")).exists());
+    assert!(!tb.root.path().join(&name).exists());
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command (README): installs what a fresh machine lacks, then runs every
+# test of the workspace, the end-to-end ones included (they need root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
+if [ "$(id -u)" != 0 ] && [ "${NETSLICE_SKIP_E2E:-}" != 1 ]; then
+    echo "end-to-end tests need root; re-running under sudo" >&2
+    exec sudo -E env "PATH=$PATH" "$0" "$@"
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-tests=pass "$@"
+else
+    cargo test --workspace "$@"
+fi
