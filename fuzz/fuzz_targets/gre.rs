@@ -12,10 +12,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(r) = gre::Repr::parse(&p) {
             let mut buf = data.to_vec();
             r.emit(&mut gre::Packet::new_unchecked(&mut buf[..]));
-            assert_eq!(
-                gre::Repr::parse(&gre::Packet::new_checked(&buf[..]).unwrap()).unwrap(),
-                r
-            );
+            assert_eq!(gre::Repr::parse(&gre::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
         }
     }
 });

@@ -11,10 +11,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(r) = icmpv4::Repr::parse(&p) {
             let mut buf = data.to_vec();
             r.emit(&mut icmpv4::Packet::new_unchecked(&mut buf[..]));
-            assert_eq!(
-                icmpv4::Repr::parse(&icmpv4::Packet::new_checked(&buf[..]).unwrap()).unwrap(),
-                r
-            );
+            assert_eq!(icmpv4::Repr::parse(&icmpv4::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
         }
     }
 });

@@ -11,12 +11,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.payload();
         if let Ok(r) = ipv4::Repr::parse(&p) {
             let mut buf = vec![0u8; r.buffer_len() + r.payload_len];
-            r.emit(&mut ipv4::Packet::new_unchecked(&mut buf[..]))
-                .unwrap();
-            assert_eq!(
-                ipv4::Repr::parse(&ipv4::Packet::new_checked(&buf[..]).unwrap()).unwrap(),
-                r
-            );
+            r.emit(&mut ipv4::Packet::new_unchecked(&mut buf[..])).unwrap();
+            assert_eq!(ipv4::Repr::parse(&ipv4::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
         }
     }
 });

@@ -15,17 +15,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.payload();
         if let Ok(r) = udp::Repr::parse(&p, src, dst) {
             let mut buf = data[..r.buffer_len()].to_vec();
-            r.emit(
-                &mut udp::Packet::new_unchecked(&mut buf[..]),
-                src,
-                dst,
-                true,
-            )
-            .unwrap();
-            assert_eq!(
-                udp::Repr::parse(&udp::Packet::new_checked(&buf[..]).unwrap(), src, dst).unwrap(),
-                r
-            );
+            r.emit(&mut udp::Packet::new_unchecked(&mut buf[..]), src, dst, true).unwrap();
+            assert_eq!(udp::Repr::parse(&udp::Packet::new_checked(&buf[..]).unwrap(), src, dst).unwrap(), r);
         }
     }
 });

@@ -11,10 +11,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(r) = vlan::Repr::parse(&p) {
             let mut buf = vec![0u8; r.buffer_len()];
             r.emit(&mut vlan::Packet::new_unchecked(&mut buf[..]));
-            assert_eq!(
-                vlan::Repr::parse(&vlan::Packet::new_checked(&buf[..]).unwrap()).unwrap(),
-                r
-            );
+            assert_eq!(vlan::Repr::parse(&vlan::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
         }
     }
 });

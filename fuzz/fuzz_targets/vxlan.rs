@@ -10,12 +10,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = vxlan::Packet::new_checked(data) {
         if let Ok(r) = vxlan::Repr::parse(&p) {
             let mut buf = vec![0u8; r.buffer_len()];
-            r.emit(&mut vxlan::Packet::new_unchecked(&mut buf[..]))
-                .unwrap();
-            assert_eq!(
-                vxlan::Repr::parse(&vxlan::Packet::new_checked(&buf[..]).unwrap()).unwrap(),
-                r
-            );
+            r.emit(&mut vxlan::Packet::new_unchecked(&mut buf[..])).unwrap();
+            assert_eq!(vxlan::Repr::parse(&vxlan::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
         }
     }
 });
