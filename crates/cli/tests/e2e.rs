@@ -202,3 +202,36 @@ fn bad_specs_are_refused_with_the_field_and_change_nothing() {
     assert!(!std::path::Path::new("/run/netns").join(format!("{name}.h1")).exists());
     assert!(!tb.root.path().join(&name).exists());
 }
+
+#[test]
+fn physical_link_delay_and_loss_are_emulated() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("lossy.yaml");
+    std::fs::write(
+        &sub,
+        "name: lossy\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 1Gbit, delay: 5ms, loss: 20%}\n",
+    )
+    .unwrap();
+    let spec = dir.path().join("s.yaml");
+    std::fs::write(
+        &spec,
+        "name: s\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h2}\nlinks:\n  - {name: ab, bandwidth: 10Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n",
+    )
+    .unwrap();
+    let tb = Testbed::up("imp", &sub);
+    tb.apply(&spec);
+    let out = tb.exec("s", "a", &["tool", "ping", "10.0.0.2", "-c", "60", "-i", "0.03", "-W", "0.5", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let received = v["received"].as_u64().unwrap_or(0);
+    // Each echo crosses the lossy link twice: about 64% come back.
+    assert!((15..=55).contains(&received), "received {received} of 60 through 20% loss each way: {v}");
+    let min = v["rtt_min_ms"].as_f64().unwrap();
+    assert!(min >= 10.0, "RTT {min} ms through 5 ms each way");
+    wait_until("loss drops counted", Duration::from_secs(10), || {
+        let s = tb.show("s");
+        s["counters"].as_array().into_iter().flatten().any(|c| c["drops"]["loss"].as_u64().unwrap_or(0) > 0)
+    });
+}

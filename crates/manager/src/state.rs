@@ -367,3 +367,116 @@ impl State {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBSTRATE: &str = "name: lab\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\n  - {name: h3, role: vnode}\n  - {name: t1, role: transport}\nlinks:\n  - {endpoints: [h1, t1], bandwidth: 1Gbit}\n  - {endpoints: [t1, h2], bandwidth: 1Gbit}\n  - {endpoints: [t1, h3], bandwidth: 1Gbit}\n";
+
+    fn spec(name: &str, a: &str, b: &str) -> SliceSpec {
+        SliceSpec::from_text(&format!(
+            "name: {name}\nnodes:\n  - {{name: a, host: {a}}}\n  - {{name: b, host: {b}}}\nlinks:\n  - {{name: l, bandwidth: 1Mbit, endpoints: [{{node: a}}, {{node: b}}]}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn open(dir: &std::path::Path) -> State {
+        State::open(&dir.join("m.db"), Some(Substrate::from_text(SUBSTRATE).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn apply_bumps_only_affected_hosts_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        assert!(s.apply(spec("red", "h1", "h2"), false).unwrap());
+        let rev = s.revision();
+        assert_eq!(s.config("h1").unwrap().revision, rev);
+        assert_eq!(s.config("t1").unwrap().revision, rev);
+        assert_eq!(s.config("h3").unwrap().revision, 0, "h3 is not on red's path");
+        // Same spec again: nothing changes.
+        assert!(!s.apply(spec("red", "h1", "h2"), false).unwrap());
+        assert_eq!(s.revision(), rev);
+        // A different spec under the same name is refused and changes nothing.
+        assert!(matches!(s.apply(spec("red", "h1", "h3"), false), Err(ManagerError::Conflict(_))));
+        assert_eq!(s.revision(), rev);
+        let epoch = s.epoch().to_string();
+        let h1 = s.config("h1").unwrap().clone();
+        drop(s);
+        // Restart: same slices, same configs, same epoch.
+        let s = open(dir.path());
+        assert_eq!(s.slice_list().len(), 1);
+        assert_eq!(s.epoch(), epoch);
+        assert_eq!(s.config("h1").unwrap(), &h1);
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        let before = (s.revision(), s.slice_list(), s.config("h1").cloned());
+        assert!(matches!(s.apply(spec("bad", "h1", "t1"), false), Err(ManagerError::Unplaceable(_))));
+        assert!(matches!(s.apply(spec("bad", "h1", "nowhere"), false), Err(ManagerError::Unplaceable(_))));
+        assert!(matches!(s.delete("nope"), Err(ManagerError::NotFound(_))));
+        assert_eq!(before, (s.revision(), s.slice_list(), s.config("h1").cloned()));
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(s.slice_list().len(), 1);
+    }
+
+    #[test]
+    fn delete_releases_labels_and_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        let first = s.slice_info("red").unwrap().plan;
+        s.delete("red").unwrap();
+        assert!(s.config("t1").unwrap().labels.is_empty());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        assert_eq!(s.slice_info("red").unwrap().plan, first, "the same labels and ports are free again");
+    }
+
+    #[test]
+    fn substrate_cannot_change_under_slices() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        drop(s);
+        let other = Substrate::from_text("name: other\nhosts:\n  - {name: x, role: vnode}\n").unwrap();
+        assert!(matches!(State::open(&dir.path().join("m.db"), Some(other)), Err(ManagerError::Conflict(_))));
+    }
+
+    #[test]
+    fn slice_state_follows_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        assert_eq!(s.slice_list()[0].state, SliceState::Provisioning);
+        let rev = s.revision();
+        for h in ["h1", "t1", "h2"] {
+            let r = NodeReport {
+                host: h.into(),
+                applied_revision: rev,
+                epoch: s.epoch().to_string(),
+                errors: vec![],
+                counters: vec![],
+                unmatched: Default::default(),
+                io_backend: "test".into(),
+                version: "0".into(),
+            };
+            s.report(h, r).unwrap();
+        }
+        assert_eq!(s.slice_list()[0].state, SliceState::Ready);
+        let mut bad = s.hosts.get("h2").unwrap().report.clone().unwrap().1;
+        bad.errors.push(netslice_model::api::ApplyError {
+            slice: Some("red".into()),
+            node: Some("b".into()),
+            message: "boom".into(),
+        });
+        s.report("h2", bad).unwrap();
+        let info = s.slice_info("red").unwrap();
+        assert_eq!(info.state, SliceState::Failed);
+        assert!(info.message.unwrap().contains("boom"));
+    }
+}
