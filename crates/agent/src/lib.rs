@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod egress;
 pub mod forward;
 pub mod slivers;
 
@@ -27,6 +28,9 @@ use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest};
 
 use crate::forward::Forwarder;
 use crate::slivers::Slivers;
+
+/// Largest packet the data plane handles (the largest physical MTU allowed).
+pub const MAX_FRAME: usize = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
 
 /// Name of the substrate I/O this agent uses, reported to the manager.
 pub const IO_BACKEND: &str = "raw-gre+udp-vxlan";
@@ -102,7 +106,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         Some(ns) => netns::run_in(ns, open)?,
         None => open()?,
     };
-    let fwd = Arc::new(Forwarder::start(gre, vxlan).map_err(AgentError::Threads)?);
+    let fwd = Arc::new(Forwarder::start(gre, vxlan, MAX_FRAME).map_err(AgentError::Threads)?);
     let agent = Arc::new(Agent {
         slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
         applied: Arc::new(Mutex::new(Applied::default())),
@@ -235,10 +239,10 @@ impl Agent {
         let res = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let (ports, errors) = slivers.lock().expect("sliver lock").apply(&cfg);
-            let old = fwd.shared.tables.load_full();
-            let tables = Tables::build(&cfg, Some(&old));
+            let old = fwd.shared.plane.load_full();
+            let tables = Tables::build(&cfg, Some(&old.tables));
             fwd.set_impairments(&cfg.underlay);
-            fwd.install(tables, ports);
+            fwd.install(&cfg, tables, ports);
             tracing::info!(
                 "applied revision {}: {} slivers, {} port rules, {} label rules, {} errors in {:?}",
                 cfg.revision,
@@ -262,7 +266,8 @@ impl Agent {
     async fn report(&self) {
         let report = {
             let a = self.applied.lock().expect("applied lock");
-            let tables = self.fwd.shared.tables.load();
+            let plane = self.fwd.shared.plane.load();
+            let tables = &plane.tables;
             NodeReport {
                 host: self.opts.host.clone(),
                 applied_revision: a.revision,

@@ -61,6 +61,11 @@ pub enum ToolCmd {
         /// Send exactly this many datagrams.
         #[arg(long)]
         count: Option<u64>,
+        /// Pace to this many bits per second of Ethernet frames (payload + 42
+        /// bytes of Ethernet, IPv4 and UDP headers), e.g. 20Mbit; default: as
+        /// fast as possible.
+        #[arg(long)]
+        rate: Option<netslice_model::Bandwidth>,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -153,25 +158,37 @@ fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Sends datagrams in batches (`sendmmsg`) for `duration` or until `count`.
+/// Sends datagrams in batches (`sendmmsg`) for `duration` or until `count`,
+/// paced to `rate_bps` of Ethernet frames if given.
 pub fn udp_send(
     addr: std::net::SocketAddrV4,
     size: usize,
     duration: Duration,
     count: Option<u64>,
+    rate_bps: Option<u64>,
 ) -> Result<UdpSummary> {
     use netslice_io::sock::{MAX_BATCH, Socket as NsSocket};
     let sock = NsSocket::udp(0)?;
     let payload = vec![0xa5u8; size];
     let start = Instant::now();
     let (mut packets, mut errors) = (0u64, 0u64);
+    // Pacing: frames of size + 42 bytes at rate_bps; small bursts of 8.
+    let gap = rate_bps.filter(|r| *r > 0).map(|r| Duration::from_secs_f64((size as f64 + 42.0) * 8.0 / r as f64));
     loop {
-        let left = match count {
+        let mut left = match count {
             Some(c) if packets >= c => break,
             Some(c) => (c - packets).min(MAX_BATCH as u64) as usize,
             None if start.elapsed() >= duration => break,
             None => MAX_BATCH,
         };
+        if let Some(gap) = gap {
+            left = left.min(8);
+            let due = start + gap.mul_f64(packets as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         let msgs: Vec<(&[u8], std::net::SocketAddrV4)> = (0..left).map(|_| (&payload[..], addr)).collect();
         let (sent, err) = sock.send_batch(&msgs);
         packets += sent as u64;
@@ -217,8 +234,8 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
 /// Runs a tool.
 pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
     match cmd {
-        ToolCmd::UdpSend { addr, size, seconds, count, json } => {
-            let s = udp_send(addr, size, Duration::from_secs_f64(seconds), count)?;
+        ToolCmd::UdpSend { addr, size, seconds, count, rate, json } => {
+            let s = udp_send(addr, size, Duration::from_secs_f64(seconds), count, rate.map(|r| r.bps()))?;
             print_udp("sent", &s, json)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -58,7 +58,7 @@ fn main() {
     let start = Instant::now();
     let mut gre_pkt = None;
     for _ in 0..N {
-        let v = ingress.on_port(port, black_box(&mut frame), HEADROOM..HEADROOM + FRAME);
+        let v = ingress.on_port(0, port, black_box(&mut frame), HEADROOM..HEADROOM + FRAME);
         if gre_pkt.is_none()
             && let Verdict::Send { packet, .. } = &v
         {

@@ -21,11 +21,12 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use netslice_model::LinkType;
-use netslice_model::api::{Action, Direction, NodeConfig, RuleCounters, Stage};
+use netslice_model::api::{Action, Direction, LinkQos, NodeConfig, RuleCounters, Stage};
+use netslice_model::{Isolation, LinkType};
+use netslice_qos::policer::{Color, Meter, TrTcm};
 use netslice_wire::{EtherType, ethernet, gre, ipv4, vxlan};
 
 /// Bytes a caller must leave in front of a frame for any encapsulation header.
@@ -47,19 +48,22 @@ pub enum DropReason {
     TxError = 3,
     /// Dropped by an emulated lossy physical link.
     Loss = 4,
-    /// A bounded queue (e.g. an emulated delay line) was full.
+    /// A bounded queue (an egress queue or an emulated delay line) was full.
     QueueFull = 5,
+    /// Red by the link's ingress policer.
+    Policed = 6,
 }
 
 impl DropReason {
     /// All reasons, in index order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::TooBig,
         DropReason::PortDown,
         DropReason::TxError,
         DropReason::Loss,
         DropReason::QueueFull,
+        DropReason::Policed,
     ];
 
     /// Name used in reports.
@@ -71,6 +75,7 @@ impl DropReason {
             DropReason::TxError => "tx_error",
             DropReason::Loss => "loss",
             DropReason::QueueFull => "queue_full",
+            DropReason::Policed => "policed",
         }
     }
 }
@@ -169,15 +174,22 @@ pub enum Hop {
 /// Index of a rule's counters in its [`Tables`].
 pub type RuleId = u32;
 
-/// A rule: where to send, what MTU to enforce, what to count.
-#[derive(Debug, Clone)]
+/// A rule: where to send, what MTU to enforce, how to isolate, what to count.
+#[derive(Debug)]
 pub struct Rule {
     /// Its id.
     pub id: RuleId,
+    /// Slice, link, direction and stage.
+    pub key: RuleKey,
     /// Action.
     pub hop: Hop,
     /// Largest carried frame (virtual link MTU + Ethernet header).
     pub max_frame: usize,
+    /// Isolation parameters of the link.
+    pub qos: LinkQos,
+    /// The link's two-rate policer, on the rule where a policed link enters the
+    /// substrate (RFC 2698: CIR = bandwidth, PIR = ceiling, CBS = PBS = burst).
+    pub policer: Option<Mutex<TrTcm>>,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -216,10 +228,10 @@ pub enum Verdict {
 /// Forwarding tables of one host, built from its desired config.
 #[derive(Debug, Default)]
 pub struct Tables {
-    ports: HashMap<u32, Rule>,
-    labels: HashMap<(LinkType, u32), Rule>,
+    ports: HashMap<u32, RuleId>,
+    labels: HashMap<(LinkType, u32), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
-    by_id: Vec<Arc<Counters>>,
+    rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
 }
@@ -250,15 +262,14 @@ impl Tables {
                 .unwrap_or(u16::MAX as usize)
                 + ethernet::HEADER_LEN
         };
-        let rule = |t: &mut Tables, slice: &str, link: &str, direction, on_port, action: &Action| {
+        let rule = |t: &mut Tables, slice: &str, link: &str, direction, on_port, action: &Action, qos: LinkQos| {
             let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(on_port, action) };
             let counters = previous
                 .and_then(|p| p.counters.get(&key).cloned())
                 .or_else(|| t.counters.get(&key).cloned())
                 .unwrap_or_default();
-            t.counters.insert(key, counters.clone());
-            let id = t.by_id.len() as RuleId;
-            t.by_id.push(counters.clone());
+            t.counters.insert(key.clone(), counters.clone());
+            let id = t.rules.len() as RuleId;
             let hop = match action {
                 Action::Deliver { port } => Hop::Deliver { port: *port },
                 Action::Send { link_type, label, underlay, next_hop } => Hop::Send {
@@ -268,14 +279,23 @@ impl Tables {
                     underlay: cfg.underlay.iter().position(|u| &u.name == underlay).unwrap_or(0) as u16,
                 },
             };
-            Rule { id, hop, max_frame: mtu_of(slice, link), counters }
+            // A policed link is metered where it enters: on the sliver-facing rule.
+            let policer = (on_port && qos.isolation == Isolation::Policed)
+                .then(|| {
+                    let burst = qos.burst.max(1);
+                    TrTcm::new((qos.rate / 8).max(1), burst, (qos.ceil / 8).max((qos.rate / 8).max(1)), burst, 0).ok()
+                })
+                .flatten()
+                .map(Mutex::new);
+            t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
+            id
         };
         for p in &cfg.ports {
-            let r = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action);
+            let r = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action, p.qos);
             t.ports.insert(p.port, r);
         }
         for l in &cfg.labels {
-            let r = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action);
+            let r = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action, l.qos);
             t.labels.insert((l.link_type, l.label), r);
         }
         t
@@ -283,21 +303,39 @@ impl Tables {
 
     /// The rule for frames from `port`.
     pub fn port_rule(&self, port: u32) -> Option<&Rule> {
-        self.ports.get(&port)
+        self.ports.get(&port).map(|&id| &self.rules[id as usize])
     }
 
     /// The rule for a label.
     pub fn label_rule(&self, link_type: LinkType, label: u32) -> Option<&Rule> {
-        self.labels.get(&(link_type, label))
+        self.labels.get(&(link_type, label)).map(|&id| &self.rules[id as usize])
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id as usize)
+    }
+
+    /// Every rule, in id order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// A frame read from local `port` into `buf[frame]` (with [`HEADROOM`] bytes
     /// free before `frame.start`).
-    pub fn on_port(&self, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
-        let Some(rule) = self.ports.get(&port) else {
+    /// `now` (nanoseconds, any monotonic clock) drives the link's policer, if any.
+    pub fn on_port(&self, now: u64, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+        let Some(rule) = self.port_rule(port) else {
             self.unmatched.no_port_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
+        if let Some(p) = &rule.policer {
+            let color = p.lock().map(|mut m| m.meter(now, frame.len() as u64)).unwrap_or(Color::Green);
+            if color == Color::Red {
+                rule.counters.dropped(DropReason::Policed);
+                return Verdict::Drop;
+            }
+        }
         forward(rule, buf, frame)
     }
 
@@ -322,7 +360,7 @@ impl Tables {
     }
 
     fn on_label(&self, link_type: LinkType, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
-        let Some(rule) = self.labels.get(&(link_type, label)) else {
+        let Some(rule) = self.label_rule(link_type, label) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
@@ -331,7 +369,7 @@ impl Tables {
 
     /// Counters of a rule named in a verdict (to count a drop the I/O side saw).
     pub fn counters_of(&self, rule: RuleId) -> Option<&Counters> {
-        self.by_id.get(rule as usize).map(|c| &**c)
+        self.rules.get(rule as usize).map(|r| &*r.counters)
     }
 
     /// Counters of every rule, for reports.

@@ -66,7 +66,7 @@ impl World {
         let mut buf = vec![0u8; HEADROOM + f.len()];
         buf[HEADROOM..].copy_from_slice(f);
         let mut here = host.to_string();
-        let mut verdict = self.tables[&here].on_port(port, &mut buf, HEADROOM..HEADROOM + f.len());
+        let mut verdict = self.tables[&here].on_port(0, port, &mut buf, HEADROOM..HEADROOM + f.len());
         for _ in 0..8 {
             match verdict {
                 Verdict::Deliver { port, frame, .. } => return Some((here, port, buf[frame].to_vec())),
@@ -159,7 +159,7 @@ fn counters_survive_rebuild() {
     let f = frame(1, 100);
     let mut buf = vec![0u8; HEADROOM + 100];
     buf[HEADROOM..].copy_from_slice(&f);
-    t1.on_port(port, &mut buf, HEADROOM..HEADROOM + 100);
+    t1.on_port(0, port, &mut buf, HEADROOM..HEADROOM + 100);
     let t2 = Tables::build(&cfgs["h1"], Some(&t1));
     assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
 }

@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use netslice_model::api::{
-    Action, Direction, InterfaceConfig, InterfacePlan, LabelRule, LinkPlan, NodeConfig, NodePlan, PortRule, SlicePlan,
-    SliverConfig, UnderlayLink,
+    Action, Direction, InterfaceConfig, InterfacePlan, LabelRule, LinkPlan, LinkQos, NodeConfig, NodePlan, PortRule,
+    SlicePlan, SliceShare, SliverConfig, UnderlayLink,
 };
-use netslice_model::spec::SliceSpec;
+use netslice_model::spec::{SliceSpec, VLinkSpec};
 use netslice_model::substrate::{Role, Substrate};
 
 /// Labels below this are reserved.
@@ -83,6 +83,22 @@ pub enum PlanError {
         /// Its MTU.
         underlay_mtu: u32,
     },
+    /// A physical link has too little unreserved bandwidth.
+    #[error("{field}: link {link} ({from} -> {to}) has {free} free, {asked} asked")]
+    Bandwidth {
+        /// Spec field.
+        field: String,
+        /// Physical link.
+        link: String,
+        /// Sending host.
+        from: String,
+        /// Receiving host.
+        to: String,
+        /// Unreserved capacity.
+        free: netslice_model::Bandwidth,
+        /// Asked.
+        asked: netslice_model::Bandwidth,
+    },
     /// A host ran out of labels or ports.
     #[error("{field}: host {host} has no free {what}")]
     Exhausted {
@@ -104,6 +120,7 @@ impl PlanError {
             | PlanError::NoSliverSlot { field, .. }
             | PlanError::NoPath { field, .. }
             | PlanError::Mtu { field, .. }
+            | PlanError::Bandwidth { field, .. }
             | PlanError::Exhausted { field, .. } => field,
         }
     }
@@ -118,6 +135,8 @@ pub struct Allocations {
     pub ports: BTreeMap<String, BTreeSet<u32>>,
     /// Slivers placed, per host.
     pub slivers: BTreeMap<String, u32>,
+    /// Bandwidth reserved per physical link and sending host, bits per second.
+    pub bandwidth: BTreeMap<(String, String), u64>,
 }
 
 impl Allocations {
@@ -145,7 +164,13 @@ impl Allocations {
             for (i, lab) in l.reverse_labels.iter().enumerate() {
                 self.labels.entry(l.path[i].clone()).or_default().insert(*lab);
             }
+            for (i, u) in l.underlay.iter().enumerate() {
+                for from in [&l.path[i], &l.path[i + 1]] {
+                    *self.bandwidth.entry((u.clone(), from.clone())).or_default() += l.reserved;
+                }
+            }
         }
+        self.bandwidth.retain(|_, v| *v > 0);
     }
 
     /// Removes what a plan holds (the exact inverse of [`add`](Self::add)).
@@ -167,6 +192,17 @@ impl Allocations {
             }
             for (i, lab) in l.reverse_labels.iter().enumerate() {
                 remove_from(&mut self.labels, &l.path[i], *lab);
+            }
+            for (i, u) in l.underlay.iter().enumerate() {
+                for from in [&l.path[i], &l.path[i + 1]] {
+                    let key = (u.clone(), from.clone());
+                    if let Some(v) = self.bandwidth.get_mut(&key) {
+                        *v = v.saturating_sub(l.reserved);
+                        if *v == 0 {
+                            self.bandwidth.remove(&key);
+                        }
+                    }
+                }
             }
         }
     }
@@ -313,6 +349,27 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
                 });
             }
         }
+        // Admission: the guarantee must fit every hop, in both directions.
+        let asked = l.bandwidth.bps();
+        for (i, u) in underlay.iter().enumerate() {
+            let phys = substrate.link(u).expect("path uses known links");
+            for (from, to) in [(&path[i], &path[i + 1]), (&path[i + 1], &path[i])] {
+                let key = (u.clone(), from.clone());
+                let used = alloc.bandwidth.get(&key).copied().unwrap_or(0);
+                let free = phys.bandwidth.bps().saturating_sub(used);
+                if asked > free {
+                    return Err(PlanError::Bandwidth {
+                        field: format!("{field}.bandwidth"),
+                        link: u.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        free: netslice_model::Bandwidth(free),
+                        asked: l.bandwidth,
+                    });
+                }
+                *alloc.bandwidth.entry(key).or_default() += asked;
+            }
+        }
         let max = l.link_type.max_label();
         let mut take = |host: &str| {
             Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| PlanError::Exhausted {
@@ -327,9 +384,14 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
             forward_labels.push(take(&path[i + 1])?);
             reverse_labels.push(take(&path[i])?);
         }
-        links.push(LinkPlan { name: l.name.clone(), path, underlay, forward_labels, reverse_labels });
+        links.push(LinkPlan { name: l.name.clone(), path, underlay, forward_labels, reverse_labels, reserved: asked });
     }
     Ok(SlicePlan { nodes, links })
+}
+
+/// The isolation parameters every rule of a virtual link carries.
+pub fn link_qos(l: &VLinkSpec) -> LinkQos {
+    LinkQos { rate: l.bandwidth.bps(), ceil: l.ceiling().bps(), burst: l.burst_bytes(), isolation: l.isolation }
 }
 
 /// Shortest path by hop count (ties: first link in document order), as host names
@@ -403,6 +465,7 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                 slivers: Vec::new(),
                 ports: Vec::new(),
                 labels: Vec::new(),
+                slices: BTreeMap::new(),
             };
             (h.name.clone(), cfg)
         })
@@ -454,9 +517,26 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
             };
             let (p0, p1) = (port_of(0), port_of(1));
             let n = lp.path.len();
+            let qos = link_qos(l);
+            let share = SliceShare {
+                weight: spec.qos.map(|q| q.weight).unwrap_or(1),
+                ceil: spec.qos.and_then(|q| q.ceiling).map(|c| c.bps()),
+            };
+            for h in &lp.path {
+                if let Some(c) = out.get_mut(h) {
+                    c.slices.insert(spec.name.clone(), share);
+                }
+            }
             let mut push_port = |host: &str, port: u32, direction: Direction, action: Action| {
                 if let Some(c) = out.get_mut(host) {
-                    c.ports.push(PortRule { port, slice: spec.name.clone(), link: l.name.clone(), direction, action });
+                    c.ports.push(PortRule {
+                        port,
+                        slice: spec.name.clone(),
+                        link: l.name.clone(),
+                        direction,
+                        action,
+                        qos,
+                    });
                 }
             };
             if n == 1 {
@@ -481,6 +561,7 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                         link: l.name.clone(),
                         direction,
                         action,
+                        qos,
                     });
                 }
             };

@@ -188,3 +188,28 @@ proptest! {
         prop_assert_eq!(alloc, Allocations::default());
     }
 }
+
+#[test]
+fn bandwidth_is_admitted_per_link_and_direction() {
+    let s = Substrate::from_text(
+        "name: lab\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 100Mbit}\n",
+    )
+    .unwrap();
+    let spec = |name: &str, bw: &str| {
+        SliceSpec::from_text(&format!(
+            "name: {name}\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\nlinks:\n  - {{name: l, bandwidth: {bw}, endpoints: [{{node: a}}, {{node: b}}]}}\n"
+        ))
+        .unwrap()
+    };
+    let p1 = plan(&s, &spec("one", "70Mbit"), &Allocations::default()).unwrap();
+    let held = Allocations::from_plans([&p1]);
+    assert_eq!(held.bandwidth[&("h1-h2".to_string(), "h1".to_string())], 70_000_000);
+    assert_eq!(held.bandwidth[&("h1-h2".to_string(), "h2".to_string())], 70_000_000);
+    let e = plan(&s, &spec("two", "50Mbit"), &held).unwrap_err();
+    assert_eq!(e.field(), "links[0].bandwidth");
+    assert_eq!(e.to_string(), "links[0].bandwidth: link h1-h2 (h1 -> h2) has 30Mbit free, 50Mbit asked");
+    assert!(plan(&s, &spec("two", "30Mbit"), &held).is_ok());
+    let mut back = held.clone();
+    back.remove(&p1);
+    assert_eq!(back, Allocations::default());
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::FieldError;
-use crate::spec::{LinkType, RouteSpec, SliceSpec};
+use crate::spec::{Isolation, LinkType, RouteSpec, SliceSpec};
 use crate::substrate::Role;
 use crate::units::{Bandwidth, Memory, Micros, Percent};
 
@@ -69,6 +69,9 @@ pub struct LinkPlan {
     pub forward_labels: Vec<u32>,
     /// Label of each hop in the reverse direction (hop i runs path[i+1] -> path[i]).
     pub reverse_labels: Vec<u32>,
+    /// Bandwidth reserved on every hop, both directions, bits per second.
+    #[serde(default)]
+    pub reserved: u64,
 }
 
 /// What the SNC/TNC decided for a slice.
@@ -199,6 +202,28 @@ pub enum Stage {
     Local,
 }
 
+/// Isolation parameters of one virtual link, as every rule of it carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkQos {
+    /// Guaranteed bits per second.
+    pub rate: u64,
+    /// Ceiling, bits per second.
+    pub ceil: u64,
+    /// Burst in bytes.
+    pub burst: u64,
+    /// Shaped or policed.
+    pub isolation: Isolation,
+}
+
+/// Slice-wide sharing parameters on this host's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SliceShare {
+    /// Weight against other slices.
+    pub weight: u32,
+    /// Ceiling on any port, bits per second, if set.
+    pub ceil: Option<u64>,
+}
+
 /// A frame arriving from a sliver interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PortRule {
@@ -212,6 +237,8 @@ pub struct PortRule {
     pub direction: Direction,
     /// What to do.
     pub action: Action,
+    /// Isolation of the link.
+    pub qos: LinkQos,
 }
 
 /// A frame arriving from the substrate with a label.
@@ -229,6 +256,8 @@ pub struct LabelRule {
     pub direction: Direction,
     /// What to do.
     pub action: Action,
+    /// Isolation of the link.
+    pub qos: LinkQos,
 }
 
 /// The desired state of one substrate host, derived by the manager.
@@ -250,6 +279,8 @@ pub struct NodeConfig {
     pub ports: Vec<PortRule>,
     /// Rules for labelled frames from the substrate.
     pub labels: Vec<LabelRule>,
+    /// Sharing parameters of the slices with rules here.
+    pub slices: BTreeMap<String, SliceShare>,
 }
 
 /// Packet counters of one forwarding rule on one host.

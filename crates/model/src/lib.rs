@@ -12,6 +12,6 @@ pub mod substrate;
 pub mod units;
 
 pub use error::{FieldError, SpecError, parse_document};
-pub use spec::{LinkType, SliceSpec};
+pub use spec::{Isolation, LinkType, SliceQos, SliceSpec};
 pub use substrate::{Role, Substrate, SubstrateSpec};
 pub use units::{Bandwidth, Memory, Micros, Percent};

@@ -151,6 +151,52 @@ impl EndpointSpec {
     }
 }
 
+/// How a virtual link is kept from disturbing others (and from being disturbed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Its own queue at every egress port, scheduled against its guarantee and
+    /// ceiling (hierarchical DRR).
+    #[default]
+    Shaped,
+    /// A two-rate policer where the link enters the substrate (RFC 2698: CIR =
+    /// bandwidth, PIR = ceiling); no per-link queues. The cheap mode for many slices.
+    Policed,
+}
+
+impl Isolation {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Shaped => "shaped",
+            Isolation::Policed => "policed",
+        }
+    }
+}
+
+/// Slice-wide sharing parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SliceQos {
+    /// Share of spare capacity against other slices on a port (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Most the slice may use on any port (default: the sum of its links' ceilings there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub ceiling: Option<Bandwidth>,
+}
+
+impl Default for SliceQos {
+    fn default() -> Self {
+        SliceQos { weight: 1, ceiling: None }
+    }
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
 /// A virtual link as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -160,9 +206,22 @@ pub struct VLinkSpec {
     /// Link type (default `gre`).
     #[serde(rename = "type", default)]
     pub link_type: LinkType,
-    /// Bandwidth asked for.
+    /// Guaranteed bandwidth (of the slice's Ethernet frames), reserved on every
+    /// physical link of the path.
     #[schema(value_type = String)]
     pub bandwidth: Bandwidth,
+    /// Most the link may use when capacity is spare (default: its bandwidth, i.e.
+    /// no borrowing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub ceiling: Option<Bandwidth>,
+    /// Burst allowance in bytes (default: 5 ms at the ceiling, at least 2 frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub burst: Option<Memory>,
+    /// `shaped` (default) or `policed`.
+    #[serde(default, skip_serializing_if = "is_default_isolation")]
+    pub isolation: Isolation,
     /// MTU seen by the slivers (default 1500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
@@ -170,10 +229,26 @@ pub struct VLinkSpec {
     pub endpoints: Vec<EndpointSpec>,
 }
 
+fn is_default_isolation(i: &Isolation) -> bool {
+    *i == Isolation::Shaped
+}
+
 impl VLinkSpec {
     /// The MTU with its default.
     pub fn mtu(&self) -> u32 {
         self.mtu.unwrap_or(DEFAULT_VLINK_MTU)
+    }
+
+    /// The ceiling with its default (the bandwidth).
+    pub fn ceiling(&self) -> Bandwidth {
+        self.ceiling.unwrap_or(self.bandwidth)
+    }
+
+    /// The burst in bytes with its default: 5 ms at the ceiling, at least two
+    /// full frames.
+    pub fn burst_bytes(&self) -> u64 {
+        let frame = u64::from(self.mtu()) + 14;
+        self.burst.map(|b| b.bytes()).unwrap_or_else(|| (self.ceiling().bps() / 8 / 200).max(2 * frame))
     }
 }
 
@@ -191,6 +266,9 @@ pub struct SliceSpec {
     /// Virtual links.
     #[serde(default)]
     pub links: Vec<VLinkSpec>,
+    /// Slice-wide sharing parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<SliceQos>,
 }
 
 impl SliceSpec {
@@ -261,6 +339,14 @@ impl SliceSpec {
         {
             errs.push("description", "longer than 1024 characters");
         }
+        if let Some(q) = &self.qos {
+            if !(1..=1000).contains(&q.weight) {
+                errs.push("qos.weight", format!("{} is outside 1..1000", q.weight));
+            }
+            if q.ceiling.is_some_and(|c| c.bps() == 0) {
+                errs.push("qos.ceiling", "ceiling must be greater than zero");
+            }
+        }
         let mut nodes = BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let f = format!("nodes[{i}]");
@@ -293,6 +379,17 @@ impl SliceSpec {
             }
             if l.bandwidth.bps() == 0 {
                 errs.push(format!("{f}.bandwidth"), "bandwidth must be greater than zero");
+            }
+            if let Some(c) = l.ceiling
+                && c < l.bandwidth
+            {
+                errs.push(format!("{f}.ceiling"), format!("ceiling {c} is below the bandwidth {}", l.bandwidth));
+            }
+            if let Some(b) = l.burst {
+                let frame = u64::from(l.mtu()) + 14;
+                if b.bytes() < frame || b.bytes() > (1 << 30) {
+                    errs.push(format!("{f}.burst"), format!("{b} is outside one frame ({frame}B) .. 1Gi"));
+                }
             }
             if let Some(m) = l.mtu
                 && !(576..=9000).contains(&m)

@@ -26,6 +26,8 @@ use crate::units::{Bandwidth, Memory, Micros, Percent};
 pub const MAX_NAME: usize = 24;
 /// Default pool for link subnets.
 pub const DEFAULT_UNDERLAY: &str = "172.31.0.0/16";
+/// Largest MTU of a physical link (jumbo frames).
+pub const MAX_LINK_MTU: u32 = 9216;
 /// Default MTU of a physical link: jumbo frames, so that a 1500-byte sliver MTU fits
 /// inside any encapsulation.
 pub const DEFAULT_LINK_MTU: u32 = 9000;
@@ -296,8 +298,8 @@ impl SubstrateSpec {
                 errs.push(format!("{f}.delay"), format!("{d} is more than 10s"));
             }
             let mtu = l.mtu.unwrap_or(DEFAULT_LINK_MTU);
-            if !(1280..=65_000).contains(&mtu) {
-                errs.push(format!("{f}.mtu"), format!("{mtu} is outside 1280..65000"));
+            if !(1280..=MAX_LINK_MTU).contains(&mtu) {
+                errs.push(format!("{f}.mtu"), format!("{mtu} is outside 1280..{MAX_LINK_MTU}"));
             }
             let subnet = match l.subnet {
                 Some(s) => {

@@ -143,6 +143,9 @@ struct Link<P> {
     fresh: bool,
     start: u128,
     stats: ClassStats,
+    /// Bytes the port is charged per packet on top of its length (encapsulation
+    /// and link-layer headers the class does not pay for).
+    overhead: u32,
     alive: bool,
 }
 
@@ -253,6 +256,7 @@ impl<P> Scheduler<P> {
             fresh: false,
             start: 0,
             stats: ClassStats::default(),
+            overhead: 0,
             alive: true,
         });
         self.slices[slice].links.push(id);
@@ -275,6 +279,15 @@ impl<P> Scheduler<P> {
         l.rate_tb.reconfigure(cfg.rate, cfg.burst, now);
         l.ceil_tb.reconfigure(cfg.ceil, cfg.burst, now);
         Ok(())
+    }
+
+    /// Sets the per-packet overhead the *port* is charged for this link's packets
+    /// (classes are charged the packet length only): a guarantee is a rate of the
+    /// slice's own frames, while the port's rate is a rate of bytes on the wire.
+    pub fn set_overhead(&mut self, id: LinkId, bytes: u32) {
+        if let Some(l) = self.links.get_mut(id) {
+            l.overhead = bytes;
+        }
     }
 
     /// Removes a link; returns what was queued (the caller drops it).
@@ -483,7 +496,7 @@ impl<P> Scheduler<P> {
         let slice = &mut self.slices[s];
         slice.rate_tb.charge(now, bytes);
         slice.ceil_tb.charge(now, bytes);
-        self.port.charge(now, bytes);
+        self.port.charge(now, bytes + u64::from(link.overhead));
         self.backlog -= 1;
         match self.discipline {
             Discipline::Drr { .. } => {
