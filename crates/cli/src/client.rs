@@ -88,8 +88,9 @@ impl Client {
         Ok(self.decode(resp).await?.1)
     }
 
-    /// PUT a text body; returns the status and the decoded answer.
-    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<(StatusCode, T)> {
+    /// PUT a text body; returns the status, the `x-netslice-result` header and
+    /// the decoded answer.
+    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<(StatusCode, String, T)> {
         let resp = self
             .http
             .put(self.url(path))
@@ -98,7 +99,10 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        self.decode(resp).await
+        let result =
+            resp.headers().get("x-netslice-result").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let (status, v) = self.decode(resp).await?;
+        Ok((status, result, v))
     }
 
     /// DELETE.

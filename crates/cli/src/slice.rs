@@ -42,14 +42,14 @@ pub fn bytes(n: u64) -> String {
 
 /// Applies a spec and waits for the slice to become ready.
 pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -> Result<SliceInfo> {
-    let (status, info): (StatusCode, SliceInfo) = client
+    let (status, result, info): (StatusCode, String, SliceInfo) = client
         .put_text(&format!("/api/v1/slices/{}", spec.name), text)
         .await
         .with_context(|| format!("applying slice {}", spec.name))?;
-    if status == StatusCode::CREATED {
-        eprintln!("slice {} created (revision {})", spec.name, info.revision);
-    } else {
-        eprintln!("slice {} unchanged", spec.name);
+    match (status, result.as_str()) {
+        (StatusCode::CREATED, _) => eprintln!("slice {} created (revision {})", spec.name, info.revision),
+        (_, "updated") => eprintln!("slice {} updated in place (revision {})", spec.name, info.revision),
+        _ => eprintln!("slice {} unchanged", spec.name),
     }
     if wait == 0 {
         return Ok(info);

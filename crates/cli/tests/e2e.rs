@@ -235,3 +235,124 @@ fn physical_link_delay_and_loss_are_emulated() {
         s["counters"].as_array().into_iter().flatten().any(|c| c["drops"]["loss"].as_u64().unwrap_or(0) > 0)
     });
 }
+
+/// Two slices share one 100 Mbit/s physical link; A floods at 10x its 20 Mbit/s
+/// guarantee, B sends at its 20 Mbit/s guarantee and must keep >= 95% of it.
+#[test]
+fn a_flooding_slice_cannot_take_another_slices_guarantee() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("qos.yaml");
+    std::fs::write(
+        &sub,
+        "name: qos\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 100Mbit}\n",
+    )
+    .unwrap();
+    let slice = |name: &str, extra: &str| {
+        let p = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit{extra}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let tb = Testbed::up("qos", &sub);
+    tb.apply(&slice("aggr", ", ceiling: 100Mbit"));
+    tb.apply(&slice("victim", ""));
+    // Prime ARP in both slices so the measurement sees only the data.
+    assert!(tb.ping("aggr", "x", "10.0.0.2", "2").0 && tb.ping("victim", "x", "10.0.0.2", "2").0);
+    let sink_a = tb.spawn_exec("aggr", "y", &["tool", "udp-sink", "--seconds", "6", "--json"]);
+    let sink_v = tb.spawn_exec("victim", "y", &["tool", "udp-sink", "--seconds", "6", "--json"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let flood = tb.spawn_exec(
+        "aggr",
+        "x",
+        &["tool", "udp-send", "10.0.0.2:9999", "--rate", "200Mbit", "--seconds", "4", "--json"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out =
+        tb.exec("victim", "x", &["tool", "udp-send", "10.0.0.2:9999", "--rate", "20Mbit", "--seconds", "3", "--json"]);
+    assert!(out.status.success(), "victim send: {}", text(&out));
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(flood.wait_with_output().unwrap().status.success());
+    let frame_bits = |v: &serde_json::Value| v["pps"].as_f64().unwrap() * (1330.0 + 42.0) * 8.0;
+    let v: serde_json::Value = serde_json::from_slice(&sink_v.wait_with_output().unwrap().stdout).unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&sink_a.wait_with_output().unwrap().stdout).unwrap();
+    let (victim, aggr) = (frame_bits(&v), frame_bits(&a));
+    eprintln!(
+        "victim {:.1} Mbit/s (sent {:.1}), aggressor {:.1} Mbit/s",
+        victim / 1e6,
+        frame_bits(&sent) / 1e6,
+        aggr / 1e6
+    );
+    assert!(victim >= 0.95 * 20e6, "victim kept {:.1} Mbit/s of its 20 Mbit/s guarantee", victim / 1e6);
+    assert!(
+        v["packets"].as_u64().unwrap() as f64 >= 0.95 * sent["packets"].as_f64().unwrap(),
+        "victim lost packets: {v} vs {sent}"
+    );
+    assert!(
+        aggr > 40e6 && aggr < 100e6,
+        "aggressor borrows spare capacity but stays under the link: {:.1}",
+        aggr / 1e6
+    );
+    // The flood was held in a bounded queue and its excess dropped and counted.
+    wait_until("queue drops counted", Duration::from_secs(10), || {
+        let s = tb.show("aggr");
+        s["counters"].as_array().into_iter().flatten().any(|c| c["drops"]["queue_full"].as_u64().unwrap_or(0) > 0)
+    });
+}
+
+/// Changing a link's rate in the spec changes it on the running data plane,
+/// without losing the slice's traffic.
+#[test]
+fn link_rates_change_live_without_dropping_traffic() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("live.yaml");
+    std::fs::write(
+        &sub,
+        "name: live\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 100Mbit}\n",
+    )
+    .unwrap();
+    let spec = |bw: &str| {
+        let p = dir.path().join(format!("s-{bw}.yaml"));
+        std::fs::write(
+            &p,
+            format!("name: s\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: {bw}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
+        )
+        .unwrap();
+        p
+    };
+    let tb = Testbed::up("live", &sub);
+    tb.apply(&spec("10Mbit"));
+    let rate = || {
+        let sink = tb.spawn_exec("s", "y", &["tool", "udp-sink", "--seconds", "3", "--json"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let out = tb.exec("s", "x", &["tool", "udp-send", "10.0.0.2:9999", "--rate", "40Mbit", "--seconds", "2"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&sink.wait_with_output().unwrap().stdout).unwrap();
+        v["pps"].as_f64().unwrap() * 1372.0 * 8.0
+    };
+    let before = rate();
+    assert!((before / 10e6 - 1.0).abs() < 0.1, "shaped to 10 Mbit/s: {:.1}", before / 1e6);
+    let labels = tb.show("s")["plan"]["links"][0]["forward_labels"].clone();
+    // A ping stream across the change loses nothing.
+    let ping = tb.spawn_exec("s", "x", &["tool", "ping", "10.0.0.2", "-c", "40", "-i", "0.05", "--json"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = tb.cli(&["slice", "apply", "-f", spec("30Mbit").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("updated in place"), "{}", text(&out));
+    let p = ping.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(v["received"], 40, "pings lost across the change: {v}");
+    let after = rate();
+    assert!((after / 30e6 - 1.0).abs() < 0.1, "reshaped to 30 Mbit/s: {:.1}", after / 1e6);
+    assert_eq!(tb.show("s")["plan"]["links"][0]["forward_labels"], labels, "same labels: nothing was rebuilt");
+}

@@ -389,6 +389,63 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
     Ok(SlicePlan { nodes, links })
 }
 
+/// Whether `new` differs from `old` only in isolation parameters (link bandwidth,
+/// ceiling, burst, isolation mode; slice sharing; description): a change that
+/// keeps placement, paths and labels and can be applied to running slivers.
+pub fn qos_only_change(old: &SliceSpec, new: &SliceSpec) -> bool {
+    let strip = |s: &SliceSpec| {
+        let mut s = s.clone();
+        s.description = None;
+        s.qos = None;
+        for l in &mut s.links {
+            l.bandwidth = netslice_model::Bandwidth(0);
+            l.ceiling = None;
+            l.burst = None;
+            l.isolation = netslice_model::Isolation::Shaped;
+        }
+        s
+    };
+    strip(old) == strip(new)
+}
+
+/// Re-admits a slice whose isolation parameters changed: the same plan with the
+/// new reservations, if every hop has room once the old ones are released.
+/// `held` must not include `old`.
+pub fn replan_bandwidth(
+    substrate: &Substrate,
+    spec: &SliceSpec,
+    old: &SlicePlan,
+    held: &Allocations,
+) -> Result<SlicePlan, PlanError> {
+    let mut alloc = held.clone();
+    let mut plan = old.clone();
+    for (li, l) in spec.links.iter().enumerate() {
+        let Some(lp) = plan.links.iter_mut().find(|p| p.name == l.name) else { continue };
+        let asked = l.bandwidth.bps();
+        for (i, u) in lp.underlay.iter().enumerate() {
+            let phys = substrate.link(u).expect("plan uses known links");
+            for (from, to) in [(&lp.path[i], &lp.path[i + 1]), (&lp.path[i + 1], &lp.path[i])] {
+                let key = (u.clone(), from.clone());
+                let used = alloc.bandwidth.get(&key).copied().unwrap_or(0);
+                let free = phys.bandwidth.bps().saturating_sub(used);
+                if asked > free {
+                    return Err(PlanError::Bandwidth {
+                        field: format!("links[{li}].bandwidth"),
+                        link: u.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        free: netslice_model::Bandwidth(free),
+                        asked: l.bandwidth,
+                    });
+                }
+                *alloc.bandwidth.entry(key).or_default() += asked;
+            }
+        }
+        lp.reserved = asked;
+    }
+    Ok(plan)
+}
+
 /// The isolation parameters every rule of a virtual link carries.
 pub fn link_qos(l: &VLinkSpec) -> LinkQos {
     LinkQos { rate: l.bandwidth.bps(), ceil: l.ceiling().bps(), burst: l.burst_bytes(), isolation: l.isolation }

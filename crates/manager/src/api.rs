@@ -119,16 +119,18 @@ pub async fn create_slice(AxState(app): AxState<App>, body: String) -> ApiResult
     .map(|i| (StatusCode::CREATED, Json(i)))
 }
 
-/// Applies a spec: creates the slice, or leaves an identical one alone.
+/// Applies a spec: creates the slice, leaves an identical one alone, or changes
+/// the isolation parameters of a running one (header `x-netslice-result`:
+/// `created`, `updated` or `unchanged`).
 #[utoipa::path(put, path = "/api/v1/slices/{name}", params(("name" = String, Path, description = "slice name")),
     request_body(content = SliceSpec, description = "slice spec, JSON or YAML"),
-    responses((status = 200, description = "unchanged", body = SliceInfo), (status = 201, description = "created", body = SliceInfo),
+    responses((status = 200, description = "unchanged or updated", body = SliceInfo), (status = 201, description = "created", body = SliceInfo),
               (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn apply_slice(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
     body: String,
-) -> ApiResult<(StatusCode, Json<SliceInfo>)> {
+) -> ApiResult<(StatusCode, [(&'static str, &'static str); 1], Json<SliceInfo>)> {
     let spec = parse_spec(&body)?;
     if spec.name != name {
         return Err(ManagerError::Invalid {
@@ -140,10 +142,13 @@ pub async fn apply_slice(
         });
     }
     app.with(|s| {
-        let created = s.apply(spec, false)?;
-        Ok((created, s.slice_info(&name)?))
+        let applied = s.apply(spec, false)?;
+        Ok((applied, s.slice_info(&name)?))
     })
-    .map(|(created, i)| (if created { StatusCode::CREATED } else { StatusCode::OK }, Json(i)))
+    .map(|(applied, i)| {
+        let status = if applied == crate::state::Applied::Created { StatusCode::CREATED } else { StatusCode::OK };
+        (status, [("x-netslice-result", applied.as_str())], Json(i))
+    })
 }
 
 /// Answer to a delete.

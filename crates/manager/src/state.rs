@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use netslice_embed::{Allocations, PlanError, node_configs, plan};
+use netslice_embed::{Allocations, PlanError, node_configs, plan, qos_only_change, replan_bandwidth};
 use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
 
@@ -46,6 +46,28 @@ pub enum ManagerError {
 impl From<SpecError> for ManagerError {
     fn from(e: SpecError) -> Self {
         ManagerError::Invalid { what: "slice spec", errors: e.errors }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new slice.
+    Created,
+    /// An existing slice changed in place.
+    Updated,
+    /// Nothing to do.
+    Unchanged,
+}
+
+impl Applied {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Updated => "updated",
+            Applied::Unchanged => "unchanged",
+        }
     }
 }
 
@@ -187,20 +209,35 @@ impl State {
         Ok(revision)
     }
 
-    /// Creates a slice, or leaves an identical one alone. Returns whether it was
-    /// created. A changed spec for an existing slice is refused (live modification
-    /// comes with the lifecycle work).
-    pub fn apply(&mut self, spec: SliceSpec, create_only: bool) -> Result<bool, ManagerError> {
+    /// Creates a slice, leaves an identical one alone, or changes a running one's
+    /// isolation parameters in place. Other changes to an existing slice are
+    /// refused (live modification of nodes and links comes with the lifecycle work).
+    pub fn apply(&mut self, spec: SliceSpec, create_only: bool) -> Result<Applied, ManagerError> {
         spec.validate()?;
         if let Some(existing) = self.slices.get(&spec.name) {
             if create_only {
                 return Err(ManagerError::Conflict(format!("slice {:?} already exists", spec.name)));
             }
             if existing.spec == spec {
-                return Ok(false);
+                return Ok(Applied::Unchanged);
+            }
+            if qos_only_change(&existing.spec, &spec) {
+                // Live change of isolation parameters: same placement, paths and
+                // labels; the reservation delta is admitted as a whole or refused.
+                let mut held = self.alloc.clone();
+                held.remove(&existing.plan);
+                let p = replan_bandwidth(&self.substrate, &spec, &existing.plan, &held)?;
+                held.add(&p);
+                let mut slices = self.slices.clone();
+                let name = spec.name.clone();
+                let created = existing.created;
+                slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created });
+                self.commit(slices, &[&name], &[], held)?;
+                tracing::info!("slice {name} isolation parameters changed at revision {}", self.revision);
+                return Ok(Applied::Updated);
             }
             return Err(ManagerError::Conflict(format!(
-                "slice {:?} exists with a different spec; live modification is not supported yet: delete it and apply again",
+                "slice {:?} exists with a different spec; live changes of nodes and links are not supported yet (only bandwidth, ceiling, burst, isolation and qos): delete it and apply again",
                 spec.name
             )));
         }
@@ -212,7 +249,7 @@ impl State {
         slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created: now_secs() });
         self.commit(slices, &[&name], &[], alloc)?;
         tracing::info!("slice {name} created at revision {}", self.revision);
-        Ok(true)
+        Ok(Applied::Created)
     }
 
     /// Deletes a slice; returns the revision at which it is gone.
@@ -389,13 +426,13 @@ mod tests {
     fn apply_bumps_only_affected_hosts_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        assert!(s.apply(spec("red", "h1", "h2"), false).unwrap());
+        assert_eq!(s.apply(spec("red", "h1", "h2"), false).unwrap(), Applied::Created);
         let rev = s.revision();
         assert_eq!(s.config("h1").unwrap().revision, rev);
         assert_eq!(s.config("t1").unwrap().revision, rev);
         assert_eq!(s.config("h3").unwrap().revision, 0, "h3 is not on red's path");
         // Same spec again: nothing changes.
-        assert!(!s.apply(spec("red", "h1", "h2"), false).unwrap());
+        assert_eq!(s.apply(spec("red", "h1", "h2"), false).unwrap(), Applied::Unchanged);
         assert_eq!(s.revision(), rev);
         // A different spec under the same name is refused and changes nothing.
         assert!(matches!(s.apply(spec("red", "h1", "h3"), false), Err(ManagerError::Conflict(_))));
@@ -435,6 +472,36 @@ mod tests {
         assert!(s.config("t1").unwrap().labels.is_empty());
         s.apply(spec("red", "h1", "h2"), false).unwrap();
         assert_eq!(s.slice_info("red").unwrap().plan, first, "the same labels and ports are free again");
+    }
+
+    #[test]
+    fn isolation_changes_apply_in_place_and_are_admitted_as_a_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        let plan = s.slice_info("red").unwrap().plan;
+        let mut faster = spec("red", "h1", "h2");
+        faster.links[0].bandwidth = netslice_model::Bandwidth::mbit(500);
+        faster.links[0].ceiling = Some(netslice_model::Bandwidth::mbit(900));
+        let rev = s.revision();
+        assert_eq!(s.apply(faster.clone(), false).unwrap(), Applied::Updated);
+        assert!(s.revision() > rev);
+        let info = s.slice_info("red").unwrap();
+        assert_eq!(info.plan.links[0].path, plan.links[0].path, "same path");
+        assert_eq!(info.plan.links[0].forward_labels, plan.links[0].forward_labels, "same labels");
+        assert_eq!(info.plan.links[0].reserved, 500_000_000);
+        assert_eq!(s.config("t1").unwrap().labels[0].qos.ceil, 900_000_000);
+        // More than the links hold: refused, nothing changes.
+        let mut too_much = faster.clone();
+        too_much.links[0].bandwidth = netslice_model::Bandwidth::mbit(1001);
+        too_much.links[0].ceiling = None;
+        let before = (s.revision(), s.slice_info("red").unwrap());
+        assert!(matches!(s.apply(too_much, false), Err(ManagerError::Unplaceable(PlanError::Bandwidth { .. }))));
+        assert_eq!(before, (s.revision(), s.slice_info("red").unwrap()));
+        // A structural change is still refused.
+        let mut moved = faster;
+        moved.nodes[1].host = Some("h3".into());
+        assert!(matches!(s.apply(moved, false), Err(ManagerError::Conflict(_))));
     }
 
     #[test]
