@@ -114,6 +114,19 @@ pub struct PingSummary {
     pub rtt_avg_ms: Option<f64>,
     /// Largest RTT.
     pub rtt_max_ms: Option<f64>,
+    /// Median RTT.
+    pub rtt_p50_ms: Option<f64>,
+    /// 99th percentile RTT.
+    pub rtt_p99_ms: Option<f64>,
+}
+
+/// The `p`-th percentile (0..=100) of sorted values, nearest rank.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
 }
 
 /// Result of `tcp-client`.
@@ -140,6 +153,9 @@ pub struct UdpSummary {
     pub seconds: f64,
     /// Datagrams per second.
     pub pps: f64,
+    /// Datagrams received in each whole second after the first one (sink only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_second: Vec<u64>,
 }
 
 fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
@@ -201,7 +217,13 @@ pub fn udp_send(
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(UdpSummary { packets, bytes: packets * size as u64, seconds, pps: packets as f64 / seconds.max(1e-9) })
+    Ok(UdpSummary {
+        packets,
+        bytes: packets * size as u64,
+        seconds,
+        pps: packets as f64 / seconds.max(1e-9),
+        per_second: Vec::new(),
+    })
 }
 
 /// Counts datagrams for `duration`.
@@ -212,12 +234,18 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
     let mut info = [RecvInfo::default(); 32];
     let start = Instant::now();
     let (mut packets, mut bytes, mut first, mut last) = (0u64, 0u64, None, start);
+    let mut per_second: Vec<u64> = Vec::new();
     while start.elapsed() < duration {
         match sock.recv_batch(&mut bufs, 0, &mut info) {
             Ok(n) => {
                 let now = Instant::now();
-                first.get_or_insert(now);
+                let f = *first.get_or_insert(now);
                 last = now;
+                let sec = (now - f).as_secs() as usize;
+                if per_second.len() <= sec {
+                    per_second.resize(sec + 1, 0);
+                }
+                per_second[sec] += n as u64;
                 packets += n as u64;
                 bytes += info[..n].iter().map(|i| i.len as u64).sum::<u64>();
             }
@@ -228,7 +256,15 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
         }
     }
     let seconds = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
-    Ok(UdpSummary { packets, bytes, seconds, pps: if seconds > 0.0 { packets as f64 / seconds } else { 0.0 } })
+    // The last second is partial: report whole seconds only.
+    per_second.pop();
+    Ok(UdpSummary {
+        packets,
+        bytes,
+        seconds,
+        pps: if seconds > 0.0 { packets as f64 / seconds } else { 0.0 },
+        per_second,
+    })
 }
 
 /// Runs a tool.
@@ -348,7 +384,11 @@ pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, v
         }
     }
     let received = rtts.len() as u32;
+    let mut sorted = rtts.clone();
+    sorted.sort_by(f64::total_cmp);
     let s = PingSummary {
+        rtt_p50_ms: percentile(&sorted, 50.0),
+        rtt_p99_ms: percentile(&sorted, 99.0),
         sent,
         received,
         rtt_min_ms: rtts.iter().copied().reduce(f64::min),

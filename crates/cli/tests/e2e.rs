@@ -243,6 +243,19 @@ fn a_flooding_slice_cannot_take_another_slices_guarantee() {
     if !need_root() {
         return;
     }
+    flood_case("shaped", ", ceiling: 100Mbit");
+}
+
+/// The same with the aggressor in the cheap policed mode.
+#[test]
+fn a_flooding_policed_slice_cannot_take_another_slices_guarantee() {
+    if !need_root() {
+        return;
+    }
+    flood_case("policed", ", ceiling: 100Mbit, isolation: policed");
+}
+
+fn flood_case(mode: &str, aggr: &str) {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("qos.yaml");
     std::fs::write(
@@ -261,8 +274,8 @@ fn a_flooding_slice_cannot_take_another_slices_guarantee() {
         .unwrap();
         p
     };
-    let tb = Testbed::up("qos", &sub);
-    tb.apply(&slice("aggr", ", ceiling: 100Mbit"));
+    let tb = Testbed::up(&mode[..3], &sub);
+    tb.apply(&slice("aggr", aggr));
     tb.apply(&slice("victim", ""));
     // Prime ARP in both slices so the measurement sees only the data.
     assert!(tb.ping("aggr", "x", "10.0.0.2", "2").0 && tb.ping("victim", "x", "10.0.0.2", "2").0);
@@ -300,10 +313,12 @@ fn a_flooding_slice_cannot_take_another_slices_guarantee() {
         "aggressor borrows spare capacity but stays under the link: {:.1}",
         aggr / 1e6
     );
-    // The flood was held in a bounded queue and its excess dropped and counted.
-    wait_until("queue drops counted", Duration::from_secs(10), || {
+    // The flood's excess was dropped and counted: by a bounded queue (shaped) or
+    // by the ingress policer (policed).
+    let reason = if mode == "policed" { "policed" } else { "queue_full" };
+    wait_until("flood drops counted", Duration::from_secs(10), || {
         let s = tb.show("aggr");
-        s["counters"].as_array().into_iter().flatten().any(|c| c["drops"]["queue_full"].as_u64().unwrap_or(0) > 0)
+        s["counters"].as_array().into_iter().flatten().any(|c| c["drops"][reason].as_u64().unwrap_or(0) > 0)
     });
 }
 

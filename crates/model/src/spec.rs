@@ -244,11 +244,17 @@ impl VLinkSpec {
         self.ceiling.unwrap_or(self.bandwidth)
     }
 
-    /// The burst in bytes with its default: 5 ms at the ceiling, at least two
-    /// full frames.
+    /// The burst in bytes with its default: for a shaped link 5 ms at the
+    /// ceiling, at least two full frames; for a policed link 50 ms at the ceiling,
+    /// at least 16 full frames (a policer has no queue to absorb a sender's
+    /// bursts, so its bucket must).
     pub fn burst_bytes(&self) -> u64 {
         let frame = u64::from(self.mtu()) + 14;
-        self.burst.map(|b| b.bytes()).unwrap_or_else(|| (self.ceiling().bps() / 8 / 200).max(2 * frame))
+        let ceil = self.ceiling().bps() / 8;
+        self.burst.map(|b| b.bytes()).unwrap_or_else(|| match self.isolation {
+            Isolation::Shaped => (ceil / 200).max(2 * frame),
+            Isolation::Policed => (ceil / 20).max(16 * frame),
+        })
     }
 }
 
