@@ -1,6 +1,7 @@
-//! Fuzz target: the redirector's substrate input (raw GRE packets with their IPv4
-//! header, VXLAN payloads) against real tables of a transit host: never panics,
-//! and a frame it forwards stays inside the caller's buffer.
+//! Fuzz target: the redirector's substrate input for every built-in link type
+//! (GRE with its IPv4 header, VXLAN payloads, 802.1Q and 802.1ah frames) against
+//! real tables of a transit host: never panics, and a frame it forwards stays
+//! inside the caller's buffer.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -21,9 +22,9 @@ fn tables() -> &'static Tables {
             "name: s\nnodes:\n  - {name: x, host: a}\n  - {name: y, host: b}\nlinks:\n  - {name: l, bandwidth: 1Mbit, endpoints: [{node: x}, {node: y}]}\n  - {name: m, type: vxlan, bandwidth: 1Mbit, endpoints: [{node: x}, {node: y}]}\n",
         )
         .unwrap();
-        let p = plan(&s, &spec, &Allocations::default()).unwrap();
-        let cfgs = node_configs(&s, &[(&spec, &p)]);
-        Tables::build(&cfgs["t"], None)
+        let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
+        let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
+        Tables::build(&cfgs["t"], None, &std::sync::Arc::new(netslice_dataplane::Registry::builtin()))
     })
 }
 
@@ -32,11 +33,16 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = vec![0u8; HEADROOM + data.len()];
     buf[HEADROOM..].copy_from_slice(data);
     let n = buf.len();
-    for v in [t.on_gre(&mut buf.clone(), HEADROOM..n), t.on_vxlan(&mut buf, HEADROOM..n)] {
-        match v {
+    for ty in 0..4 {
+        match t.on_substrate(ty, &mut buf.clone(), HEADROOM..n) {
             Verdict::Send { packet, .. } => assert!(packet.end <= n),
             Verdict::Deliver { frame, .. } => assert!(frame.end <= n),
             Verdict::Drop => {}
         }
     }
 });
+
+
+fn cat() -> netslice_model::types::StaticCatalog {
+    netslice_model::types::StaticCatalog::builtin()
+}

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use netslice_dataplane::{Counters, DropReason};
 use netslice_io::tap::Tap;
-use netslice_model::LinkType;
 use netslice_model::api::Direction;
 use netslice_qos::sched::{ClassConfig, Discipline, LinkId, QueueLimits, Scheduler, SliceId};
 
@@ -76,6 +75,11 @@ impl Pool {
         }
     }
 
+    /// One buffer.
+    pub fn take(&self) -> Vec<u8> {
+        self.free.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; self.len])
+    }
+
     /// Returns buffers.
     pub fn give(&self, bufs: impl IntoIterator<Item = Vec<u8>>) {
         let mut free = self.free.lock().expect("pool lock");
@@ -94,10 +98,24 @@ pub struct Pkt {
     pub buf: Vec<u8>,
     /// The bytes to transmit.
     pub range: Range<usize>,
-    /// Socket and destination, for substrate ports.
-    pub dst: Option<(LinkType, SocketAddrV4)>,
+    /// How to send it, for substrate ports.
+    pub dst: Option<TxDst>,
     /// Counters of the rule that sent it (transmit errors are counted there).
     pub counters: Arc<Counters>,
+}
+
+/// How a substrate packet leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxDst {
+    /// On IP carrier socket `sock` (an index into the agent's IP sockets) to `dst`.
+    Ip {
+        /// Socket index.
+        sock: usize,
+        /// Destination.
+        dst: SocketAddrV4,
+    },
+    /// As a whole Ethernet frame on the physical link's interface.
+    Ether,
 }
 
 /// Which class of an egress scheduler a rule's packets join.

@@ -2,9 +2,12 @@
 //! sockets, asking the redirector tables what to do with each and handing the
 //! frames to the egress port schedulers ([`crate::egress`]).
 //!
-//! Threads: one receiver per substrate socket (GRE, VXLAN), one reader per sliver
-//! port, one timer for throttled egress ports, and one delay line per physical
-//! link that emulates a delay. Reads and sends are batched; buffers come from a
+//! Threads: one receiver per IP carrier socket (raw GRE, UDP VXLAN, or whatever
+//! the registered link types use), one per physical interface for Ethernet-layer
+//! link types (AF_PACKET, filtered in the kernel), one reader per sliver port, one
+//! timer for throttled egress ports, and one delay line per physical link that
+//! emulates a delay. Fast-path node programs run in whichever thread hands them a
+//! frame. Reads and sends are batched; buffers come from a
 //! pool. Reconfiguration swaps one [`Plane`] (tables + routes to egress classes)
 //! atomically; schedulers are reconfigured in place, so queued packets of links
 //! that stay are kept.
@@ -19,16 +22,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use netslice_dataplane::{DropReason, HEADROOM, Hop, Tables, Verdict};
+use netslice_dataplane::program::{InstanceIface, NodeInstance, NodeProgram, Outputs};
+use netslice_dataplane::{Carrier, DropReason, HEADROOM, Hop, Registry, Tables, TypeIdx, Verdict};
+use netslice_io::netns;
+use netslice_io::packet::{FrameInfo, PacketSocket};
 use netslice_io::sock::{RecvInfo, Socket, wait_readable};
 use netslice_io::tap::Tap;
-use netslice_model::api::{NodeConfig, UnderlayLink};
-use netslice_model::{Isolation, LinkType};
+use netslice_model::Isolation;
+use netslice_model::api::{NodeConfig, SliverConfig, UnderlayLink};
 use netslice_qos::sched::LinkId;
-use netslice_wire::vxlan;
 
 use crate::egress::{
-    self, ClassKey, Clock, Egress, EgressKind, POLICED_LIMITS, Pkt, Pool, Timer, Transmit, class, limits_for,
+    self, ClassKey, Clock, Egress, EgressKind, POLICED_LIMITS, Pkt, Pool, Timer, Transmit, TxDst, class, limits_for,
 };
 
 /// Frames handled per batch.
@@ -37,14 +42,9 @@ const BATCH: usize = 32;
 const IDLE_POLL_MS: i32 = 200;
 /// Packets an emulated delay line holds at most.
 const DELAY_QUEUE: usize = 8192;
-/// Bytes on the wire around an encapsulated packet besides the packet itself:
-/// Ethernet header 14 + IPv4 header 20 (+ UDP 8 for VXLAN).
-fn wire_overhead(lt: LinkType) -> u32 {
-    match lt {
-        LinkType::Gre => 34,
-        LinkType::Vxlan => 42,
-    }
-}
+/// Most node programs a frame passes through on one host (a guard against
+/// loops of fast-path nodes wired to each other).
+const MAX_NODE_DEPTH: usize = 8;
 
 /// Per-physical-link impairments, indexed like `NodeConfig::underlay`.
 #[derive(Debug, Clone, Default)]
@@ -59,18 +59,54 @@ pub struct Impairment {
 #[derive(Debug)]
 pub struct Delayed {
     due: Instant,
-    link_type: LinkType,
-    dst: SocketAddrV4,
+    underlay: usize,
+    dst: TxDst,
     bytes: Vec<u8>,
 }
 
-/// Where a rule's packets go: an egress port and a class of its scheduler.
+/// A socket of an IP carrier, and the link type it brings in.
+#[derive(Debug)]
+pub struct IpCarrier {
+    /// The carrier.
+    pub carrier: Carrier,
+    /// Link type of what arrives on it.
+    pub link_type: TypeIdx,
+    /// The socket.
+    pub sock: Socket,
+}
+
+/// A running fast-path node.
+#[derive(Debug)]
+pub struct NodeRuntime {
+    /// Slice.
+    pub slice: String,
+    /// Node.
+    pub node: String,
+    /// What it was built from (to tell whether a new config changes it).
+    pub config: SliverConfig,
+    /// Port number of each of its interfaces.
+    pub ports: Vec<u32>,
+    /// The program.
+    pub program: Mutex<Box<dyn NodeProgram>>,
+}
+
+/// Where a rule's packets go.
 #[derive(Debug, Clone)]
-pub struct Route {
-    /// The port.
-    pub egress: Arc<Egress>,
-    /// The class.
-    pub class: LinkId,
+pub enum Route {
+    /// An egress port and a class of its scheduler.
+    Egress {
+        /// The port.
+        egress: Arc<Egress>,
+        /// The class.
+        class: LinkId,
+    },
+    /// Into a fast-path node, on one of its interfaces.
+    Node {
+        /// The node.
+        node: Arc<NodeRuntime>,
+        /// Interface index.
+        iface: usize,
+    },
 }
 
 /// Identity of an egress port across reconfigurations.
@@ -91,6 +127,8 @@ pub struct Plane {
     pub routes: Vec<Option<Route>>,
     /// Egress ports.
     pub egress: BTreeMap<EgressKey, Arc<Egress>>,
+    /// Fast-path nodes by (slice, node).
+    pub nodes: BTreeMap<(String, String), Arc<NodeRuntime>>,
 }
 
 /// State shared by every forwarding thread.
@@ -100,10 +138,12 @@ pub struct Shared {
     pub plane: ArcSwap<Plane>,
     /// Impairments per underlay link index.
     pub impairments: ArcSwap<Vec<Impairment>>,
-    /// GRE socket.
-    pub gre: Socket,
-    /// VXLAN socket.
-    pub vxlan: Socket,
+    /// Sockets of the IP carriers.
+    pub ip: Vec<IpCarrier>,
+    /// Packet sockets of the physical interfaces, by underlay link index.
+    pub ether: ArcSwap<Vec<Option<Arc<PacketSocket>>>>,
+    /// Node and link types.
+    pub registry: Arc<Registry>,
     /// Packet buffers.
     pub pool: Pool,
     /// The clock schedulers and policers run on.
@@ -112,6 +152,55 @@ pub struct Shared {
     pub timer: Timer,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
+}
+
+impl Shared {
+    /// Sends packets of one physical link now: IP carriers with `sendmmsg` per
+    /// socket, Ethernet frames on the link's packet socket.
+    fn send_now(&self, underlay: usize, batch: &[Pkt]) {
+        for (k, c) in self.ip.iter().enumerate() {
+            let mine: Vec<&Pkt> =
+                batch.iter().filter(|p| matches!(p.dst, Some(TxDst::Ip { sock, .. }) if sock == k)).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let msgs: Vec<(&[u8], SocketAddrV4)> = mine
+                .iter()
+                .filter_map(|p| match p.dst {
+                    Some(TxDst::Ip { dst, .. }) => Some((&p.buf[p.range.clone()], dst)),
+                    _ => None,
+                })
+                .collect();
+            let (sent, err) = c.sock.send_batch(&msgs);
+            if let Some(e) = err {
+                tracing::debug!("send failed after {sent} of {}: {e}", msgs.len());
+                for p in &mine[sent..] {
+                    p.counters.dropped(DropReason::TxError);
+                }
+            }
+        }
+        let frames: Vec<&Pkt> = batch.iter().filter(|p| p.dst == Some(TxDst::Ether)).collect();
+        if !frames.is_empty() {
+            let socks = self.ether.load();
+            match socks.get(underlay).and_then(|s| s.clone()) {
+                Some(sock) => {
+                    let bufs: Vec<&[u8]> = frames.iter().map(|p| &p.buf[p.range.clone()]).collect();
+                    let (sent, err) = sock.send_batch(&bufs);
+                    if let Some(e) = err {
+                        tracing::debug!("frame send failed after {sent} of {}: {e}", bufs.len());
+                        for p in &frames[sent..] {
+                            p.counters.dropped(DropReason::TxError);
+                        }
+                    }
+                }
+                None => {
+                    for p in frames {
+                        p.counters.dropped(DropReason::TxError);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Transmit for Shared {
@@ -126,33 +215,22 @@ impl Transmit for Shared {
             }
             EgressKind::Underlay { index, .. } => {
                 let imps = self.impairments.load();
-                let delay = imps.get(*index).and_then(|i| i.delay.clone());
-                for (lt, sock) in [(LinkType::Gre, &self.gre), (LinkType::Vxlan, &self.vxlan)] {
-                    let mine: Vec<&Pkt> = batch.iter().filter(|p| p.dst.is_some_and(|(t, _)| t == lt)).collect();
-                    if mine.is_empty() {
-                        continue;
-                    }
-                    if let Some(line) = &delay {
-                        // The wire delays what the scheduler let go.
-                        for p in mine {
-                            let (link_type, dst) = p.dst.expect("filtered");
-                            let d =
-                                Delayed { due: Instant::now(), link_type, dst, bytes: p.buf[p.range.clone()].to_vec() };
-                            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = line.try_send(d) {
-                                p.counters.dropped(DropReason::QueueFull);
-                            }
-                        }
-                        continue;
-                    }
-                    let msgs: Vec<(&[u8], SocketAddrV4)> =
-                        mine.iter().map(|p| (&p.buf[p.range.clone()], p.dst.expect("filtered").1)).collect();
-                    let (sent, err) = sock.send_batch(&msgs);
-                    if let Some(e) = err {
-                        tracing::debug!("send failed after {sent} of {}: {e}", msgs.len());
-                        for p in &mine[sent..] {
-                            p.counters.dropped(DropReason::TxError);
+                if let Some(line) = imps.get(*index).and_then(|i| i.delay.as_ref()) {
+                    // The wire delays what the scheduler let go.
+                    for p in &batch {
+                        let Some(dst) = p.dst else { continue };
+                        let d = Delayed {
+                            due: Instant::now(),
+                            underlay: *index,
+                            dst,
+                            bytes: p.buf[p.range.clone()].to_vec(),
+                        };
+                        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = line.try_send(d) {
+                            p.counters.dropped(DropReason::QueueFull);
                         }
                     }
+                } else {
+                    self.send_now(*index, &batch);
                 }
             }
         }
@@ -173,13 +251,16 @@ impl Transmit for Shared {
 }
 
 type PortThreads = HashMap<u32, (Arc<AtomicBool>, JoinHandle<()>, Arc<Tap>)>;
+type EtherThreads = BTreeMap<String, (Arc<PacketSocket>, Arc<AtomicBool>, JoinHandle<()>)>;
 
 /// The running forwarding plane.
 #[derive(Debug)]
 pub struct Forwarder {
     /// Shared state.
     pub shared: Arc<Shared>,
+    netns: Option<String>,
     port_threads: Mutex<PortThreads>,
+    ether_threads: Mutex<EtherThreads>,
     delay_threads: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -208,23 +289,21 @@ type PortBatch = (Arc<Egress>, Vec<(LinkId, Pkt)>);
 struct Dispatch {
     per_port: Vec<PortBatch>,
     rng: Rng,
+    outputs: Outputs,
 }
 
 impl Dispatch {
     fn new() -> Dispatch {
-        Dispatch { per_port: Vec::new(), rng: Rng::new() }
+        Dispatch { per_port: Vec::new(), rng: Rng::new(), outputs: Outputs::default() }
     }
 
-    /// Takes the frame out of `bufs[i]` and queues it for its egress port.
-    fn handle(&mut self, shared: &Shared, plane: &Plane, bufs: &mut [Vec<u8>], i: usize, verdict: Verdict) {
-        let (rule, range, dst) = match verdict {
+    /// Takes the frame out of `slot` (leaving it empty) when it is queued for an
+    /// egress port, or runs it through a fast-path node.
+    fn handle(&mut self, shared: &Shared, plane: &Plane, slot: &mut Vec<u8>, verdict: Verdict, now: u64, depth: usize) {
+        let (rule, range, dst, underlay) = match verdict {
             Verdict::Drop => return,
-            Verdict::Deliver { frame, rule, .. } => (rule, frame, None),
-            Verdict::Send { link_type, next_hop, underlay, packet, rule } => {
-                let port = match link_type {
-                    LinkType::Gre => 0,
-                    LinkType::Vxlan => vxlan::UDP_PORT,
-                };
+            Verdict::Deliver { frame, rule, .. } => (rule, frame, None, None),
+            Verdict::Send { link_type: _, carrier, next_hop, underlay, packet, rule } => {
                 let imps = shared.impairments.load();
                 if let Some(imp) = imps.get(usize::from(underlay))
                     && imp.loss_ppm > 0
@@ -235,18 +314,91 @@ impl Dispatch {
                     }
                     return;
                 }
-                (rule, packet, Some((link_type, SocketAddrV4::new(next_hop, port))))
+                let dst = match carrier {
+                    Carrier::Ethernet(_) => TxDst::Ether,
+                    Carrier::IpProto(_) | Carrier::Udp(_) => {
+                        let Some(sock) = shared.ip.iter().position(|c| c.carrier == carrier) else {
+                            if let Some(c) = plane.tables.counters_of(rule) {
+                                c.dropped(DropReason::TxError);
+                            }
+                            return;
+                        };
+                        let port = if let Carrier::Udp(p) = carrier { p } else { 0 };
+                        TxDst::Ip { sock, dst: SocketAddrV4::new(next_hop, port) }
+                    }
+                };
+                (rule, packet, Some(dst), Some(underlay))
             }
         };
+        let _ = underlay;
         let Some(r) = plane.tables.rule(rule) else { return };
-        let Some(route) = plane.routes.get(rule as usize).and_then(|r| r.clone()) else {
-            r.counters.dropped(DropReason::PortDown);
-            return;
-        };
-        let pkt = Pkt { buf: std::mem::take(&mut bufs[i]), range, dst, counters: r.counters.clone() };
-        match self.per_port.iter_mut().find(|(e, _)| Arc::ptr_eq(e, &route.egress)) {
-            Some((_, v)) => v.push((route.class, pkt)),
-            None => self.per_port.push((route.egress, vec![(route.class, pkt)])),
+        match plane.routes.get(rule as usize).and_then(|r| r.clone()) {
+            None => r.counters.dropped(DropReason::PortDown),
+            Some(Route::Egress { egress, class }) => {
+                let pkt = Pkt { buf: std::mem::take(slot), range, dst, counters: r.counters.clone() };
+                match self.per_port.iter_mut().find(|(e, _)| Arc::ptr_eq(e, &egress)) {
+                    Some((_, v)) => v.push((class, pkt)),
+                    None => self.per_port.push((egress, vec![(class, pkt)])),
+                }
+            }
+            Some(Route::Node { node, iface }) => {
+                if depth >= MAX_NODE_DEPTH {
+                    r.counters.dropped(DropReason::Malformed);
+                    return;
+                }
+                self.run_node(shared, plane, &node, iface, slot, range, now, depth);
+            }
+        }
+    }
+
+    /// Runs a node program on a frame and sends what it emits out of the node's
+    /// interfaces (each is a port with its own rules, like a sliver's).
+    #[allow(clippy::too_many_arguments)]
+    fn run_node(
+        &mut self,
+        shared: &Shared,
+        plane: &Plane,
+        node: &NodeRuntime,
+        iface: usize,
+        slot: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+        now: u64,
+        depth: usize,
+    ) {
+        let mut out = std::mem::take(&mut self.outputs);
+        out.clear();
+        node.program.lock().expect("node program lock").process(now, iface, &mut slot[range.clone()], &mut out);
+        // Every output needs its own buffer with headroom; the last forward may
+        // keep the input buffer.
+        let len = range.len();
+        let mut jobs: Vec<(u32, Vec<u8>, usize, usize)> = Vec::new();
+        let n_fwd = out.forward.len();
+        for (k, &o) in out.forward.iter().enumerate() {
+            let Some(&port) = node.ports.get(o) else { continue };
+            if k + 1 == n_fwd && range.start >= HEADROOM {
+                jobs.push((port, std::mem::take(slot), range.start, len));
+            } else {
+                let mut b = shared.pool.take();
+                b[HEADROOM..HEADROOM + len].copy_from_slice(&slot[range.clone()]);
+                jobs.push((port, b, HEADROOM, len));
+            }
+        }
+        for (o, frame) in out.generated.drain(..) {
+            let Some(&port) = node.ports.get(o) else { continue };
+            if frame.len() + HEADROOM > shared.pool.buf_len() {
+                continue;
+            }
+            let mut b = shared.pool.take();
+            b[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+            jobs.push((port, b, HEADROOM, frame.len()));
+        }
+        self.outputs = out;
+        for (port, mut buf, start, flen) in jobs {
+            let v = plane.tables.on_port(now, port, &mut buf, start..start + flen);
+            self.handle(shared, plane, &mut buf, v, now, depth + 1);
+            if !buf.is_empty() {
+                shared.pool.give([buf]);
+            }
         }
     }
 
@@ -259,44 +411,143 @@ impl Dispatch {
 }
 
 impl Forwarder {
-    /// Starts the substrate receivers and the timer on sockets opened in the
-    /// host's namespace. Buffers hold `buf_len` bytes after the headroom.
-    pub fn start(gre: Socket, vxlan: Socket, buf_len: usize) -> io::Result<Forwarder> {
+    /// Opens a socket for every IP carrier of the registered link types in the
+    /// host's namespace (`netns`, or this one), and starts their receivers and the
+    /// timer. Buffers hold `buf_len` bytes after the headroom.
+    pub fn start(
+        registry: Arc<Registry>,
+        netns: Option<String>,
+        buf_len: usize,
+    ) -> Result<Forwarder, netslice_io::Error> {
+        let mut carriers: Vec<(Carrier, TypeIdx)> = Vec::new();
+        for (idx, l) in registry.links() {
+            let c = l.carrier();
+            if matches!(c, Carrier::IpProto(_) | Carrier::Udp(_)) && !carriers.iter().any(|(x, _)| *x == c) {
+                carriers.push((c, idx));
+            }
+        }
+        let open = move || -> netslice_io::Result<Vec<IpCarrier>> {
+            carriers
+                .into_iter()
+                .map(|(carrier, link_type)| {
+                    let sock = match carrier {
+                        Carrier::IpProto(p) => Socket::raw_ip(p)?,
+                        Carrier::Udp(port) => Socket::udp(port)?,
+                        Carrier::Ethernet(_) => unreachable!("filtered above"),
+                    };
+                    Ok(IpCarrier { carrier, link_type, sock })
+                })
+                .collect()
+        };
+        let ip = match &netns {
+            Some(ns) => netns::run_in(ns, open)?,
+            None => open()?,
+        };
         let shared = Arc::new(Shared {
             plane: ArcSwap::from_pointee(Plane::default()),
             impairments: ArcSwap::from_pointee(Vec::new()),
-            gre,
-            vxlan,
+            ip,
+            ether: ArcSwap::from_pointee(Vec::new()),
+            registry,
             pool: Pool::new(HEADROOM + buf_len),
             clock: Clock::new(),
             timer: Timer::default(),
             shutdown: AtomicBool::new(false),
         });
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(f)
+                .map_err(|e| netslice_io::Error::Os { what: format!("starting {name}"), source: e })
+        };
         let mut threads = Vec::new();
-        for lt in [LinkType::Gre, LinkType::Vxlan] {
+        for k in 0..shared.ip.len() {
             let s = shared.clone();
-            threads.push(
-                std::thread::Builder::new().name(format!("rx-{}", lt.as_str())).spawn(move || substrate_rx(&s, lt))?,
-            );
+            threads.push(spawn(format!("rx-ip{k}"), Box::new(move || ip_rx(&s, k)))?);
         }
         let s = shared.clone();
-        threads.push(
-            std::thread::Builder::new().name("egress-timer".into()).spawn(move || s.timer.run(&*s, &s.shutdown))?,
-        );
+        threads.push(spawn("egress-timer".into(), Box::new(move || s.timer.run(&*s, &s.shutdown)))?);
         Ok(Forwarder {
             shared,
+            netns,
             port_threads: Mutex::new(HashMap::new()),
             delay_threads: Mutex::new(Vec::new()),
+            ether_threads: Mutex::new(BTreeMap::new()),
             threads: Mutex::new(threads),
         })
     }
 
+    /// Opens a packet socket (filtered to the Ethernet-layer link types) on every
+    /// physical interface not yet served, and starts its receiver.
+    fn ensure_ether(&self, underlay: &[UnderlayLink]) {
+        let ethertypes: Vec<u16> = self
+            .shared
+            .registry
+            .links()
+            .filter_map(|(_, l)| match l.carrier() {
+                Carrier::Ethernet(et) => Some(et),
+                _ => None,
+            })
+            .collect();
+        if ethertypes.is_empty() {
+            return;
+        }
+        let mut threads = self.ether_threads.lock().expect("ether lock");
+        let mut socks: Vec<Option<Arc<PacketSocket>>> = vec![None; underlay.len()];
+        for (i, u) in underlay.iter().enumerate() {
+            if let Some((sock, _, _)) = threads.get(&u.ifname) {
+                socks[i] = Some(sock.clone());
+                continue;
+            }
+            let ifname = u.ifname.clone();
+            let ets = ethertypes.clone();
+            let open = move || -> netslice_io::Result<PacketSocket> {
+                let s = PacketSocket::bind(&ifname)?;
+                s.filter_ethertypes(&ets)?;
+                Ok(s)
+            };
+            let res = match &self.netns {
+                Some(ns) => netns::run_in(ns, open),
+                None => open(),
+            };
+            match res {
+                Ok(sock) => {
+                    let sock = Arc::new(sock);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let (s, st, so) = (self.shared.clone(), stop.clone(), sock.clone());
+                    match std::thread::Builder::new()
+                        .name(format!("rx-{}", u.ifname))
+                        .spawn(move || ether_rx(&s, &st, &so))
+                    {
+                        Ok(h) => {
+                            threads.insert(u.ifname.clone(), (sock.clone(), stop, h));
+                            socks[i] = Some(sock);
+                        }
+                        Err(e) => tracing::error!("cannot start receiver on {}: {e}", u.ifname),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("no packet socket on {}: {e}; Ethernet-layer link types will not cross it", u.ifname)
+                }
+            }
+        }
+        self.shared.ether.store(Arc::new(socks));
+    }
+
     /// Installs new tables and ports: egress schedulers are created, reconfigured
     /// in place or removed; readers start for new ports and stop for gone ones.
-    pub fn install(&self, cfg: &NodeConfig, tables: Tables, ports: HashMap<u32, Arc<Tap>>) {
+    /// Returns problems met (a node program that could not start).
+    pub fn install(
+        &self,
+        cfg: &NodeConfig,
+        tables: Tables,
+        ports: HashMap<u32, Arc<Tap>>,
+    ) -> Vec<(String, String, String)> {
         let now = self.shared.clock.now();
         let old = self.shared.plane.load_full();
-        let plane = build_plane(cfg, tables, &ports, &old, now);
+        self.ensure_ether(&cfg.underlay);
+        let (nodes, errors) = build_nodes(cfg, &self.shared.registry, &old);
+        let plane = build_plane(cfg, tables, &ports, nodes, &old, now);
         let gone: Vec<Arc<Egress>> =
             old.egress.iter().filter(|(k, _)| !plane.egress.contains_key(k)).map(|(_, e)| e.clone()).collect();
         self.shared.plane.store(Arc::new(plane));
@@ -334,6 +585,7 @@ impl Forwarder {
                 Err(e) => tracing::error!("cannot start reader for port {port}: {e}"),
             }
         }
+        errors
     }
 
     /// Sets loss and delay per underlay link (in `NodeConfig::underlay` order).
@@ -375,6 +627,10 @@ impl Forwarder {
             stop.store(true, Ordering::Relaxed);
             let _ = h.join();
         }
+        for (_, (_, stop, h)) in std::mem::take(&mut *self.ether_threads.lock().expect("lock")) {
+            stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
         for h in self.threads.lock().expect("lock").drain(..) {
             let _ = h.join();
         }
@@ -383,7 +639,17 @@ impl Forwarder {
 
 /// Builds the routes of every rule: each egress port (a physical link or a sliver
 /// TAP) gets a scheduler whose classes are the slices and links that send there.
-fn build_plane(cfg: &NodeConfig, tables: Tables, ports: &HashMap<u32, Arc<Tap>>, old: &Plane, now: u64) -> Plane {
+fn build_plane(
+    cfg: &NodeConfig,
+    tables: Tables,
+    ports: &HashMap<u32, Arc<Tap>>,
+    nodes: Nodes,
+    old: &Plane,
+    now: u64,
+) -> Plane {
+    let node_ports: HashMap<u32, (Arc<NodeRuntime>, usize)> =
+        nodes.values().flat_map(|n| n.ports.iter().enumerate().map(move |(i, p)| (*p, (n.clone(), i)))).collect();
+    let mut routes: Vec<Option<Route>> = vec![None; tables.rules().len()];
     // Which rules send where.
     let mut users: BTreeMap<EgressKey, Vec<usize>> = BTreeMap::new();
     for (id, r) in tables.rules().iter().enumerate() {
@@ -392,12 +658,18 @@ fn build_plane(cfg: &NodeConfig, tables: Tables, ports: &HashMap<u32, Arc<Tap>>,
                 Some(u) => EgressKey::Underlay(u.name.clone()),
                 None => continue,
             },
-            Hop::Deliver { port } => EgressKey::Tap(port),
+            Hop::Deliver { port } => {
+                if let Some((node, iface)) = node_ports.get(&port) {
+                    // Into a fast-path node: no queue, the program runs at once.
+                    routes[id] = Some(Route::Node { node: node.clone(), iface: *iface });
+                    continue;
+                }
+                EgressKey::Tap(port)
+            }
         };
         users.entry(key).or_default().push(id);
     }
     let mut egress = BTreeMap::new();
-    let mut routes: Vec<Option<Route>> = vec![None; tables.rules().len()];
     for (key, rules) in users {
         // Port rate: the physical link's capacity, or a TAP's fastest link ceiling.
         let (kind, rate_bps, burst) = match &key {
@@ -426,7 +698,65 @@ fn build_plane(cfg: &NodeConfig, tables: Tables, ports: &HashMap<u32, Arc<Tap>>,
         }
         egress.insert(key, e);
     }
-    Plane { tables, routes, egress }
+    Plane { tables, routes, egress, nodes }
+}
+
+/// Fast-path nodes by (slice, node).
+type Nodes = BTreeMap<(String, String), Arc<NodeRuntime>>;
+
+/// Starts (or keeps, when their config is unchanged, with their learned state)
+/// the fast-path nodes of this host.
+fn build_nodes(cfg: &NodeConfig, registry: &Registry, old: &Plane) -> (Nodes, Vec<(String, String, String)>) {
+    let mut nodes = BTreeMap::new();
+    let mut errors = Vec::new();
+    for s in cfg.slivers.iter().filter(|s| s.fast_path) {
+        let key = (s.slice.clone(), s.node.clone());
+        if let Some(n) = old.nodes.get(&key).filter(|n| n.config == *s) {
+            nodes.insert(key, n.clone());
+            continue;
+        }
+        let inst = NodeInstance {
+            slice: s.slice.clone(),
+            node: s.node.clone(),
+            params: s.params.clone(),
+            interfaces: s
+                .interfaces
+                .iter()
+                .map(|i| InstanceIface {
+                    name: i.name.clone(),
+                    port: i.port,
+                    mac: i.mac.parse().unwrap_or_default(),
+                    addresses: i.addresses.clone(),
+                    mtu: i.mtu,
+                })
+                .collect(),
+            routes: s.routes.clone(),
+        };
+        let program = match registry.node(&s.node_type).map(|t| t.instantiate(&inst)) {
+            Some(Ok(Some(p))) => p,
+            Some(Ok(None)) => continue,
+            Some(Err(e)) => {
+                errors.push((s.slice.clone(), s.node.clone(), e));
+                continue;
+            }
+            None => {
+                errors.push((s.slice.clone(), s.node.clone(), format!("unknown node type {}", s.node_type)));
+                continue;
+            }
+        };
+        tracing::info!("started {} node {}/{}", s.node_type, s.slice, s.node);
+        nodes.insert(
+            key,
+            Arc::new(NodeRuntime {
+                slice: s.slice.clone(),
+                node: s.node.clone(),
+                config: s.clone(),
+                ports: s.interfaces.iter().map(|i| i.port).collect(),
+                program: Mutex::new(program),
+            }),
+        );
+    }
+    (nodes, errors)
 }
 
 fn same_device(a: &EgressKind, b: &EgressKind) -> bool {
@@ -463,7 +793,7 @@ fn configure(
     for &i in rules {
         let r = &tables.rules()[i];
         let overhead = match r.hop {
-            Hop::Send { link_type, .. } => wire_overhead(link_type),
+            Hop::Send { link_type, .. } => tables.registry().link(link_type).map(|l| l.wire_overhead()).unwrap_or(0),
             Hop::Deliver { .. } => 0,
         };
         let (key, slice) = match r.qos.isolation {
@@ -555,21 +885,58 @@ fn configure(
             Isolation::Policed => ClassKey::Policed,
         };
         if let Some(&class) = st.classes.get(&key) {
-            routes[i] = Some(Route { egress: e.clone(), class });
+            routes[i] = Some(Route::Egress { egress: e.clone(), class });
         }
     }
 }
 
-fn substrate_rx(shared: &Shared, lt: LinkType) {
-    let sock = match lt {
-        LinkType::Gre => &shared.gre,
-        LinkType::Vxlan => &shared.vxlan,
-    };
+fn ip_rx(shared: &Shared, k: usize) {
+    let carrier = &shared.ip[k];
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
     shared.pool.refill(&mut bufs);
     let mut info = [RecvInfo::default(); BATCH];
     let mut out = Dispatch::new();
     while !shared.shutdown.load(Ordering::Relaxed) {
+        let n = match carrier.sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                let _ = wait_readable(carrier.sock.fd(), IDLE_POLL_MS);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("{:?} receive failed: {e}", carrier.carrier);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let plane = shared.plane.load();
+        let now = shared.clock.now();
+        for (i, inf) in info.iter().enumerate().take(n) {
+            if inf.truncated {
+                plane.tables.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], HEADROOM..HEADROOM + inf.len);
+            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+        }
+        out.flush(shared, &mut bufs);
+    }
+}
+
+fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
+    shared.pool.refill(&mut bufs);
+    let mut info = [FrameInfo::default(); BATCH];
+    let mut out = Dispatch::new();
+    let by_type: Vec<(u16, TypeIdx)> = shared
+        .registry
+        .links()
+        .filter_map(|(i, l)| match l.carrier() {
+            Carrier::Ethernet(et) => Some((et, i)),
+            _ => None,
+        })
+        .collect();
+    while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
@@ -577,23 +944,21 @@ fn substrate_rx(shared: &Shared, lt: LinkType) {
                 continue;
             }
             Err(e) => {
-                tracing::warn!("{} receive failed: {e}", lt.as_str());
+                tracing::warn!("packet socket receive failed: {e}");
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
         let plane = shared.plane.load();
+        let now = shared.clock.now();
         for (i, inf) in info.iter().enumerate().take(n) {
-            if inf.truncated {
-                plane.tables.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
+            if inf.outgoing || inf.len < 14 {
                 continue;
             }
-            let range = HEADROOM..HEADROOM + inf.len;
-            let v = match lt {
-                LinkType::Gre => plane.tables.on_gre(&mut bufs[i], range),
-                LinkType::Vxlan => plane.tables.on_vxlan(&mut bufs[i], range),
-            };
-            out.handle(shared, &plane, &mut bufs, i, v);
+            let et = u16::from_be_bytes([bufs[i][inf.start + 12], bufs[i][inf.start + 13]]);
+            let Some(&(_, ty)) = by_type.iter().find(|(e, _)| *e == et) else { continue };
+            let v = plane.tables.on_substrate(ty, &mut bufs[i], inf.start..inf.start + inf.len);
+            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
         }
         out.flush(shared, &mut bufs);
     }
@@ -630,7 +995,7 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
         let now = shared.clock.now();
         for i in 0..n {
             let v = plane.tables.on_port(now, port, &mut bufs[i], HEADROOM..HEADROOM + lens[i]);
-            out.handle(shared, &plane, &mut bufs, i, v);
+            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
         }
         out.flush(shared, &mut bufs);
     }
@@ -644,10 +1009,7 @@ fn delay_line(shared: &Shared, stop: &AtomicBool, rx: &Receiver<Delayed>, delay:
         if due > now {
             std::thread::sleep(due - now);
         }
-        let sock = match p.link_type {
-            LinkType::Gre => &shared.gre,
-            LinkType::Vxlan => &shared.vxlan,
-        };
-        let _ = sock.send_batch(&[(&p.bytes, p.dst)]);
+        let pkt = Pkt { range: 0..p.bytes.len(), buf: p.bytes, dst: Some(p.dst), counters: Default::default() };
+        shared.send_now(p.underlay, std::slice::from_ref(&pkt));
     }
 }

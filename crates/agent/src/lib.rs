@@ -21,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netslice_dataplane::Tables;
-use netslice_io::netns;
-use netslice_io::sock::Socket;
+use netslice_dataplane::{Registry, Tables};
 use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest};
 
 use crate::forward::Forwarder;
@@ -33,7 +31,7 @@ use crate::slivers::Slivers;
 pub const MAX_FRAME: usize = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
 
 /// Name of the substrate I/O this agent uses, reported to the manager.
-pub const IO_BACKEND: &str = "raw-gre+udp-vxlan";
+pub const IO_BACKEND: &str = "raw-ip+udp+af_packet";
 
 /// How the agent is run.
 #[derive(Debug, Clone)]
@@ -99,14 +97,8 @@ fn cache_path(dir: &Path) -> PathBuf {
 pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|source| AgentError::StateDir { path: opts.state_dir.clone(), source })?;
-    let open = || -> netslice_io::Result<(Socket, Socket)> {
-        Ok((Socket::raw_gre()?, Socket::udp(netslice_wire::vxlan::UDP_PORT)?))
-    };
-    let (gre, vxlan) = match &opts.netns {
-        Some(ns) => netns::run_in(ns, open)?,
-        None => open()?,
-    };
-    let fwd = Arc::new(Forwarder::start(gre, vxlan, MAX_FRAME).map_err(AgentError::Threads)?);
+    let registry = Arc::new(Registry::builtin());
+    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME)?);
     let agent = Arc::new(Agent {
         slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
         applied: Arc::new(Mutex::new(Applied::default())),
@@ -240,9 +232,13 @@ impl Agent {
             let started = std::time::Instant::now();
             let (ports, errors) = slivers.lock().expect("sliver lock").apply(&cfg);
             let old = fwd.shared.plane.load_full();
-            let tables = Tables::build(&cfg, Some(&old.tables));
+            let tables = Tables::build(&cfg, Some(&old.tables), &fwd.shared.registry);
+            let mut errors = errors;
+            errors.extend(tables.errors.iter().map(|e| ApplyError { slice: None, node: None, message: e.clone() }));
             fwd.set_impairments(&cfg.underlay);
-            fwd.install(&cfg, tables, ports);
+            for (slice, node, message) in fwd.install(&cfg, tables, ports) {
+                errors.push(ApplyError { slice: Some(slice), node: Some(node), message });
+            }
             tracing::info!(
                 "applied revision {}: {} slivers, {} port rules, {} label rules, {} errors in {:?}",
                 cfg.revision,
@@ -268,7 +264,18 @@ impl Agent {
             let a = self.applied.lock().expect("applied lock");
             let plane = self.fwd.shared.plane.load();
             let tables = &plane.tables;
+            let programs = plane
+                .nodes
+                .values()
+                .map(|n| netslice_model::api::ProgramStats {
+                    host: self.opts.host.clone(),
+                    slice: n.slice.clone(),
+                    node: n.node.clone(),
+                    stats: n.program.lock().map(|p| p.stats()).unwrap_or_default(),
+                })
+                .collect();
             NodeReport {
+                programs,
                 host: self.opts.host.clone(),
                 applied_revision: a.revision,
                 epoch: a.epoch.clone(),

@@ -80,7 +80,9 @@ impl Slivers {
     pub fn apply(&mut self, cfg: &NodeConfig) -> (HashMap<u32, Arc<Tap>>, Vec<ApplyError>) {
         let mut errors = Vec::new();
         let mut ports = HashMap::new();
-        let wanted: BTreeSet<&str> = cfg.slivers.iter().map(|s| s.netns.as_str()).collect();
+        // Fast-path nodes run inside the data plane: no namespace for them.
+        let slow: Vec<&SliverConfig> = cfg.slivers.iter().filter(|s| !s.fast_path).collect();
+        let wanted: BTreeSet<&str> = slow.iter().map(|s| s.netns.as_str()).collect();
         // Tear down slivers no longer wanted first, freeing their resources.
         let gone: Vec<String> = self.ledger.slivers.keys().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
         for ns in gone {
@@ -98,7 +100,7 @@ impl Slivers {
                 }),
             }
         }
-        for s in &cfg.slivers {
+        for s in slow {
             match self.ensure(s) {
                 Ok(p) => ports.extend(p),
                 Err(e) => {

@@ -16,6 +16,8 @@ use netslice_model::{SliceSpec, Substrate};
 use netslice_wire::ipv4;
 
 const FRAME: usize = 1372;
+/// Index of `gre` in the built-in registry.
+const GRE: netslice_dataplane::TypeIdx = 0;
 const N: u32 = 5_000_000;
 
 fn tables() -> (Tables, Tables, u32) {
@@ -27,9 +29,10 @@ fn tables() -> (Tables, Tables, u32) {
         "name: s\nnodes:\n  - {name: x, host: a}\n  - {name: y, host: b}\nlinks:\n  - {name: l, bandwidth: 1Gbit, endpoints: [{node: x}, {node: y}]}\n",
     )
     .unwrap();
-    let p = plan(&s, &spec, &Allocations::default()).unwrap();
-    let cfgs = node_configs(&s, &[(&spec, &p)]);
-    (Tables::build(&cfgs["a"], None), Tables::build(&cfgs["t"], None), p.nodes[0].interfaces[0].port)
+    let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
+    let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
+    let reg = std::sync::Arc::new(netslice_dataplane::Registry::builtin());
+    (Tables::build(&cfgs["a"], None, &reg), Tables::build(&cfgs["t"], None, &reg), p.nodes[0].interfaces[0].port)
 }
 
 fn report(what: &str, start: Instant, base_ns: Option<f64>) -> f64 {
@@ -88,9 +91,13 @@ fn main() {
     let n = pkt.len();
     let start = Instant::now();
     for _ in 0..N {
-        let v = transit.on_gre(black_box(&mut pkt), HEADROOM..n);
+        let v = transit.on_substrate(GRE, black_box(&mut pkt), HEADROOM..n);
         assert!(matches!(v, Verdict::Send { .. }));
         black_box(v);
     }
     report("transit: IPv4+GRE parse, label swap", start, Some(base));
+}
+
+fn cat() -> netslice_model::types::StaticCatalog {
+    netslice_model::types::StaticCatalog::builtin()
 }

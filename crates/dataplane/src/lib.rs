@@ -6,10 +6,14 @@
 //! - [`Tables::on_port`]: a frame read from a sliver interface (TAP) is looked up
 //!   by port: delivered to another local port, or encapsulated and sent to the next
 //!   host with the label that host expects.
-//! - [`Tables::on_gre`] / [`Tables::on_vxlan`]: an encapsulated packet from the
-//!   substrate is parsed and looked up by its label (GRE key, VXLAN VNI): delivered
-//!   to a local port (egress) or re-encapsulated with the next hop's label (transit
-//!   label swap).
+//! - [`Tables::on_substrate`]: an encapsulated packet from the substrate is
+//!   decapsulated by its link type's plugin and looked up by its label (GRE key,
+//!   VXLAN VNI, VLAN id, I-SID): delivered to a local port (egress) or
+//!   re-encapsulated for the next hop, possibly in another link type (transit
+//!   label swap and format conversion).
+//!
+//! Link types and node types are plugins ([`registry`]): a new one implements a
+//! trait and registers; nothing here changes.
 //!
 //! Encapsulation writes in front of the frame, into headroom the caller leaves in
 //! its buffer ([`HEADROOM`]), so no frame is copied. Every rule has its own
@@ -18,21 +22,26 @@
 
 #![forbid(unsafe_code)]
 
+pub mod links;
+pub mod nodes;
+pub mod program;
+pub mod registry;
+
+pub use registry::{Carrier, HopAddrs, LinkTypePlugin, NodeTypePlugin, Registry, TypeIdx};
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use netslice_model::Isolation;
 use netslice_model::api::{Action, Direction, LinkQos, NodeConfig, RuleCounters, Stage};
-use netslice_model::{Isolation, LinkType};
 use netslice_qos::policer::{Color, Meter, TrTcm};
-use netslice_wire::{EtherType, ethernet, gre, ipv4, vxlan};
+use netslice_wire::ethernet;
 
 /// Bytes a caller must leave in front of a frame for any encapsulation header.
 pub const HEADROOM: usize = 64;
-/// GRE header with a key.
-pub const GRE_HEADER_LEN: usize = 8;
 
 /// Why a frame was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,12 +169,12 @@ pub enum Hop {
     },
     /// Encapsulate and send.
     Send {
-        /// Encapsulation.
-        link_type: LinkType,
+        /// Link type of this hop.
+        link_type: TypeIdx,
         /// Label for the next host.
         label: u32,
-        /// Next host's underlay address.
-        next_hop: Ipv4Addr,
+        /// Addresses of the hop.
+        hop: HopAddrs,
         /// Index of the underlay link in [`NodeConfig::underlay`].
         underlay: u16,
     },
@@ -206,17 +215,18 @@ pub enum Verdict {
         /// Rule that matched, for [`Tables::counters_of`].
         rule: RuleId,
     },
-    /// Send `packet` (encapsulation header + frame) to `next_hop` with the
-    /// socket for `link_type`.
+    /// Send `packet` to `next_hop` with the carrier of `link_type`.
     Send {
-        /// Encapsulation.
-        link_type: LinkType,
+        /// Link type of this hop.
+        link_type: TypeIdx,
+        /// How it travels.
+        carrier: Carrier,
         /// Next host.
         next_hop: Ipv4Addr,
         /// Underlay link index.
         underlay: u16,
-        /// Encapsulated packet inside the caller's buffer (without the outer IP/UDP
-        /// header, which the socket adds).
+        /// Encapsulated packet inside the caller's buffer, as the carrier takes it
+        /// (IP carriers add the outer IP/UDP header themselves).
         packet: Range<usize>,
         /// Rule that matched, for [`Tables::counters_of`].
         rule: RuleId,
@@ -228,12 +238,15 @@ pub enum Verdict {
 /// Forwarding tables of one host, built from its desired config.
 #[derive(Debug, Default)]
 pub struct Tables {
+    registry: Arc<Registry>,
     ports: HashMap<u32, RuleId>,
-    labels: HashMap<(LinkType, u32), RuleId>,
+    labels: HashMap<(TypeIdx, u32), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
     rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
+    /// Rules that could not be built (an unknown link type).
+    pub errors: Vec<String>,
 }
 
 fn stage_of(on_port: bool, action: &Action) -> Stage {
@@ -247,9 +260,12 @@ fn stage_of(on_port: bool, action: &Action) -> Stage {
 
 impl Tables {
     /// Builds tables for `cfg`, keeping the counters of rules that `previous` had.
-    pub fn build(cfg: &NodeConfig, previous: Option<&Tables>) -> Tables {
-        let mut t =
-            Tables { unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(), ..Tables::default() };
+    pub fn build(cfg: &NodeConfig, previous: Option<&Tables>, registry: &Arc<Registry>) -> Tables {
+        let mut t = Tables {
+            registry: registry.clone(),
+            unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(),
+            ..Tables::default()
+        };
         let mtu_of = |slice: &str, link: &str| -> usize {
             cfg.slivers
                 .iter()
@@ -263,6 +279,28 @@ impl Tables {
                 + ethernet::HEADER_LEN
         };
         let rule = |t: &mut Tables, slice: &str, link: &str, direction, on_port, action: &Action, qos: LinkQos| {
+            let hop = match action {
+                Action::Deliver { port } => Hop::Deliver { port: *port },
+                Action::Send { link_type, label, underlay, next_hop } => {
+                    let Some(idx) = registry.link_idx(link_type.as_str()) else {
+                        t.errors.push(format!("slice {slice} link {link}: unknown link type {link_type}"));
+                        return None;
+                    };
+                    let u = cfg.underlay.iter().position(|u| &u.name == underlay).unwrap_or(0);
+                    let mac = |m: Option<&String>| m.and_then(|m| m.parse().ok()).unwrap_or_default();
+                    let ul = cfg.underlay.get(u);
+                    Hop::Send {
+                        link_type: idx,
+                        label: *label,
+                        hop: HopAddrs {
+                            next_hop: *next_hop,
+                            local_mac: mac(ul.map(|u| &u.local_mac)),
+                            peer_mac: mac(ul.map(|u| &u.peer_mac)),
+                        },
+                        underlay: u as u16,
+                    }
+                }
+            };
             let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(on_port, action) };
             let counters = previous
                 .and_then(|p| p.counters.get(&key).cloned())
@@ -270,15 +308,6 @@ impl Tables {
                 .unwrap_or_default();
             t.counters.insert(key.clone(), counters.clone());
             let id = t.rules.len() as RuleId;
-            let hop = match action {
-                Action::Deliver { port } => Hop::Deliver { port: *port },
-                Action::Send { link_type, label, underlay, next_hop } => Hop::Send {
-                    link_type: *link_type,
-                    label: *label,
-                    next_hop: *next_hop,
-                    underlay: cfg.underlay.iter().position(|u| &u.name == underlay).unwrap_or(0) as u16,
-                },
-            };
             // A policed link is metered where it enters: on the sliver-facing rule.
             let policer = (on_port && qos.isolation == Isolation::Policed)
                 .then(|| {
@@ -288,15 +317,21 @@ impl Tables {
                 .flatten()
                 .map(Mutex::new);
             t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
-            id
+            Some(id)
         };
         for p in &cfg.ports {
-            let r = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action, p.qos);
-            t.ports.insert(p.port, r);
+            if let Some(r) = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action, p.qos) {
+                t.ports.insert(p.port, r);
+            }
         }
         for l in &cfg.labels {
-            let r = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action, l.qos);
-            t.labels.insert((l.link_type, l.label), r);
+            let Some(idx) = registry.link_idx(l.link_type.as_str()) else {
+                t.errors.push(format!("slice {} link {}: unknown link type {}", l.slice, l.link, l.link_type));
+                continue;
+            };
+            if let Some(r) = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action, l.qos) {
+                t.labels.insert((idx, l.label), r);
+            }
         }
         t
     }
@@ -307,7 +342,7 @@ impl Tables {
     }
 
     /// The rule for a label.
-    pub fn label_rule(&self, link_type: LinkType, label: u32) -> Option<&Rule> {
+    pub fn label_rule(&self, link_type: TypeIdx, label: u32) -> Option<&Rule> {
         self.labels.get(&(link_type, label)).map(|&id| &self.rules[id as usize])
     }
 
@@ -336,35 +371,30 @@ impl Tables {
                 return Verdict::Drop;
             }
         }
-        forward(rule, buf, frame)
+        self.forward(rule, buf, frame)
     }
 
-    /// An IPv4 packet carrying GRE, as a raw socket delivers it, in `buf[packet]`.
-    pub fn on_gre(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
-        let Some((key, inner)) = parse_gre(&buf[packet.clone()]) else {
+    /// A packet of link type `link_type` as its carrier delivers it, in
+    /// `buf[packet]`: decapsulated by the type's plugin, then looked up by label.
+    pub fn on_substrate(&self, link_type: TypeIdx, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+        let Some((label, inner)) = self.registry.link(link_type).and_then(|p| p.decap(buf, packet)) else {
             self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
-        let inner = packet.start + inner.start..packet.start + inner.end;
-        self.on_label(LinkType::Gre, key, buf, inner)
+        self.on_label(link_type, label, buf, inner)
     }
 
-    /// A VXLAN packet (the UDP payload) in `buf[packet]`.
-    pub fn on_vxlan(&self, buf: &mut [u8], packet: Range<usize>) -> Verdict {
-        let Some((vni, inner)) = parse_vxlan(&buf[packet.clone()]) else {
-            self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
-            return Verdict::Drop;
-        };
-        let inner = packet.start + inner.start..packet.start + inner.end;
-        self.on_label(LinkType::Vxlan, vni, buf, inner)
+    /// The registry the tables were built with.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
-    fn on_label(&self, link_type: LinkType, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    fn on_label(&self, link_type: TypeIdx, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.label_rule(link_type, label) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
-        forward(rule, buf, frame)
+        self.forward(rule, buf, frame)
     }
 
     /// Counters of a rule named in a verdict (to count a drop the I/O side saw).
@@ -397,78 +427,43 @@ impl Tables {
     }
 }
 
-fn forward(rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
-    let len = frame.len();
-    if len < ethernet::HEADER_LEN {
-        rule.counters.dropped(DropReason::Malformed);
-        return Verdict::Drop;
-    }
-    if len > rule.max_frame {
-        rule.counters.dropped(DropReason::TooBig);
-        return Verdict::Drop;
-    }
-    match rule.hop {
-        Hop::Deliver { port } => {
-            rule.counters.forwarded(len);
-            Verdict::Deliver { port, frame, rule: rule.id }
+impl Tables {
+    fn forward(&self, rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+        let len = frame.len();
+        if len < ethernet::HEADER_LEN {
+            rule.counters.dropped(DropReason::Malformed);
+            return Verdict::Drop;
         }
-        Hop::Send { link_type, label, next_hop, underlay } => {
-            let Some(start) = encapsulate(link_type, label, buf, frame.start) else {
-                rule.counters.dropped(DropReason::Malformed);
-                return Verdict::Drop;
-            };
-            rule.counters.forwarded(len);
-            Verdict::Send { link_type, next_hop, underlay, packet: start..frame.end, rule: rule.id }
+        if len > rule.max_frame {
+            rule.counters.dropped(DropReason::TooBig);
+            return Verdict::Drop;
         }
-    }
-}
-
-/// Writes the encapsulation header for `link_type` right before `frame_start`;
-/// returns where the packet now starts, or `None` without enough headroom.
-pub fn encapsulate(link_type: LinkType, label: u32, buf: &mut [u8], frame_start: usize) -> Option<usize> {
-    match link_type {
-        LinkType::Gre => {
-            let start = frame_start.checked_sub(GRE_HEADER_LEN)?;
-            let repr = gre::Repr {
-                protocol: EtherType::TransparentEthernet,
-                checksum: false,
-                key: Some(label),
-                sequence: None,
-            };
-            repr.emit(&mut gre::Packet::new_unchecked(&mut buf[start..frame_start]));
-            Some(start)
-        }
-        LinkType::Vxlan => {
-            let start = frame_start.checked_sub(vxlan::HEADER_LEN)?;
-            vxlan::Repr { vni: label }.emit(&mut vxlan::Packet::new_unchecked(&mut buf[start..frame_start])).ok()?;
-            Some(start)
+        match rule.hop {
+            Hop::Deliver { port } => {
+                rule.counters.forwarded(len);
+                Verdict::Deliver { port, frame, rule: rule.id }
+            }
+            Hop::Send { link_type, label, hop, underlay } => {
+                let Some(plugin) = self.registry.link(link_type) else {
+                    rule.counters.dropped(DropReason::Malformed);
+                    return Verdict::Drop;
+                };
+                let Some(packet) = plugin.encap(label, &hop, buf, frame) else {
+                    rule.counters.dropped(DropReason::Malformed);
+                    return Verdict::Drop;
+                };
+                rule.counters.forwarded(len);
+                Verdict::Send {
+                    link_type,
+                    carrier: plugin.carrier(),
+                    next_hop: hop.next_hop,
+                    underlay,
+                    packet,
+                    rule: rule.id,
+                }
+            }
         }
     }
-}
-
-/// Parses an IPv4 packet carrying GRE with a key and an Ethernet payload; returns
-/// the key and where the inner frame is.
-pub fn parse_gre(packet: &[u8]) -> Option<(u32, Range<usize>)> {
-    let ip = ipv4::Packet::new_checked(packet).ok()?;
-    if ip.version() != 4 || ip.protocol() != ipv4::protocol::GRE || ip.more_frags() || ip.frag_offset() != 0 {
-        return None;
-    }
-    let hl = ip.header_len();
-    let end = usize::from(ip.total_len());
-    let g = gre::Packet::new_checked(&packet[hl..end]).ok()?;
-    if g.version() != 0 || g.reserved0() != 0 || g.protocol() != EtherType::TransparentEthernet || !g.verify_checksum()
-    {
-        return None;
-    }
-    let key = g.key()?;
-    Some((key, hl + g.header_len()..end))
-}
-
-/// Parses a VXLAN packet; returns the VNI and where the inner frame is.
-pub fn parse_vxlan(packet: &[u8]) -> Option<(u32, Range<usize>)> {
-    let v = vxlan::Packet::new_checked(packet).ok()?;
-    let r = vxlan::Repr::parse(&v).ok()?;
-    Some((r.vni, vxlan::HEADER_LEN..packet.len()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::*;
 use netslice_embed::{Allocations, node_configs, plan};
 use netslice_model::{SliceSpec, Substrate};
+use netslice_wire::ipv4;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -33,12 +34,12 @@ fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
     let specs: Vec<SliceSpec> = slices.iter().map(|(n, t)| spec(n, t)).collect();
     let mut plans = Vec::new();
     for sp in &specs {
-        let p = plan(&s, sp, &held).unwrap();
+        let p = plan(&s, sp, &held, &cat()).unwrap();
         held.add(&p);
         plans.push(p);
     }
     let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
-    let cfgs = node_configs(&s, &pairs);
+    let cfgs = node_configs(&s, &pairs, &cat());
     let ports = plans.iter().map(|p| (p.nodes[0].interfaces[0].port, p.nodes[1].interfaces[0].port)).collect();
     let mut addr_host = BTreeMap::new();
     for l in &s.links {
@@ -46,7 +47,8 @@ fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
             addr_host.insert(e.addr, e.host.clone());
         }
     }
-    let tables = cfgs.iter().map(|(h, c)| (h.clone(), Tables::build(c, None))).collect();
+    let reg = Arc::new(Registry::builtin());
+    let tables = cfgs.iter().map(|(h, c)| (h.clone(), Tables::build(c, None, &reg))).collect();
     (World { tables, addr_host }, ports)
 }
 
@@ -71,16 +73,16 @@ impl World {
             match verdict {
                 Verdict::Deliver { port, frame, .. } => return Some((here, port, buf[frame].to_vec())),
                 Verdict::Drop => return None,
-                Verdict::Send { link_type, next_hop, packet, .. } => {
+                Verdict::Send { link_type, carrier, next_hop, packet, .. } => {
                     here = self.addr_host[&next_hop].clone();
                     let payload = buf[packet].to_vec();
                     let mut next = vec![0u8; HEADROOM];
-                    verdict = match link_type {
-                        LinkType::Gre => {
+                    verdict = match carrier {
+                        Carrier::IpProto(proto) => {
                             let ip = ipv4::Repr {
                                 src_addr: Ipv4Addr::new(172, 31, 0, 1),
                                 dst_addr: next_hop,
-                                protocol: ipv4::protocol::GRE,
+                                protocol: proto,
                                 payload_len: payload.len(),
                                 ttl: 64,
                                 tos: 0,
@@ -91,12 +93,12 @@ impl World {
                             ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..])).unwrap();
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].on_gre(&mut next, HEADROOM..n)
+                            self.tables[&here].on_substrate(link_type, &mut next, HEADROOM..n)
                         }
-                        LinkType::Vxlan => {
+                        Carrier::Udp(_) | Carrier::Ethernet(_) => {
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].on_vxlan(&mut next, HEADROOM..n)
+                            self.tables[&here].on_substrate(link_type, &mut next, HEADROOM..n)
                         }
                     };
                     buf = next;
@@ -109,7 +111,7 @@ impl World {
 
 #[test]
 fn frames_cross_a_transit_hop_both_ways_and_both_types() {
-    for t in ["gre", "vxlan"] {
+    for t in ["gre", "vxlan", "vlan", "pbb"] {
         let (w, ports) = world(&[("red", t)]);
         let (pa, pb) = ports[0];
         let f = frame(1, 1514);
@@ -144,7 +146,7 @@ fn oversize_and_unknown_are_counted() {
     assert_eq!(w.carry("h1", 999, &frame(1, 100)), None);
     assert_eq!(w.tables["h1"].unmatched.no_port_rule.load(Ordering::Relaxed), 1);
     let mut junk = vec![0u8; 100];
-    assert_eq!(w.tables["h1"].on_gre(&mut junk, 64..100), Verdict::Drop);
+    assert_eq!(w.tables["h1"].on_substrate(0, &mut junk, 64..100), Verdict::Drop);
     assert_eq!(w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed), 1);
 }
 
@@ -152,15 +154,16 @@ fn oversize_and_unknown_are_counted() {
 fn counters_survive_rebuild() {
     let s = Substrate::from_text(SUBSTRATE).unwrap();
     let sp = spec("red", "gre");
-    let p = plan(&s, &sp, &Allocations::default()).unwrap();
-    let cfgs = node_configs(&s, &[(&sp, &p)]);
-    let t1 = Tables::build(&cfgs["h1"], None);
+    let p = plan(&s, &sp, &Allocations::default(), &cat()).unwrap();
+    let cfgs = node_configs(&s, &[(&sp, &p)], &cat());
+    let reg = Arc::new(Registry::builtin());
+    let t1 = Tables::build(&cfgs["h1"], None, &reg);
     let port = p.nodes[0].interfaces[0].port;
     let f = frame(1, 100);
     let mut buf = vec![0u8; HEADROOM + 100];
     buf[HEADROOM..].copy_from_slice(&f);
     t1.on_port(0, port, &mut buf, HEADROOM..HEADROOM + 100);
-    let t2 = Tables::build(&cfgs["h1"], Some(&t1));
+    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg);
     assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
 }
 
@@ -171,7 +174,12 @@ proptest! {
         let mut buf = vec![0u8; HEADROOM];
         buf.extend_from_slice(&data);
         let n = buf.len();
-        let _ = w.tables["t1"].on_gre(&mut buf.clone(), HEADROOM..n);
-        let _ = w.tables["t1"].on_vxlan(&mut buf, HEADROOM..n);
+        for t in 0..4 {
+            let _ = w.tables["t1"].on_substrate(t, &mut buf.clone(), HEADROOM..n);
+        }
     }
+}
+
+fn cat() -> netslice_model::types::StaticCatalog {
+    netslice_model::types::StaticCatalog::builtin()
 }

@@ -18,8 +18,9 @@ use netslice_model::api::{
     Action, Direction, InterfaceConfig, InterfacePlan, LabelRule, LinkPlan, LinkQos, NodeConfig, NodePlan, PortRule,
     SlicePlan, SliceShare, SliverConfig, UnderlayLink,
 };
-use netslice_model::spec::{SliceSpec, VLinkSpec};
-use netslice_model::substrate::{Role, Substrate};
+use netslice_model::spec::{LinkType, SliceSpec, VLinkSpec};
+use netslice_model::substrate::{Link, Network, Role, Substrate};
+use netslice_model::types::{Layer, LinkTypeInfo, TypeCatalog};
 
 /// Labels below this are reserved.
 pub const FIRST_LABEL: u32 = 16;
@@ -77,7 +78,7 @@ pub enum PlanError {
         /// Encapsulation bytes.
         overhead: u32,
         /// Link type.
-        link_type: &'static str,
+        link_type: String,
         /// Physical link.
         underlay: String,
         /// Its MTU.
@@ -98,6 +99,14 @@ pub enum PlanError {
         free: netslice_model::Bandwidth,
         /// Asked.
         asked: netslice_model::Bandwidth,
+    },
+    /// A link type the catalog does not know.
+    #[error("{field}: unknown link type {link_type:?}")]
+    UnknownType {
+        /// Spec field.
+        field: String,
+        /// The type.
+        link_type: String,
     },
     /// A host ran out of labels or ports.
     #[error("{field}: host {host} has no free {what}")]
@@ -121,6 +130,7 @@ impl PlanError {
             | PlanError::NoPath { field, .. }
             | PlanError::Mtu { field, .. }
             | PlanError::Bandwidth { field, .. }
+            | PlanError::UnknownType { field, .. }
             | PlanError::Exhausted { field, .. } => field,
         }
     }
@@ -254,7 +264,12 @@ pub fn sliver_netns(substrate: &str, slice: &str, node: &str) -> String {
 
 /// Plans a slice against the substrate, given what other slices hold. On success
 /// the caller records the plan (e.g. with [`Allocations::add`]).
-pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Result<SlicePlan, PlanError> {
+pub fn plan(
+    substrate: &Substrate,
+    spec: &SliceSpec,
+    held: &Allocations,
+    types: &dyn TypeCatalog,
+) -> Result<SlicePlan, PlanError> {
     let mut alloc = held.clone();
     // --- nodes -> hosts
     let mut placed: BTreeMap<&str, String> = BTreeMap::new();
@@ -336,18 +351,25 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
             from: from.clone(),
             to: to.clone(),
         })?;
+        // Link type per hop: the spec's, converted where it cannot cross.
+        let mut hop_types = Vec::new();
         for u in &underlay {
             let phys = substrate.link(u).expect("path uses known links");
-            if l.mtu() + INNER_ETHERNET + l.link_type.overhead() > phys.mtu {
+            let (t, info) = hop_type(types, &l.link_type, phys).ok_or_else(|| PlanError::UnknownType {
+                field: format!("{field}.type"),
+                link_type: l.link_type.to_string(),
+            })?;
+            if l.mtu() + INNER_ETHERNET + info.overhead > phys.mtu {
                 return Err(PlanError::Mtu {
                     field: format!("{field}.mtu"),
                     mtu: l.mtu(),
-                    overhead: INNER_ETHERNET + l.link_type.overhead(),
-                    link_type: l.link_type.as_str(),
+                    overhead: INNER_ETHERNET + info.overhead,
+                    link_type: t.to_string(),
                     underlay: u.clone(),
                     underlay_mtu: phys.mtu,
                 });
             }
+            hop_types.push((t, info));
         }
         // Admission: the guarantee must fit every hop, in both directions.
         let asked = l.bandwidth.bps();
@@ -370,8 +392,7 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
                 *alloc.bandwidth.entry(key).or_default() += asked;
             }
         }
-        let max = l.link_type.max_label();
-        let mut take = |host: &str| {
+        let mut take = |host: &str, max: u32| {
             Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| PlanError::Exhausted {
                 field: field.clone(),
                 host: host.to_string(),
@@ -380,13 +401,33 @@ pub fn plan(substrate: &Substrate, spec: &SliceSpec, held: &Allocations) -> Resu
         };
         let mut forward_labels = Vec::new();
         let mut reverse_labels = Vec::new();
-        for i in 0..underlay.len() {
-            forward_labels.push(take(&path[i + 1])?);
-            reverse_labels.push(take(&path[i])?);
+        for (i, (_, info)) in hop_types.iter().enumerate() {
+            forward_labels.push(take(&path[i + 1], info.max_label)?);
+            reverse_labels.push(take(&path[i], info.max_label)?);
         }
-        links.push(LinkPlan { name: l.name.clone(), path, underlay, forward_labels, reverse_labels, reserved: asked });
+        links.push(LinkPlan {
+            name: l.name.clone(),
+            path,
+            underlay,
+            forward_labels,
+            reverse_labels,
+            reserved: asked,
+            hop_types: hop_types.into_iter().map(|(t, _)| t).collect(),
+        });
     }
     Ok(SlicePlan { nodes, links })
+}
+
+/// The link type a virtual link of type `want` uses on physical link `phys`: its
+/// own, unless it is an IP-layer type and the link is Ethernet-only, where the
+/// link's L2 type carries it (the redirector converts at the hosts in between).
+pub fn hop_type(types: &dyn TypeCatalog, want: &LinkType, phys: &Link) -> Option<(LinkType, LinkTypeInfo)> {
+    let info = types.link_type(want.as_str())?;
+    if phys.network == Network::Ethernet && info.layer == Layer::Ip {
+        let l2 = types.link_type(&phys.l2)?;
+        return Some((LinkType::new(&phys.l2), l2));
+    }
+    Some((want.clone(), info))
 }
 
 /// Whether `new` differs from `old` only in isolation parameters (link bandwidth,
@@ -491,7 +532,11 @@ pub fn shortest_path(substrate: &Substrate, from: &str, to: &str) -> Option<(Vec
 /// Derives the desired config of every host from every slice's spec and plan.
 /// Revisions are left at 0 for the caller to set. Hosts without slivers or rules
 /// still get their underlay.
-pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) -> BTreeMap<String, NodeConfig> {
+pub fn node_configs(
+    substrate: &Substrate,
+    slices: &[(&SliceSpec, &SlicePlan)],
+    types: &dyn TypeCatalog,
+) -> BTreeMap<String, NodeConfig> {
     let mut out: BTreeMap<String, NodeConfig> = substrate
         .hosts
         .iter()
@@ -506,6 +551,8 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                         local: me.addr,
                         peer_host: peer.host.clone(),
                         peer: peer.addr,
+                        local_mac: me.mac.clone(),
+                        peer_mac: peer.mac.clone(),
                         mtu: l.mtu,
                         bandwidth: l.bandwidth,
                         delay: l.delay,
@@ -554,6 +601,8 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                     slice: spec.name.clone(),
                     node: np.name.clone(),
                     node_type: ns.node_type.clone(),
+                    fast_path: types.node_type(&ns.node_type).is_some_and(|t| t.fast_path),
+                    params: ns.params.clone(),
                     netns: np.netns.clone(),
                     cpu: ns.cpu,
                     memory: ns.memory,
@@ -601,19 +650,21 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                 push_port(&lp.path[0], p1, Direction::Reverse, Action::Deliver { port: p0 });
                 continue;
             }
+            // Plans stored before per-hop types existed carry none: the spec's type.
+            let hop_t = |hop: usize| lp.hop_types.get(hop).cloned().unwrap_or_else(|| l.link_type.clone());
             let send = |hop: usize, label: u32, to: &str| Action::Send {
-                link_type: l.link_type,
+                link_type: hop_t(hop),
                 label,
                 underlay: lp.underlay[hop].clone(),
                 next_hop: next_hop(&lp.underlay[hop], to),
             };
             push_port(&lp.path[0], p0, Direction::Forward, send(0, lp.forward_labels[0], &lp.path[1]));
             push_port(&lp.path[n - 1], p1, Direction::Reverse, send(n - 2, lp.reverse_labels[n - 2], &lp.path[n - 2]));
-            let mut push_label = |host: &str, label: u32, direction: Direction, action: Action| {
+            let mut push_label = |host: &str, hop: usize, label: u32, direction: Direction, action: Action| {
                 if let Some(c) = out.get_mut(host) {
                     c.labels.push(LabelRule {
                         label,
-                        link_type: l.link_type,
+                        link_type: hop_t(hop),
                         slice: spec.name.clone(),
                         link: l.name.clone(),
                         direction,
@@ -629,7 +680,7 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                 } else {
                     send(i, lp.forward_labels[i], &lp.path[i + 1])
                 };
-                push_label(&lp.path[i], lp.forward_labels[i - 1], Direction::Forward, action);
+                push_label(&lp.path[i], i - 1, lp.forward_labels[i - 1], Direction::Forward, action);
             }
             // Reverse: hop i (path[i+1] -> path[i]) arrives at path[i] with reverse_labels[i].
             for i in (0..n - 1).rev() {
@@ -638,7 +689,7 @@ pub fn node_configs(substrate: &Substrate, slices: &[(&SliceSpec, &SlicePlan)]) 
                 } else {
                     send(i - 1, lp.reverse_labels[i - 1], &lp.path[i - 1])
                 };
-                push_label(&lp.path[i], lp.reverse_labels[i], Direction::Reverse, action);
+                push_label(&lp.path[i], i, lp.reverse_labels[i], Direction::Reverse, action);
             }
         }
     }

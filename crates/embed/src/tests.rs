@@ -70,11 +70,11 @@ fn trace(cfgs: &BTreeMap<String, NodeConfig>, host: &str, port: u32) -> (Vec<Str
 fn plans_transit_path_and_forwarding_closes() {
     let s = substrate();
     let spec = slice("red", ["h1", "h2"], "gre");
-    let p = plan(&s, &spec, &Allocations::default()).unwrap();
+    let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
     assert_eq!(p.links[0].path, ["h1", "t1", "h2"]);
     assert_eq!(p.links[0].underlay, ["h1-t1", "t1-h2"]);
     assert_eq!(p.nodes[0].netns, "lab.red.a");
-    let cfgs = node_configs(&s, &[(&spec, &p)]);
+    let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
     let pa = p.nodes[0].interfaces[0].port;
     let pb = p.nodes[1].interfaces[0].port;
     assert_eq!(trace(&cfgs, "h1", pa), (vec!["h1".into(), "t1".into(), "h2".into()], pb));
@@ -87,8 +87,8 @@ fn plans_transit_path_and_forwarding_closes() {
 fn local_link_is_port_to_port() {
     let s = substrate();
     let spec = slice("red", ["h1", "h1"], "vxlan");
-    let p = plan(&s, &spec, &Allocations::default()).unwrap();
-    let cfgs = node_configs(&s, &[(&spec, &p)]);
+    let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
+    let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
     let pa = p.nodes[0].interfaces[0].port;
     let pb = p.nodes[1].interfaces[0].port;
     assert_eq!(trace(&cfgs, "h1", pa), (vec!["h1".into()], pb));
@@ -100,10 +100,10 @@ fn two_slices_get_distinct_labels_and_ports() {
     let s = substrate();
     let red = slice("red", ["h1", "h2"], "gre");
     let blue = slice("blue", ["h1", "h2"], "gre");
-    let pr = plan(&s, &red, &Allocations::default()).unwrap();
+    let pr = plan(&s, &red, &Allocations::default(), &cat()).unwrap();
     let held = Allocations::from_plans([&pr]);
-    let pb = plan(&s, &blue, &held).unwrap();
-    let cfgs = node_configs(&s, &[(&red, &pr), (&blue, &pb)]);
+    let pb = plan(&s, &blue, &held, &cat()).unwrap();
+    let cfgs = node_configs(&s, &[(&red, &pr), (&blue, &pb)], &cat());
     for cfg in cfgs.values() {
         let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
         assert_eq!(labels.len(), cfg.labels.len(), "labels unique on {}", cfg.host);
@@ -121,18 +121,18 @@ fn two_slices_get_distinct_labels_and_ports() {
 #[test]
 fn refusals_name_the_field() {
     let s = substrate();
-    let e = plan(&s, &slice("red", ["h1", "h9"], "gre"), &Allocations::default()).unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "h9"], "gre"), &Allocations::default(), &cat()).unwrap_err();
     assert_eq!(e.field(), "nodes[1].host");
-    let e = plan(&s, &slice("red", ["h1", "t1"], "gre"), &Allocations::default()).unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "t1"], "gre"), &Allocations::default(), &cat()).unwrap_err();
     assert!(matches!(e, PlanError::NotVnode { .. }));
     // h3 sits behind a 1500-byte link: a 1500-byte virtual link does not fit.
-    let e = plan(&s, &slice("red", ["h1", "h3"], "gre"), &Allocations::default()).unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "h3"], "gre"), &Allocations::default(), &cat()).unwrap_err();
     assert_eq!(e.field(), "links[0].mtu");
     assert!(e.to_string().contains("t1-h3"), "{e}");
     // Fill h1's four slots, then ask for a fifth.
     let mut held = Allocations::default();
     held.slivers.insert("h1".into(), 4);
-    let e = plan(&s, &slice("red", ["h1", "h2"], "gre"), &held).unwrap_err();
+    let e = plan(&s, &slice("red", ["h1", "h2"], "gre"), &held, &cat()).unwrap_err();
     assert!(matches!(e, PlanError::NoSliverSlot { .. }), "{e}");
 }
 
@@ -140,7 +140,7 @@ fn refusals_name_the_field() {
 fn unpinned_nodes_spread() {
     let s = substrate();
     let spec = SliceSpec::from_text("name: s\nnodes:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n").unwrap();
-    let p = plan(&s, &spec, &Allocations::default()).unwrap();
+    let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
     let hosts: BTreeSet<&str> = p.nodes.iter().map(|n| n.host.as_str()).collect();
     assert_eq!(hosts.len(), 3);
     assert!(!hosts.contains("t1"));
@@ -169,7 +169,7 @@ proptest! {
                 alloc.remove(&p);
             } else {
                 let spec = slice(&format!("s{id}"), [vnodes[a], vnodes[b]], if vx { "vxlan" } else { "gre" });
-                if let Ok(p) = plan(&s, &spec, &alloc) {
+                if let Ok(p) = plan(&s, &spec, &alloc, &cat()) {
                     alloc.add(&p);
                     live.insert(id, (spec, p));
                 }
@@ -177,7 +177,7 @@ proptest! {
             let recomputed = Allocations::from_plans(live.values().map(|(_, p)| p));
             prop_assert_eq!(&alloc, &recomputed);
             let pairs: Vec<(&SliceSpec, &SlicePlan)> = live.values().map(|(s, p)| (s, p)).collect();
-            for cfg in node_configs(&s, &pairs).values() {
+            for cfg in node_configs(&s, &pairs, &cat()).values() {
                 let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
                 prop_assert_eq!(labels.len(), cfg.labels.len());
             }
@@ -201,15 +201,19 @@ fn bandwidth_is_admitted_per_link_and_direction() {
         ))
         .unwrap()
     };
-    let p1 = plan(&s, &spec("one", "70Mbit"), &Allocations::default()).unwrap();
+    let p1 = plan(&s, &spec("one", "70Mbit"), &Allocations::default(), &cat()).unwrap();
     let held = Allocations::from_plans([&p1]);
     assert_eq!(held.bandwidth[&("h1-h2".to_string(), "h1".to_string())], 70_000_000);
     assert_eq!(held.bandwidth[&("h1-h2".to_string(), "h2".to_string())], 70_000_000);
-    let e = plan(&s, &spec("two", "50Mbit"), &held).unwrap_err();
+    let e = plan(&s, &spec("two", "50Mbit"), &held, &cat()).unwrap_err();
     assert_eq!(e.field(), "links[0].bandwidth");
     assert_eq!(e.to_string(), "links[0].bandwidth: link h1-h2 (h1 -> h2) has 30Mbit free, 50Mbit asked");
-    assert!(plan(&s, &spec("two", "30Mbit"), &held).is_ok());
+    assert!(plan(&s, &spec("two", "30Mbit"), &held, &cat()).is_ok());
     let mut back = held.clone();
     back.remove(&p1);
     assert_eq!(back, Allocations::default());
+}
+
+fn cat() -> netslice_model::types::StaticCatalog {
+    netslice_model::types::StaticCatalog::builtin()
 }

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod cmd;
 pub mod netns;
+pub mod packet;
 pub mod process;
 pub mod sock;
 pub mod tap;

@@ -52,16 +52,20 @@ fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
 }
 
 impl Socket {
-    /// A raw IPv4 socket for IP protocol 47 (GRE) in the calling thread's namespace.
-    /// Received packets include their IPv4 header; sent payloads get one from the
-    /// kernel. The kernel needs no GRE module for this.
-    pub fn raw_gre() -> Result<Socket> {
+    /// A raw IPv4 socket for one IP protocol (47 = GRE) in the calling thread's
+    /// namespace. Received packets include their IPv4 header; sent payloads get
+    /// one from the kernel. No kernel module for the protocol is needed.
+    pub fn raw_ip(protocol: u8) -> Result<Socket> {
         // SAFETY: plain socket(2) call; the returned fd is checked and then owned.
         let fd = unsafe {
-            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_GRE)
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::c_int::from(protocol),
+            )
         };
         if fd < 0 {
-            return Err(Error::last("opening a raw GRE socket (needs CAP_NET_RAW)"));
+            return Err(Error::last(format!("opening a raw socket for IP protocol {protocol} (needs CAP_NET_RAW)")));
         }
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let s = Socket { fd: unsafe { OwnedFd::from_raw_fd(fd) } };

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use netslice_model::api::{ApiError, HostInfo, NodeConfig, NodeReport, RegisterRequest, SliceInfo, SliceSummary};
+use netslice_model::types::TypesInfo;
 use netslice_model::{FieldError, SliceSpec, Substrate, parse_document};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -78,6 +79,12 @@ fn parse_spec(body: &str) -> ApiResult<SliceSpec> {
     let spec: SliceSpec = parse_document(body)?;
     spec.validate()?;
     Ok(spec)
+}
+
+/// The node and link types this deployment offers, with their parameters.
+#[utoipa::path(get, path = "/api/v1/types", responses((status = 200, body = TypesInfo)))]
+pub async fn types(AxState(app): AxState<App>) -> Json<TypesInfo> {
+    Json(app.state.lock().expect("lock").types().info())
 }
 
 /// Liveness.
@@ -268,6 +275,7 @@ pub fn router(app: App) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/api/v1/substrate", get(substrate))
+        .route("/api/v1/types", get(types))
         .route("/api/v1/slices", get(list_slices).post(create_slice))
         .route("/api/v1/slices/{name}", get(get_slice).put(apply_slice).delete(delete_slice))
         .route("/api/v1/nodes", get(list_nodes))

@@ -54,7 +54,7 @@ pub async fn start(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>), StartError> {
-    let state = State::open(&opts.db, opts.substrate)?;
+    let state = State::open(&opts.db, opts.substrate, Arc::new(netslice_dataplane::Registry::builtin()))?;
     let (changed, _) = watch::channel(state.revision());
     let app = api::App { state: Arc::new(Mutex::new(state)), changed };
     let listener = tokio::net::TcpListener::bind(opts.listen)

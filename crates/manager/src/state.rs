@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use netslice_dataplane::Registry;
 use netslice_embed::{Allocations, PlanError, node_configs, plan, qos_only_change, replan_bandwidth};
 use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
@@ -88,6 +91,7 @@ pub struct State {
     alloc: Allocations,
     configs: BTreeMap<String, NodeConfig>,
     hosts: BTreeMap<String, HostRuntime>,
+    types: Arc<Registry>,
 }
 
 fn now_secs() -> u64 {
@@ -107,7 +111,7 @@ fn content(c: &NodeConfig) -> NodeConfig {
 impl State {
     /// Opens the store. The substrate comes from the store; `substrate` is stored on
     /// first start, and may replace the stored one only while no slice exists.
-    pub fn open(db: &Path, substrate: Option<Substrate>) -> Result<State, ManagerError> {
+    pub fn open(db: &Path, substrate: Option<Substrate>, types: Arc<Registry>) -> Result<State, ManagerError> {
         let store = Store::open(db)?;
         let slices = store.slices()?;
         let stored = store.substrate()?;
@@ -147,7 +151,7 @@ impl State {
         let host_revs = store.host_revisions()?;
         let alloc = Allocations::from_plans(slices.values().map(|s| &s.plan));
         let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
-        let mut configs = node_configs(&substrate, &pairs);
+        let mut configs = node_configs(&substrate, &pairs, &*types);
         for (h, c) in configs.iter_mut() {
             c.revision = host_revs.get(h).copied().unwrap_or(0);
             c.epoch = epoch.clone();
@@ -160,12 +164,17 @@ impl State {
             substrate.links.len(),
             slices.len()
         );
-        Ok(State { store, substrate, epoch, revision, slices, alloc, configs, hosts })
+        Ok(State { store, substrate, epoch, revision, slices, alloc, configs, hosts, types })
     }
 
     /// The substrate.
     pub fn substrate(&self) -> &Substrate {
         &self.substrate
+    }
+
+    /// The node and link types this deployment offers.
+    pub fn types(&self) -> &Arc<Registry> {
+        &self.types
     }
 
     /// The global revision.
@@ -188,7 +197,7 @@ impl State {
     ) -> Result<u64, ManagerError> {
         let revision = self.revision + 1;
         let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
-        let mut configs = node_configs(&self.substrate, &pairs);
+        let mut configs = node_configs(&self.substrate, &pairs, &*self.types);
         let mut changed = BTreeMap::new();
         for (h, c) in configs.iter_mut() {
             let old = self.configs.get(h);
@@ -214,6 +223,7 @@ impl State {
     /// refused (live modification of nodes and links comes with the lifecycle work).
     pub fn apply(&mut self, spec: SliceSpec, create_only: bool) -> Result<Applied, ManagerError> {
         spec.validate()?;
+        spec.validate_types(&*self.types)?;
         if let Some(existing) = self.slices.get(&spec.name) {
             if create_only {
                 return Err(ManagerError::Conflict(format!("slice {:?} already exists", spec.name)));
@@ -241,7 +251,7 @@ impl State {
                 spec.name
             )));
         }
-        let p = plan(&self.substrate, &spec, &self.alloc)?;
+        let p = plan(&self.substrate, &spec, &self.alloc, &*self.types)?;
         let mut alloc = self.alloc.clone();
         alloc.add(&p);
         let mut slices = self.slices.clone();
@@ -362,6 +372,13 @@ impl State {
             .flat_map(|(_, r)| r.counters.iter().filter(|c| c.slice == name).cloned())
             .collect();
         counters.sort_by(|a, b| (&a.link, a.direction, &a.host).cmp(&(&b.link, b.direction, &b.host)));
+        let mut programs: Vec<_> = self
+            .hosts
+            .values()
+            .filter_map(|h| h.report.as_ref())
+            .flat_map(|(_, r)| r.programs.iter().filter(|p| p.slice == name).cloned())
+            .collect();
+        programs.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(SliceInfo {
             name: name.to_string(),
             state,
@@ -371,6 +388,7 @@ impl State {
             spec: row.spec.clone(),
             plan: row.plan.clone(),
             counters,
+            programs,
         })
     }
 
@@ -419,7 +437,8 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> State {
-        State::open(&dir.join("m.db"), Some(Substrate::from_text(SUBSTRATE).unwrap())).unwrap()
+        State::open(&dir.join("m.db"), Some(Substrate::from_text(SUBSTRATE).unwrap()), Arc::new(Registry::builtin()))
+            .unwrap()
     }
 
     #[test]
@@ -511,7 +530,10 @@ mod tests {
         s.apply(spec("red", "h1", "h2"), false).unwrap();
         drop(s);
         let other = Substrate::from_text("name: other\nhosts:\n  - {name: x, role: vnode}\n").unwrap();
-        assert!(matches!(State::open(&dir.path().join("m.db"), Some(other)), Err(ManagerError::Conflict(_))));
+        assert!(matches!(
+            State::open(&dir.path().join("m.db"), Some(other), Arc::new(Registry::builtin())),
+            Err(ManagerError::Conflict(_))
+        ));
     }
 
     #[test]
@@ -529,6 +551,7 @@ mod tests {
                 errors: vec![],
                 counters: vec![],
                 unmatched: Default::default(),
+                programs: vec![],
                 io_backend: "test".into(),
                 version: "0".into(),
             };

@@ -72,6 +72,10 @@ pub struct LinkPlan {
     /// Bandwidth reserved on every hop, both directions, bits per second.
     #[serde(default)]
     pub reserved: u64,
+    /// Link type of each hop (the spec's type, or the physical link's L2 type
+    /// where an IP type cannot cross an Ethernet-only link).
+    #[serde(default)]
+    pub hop_types: Vec<LinkType>,
 }
 
 /// What the SNC/TNC decided for a slice.
@@ -110,6 +114,10 @@ pub struct UnderlayLink {
     /// Address at the other end.
     #[schema(value_type = String)]
     pub peer: Ipv4Addr,
+    /// MAC at this host.
+    pub local_mac: String,
+    /// MAC at the other end.
+    pub peer_mac: String,
     /// MTU.
     pub mtu: u32,
     /// Capacity.
@@ -150,7 +158,12 @@ pub struct SliverConfig {
     pub node: String,
     /// Node type.
     pub node_type: String,
-    /// Network namespace name.
+    /// Runs in the agent's data plane (no namespace).
+    pub fast_path: bool,
+    /// Type parameters.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// Network namespace name (slow-path slivers).
     pub netns: String,
     /// CPU cores.
     pub cpu: f64,
@@ -306,6 +319,19 @@ pub struct RuleCounters {
     pub drops: BTreeMap<String, u64>,
 }
 
+/// Counters of one fast-path node program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProgramStats {
+    /// Host it runs on.
+    pub host: String,
+    /// Slice.
+    pub slice: String,
+    /// Node.
+    pub node: String,
+    /// Counters by name (entries, flooded, ttl_exceeded, ...).
+    pub stats: BTreeMap<String, u64>,
+}
+
 /// A problem the agent met applying the desired state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyError {
@@ -332,6 +358,9 @@ pub struct NodeReport {
     pub counters: Vec<RuleCounters>,
     /// Counters of frames that matched no rule, by reason.
     pub unmatched: BTreeMap<String, u64>,
+    /// Counters of the fast-path node programs running here.
+    #[serde(default)]
+    pub programs: Vec<ProgramStats>,
     /// Substrate I/O in use (e.g. `raw-gre+udp-vxlan`).
     pub io_backend: String,
     /// Agent version.
@@ -410,6 +439,9 @@ pub struct SliceInfo {
     pub plan: SlicePlan,
     /// Counters reported by the agents on the links' paths.
     pub counters: Vec<RuleCounters>,
+    /// Counters of the slice's fast-path node programs.
+    #[serde(default)]
+    pub programs: Vec<ProgramStats>,
 }
 
 /// Health of a substrate host as the manager sees it.

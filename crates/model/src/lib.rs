@@ -9,6 +9,7 @@ pub mod api;
 pub mod error;
 pub mod spec;
 pub mod substrate;
+pub mod types;
 pub mod units;
 
 pub use error::{FieldError, SpecError, parse_document};

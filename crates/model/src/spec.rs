@@ -33,46 +33,34 @@ pub const MAX_NODES: usize = 256;
 /// Most links in one slice.
 pub const MAX_LINKS: usize = 1024;
 
-/// Node types this build offers (the plugin registry comes with its own issue).
-pub const NODE_TYPES: &[&str] = &["slowpath"];
-
-/// How a virtual link is carried between substrate hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkType {
-    /// GRE over IPv4 (RFC 2784/2890), key = per-hop label, payload = Ethernet (0x6558).
-    #[default]
-    Gre,
-    /// VXLAN over UDP port 4789 (RFC 7348), VNI = per-hop label.
-    Vxlan,
-}
+/// A virtual link type, by the name it is registered under (`gre`, `vxlan`,
+/// `vlan`, `pbb`, or a plugin's). What a name means, and whether this deployment
+/// offers it, is the link-type registry's business (`netslice types`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct LinkType(pub String);
 
 impl LinkType {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkType::Gre => "gre",
-            LinkType::Vxlan => "vxlan",
-        }
+    /// A type by name.
+    pub fn new(name: &str) -> LinkType {
+        LinkType(name.to_string())
     }
 
-    /// Bytes added on the wire around the carried Ethernet frame: outer IPv4 header
-    /// plus the encapsulation header.
-    pub fn overhead(self) -> u32 {
-        match self {
-            // IPv4 20 + GRE with key 8
-            LinkType::Gre => 28,
-            // IPv4 20 + UDP 8 + VXLAN 8
-            LinkType::Vxlan => 36,
-        }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
+}
 
-    /// Largest label the header can carry.
-    pub fn max_label(self) -> u32 {
-        match self {
-            LinkType::Gre => u32::MAX,
-            LinkType::Vxlan => 0x00ff_ffff,
-        }
+impl Default for LinkType {
+    fn default() -> Self {
+        LinkType::new("gre")
+    }
+}
+
+impl std::fmt::Display for LinkType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -123,6 +111,10 @@ pub struct NodeSpec {
     /// Let the sliver forward IP packets between its interfaces.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ip_forward: bool,
+    /// Parameters of the node type (see `netslice types`), checked by the type itself.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
 }
 
 /// One end of a virtual link as written.
@@ -326,6 +318,60 @@ impl SliceSpec {
         out
     }
 
+    /// Checks what a deployment's types say: every node and link type is offered,
+    /// and every node's parameters are valid for its type (field paths like
+    /// `nodes[2].params.max_entries`; the type names fields relative to the node).
+    pub fn validate_types(&self, types: &dyn crate::types::TypeCatalog) -> Result<(), SpecError> {
+        let mut errs = Errors::default();
+        let names = self.interface_names();
+        for (i, n) in self.nodes.iter().enumerate() {
+            match types.node_type(&n.node_type) {
+                None => errs.push(
+                    format!("nodes[{i}].type"),
+                    format!(
+                        "unknown node type {:?} (this deployment offers: {})",
+                        n.node_type,
+                        types.node_type_names().join(", ")
+                    ),
+                ),
+                Some(_) => {
+                    let interfaces: Vec<crate::types::InterfaceDecl> = self
+                        .links
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(li, l)| l.endpoints.iter().enumerate().map(move |(ei, e)| (li, ei, l, e)))
+                        .filter(|(_, _, _, e)| e.node == n.name)
+                        .map(|(li, ei, l, e)| crate::types::InterfaceDecl {
+                            name: names[&(li, ei)].clone(),
+                            link: l.name.clone(),
+                            addresses: e.all_addresses(),
+                            mtu: l.mtu(),
+                        })
+                        .collect();
+                    let decl = crate::types::NodeDecl { params: &n.params, interfaces: &interfaces, routes: &n.routes };
+                    // The type names fields relative to the node (`params.max_entries`).
+                    for (field, msg) in types.check_node(&n.node_type, &decl) {
+                        let f = if field.is_empty() { format!("nodes[{i}]") } else { format!("nodes[{i}].{field}") };
+                        errs.push(f, msg);
+                    }
+                }
+            }
+        }
+        for (i, l) in self.links.iter().enumerate() {
+            if types.link_type(l.link_type.as_str()).is_none() {
+                errs.push(
+                    format!("links[{i}].type"),
+                    format!(
+                        "unknown link type {:?} (this deployment offers: {})",
+                        l.link_type.as_str(),
+                        types.link_type_names().join(", ")
+                    ),
+                );
+            }
+        }
+        errs.finish()
+    }
+
     /// Checks everything that does not need the substrate; every problem is reported
     /// with its field.
     pub fn validate(&self) -> Result<(), SpecError> {
@@ -360,11 +406,9 @@ impl SliceSpec {
             if !nodes.insert(n.name.as_str()) {
                 errs.push(format!("{f}.name"), format!("duplicate node name {:?}", n.name));
             }
-            if !NODE_TYPES.contains(&n.node_type.as_str()) {
-                errs.push(
-                    format!("{f}.type"),
-                    format!("unknown node type {:?} (this deployment offers: {})", n.node_type, NODE_TYPES.join(", ")),
-                );
+            check_name(&mut errs, &format!("{f}.type"), &n.node_type, 32);
+            if !(n.params.is_null() || n.params.is_object()) {
+                errs.push(format!("{f}.params"), "params must be a mapping of parameter names to values");
             }
             if !(n.cpu.is_finite() && n.cpu >= 0.01 && n.cpu <= 256.0) {
                 errs.push(format!("{f}.cpu"), format!("{} is not a CPU share between 0.01 and 256", n.cpu));
@@ -383,6 +427,7 @@ impl SliceSpec {
             if !links.insert(l.name.as_str()) {
                 errs.push(format!("{f}.name"), format!("duplicate link name {:?}", l.name));
             }
+            check_name(&mut errs, &format!("{f}.type"), l.link_type.as_str(), 32);
             if l.bandwidth.bps() == 0 {
                 errs.push(format!("{f}.bandwidth"), "bandwidth must be greater than zero");
             }
@@ -500,8 +545,8 @@ links:
         let s = SliceSpec::from_text(RED).unwrap();
         assert_eq!(s.nodes[0].node_type, "slowpath");
         assert_eq!(s.nodes[0].cpu, 0.5);
-        assert_eq!(s.links[0].link_type, LinkType::Gre);
-        assert_eq!(s.links[1].link_type, LinkType::Vxlan);
+        assert_eq!(s.links[0].link_type, LinkType::new("gre"));
+        assert_eq!(s.links[1].link_type, LinkType::new("vxlan"));
         assert_eq!(s.links[0].mtu(), 1500);
         let names = s.interface_names();
         assert_eq!(names[&(0, 0)], "eth0");
@@ -537,7 +582,7 @@ links:
             ),
             ["links[1].endpoints[0].interface"]
         );
-        assert_eq!(fields(&RED.replace("type: vxlan", "type: mpls")), ["links[1].type"]);
+        assert_eq!(fields(&RED.replace("type: vxlan", "type: Bad_Type")), ["links[1].type"]);
         assert_eq!(fields(&RED.replace("{ name: a, host: h1 }", "{ name: a, hots: h1 }")), ["nodes[0]"]);
         assert_eq!(
             fields(&RED.replace("address: 10.0.0.1/24", "address: 10.0.0.300/24")),

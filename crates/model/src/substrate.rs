@@ -82,6 +82,18 @@ pub struct HostSpec {
     pub slivers: u32,
 }
 
+/// What a physical link can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// An IP link: every link type works on it.
+    #[default]
+    Ip,
+    /// Ethernet-only transport: only Ethernet-layer link types (`vlan`, `pbb`)
+    /// cross it; a virtual link of an IP type is converted on this hop.
+    Ethernet,
+}
+
 /// A physical link as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +121,13 @@ pub struct PhysLinkSpec {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub subnet: Option<Ipv4Net>,
+    /// `ip` (default) or `ethernet` (Ethernet-only transport).
+    #[serde(default)]
+    pub network: Network,
+    /// Link type for hops of IP-layer virtual links across an `ethernet` link
+    /// (default `vlan`).
+    #[serde(default)]
+    pub l2: Option<String>,
 }
 
 /// A substrate description as written.
@@ -154,6 +173,8 @@ pub struct LinkEnd {
     /// Underlay address of this end.
     #[schema(value_type = String)]
     pub addr: Ipv4Addr,
+    /// MAC address of this end (locally administered, derived from the names).
+    pub mac: String,
 }
 
 /// A validated link.
@@ -176,6 +197,10 @@ pub struct Link {
     pub loss: Option<Percent>,
     /// MTU.
     pub mtu: u32,
+    /// What it can carry.
+    pub network: Network,
+    /// Link type for converted hops on an Ethernet-only link.
+    pub l2: String,
 }
 
 impl Link {
@@ -338,7 +363,8 @@ impl SubstrateSpec {
                         format!("link{i}")
                     };
                     taken.insert(ifname.clone());
-                    LinkEnd { host: host.clone(), ifname, addr }
+                    let mac = end_mac(&self.name, &name, host);
+                    LinkEnd { host: host.clone(), ifname, addr, mac }
                 },
             );
             links.push(Link {
@@ -349,7 +375,12 @@ impl SubstrateSpec {
                 delay: l.delay,
                 loss: l.loss,
                 mtu,
+                network: l.network,
+                l2: l.l2.clone().unwrap_or_else(|| "vlan".to_string()),
             });
+            if let Some(t) = &l.l2 {
+                check_name(&mut errs, &format!("{f}.l2"), t, 32);
+            }
         }
         errs.finish()?;
         Ok(Substrate {
@@ -362,6 +393,19 @@ impl SubstrateSpec {
             links,
         })
     }
+}
+
+/// A stable, locally administered MAC for one end of a physical link.
+pub fn end_mac(substrate: &str, link: &str, host: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in ["phys", substrate, link, host] {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let b = h.to_be_bytes();
+    format!("06:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3], b[4], b[5])
 }
 
 #[cfg(test)]

@@ -10,13 +10,14 @@
 //!
 //! Parsers never panic on any input; each has a `cargo fuzz` target in `fuzz/`.
 //!
-//! Formats: Ethernet II, IEEE 802.1Q tags, IEEE 802.1ah I-TAG (MAC-in-MAC), IPv4,
+//! Formats: Ethernet II, ARP, IEEE 802.1Q tags, IEEE 802.1ah I-TAG (MAC-in-MAC), IPv4,
 //! IPv6 base header, UDP, ICMPv4 echo, GRE (RFC 2784 with the key and sequence
 //! number extensions of RFC 2890), VXLAN (RFC 7348), and the two netslice formats
 //! fixed by the design brief: the terminal trailer and the extended-MAC frame.
 
 #![forbid(unsafe_code)]
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod extmac;

@@ -155,3 +155,19 @@ proptest! {
         let _ = trailer::locate(&data);
     }
 }
+
+proptest! {
+    #[test]
+    fn arp_roundtrip(req: bool, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) {
+        let r = arp::Repr {
+            operation: if req { arp::Operation::Request } else { arp::Operation::Reply },
+            source_hardware_addr: MacAddr(sha),
+            source_protocol_addr: Ipv4Addr::from(spa),
+            target_hardware_addr: MacAddr(tha),
+            target_protocol_addr: Ipv4Addr::from(tpa),
+        };
+        let mut buf = vec![0u8; r.buffer_len()];
+        r.emit(&mut arp::Packet::new_unchecked(&mut buf[..]));
+        prop_assert_eq!(arp::Repr::parse(&arp::Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
+    }
+}

@@ -1,0 +1,169 @@
+//! The plugin registries: node types and link types, registered by name.
+//!
+//! A link type implements [`LinkTypePlugin`] (how a frame is encapsulated with a
+//! per-hop label and found again); a node type implements [`NodeTypePlugin`] (how
+//! its parameters are checked and, for fast-path types, the packet program that
+//! runs inside the agent). Everything is sans-IO: frames in, actions out. The
+//! agent's I/O layer only needs a link type's [`Carrier`] to know which socket
+//! carries it.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::sync::Arc;
+
+use netslice_model::types::{LinkTypeInfo, NodeDecl, NodeTypeInfo, TypeCatalog, TypesInfo};
+use netslice_wire::MacAddr;
+
+use crate::program::{NodeInstance, NodeProgram};
+
+/// Index of a registered link type, used on the per-packet path.
+pub type TypeIdx = u16;
+
+/// How the agent's I/O carries a link type's packets between hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Carrier {
+    /// A raw IPv4 socket for this IP protocol (the kernel adds the IPv4 header;
+    /// received packets include it).
+    IpProto(u8),
+    /// A UDP socket on this port (both ends).
+    Udp(u16),
+    /// Whole Ethernet frames of this EtherType on the physical interface
+    /// (AF_PACKET); the plugin writes the outer Ethernet header itself.
+    Ethernet(u16),
+}
+
+/// Addresses of one hop, for encapsulations that need them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HopAddrs {
+    /// Next host's underlay IPv4 address.
+    pub next_hop: Ipv4Addr,
+    /// This host's MAC on the physical link.
+    pub local_mac: MacAddr,
+    /// Next host's MAC on the physical link.
+    pub peer_mac: MacAddr,
+}
+
+/// A virtual link type.
+pub trait LinkTypePlugin: Send + Sync + Debug {
+    /// Name, description, layer, MTU overhead and largest label.
+    fn info(&self) -> LinkTypeInfo;
+    /// How packets travel.
+    fn carrier(&self) -> Carrier;
+    /// Bytes on the wire beyond the carried frame, headers of every layer
+    /// included (what an egress port is charged on top of the frame).
+    fn wire_overhead(&self) -> u32;
+    /// Encapsulates the frame in `buf[frame]` with `label`, writing into the
+    /// headroom before it; returns the packet to hand to the carrier, or `None`
+    /// without enough headroom.
+    fn encap(&self, label: u32, hop: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>>;
+    /// Finds the label and the carried frame in a packet as the carrier delivers
+    /// it (and may rewrite it in place to expose the frame); `None` if it is not
+    /// a well-formed packet of this type.
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)>;
+}
+
+/// A virtual node type.
+pub trait NodeTypePlugin: Send + Sync + Debug {
+    /// Name, description, fast path or not, parameters.
+    fn info(&self) -> NodeTypeInfo;
+    /// Problems with a node's parameters: `(field under params, message)`.
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)>;
+    /// The packet program of a fast-path node (`None` for slow-path types, whose
+    /// nodes are namespace slivers run by the agent).
+    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String>;
+}
+
+/// The registries of one deployment.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    links: Vec<Arc<dyn LinkTypePlugin>>,
+    nodes: BTreeMap<String, Arc<dyn NodeTypePlugin>>,
+}
+
+impl Registry {
+    /// The built-in types: link types `gre`, `vxlan`, `vlan`, `pbb`; node types
+    /// `slowpath`, `l2switch`, `extmac-switch`, `router`.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        for l in crate::links::builtin() {
+            r.register_link(l).expect("built-in names are unique");
+        }
+        for n in crate::nodes::builtin() {
+            r.register_node(n).expect("built-in names are unique");
+        }
+        r
+    }
+
+    /// Registers a link type; its name must be new.
+    pub fn register_link(&mut self, plugin: Arc<dyn LinkTypePlugin>) -> Result<TypeIdx, String> {
+        let name = plugin.info().name;
+        if self.link_idx(&name).is_some() {
+            return Err(format!("link type {name:?} is already registered"));
+        }
+        let idx = TypeIdx::try_from(self.links.len()).map_err(|_| "too many link types".to_string())?;
+        self.links.push(plugin);
+        Ok(idx)
+    }
+
+    /// Registers a node type; its name must be new.
+    pub fn register_node(&mut self, plugin: Arc<dyn NodeTypePlugin>) -> Result<(), String> {
+        let name = plugin.info().name;
+        if self.nodes.contains_key(&name) {
+            return Err(format!("node type {name:?} is already registered"));
+        }
+        self.nodes.insert(name, plugin);
+        Ok(())
+    }
+
+    /// A link type's index by name.
+    pub fn link_idx(&self, name: &str) -> Option<TypeIdx> {
+        self.links.iter().position(|l| l.info().name == name).map(|i| i as TypeIdx)
+    }
+
+    /// A link type by index.
+    pub fn link(&self, idx: TypeIdx) -> Option<&dyn LinkTypePlugin> {
+        self.links.get(usize::from(idx)).map(|l| &**l)
+    }
+
+    /// Every link type with its index.
+    pub fn links(&self) -> impl Iterator<Item = (TypeIdx, &dyn LinkTypePlugin)> {
+        self.links.iter().enumerate().map(|(i, l)| (i as TypeIdx, &**l))
+    }
+
+    /// A node type by name.
+    pub fn node(&self, name: &str) -> Option<&dyn NodeTypePlugin> {
+        self.nodes.get(name).map(|n| &**n)
+    }
+
+    /// Everything offered, for `netslice types`.
+    pub fn info(&self) -> TypesInfo {
+        TypesInfo {
+            nodes: self.nodes.values().map(|n| n.info()).collect(),
+            links: self.links.iter().map(|l| l.info()).collect(),
+        }
+    }
+}
+
+impl TypeCatalog for Registry {
+    fn node_type(&self, name: &str) -> Option<NodeTypeInfo> {
+        self.node(name).map(|n| n.info())
+    }
+
+    fn link_type(&self, name: &str) -> Option<LinkTypeInfo> {
+        self.link_idx(name).and_then(|i| self.link(i)).map(|l| l.info())
+    }
+
+    fn node_type_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    fn link_type_names(&self) -> Vec<String> {
+        self.links.iter().map(|l| l.info().name).collect()
+    }
+
+    fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+        self.node(node_type).map(|n| n.check(node)).unwrap_or_default()
+    }
+}
