@@ -53,6 +53,17 @@ pub enum Command {
     /// Create, inspect and delete slices.
     #[command(subcommand)]
     Slice(SliceCmd),
+    /// List the node and link types this deployment offers, with their parameters.
+    Types {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+        /// The types built into this binary, without asking a manager.
+        #[arg(long)]
+        builtin: bool,
+    },
     /// Small traffic tools to run inside slivers (`slice exec ... -- netslice tool ...`).
     #[command(subcommand)]
     Tool(tools::ToolCmd),
@@ -261,6 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Err(slice::exec(&netns, &cmd))
         }
         Command::Slice(s) => runtime()?.block_on(slice::command(s)),
+        Command::Types { target, json, builtin } => runtime()?.block_on(slice::types(&target, json, builtin)),
         Command::Tool(t) => tools::command(t),
         Command::Demo(d) => demo::run(d),
     }

@@ -139,6 +139,10 @@ fn print_info(info: &SliceInfo) {
             println!("      {:<8} {}  link {:<10} {}", i.name, i.mac, i.link, addrs.join(" "));
         }
     }
+    for p in &info.programs {
+        let stats: Vec<String> = p.stats.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  program {} on {}: {}", p.node, p.host, stats.join(" "));
+    }
     println!("links:");
     for l in &info.plan.links {
         let spec = info.spec.links.iter().find(|s| s.name == l.name);
@@ -150,7 +154,13 @@ fn print_info(info: &SliceInfo) {
             l.path.join(" -> ")
         );
         if !l.underlay.is_empty() {
-            println!("      labels forward {:?}  reverse {:?}", l.forward_labels, l.reverse_labels);
+            let hops: Vec<&str> = l.hop_types.iter().map(|t| t.as_str()).collect();
+            println!(
+                "      hops {}  labels forward {:?}  reverse {:?}",
+                hops.join(" "),
+                l.forward_labels,
+                l.reverse_labels
+            );
         }
         for c in info.counters.iter().filter(|c| c.link == l.name) {
             let drops: Vec<String> = c.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -287,4 +297,42 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
 /// Whether any rule of `info` sends on the substrate (for summaries).
 pub fn has_transit(info: &SliceInfo) -> bool {
     info.plan.links.iter().any(|l| l.path.len() > 2)
+}
+
+/// `netslice types`.
+pub async fn types(target: &Target, json: bool, builtin: bool) -> Result<ExitCode> {
+    let info: netslice_model::types::TypesInfo = if builtin {
+        netslice_dataplane::Registry::builtin().info()
+    } else {
+        Client::from_target(target)?.get("/api/v1/types").await?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("node types:");
+    for n in &info.nodes {
+        println!("  {:<14} {}  {}", n.name, if n.fast_path { "fast path" } else { "slow path" }, n.description);
+        for p in &n.params {
+            println!(
+                "      params.{:<12} {:<9} {:<10} {}",
+                p.name,
+                p.kind,
+                p.default.as_deref().map(|d| format!("[{d}]")).unwrap_or_default(),
+                p.description
+            );
+        }
+    }
+    println!("link types:");
+    for l in &info.links {
+        println!(
+            "  {:<14} {:<8} +{:<3}B  labels <= {:<10} {}",
+            l.name,
+            format!("{:?}", l.layer).to_lowercase(),
+            l.overhead,
+            l.max_label,
+            l.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -341,8 +341,11 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
         ip(&["link", "add", &a.ifname, "netns", &na, "type", "veth", "peer", "name", &b.ifname, "netns", &nb])
             .with_context(|| format!("creating link {}", l.name))?;
         for (e, ns) in [(a, &na), (b, &nb)] {
-            ip_in(ns, &["addr", "add", &format!("{}/{}", e.addr, l.prefix_len), "dev", &e.ifname])?;
-            ip_in(ns, &["link", "set", "dev", &e.ifname, "mtu", &l.mtu.to_string(), "up"])?;
+            // An Ethernet-only transport link gets no addresses: nothing IP crosses it.
+            if l.network == netslice_model::substrate::Network::Ip {
+                ip_in(ns, &["addr", "add", &format!("{}/{}", e.addr, l.prefix_len), "dev", &e.ifname])?;
+            }
+            ip_in(ns, &["link", "set", "dev", &e.ifname, "address", &e.mac, "mtu", &l.mtu.to_string(), "up"])?;
             let mut tc = vec!["-n".to_string(), ns.clone()];
             tc.extend(tbf_args(&e.ifname, l.bandwidth.bps(), l.mtu));
             run("tc", &tc).with_context(|| format!("shaping link {} to {}", l.name, l.bandwidth))?;

@@ -32,7 +32,56 @@ pub enum ToolCmd {
         /// Seconds to wait for each reply.
         #[arg(short = 'W', long, default_value_t = 1.0)]
         timeout: f64,
+        /// IP time to live of the requests.
+        #[arg(short = 't', long, default_value_t = 64)]
+        ttl: u8,
         /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send extended-MAC frames (EtherType 0x88B5, 16-byte addresses) on an interface.
+    ExtmacSend {
+        /// Interface.
+        #[arg(long)]
+        iface: String,
+        /// Destination address, 32 hex digits (colons allowed).
+        #[arg(long)]
+        dst: String,
+        /// Source address.
+        #[arg(long)]
+        src: String,
+        /// Frames to send.
+        #[arg(long, default_value_t = 5)]
+        count: u32,
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 0.1)]
+        interval: f64,
+        /// Payload text.
+        #[arg(long, default_value = "hello over extended MAC")]
+        payload: String,
+    },
+    /// Send Ethernet frames with random source and destination MACs (to test a
+    /// switch's table limit).
+    MacFlood {
+        /// Interface.
+        #[arg(long)]
+        iface: String,
+        /// Frames to send.
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
+    },
+    /// Receive extended-MAC frames on an interface and print them.
+    ExtmacRecv {
+        /// Interface.
+        #[arg(long)]
+        iface: String,
+        /// Stop after this many frames.
+        #[arg(long, default_value_t = 5)]
+        count: u32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -118,6 +167,20 @@ pub struct PingSummary {
     pub rtt_p50_ms: Option<f64>,
     /// 99th percentile RTT.
     pub rtt_p99_ms: Option<f64>,
+    /// ICMP errors received about our requests, e.g. `time exceeded from 10.0.0.1`.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// One extended-MAC frame received.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExtmacFrame {
+    /// Source address.
+    pub src: String,
+    /// Destination address.
+    pub dst: String,
+    /// Payload as text (lossy).
+    pub payload: String,
 }
 
 /// The `p`-th percentile (0..=100) of sorted values, nearest rank.
@@ -280,8 +343,27 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
             print_udp("received", &s, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        ToolCmd::Ping { addr, count, interval, timeout, json } => {
-            let s = ping(addr, count, Duration::from_secs_f64(interval), Duration::from_secs_f64(timeout), !json)?;
+        ToolCmd::ExtmacSend { iface, dst, src, count, interval, payload } => {
+            extmac_send(&iface, &dst, &src, count, Duration::from_secs_f64(interval), payload.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolCmd::MacFlood { iface, count } => {
+            mac_flood(&iface, count)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolCmd::ExtmacRecv { iface, count, timeout, json } => {
+            let got = extmac_recv(&iface, count, Duration::from_secs_f64(timeout))?;
+            if json {
+                println!("{}", serde_json::to_string(&got)?);
+            } else {
+                for f in &got {
+                    println!("{} -> {}: {}", f.src, f.dst, f.payload);
+                }
+            }
+            Ok(if got.len() as u32 >= count { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ToolCmd::Ping { addr, count, interval, timeout, ttl, json } => {
+            let s = ping(addr, count, Duration::from_secs_f64(interval), Duration::from_secs_f64(timeout), ttl, !json)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             }
@@ -315,9 +397,18 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
 }
 
 /// Sends `count` echo requests to `addr`; prints per-reply lines when `verbose`.
-pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, verbose: bool) -> Result<PingSummary> {
+pub fn ping(
+    addr: Ipv4Addr,
+    count: u32,
+    interval: Duration,
+    timeout: Duration,
+    ttl: u8,
+    verbose: bool,
+) -> Result<PingSummary> {
     let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
         .context("opening a raw ICMP socket (needs root)")?;
+    sock.set_ttl_v4(u32::from(ttl)).context("setting the TTL")?;
+    let mut errors = Vec::new();
     let ident = (std::process::id() & 0xffff) as u16;
     let dst: SocketAddr = (addr, 0).into();
     let mut rtts = Vec::new();
@@ -354,6 +445,13 @@ pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, v
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
                 Err(e) => return Err(e).context("receiving ICMP"),
             };
+            if let Some(from) = icmp_error_about(&bytes[..n], ident, seq as u16) {
+                if verbose {
+                    println!("{from} from seq={seq}");
+                }
+                errors.push(from);
+                break;
+            }
             if let Ok(ip) = ipv4::Packet::new_checked(&bytes[..n])
                 && ip.src_addr() == addr
                 && ip.protocol() == ipv4::protocol::ICMP
@@ -387,6 +485,7 @@ pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, v
     let mut sorted = rtts.clone();
     sorted.sort_by(f64::total_cmp);
     let s = PingSummary {
+        errors,
         rtt_p50_ms: percentile(&sorted, 50.0),
         rtt_p99_ms: percentile(&sorted, 99.0),
         sent,
@@ -406,6 +505,128 @@ pub fn ping(addr: Ipv4Addr, count: u32, interval: Duration, timeout: Duration, v
         );
     }
     Ok(s)
+}
+
+/// If `packet` (an IPv4 packet from a raw ICMP socket) is an ICMP error about our
+/// echo request `ident`/`seq`, says which and from where.
+fn icmp_error_about(packet: &[u8], ident: u16, seq: u16) -> Option<String> {
+    let ip = ipv4::Packet::new_checked(packet).ok()?;
+    if ip.protocol() != ipv4::protocol::ICMP {
+        return None;
+    }
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).ok()?;
+    let what = match icmpv4::Repr::parse(&icmp).ok()? {
+        icmpv4::Repr::TimeExceeded { .. } => "time exceeded".to_string(),
+        icmpv4::Repr::DstUnreachable { code, .. } => format!("destination unreachable (code {code})"),
+        _ => return None,
+    };
+    // The quoted packet: our IPv4 header, then the first 8 bytes of our request.
+    let inner = ipv4::Packet::new_unchecked(icmp.data());
+    let hl = if icmp.data().len() >= 20 { inner.header_len() } else { return None };
+    let q = icmp.data().get(hl..hl + 8)?;
+    let (qi, qs) = (u16::from_be_bytes([q[4], q[5]]), u16::from_be_bytes([q[6], q[7]]));
+    (q[0] == icmpv4::msg_type::ECHO_REQUEST && qi == ident && qs == seq)
+        .then(|| format!("{what} from {}", ip.src_addr()))
+}
+
+/// Sends `count` extended-MAC frames on `iface` (Ethernet broadcast carrying the
+/// 16-byte addresses).
+pub fn extmac_send(iface: &str, dst: &str, src: &str, count: u32, interval: Duration, payload: &[u8]) -> Result<()> {
+    use netslice_wire::extmac::{self, ExtAddr};
+    use netslice_wire::{EtherType, MacAddr, ethernet};
+    let dst: ExtAddr = dst.parse().map_err(|e| anyhow::anyhow!("--dst: {e}"))?;
+    let src: ExtAddr = src.parse().map_err(|e| anyhow::anyhow!("--src: {e}"))?;
+    let sock = netslice_io::packet::PacketSocket::bind(iface)?;
+    let mut f = vec![0u8; ethernet::HEADER_LEN + extmac::HEADER_LEN + payload.len()];
+    let mut eth_src = [0x02, 0, 0, 0, 0, 0];
+    eth_src[1..].copy_from_slice(&src.0[11..16]);
+    ethernet::Repr { src_addr: MacAddr(eth_src), dst_addr: MacAddr::BROADCAST, ethertype: EtherType::ExtMac }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    extmac::Repr { ethertype: EtherType::Unknown(0x88b6), dst_addr: dst, src_addr: src }
+        .emit(&mut extmac::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]));
+    f[ethernet::HEADER_LEN + extmac::HEADER_LEN..].copy_from_slice(payload);
+    for i in 0..count {
+        let (_, err) = sock.send_batch(&[&f]);
+        if let Some(e) = err {
+            return Err(e).with_context(|| format!("sending on {iface}"));
+        }
+        if i + 1 < count {
+            std::thread::sleep(interval);
+        }
+    }
+    eprintln!("sent {count} extended-MAC frames {src} -> {dst} on {iface}");
+    Ok(())
+}
+
+/// Sends `count` frames with random unicast source and destination MACs.
+pub fn mac_flood(iface: &str, count: u32) -> Result<()> {
+    let sock = netslice_io::packet::PacketSocket::bind(iface)?;
+    let mut x =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64 | 1;
+    let mut frames = vec![vec![0u8; 60]; 32];
+    let mut sent = 0;
+    while sent < count {
+        let n = (count - sent).min(32) as usize;
+        for f in frames.iter_mut().take(n) {
+            for half in [0usize, 6] {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let b = x.to_be_bytes();
+                f[half..half + 6].copy_from_slice(&b[..6]);
+                f[half] = (f[half] & 0xfe) | 0x02; // unicast, locally administered
+            }
+            f[12..14].copy_from_slice(&[0x88, 0xb6]);
+        }
+        let refs: Vec<&[u8]> = frames.iter().take(n).map(|f| &f[..]).collect();
+        let (k, err) = sock.send_batch(&refs);
+        sent += k as u32;
+        if let Some(e) = err {
+            return Err(e).with_context(|| format!("sending on {iface}"));
+        }
+    }
+    eprintln!("sent {count} frames with random MACs on {iface}");
+    Ok(())
+}
+
+/// Receives up to `count` extended-MAC frames on `iface` within `timeout`.
+pub fn extmac_recv(iface: &str, count: u32, timeout: Duration) -> Result<Vec<ExtmacFrame>> {
+    use netslice_io::packet::{FrameInfo, PacketSocket};
+    use netslice_wire::{EtherType, ethernet, extmac};
+    let sock = PacketSocket::bind(iface)?;
+    sock.filter_ethertypes(&[0x88b5])?;
+    let deadline = Instant::now() + timeout;
+    let mut bufs = vec![vec![0u8; 16_384]; 8];
+    let mut info = [FrameInfo::default(); 8];
+    let mut got = Vec::new();
+    while (got.len() as u32) < count && Instant::now() < deadline {
+        let n = match sock.recv_batch(&mut bufs, 4, &mut info) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = netslice_io::sock::wait_readable(sock.fd(), 100);
+                continue;
+            }
+            Err(e) => return Err(e).context("receiving"),
+        };
+        for (b, fi) in bufs.iter().zip(info.iter()).take(n) {
+            if fi.outgoing {
+                continue;
+            }
+            let frame = &b[fi.start..fi.start + fi.len];
+            let Ok(eth) = ethernet::Frame::new_checked(frame) else { continue };
+            if eth.ethertype() != EtherType::ExtMac {
+                continue;
+            }
+            let Ok(p) = extmac::Packet::new_checked(eth.payload()) else { continue };
+            let Ok(r) = extmac::Repr::parse(&p) else { continue };
+            got.push(ExtmacFrame {
+                src: r.src_addr.to_string(),
+                dst: r.dst_addr.to_string(),
+                payload: String::from_utf8_lossy(p.payload()).trim_end_matches('\0').to_string(),
+            });
+        }
+    }
+    Ok(got)
 }
 
 /// Serves bulk-transfer clients.
