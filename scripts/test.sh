@@ -23,6 +23,8 @@ fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-tests=pass "$@"
+    # nextest does not run doctests (the guides in docs/ are doctests).
+    cargo test --workspace --doc
 else
     cargo test --workspace "$@"
 fi

@@ -96,6 +96,130 @@ fn main() {
         black_box(v);
     }
     report("transit: IPv4+GRE parse, label swap", start, Some(base));
+
+    // Transit with conversion: VLAN in, PBB out is what t1 does between an
+    // 802.1Q hop and an 802.1ah hop; measure the two plugins on their own.
+    let reg = netslice_dataplane::Registry::builtin();
+    let (vlan, pbb) = (reg.link(2).unwrap(), reg.link(3).unwrap());
+    let hop = netslice_dataplane::HopAddrs {
+        next_hop: Ipv4Addr::new(172, 31, 0, 2),
+        local_mac: netslice_wire::MacAddr([6, 0, 0, 0, 0, 1]),
+        peer_mac: netslice_wire::MacAddr([6, 0, 0, 0, 0, 2]),
+    };
+    let start = Instant::now();
+    for _ in 0..N {
+        let pkt = vlan.encap(100, &hop, black_box(&mut frame), HEADROOM..HEADROOM + FRAME).unwrap();
+        let (_, inner) = vlan.decap(&mut frame, pkt).unwrap();
+        let pkt = pbb.encap(200, &hop, &mut frame, inner).unwrap();
+        black_box(pbb.decap(&mut frame, pkt));
+    }
+    report("conversion: 802.1Q encap+decap, 802.1ah encap+decap", start, Some(base));
+
+    // Node programs, one frame at a time, as the agent calls them.
+    use netslice_dataplane::program::{InstanceIface, NodeInstance, Outputs};
+    let iface = |k: u8| InstanceIface {
+        name: format!("eth{k}"),
+        port: u32::from(k) + 1,
+        mac: netslice_wire::MacAddr([2, 0, 0, 0, 1, k]),
+        addresses: vec![format!("10.{k}.0.1/24").parse().unwrap()],
+        mtu: 1500,
+    };
+    let node = |t: &str, routes: Vec<netslice_model::spec::RouteSpec>| {
+        let inst = NodeInstance {
+            slice: "s".into(),
+            node: "n".into(),
+            params: serde_json::Value::Null,
+            interfaces: vec![iface(0), iface(1)],
+            routes,
+        };
+        reg.node(t).unwrap().instantiate(&inst).unwrap().unwrap()
+    };
+    let mut out = Outputs::default();
+    // l2switch: known unicast after learning both ends.
+    let mut sw = node("l2switch", vec![]);
+    let mut f = vec![0u8; FRAME];
+    f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa]);
+    let mut back = f.clone();
+    back[..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb]);
+    sw.process(0, 1, &mut back, &mut out);
+    let start = Instant::now();
+    for _ in 0..N {
+        out.clear();
+        sw.process(1, 0, black_box(&mut f), &mut out);
+    }
+    assert_eq!(out.forward, [1]);
+    report("node l2switch: learn + known unicast", start, Some(base));
+    // extmac-switch: the same on 16-byte addresses.
+    let mut xs = node("extmac-switch", vec![]);
+    let mk = |dst: u8, src: u8| {
+        let mut f = vec![0u8; FRAME];
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        netslice_wire::extmac::Repr {
+            ethertype: netslice_wire::EtherType::Unknown(0x88b6),
+            dst_addr: netslice_wire::extmac::ExtAddr([dst; 16]),
+            src_addr: netslice_wire::extmac::ExtAddr([src; 16]),
+        }
+        .emit(&mut netslice_wire::extmac::Packet::new_unchecked(&mut f[14..]));
+        f
+    };
+    let (mut xf, mut xb) = (mk(4, 2), mk(2, 4));
+    xs.process(0, 1, &mut xb, &mut out);
+    let start = Instant::now();
+    for _ in 0..N {
+        out.clear();
+        xs.process(1, 0, black_box(&mut xf), &mut out);
+    }
+    assert_eq!(out.forward, [1]);
+    report("node extmac-switch: learn + known unicast", start, Some(base));
+    // router: LPM, TTL decrement, MAC rewrite with a resolved neighbour.
+    let mut r = node("router", vec![]);
+    let mut arp = vec![0u8; 42];
+    netslice_wire::ethernet::Repr {
+        src_addr: netslice_wire::MacAddr([2, 0, 0, 0, 0, 0xb]),
+        dst_addr: netslice_wire::MacAddr([2, 0, 0, 0, 1, 1]),
+        ethertype: netslice_wire::EtherType::Arp,
+    }
+    .emit(&mut netslice_wire::ethernet::Frame::new_unchecked(&mut arp[..]));
+    netslice_wire::arp::Repr {
+        operation: netslice_wire::arp::Operation::Reply,
+        source_hardware_addr: netslice_wire::MacAddr([2, 0, 0, 0, 0, 0xb]),
+        source_protocol_addr: Ipv4Addr::new(10, 1, 0, 2),
+        target_hardware_addr: netslice_wire::MacAddr([2, 0, 0, 0, 1, 1]),
+        target_protocol_addr: Ipv4Addr::new(10, 1, 0, 1),
+    }
+    .emit(&mut netslice_wire::arp::Packet::new_unchecked(&mut arp[14..]));
+    r.process(0, 1, &mut arp, &mut out);
+    let mut ipf = vec![0u8; FRAME];
+    netslice_wire::ethernet::Repr {
+        src_addr: netslice_wire::MacAddr([2, 0, 0, 0, 0, 0xa]),
+        dst_addr: netslice_wire::MacAddr([2, 0, 0, 0, 1, 0]),
+        ethertype: netslice_wire::EtherType::Ipv4,
+    }
+    .emit(&mut netslice_wire::ethernet::Frame::new_unchecked(&mut ipf[..]));
+    let ipr = ipv4::Repr {
+        src_addr: Ipv4Addr::new(10, 0, 0, 2),
+        dst_addr: Ipv4Addr::new(10, 1, 0, 2),
+        protocol: 17,
+        payload_len: FRAME - 34,
+        ttl: 255,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+    };
+    let macs: [u8; 12] = ipf[..12].try_into().unwrap();
+    let start = Instant::now();
+    for i in 0..N {
+        if i % 200 == 0 {
+            // Keep the TTL from running out.
+            ipr.emit(&mut ipv4::Packet::new_unchecked(&mut ipf[14..])).unwrap();
+        }
+        // The router rewrote the addresses of the last frame: restore them.
+        ipf[..12].copy_from_slice(&macs);
+        out.clear();
+        r.process(1, 0, black_box(&mut ipf), &mut out);
+    }
+    assert_eq!(out.forward, [1]);
+    report("node router: LPM + TTL + MAC rewrite (ARP resolved)", start, Some(base));
 }
 
 fn cat() -> netslice_model::types::StaticCatalog {

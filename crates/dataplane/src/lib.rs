@@ -468,3 +468,15 @@ impl Tables {
 
 #[cfg(test)]
 mod tests;
+
+/// The guide "Write a node type" (`docs/write-a-node-type.md`); its example is
+/// compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-node-type.md")]
+pub struct WriteANodeTypeGuide;
+
+/// The guide "Write a link type" (`docs/write-a-link-type.md`); its example is
+/// compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-link-type.md")]
+pub struct WriteALinkTypeGuide;
