@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use netslice_dataplane::Registry;
+use netslice_model::types::TypeCatalog;
 use netslice_embed::{Allocations, PlanError, node_configs, plan, qos_only_change, replan_bandwidth};
 use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
@@ -25,7 +26,7 @@ pub const HOST_DOWN_AFTER: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
     /// The document is invalid.
-    #[error("invalid {what}")]
+    #[error("invalid {what}: {}", join_errors(errors))]
     Invalid {
         /// "slice spec", "request", ...
         what: &'static str,
@@ -44,6 +45,10 @@ pub enum ManagerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn join_errors(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 impl From<SpecError> for ManagerError {
@@ -139,6 +144,23 @@ impl State {
                 ));
             }
         };
+        // Ethernet-only links need an Ethernet-layer type to convert to.
+        let mut bad = Vec::new();
+        for (i, l) in substrate.links.iter().enumerate() {
+            if l.network == netslice_model::substrate::Network::Ethernet {
+                match types.link_type(&l.l2) {
+                    Some(t) if t.layer == netslice_model::types::Layer::Ethernet => {}
+                    Some(_) => bad.push(FieldError::new(format!("links[{i}].l2"), format!("{:?} is not an Ethernet-layer link type", l.l2))),
+                    None => bad.push(FieldError::new(
+                        format!("links[{i}].l2"),
+                        format!("unknown link type {:?} (this deployment offers: {})", l.l2, types.link_type_names().join(", ")),
+                    )),
+                }
+            }
+        }
+        if !bad.is_empty() {
+            return Err(ManagerError::Invalid { what: "substrate", errors: bad });
+        }
         let epoch = match store.meta("epoch")? {
             Some(e) => e,
             None => {
