@@ -64,6 +64,8 @@ impl IntoResponse for ManagerError {
         };
         let message = match &self {
             ManagerError::Unplaceable(p) => format!("cannot place slice: {p}"),
+            // The fields are listed in `errors`.
+            ManagerError::Invalid { what, .. } => format!("invalid {what}"),
             other => other.to_string(),
         };
         if status.is_server_error() {
