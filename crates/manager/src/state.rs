@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use netslice_dataplane::Registry;
-use netslice_model::types::TypeCatalog;
 use netslice_embed::{Allocations, PlanError, node_configs, plan, qos_only_change, replan_bandwidth};
 use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
+use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
 
 use crate::store::{SliceRow, Store, StoreError};
@@ -150,10 +150,17 @@ impl State {
             if l.network == netslice_model::substrate::Network::Ethernet {
                 match types.link_type(&l.l2) {
                     Some(t) if t.layer == netslice_model::types::Layer::Ethernet => {}
-                    Some(_) => bad.push(FieldError::new(format!("links[{i}].l2"), format!("{:?} is not an Ethernet-layer link type", l.l2))),
+                    Some(_) => bad.push(FieldError::new(
+                        format!("links[{i}].l2"),
+                        format!("{:?} is not an Ethernet-layer link type", l.l2),
+                    )),
                     None => bad.push(FieldError::new(
                         format!("links[{i}].l2"),
-                        format!("unknown link type {:?} (this deployment offers: {})", l.l2, types.link_type_names().join(", ")),
+                        format!(
+                            "unknown link type {:?} (this deployment offers: {})",
+                            l.l2,
+                            types.link_type_names().join(", ")
+                        ),
                     )),
                 }
             }
