@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod vne;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use netslice_model::api::{
