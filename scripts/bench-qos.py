@@ -30,10 +30,10 @@ PROCS = []
 
 SUBSTRATE = f"""name: {TB}
 hosts:
-  - {{name: h1, role: vnode, slivers: 64}}
-  - {{name: h2, role: vnode, slivers: 64}}
-  - {{name: h3, role: vnode, slivers: 64}}
-  - {{name: h4, role: vnode, slivers: 64}}
+  - {{name: h1, role: vnode, slivers: 64, cpu: 64, memory: 64Gi}}
+  - {{name: h2, role: vnode, slivers: 64, cpu: 64, memory: 64Gi}}
+  - {{name: h3, role: vnode, slivers: 64, cpu: 64, memory: 64Gi}}
+  - {{name: h4, role: vnode, slivers: 64, cpu: 64, memory: 64Gi}}
 links:
   - {{endpoints: [h1, h2], bandwidth: 10Gbit}}
   - {{endpoints: [h3, h4], bandwidth: 100Mbit}}

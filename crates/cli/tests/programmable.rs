@@ -13,9 +13,9 @@ use common::*;
 /// converted at t1, and h2 <-> h3 converts between VLAN and MAC-in-MAC.
 const SUBSTRATE: &str = "name: prog
 hosts:
-  - {name: h1, role: vnode}
-  - {name: h2, role: vnode}
-  - {name: h3, role: vnode}
+  - {name: h1, role: vnode, cpu: 8}
+  - {name: h2, role: vnode, cpu: 8}
+  - {name: h3, role: vnode, cpu: 8}
   - {name: t1, role: transport}
 links:
   - {endpoints: [h1, t1], bandwidth: 1Gbit}

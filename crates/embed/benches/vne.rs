@@ -126,7 +126,7 @@ fn workload(seed: u64) -> Workload {
             mem: vec![0; n],
             pins: vec![None; n],
             links: links.into_iter().map(|(a, b)| (a, b, rng.int(0, 50))).collect(),
-            share_hosts: false,
+            ..VNet::default()
         };
         let life = rng.exp(500.0);
         requests.push((v, life));
@@ -224,7 +224,9 @@ fn main() {
     println!("| --- | --- | --- | --- | --- |");
     let ours = |p: &PNet, v: &VNet| embed(p, v, &Options::default()).ok();
     for eta in etas {
-        for (name, solver) in [("netslice", &ours as &dyn Fn(&PNet, &VNet) -> Option<Embedding>), ("greedy baseline", &greedy)] {
+        for (name, solver) in
+            [("netslice", &ours as &dyn Fn(&PNet, &VNet) -> Option<Embedding>), ("greedy baseline", &greedy)]
+        {
             let mut acc = Vec::new();
             let mut rc = Vec::new();
             let mut times = Vec::new();

@@ -50,11 +50,17 @@ pub enum PlanError {
         /// Its role.
         role: &'static str,
     },
-    /// No host has a free sliver slot.
-    #[error("{field}: no free sliver slot on {hosts}")]
-    NoSliverSlot {
+    /// No host has enough of a resource for a virtual node.
+    #[error("{field}: no host with {asked} {resource} free among {hosts} (most free: {free})")]
+    NoHost {
         /// Spec field.
         field: String,
+        /// The resource: cpu, memory, sliver slots, ports, distinct hosts.
+        resource: &'static str,
+        /// Amount asked.
+        asked: String,
+        /// Most free among the hosts considered.
+        free: String,
         /// Hosts considered.
         hosts: String,
     },
@@ -123,12 +129,36 @@ pub enum PlanError {
 }
 
 impl PlanError {
+    /// The GENI AM API v3 error this refusal maps to (for federation).
+    pub fn geni_code(&self) -> &'static str {
+        match self {
+            PlanError::Bandwidth { .. } | PlanError::NoPath { .. } => "INSUFFICIENT_BANDWIDTH",
+            PlanError::NoHost { .. } | PlanError::Exhausted { .. } => "INSUFFICIENT_NODES",
+            PlanError::UnknownHost { .. } | PlanError::NotVnode { .. } | PlanError::UnknownType { .. } => "BADARGS",
+            PlanError::Mtu { .. } => "REFUSED",
+        }
+    }
+
+    /// A short machine-readable reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PlanError::UnknownHost { .. } => "unknown_host",
+            PlanError::NotVnode { .. } => "not_vnode",
+            PlanError::NoHost { .. } => "insufficient_nodes",
+            PlanError::NoPath { .. } => "no_path",
+            PlanError::Mtu { .. } => "mtu",
+            PlanError::Bandwidth { .. } => "insufficient_bandwidth",
+            PlanError::UnknownType { .. } => "unknown_type",
+            PlanError::Exhausted { .. } => "labels_or_ports_exhausted",
+        }
+    }
+
     /// The spec field concerned.
     pub fn field(&self) -> &str {
         match self {
             PlanError::UnknownHost { field, .. }
             | PlanError::NotVnode { field, .. }
-            | PlanError::NoSliverSlot { field, .. }
+            | PlanError::NoHost { field, .. }
             | PlanError::NoPath { field, .. }
             | PlanError::Mtu { field, .. }
             | PlanError::Bandwidth { field, .. }
@@ -149,6 +179,10 @@ pub struct Allocations {
     pub slivers: BTreeMap<String, u32>,
     /// Bandwidth reserved per physical link and sending host, bits per second.
     pub bandwidth: BTreeMap<(String, String), u64>,
+    /// CPU reserved per host, millicores.
+    pub cpu_milli: BTreeMap<String, u64>,
+    /// Memory reserved per host, bytes.
+    pub memory: BTreeMap<String, u64>,
 }
 
 impl Allocations {
@@ -165,6 +199,8 @@ impl Allocations {
     pub fn add(&mut self, p: &SlicePlan) {
         for n in &p.nodes {
             *self.slivers.entry(n.host.clone()).or_default() += 1;
+            *self.cpu_milli.entry(n.host.clone()).or_default() += n.cpu_milli;
+            *self.memory.entry(n.host.clone()).or_default() += n.memory;
             for i in &n.interfaces {
                 self.ports.entry(n.host.clone()).or_default().insert(i.port);
             }
@@ -183,6 +219,8 @@ impl Allocations {
             }
         }
         self.bandwidth.retain(|_, v| *v > 0);
+        self.cpu_milli.retain(|_, v| *v > 0);
+        self.memory.retain(|_, v| *v > 0);
     }
 
     /// Removes what a plan holds (the exact inverse of [`add`](Self::add)).
@@ -192,6 +230,14 @@ impl Allocations {
                 *c = c.saturating_sub(1);
                 if *c == 0 {
                     self.slivers.remove(&n.host);
+                }
+            }
+            for (map, v) in [(&mut self.cpu_milli, n.cpu_milli), (&mut self.memory, n.memory)] {
+                if let Some(c) = map.get_mut(&n.host) {
+                    *c = c.saturating_sub(v);
+                    if *c == 0 {
+                        map.remove(&n.host);
+                    }
                 }
             }
             for i in &n.interfaces {
@@ -264,158 +310,300 @@ pub fn sliver_netns(substrate: &str, slice: &str, node: &str) -> String {
     format!("{substrate}.{slice}.{node}")
 }
 
-/// Plans a slice against the substrate, given what other slices hold. On success
-/// the caller records the plan (e.g. with [`Allocations::add`]).
+/// Plans a new slice against the substrate, given what other slices hold. On
+/// success the caller records the plan (e.g. with [`Allocations::add`]).
 pub fn plan(
     substrate: &Substrate,
     spec: &SliceSpec,
     held: &Allocations,
     types: &dyn TypeCatalog,
 ) -> Result<SlicePlan, PlanError> {
-    let mut alloc = held.clone();
-    // --- nodes -> hosts
-    let mut placed: BTreeMap<&str, String> = BTreeMap::new();
-    let mut used_here: BTreeSet<String> = BTreeSet::new();
-    let free = |alloc: &Allocations, host: &str| -> u32 {
-        let cap = substrate.host(host).map(|h| h.slivers).unwrap_or(0);
-        cap.saturating_sub(alloc.slivers.get(host).copied().unwrap_or(0))
-    };
+    replan(substrate, spec, None, held, types)
+}
+
+/// Plans a slice, possibly a change of a running one (`previous`: its old spec and
+/// plan; `held` must not include the old plan). Nodes that stay keep their host,
+/// interfaces keep their ports, and links whose endpoints and type stay keep their
+/// path and labels while the path still has room, so the agents leave them alone.
+/// Everything else is embedded topology-aware (see [`vne`]). The whole delta is
+/// admitted or refused at once.
+pub fn replan(
+    substrate: &Substrate,
+    spec: &SliceSpec,
+    previous: Option<(&SliceSpec, &SlicePlan)>,
+    held: &Allocations,
+    types: &dyn TypeCatalog,
+) -> Result<SlicePlan, PlanError> {
+    let host_idx: BTreeMap<&str, usize> =
+        substrate.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
+    let link_idx: BTreeMap<&str, usize> =
+        substrate.links.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
+    // Pins must name vnode hosts.
     for (i, n) in spec.nodes.iter().enumerate() {
-        let host = match &n.host {
-            Some(h) => {
-                let field = format!("nodes[{i}].host");
-                let host = substrate
-                    .host(h)
-                    .ok_or_else(|| PlanError::UnknownHost { field: field.clone(), host: h.clone() })?;
-                if host.role != Role::Vnode {
-                    return Err(PlanError::NotVnode { field, host: h.clone(), role: host.role.as_str() });
-                }
-                if free(&alloc, h) == 0 {
-                    return Err(PlanError::NoSliverSlot { field, hosts: format!("[{h}] (pinned)") });
-                }
-                h.clone()
+        if let Some(h) = &n.host {
+            let field = format!("nodes[{i}].host");
+            let host =
+                substrate.host(h).ok_or_else(|| PlanError::UnknownHost { field: field.clone(), host: h.clone() })?;
+            if host.role != Role::Vnode {
+                return Err(PlanError::NotVnode { field, host: h.clone(), role: host.role.as_str() });
             }
-            None => {
-                let best = substrate
-                    .hosts
-                    .iter()
-                    .filter(|h| h.role == Role::Vnode && free(&alloc, &h.name) > 0)
-                    // Spread: hosts this slice does not use yet first, then most free slots.
-                    .min_by_key(|h| (used_here.contains(&h.name), std::cmp::Reverse(free(&alloc, &h.name))))
-                    .ok_or_else(|| {
-                        let all: Vec<&str> =
-                            substrate.hosts.iter().filter(|h| h.role == Role::Vnode).map(|h| h.name.as_str()).collect();
-                        PlanError::NoSliverSlot { field: format!("nodes[{i}]"), hosts: format!("[{}]", all.join(", ")) }
-                    })?;
-                best.name.clone()
-            }
-        };
-        *alloc.slivers.entry(host.clone()).or_default() += 1;
-        used_here.insert(host.clone());
-        placed.insert(&n.name, host);
+        }
     }
-    // --- interfaces -> ports
+    // --- the substrate's free resources
+    let mut p = vne::PNet::new(substrate.hosts.len());
+    for (i, h) in substrate.hosts.iter().enumerate() {
+        p.cpu[i] = h.cpu - held.cpu_milli.get(&h.name).copied().unwrap_or(0) as f64 / 1000.0;
+        p.mem[i] = h.memory.bytes().saturating_sub(held.memory.get(&h.name).copied().unwrap_or(0));
+        p.slots[i] = h.slivers.saturating_sub(held.slivers.get(&h.name).copied().unwrap_or(0));
+        p.ports[i] = h.ports.saturating_sub(held.ports.get(&h.name).map(|s| s.len() as u32).unwrap_or(0));
+        p.eligible[i] = h.role == Role::Vnode;
+    }
+    for l in &substrate.links {
+        let [a, b] = &l.ends;
+        let i = p.add_link(host_idx[a.host.as_str()], host_idx[b.host.as_str()], 0);
+        let free = |from: &str| {
+            l.bandwidth
+                .bps()
+                .saturating_sub(held.bandwidth.get(&(l.name.clone(), from.to_string())).copied().unwrap_or(0))
+        };
+        p.bw[i] = [free(&a.host), free(&b.host)];
+    }
+    // --- the request
+    let node_idx: BTreeMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let prev_node = |name: &str| previous.and_then(|(s, pl)| Some((s.node(name)?, pl.node(name)?)));
+    let mut v = vne::VNet { share_hosts: spec.share_hosts, ..vne::VNet::default() };
+    let mut mtu_problems: Vec<Option<PlanError>> = Vec::new();
+    for n in &spec.nodes {
+        v.cpu.push(n.cpu);
+        v.mem.push(n.memory.bytes());
+        // A running node stays where it is (its programs keep running).
+        let stay =
+            prev_node(&n.name).filter(|(old, _)| old.node_type == n.node_type).map(|(_, plan)| plan.host.clone());
+        let pin = n.host.clone().or(stay);
+        v.pins.push(pin.map(|h| host_idx[h.as_str()]));
+    }
+    for (li, l) in spec.links.iter().enumerate() {
+        let (a, b) = (node_idx[l.endpoints[0].node.as_str()], node_idx[l.endpoints[1].node.as_str()]);
+        v.links.push((a, b, l.bandwidth.bps()));
+        // Physical links it may cross: the hop type must exist and fit the MTU.
+        let mut mtu_problem = None;
+        let allowed: Vec<bool> = substrate
+            .links
+            .iter()
+            .map(|phys| match hop_type(types, &l.link_type, phys) {
+                Some((_, info)) if l.mtu() + INNER_ETHERNET + info.overhead <= phys.mtu => true,
+                Some((t, info)) => {
+                    mtu_problem.get_or_insert(PlanError::Mtu {
+                        field: format!("links[{li}].mtu"),
+                        mtu: l.mtu(),
+                        overhead: INNER_ETHERNET + info.overhead,
+                        link_type: t.to_string(),
+                        underlay: phys.name.clone(),
+                        underlay_mtu: phys.mtu,
+                    });
+                    false
+                }
+                None => false,
+            })
+            .collect();
+        if types.link_type(l.link_type.as_str()).is_none() {
+            return Err(PlanError::UnknownType {
+                field: format!("links[{li}].type"),
+                link_type: l.link_type.to_string(),
+            });
+        }
+        mtu_problems.push(mtu_problem);
+        v.allowed.push(allowed);
+        // Keep the old path of an unchanged link.
+        let keep = previous.and_then(|(ps, pp)| {
+            let old = ps.links.iter().find(|o| o.name == l.name)?;
+            let plan = pp.link(&l.name)?;
+            (old.endpoints.iter().map(|e| &e.node).eq(l.endpoints.iter().map(|e| &e.node))
+                && old.link_type == l.link_type
+                && old.mtu() == l.mtu())
+            .then(|| {
+                plan.underlay
+                    .iter()
+                    .zip(&plan.path)
+                    .map(|(u, from)| (link_idx[u.as_str()], host_idx[from.as_str()]))
+                    .collect::<Vec<_>>()
+            })
+        });
+        v.keep.push(keep);
+    }
+    // --- embed
+    let e = vne::embed(&p, &v, &vne::Options::default()).map_err(|r| match r {
+        vne::Refusal::NoHost { node, resource, asked, best_free, candidates } => {
+            let pinned = v.pins[node].is_some();
+            let names: Vec<&str> = candidates.iter().map(|&h| substrate.hosts[h].name.as_str()).collect();
+            let (asked, free) = match resource {
+                "memory" => (
+                    netslice_model::Memory(asked as u64).to_string(),
+                    netslice_model::Memory(best_free as u64).to_string(),
+                ),
+                "cpu" => (format!("{asked}"), format!("{best_free}")),
+                _ => (format!("{asked}"), format!("{best_free}")),
+            };
+            PlanError::NoHost {
+                field: if pinned && spec.nodes[node].host.is_some() {
+                    format!("nodes[{node}].host")
+                } else {
+                    format!("nodes[{node}]")
+                },
+                resource,
+                asked,
+                free,
+                hosts: format!("[{}]{}", names.join(", "), if pinned { " (pinned)" } else { "" }),
+            }
+        }
+        vne::Refusal::Bandwidth { link, from, to, asked, bottleneck } => {
+            if let Some(problem) = mtu_problems[link].clone() {
+                return problem;
+            }
+            match bottleneck {
+                Some((phys, at, free)) => {
+                    let l = &substrate.links[phys];
+                    let at_name = substrate.hosts[at].name.clone();
+                    let other = if l.ends[0].host == at_name { l.ends[1].host.clone() } else { l.ends[0].host.clone() };
+                    PlanError::Bandwidth {
+                        field: format!("links[{link}].bandwidth"),
+                        link: l.name.clone(),
+                        from: at_name,
+                        to: other,
+                        free: netslice_model::Bandwidth(free),
+                        asked: netslice_model::Bandwidth(asked),
+                    }
+                }
+                None => PlanError::NoPath {
+                    field: format!("links[{link}]"),
+                    from: substrate.hosts[from].name.clone(),
+                    to: substrate.hosts[to].name.clone(),
+                },
+            }
+        }
+    })?;
+    // --- nodes and ports (kept for interfaces that stay on the same host)
+    let mut alloc = held.clone();
     let ifnames = spec.interface_names();
     let mut nodes: Vec<NodePlan> = spec
         .nodes
         .iter()
-        .map(|n| NodePlan {
+        .enumerate()
+        .map(|(i, n)| NodePlan {
             name: n.name.clone(),
-            host: placed[n.name.as_str()].clone(),
+            host: substrate.hosts[e.hosts[i]].name.clone(),
             netns: sliver_netns(&substrate.name, &spec.name, &n.name),
             interfaces: Vec::new(),
+            cpu_milli: (n.cpu * 1000.0).round() as u64,
+            memory: n.memory.bytes(),
         })
         .collect();
+    let mut wanted_ports: Vec<(usize, usize, usize, Option<u32>)> = Vec::new(); // link, endpoint, node, kept port
     for (li, l) in spec.links.iter().enumerate() {
-        for (ei, e) in l.endpoints.iter().enumerate() {
-            let np = nodes.iter_mut().find(|n| n.name == e.node).expect("validated endpoint");
-            let port = Allocations::take(&mut alloc.ports, &np.host, 1, u32::MAX).ok_or_else(|| {
-                PlanError::Exhausted { field: format!("links[{li}]"), host: np.host.clone(), what: "ports" }
-            })?;
-            let name = ifnames[&(li, ei)].clone();
-            np.interfaces.push(InterfacePlan {
-                mac: interface_mac(&substrate.name, &spec.name, &e.node, &name),
-                name,
-                link: l.name.clone(),
-                endpoint: ei as u8,
-                port,
-            });
+        for (ei, ep) in l.endpoints.iter().enumerate() {
+            let ni = node_idx[ep.node.as_str()];
+            let kept = prev_node(&ep.node)
+                .filter(|(_, old)| old.host == nodes[ni].host)
+                .and_then(|(_, old)| old.interfaces.iter().find(|i| i.link == l.name && usize::from(i.endpoint) == ei))
+                .map(|i| i.port)
+                .filter(|port| !alloc.ports.get(&nodes[ni].host).is_some_and(|s| s.contains(port)));
+            if let Some(port) = kept {
+                alloc.ports.entry(nodes[ni].host.clone()).or_default().insert(port);
+            }
+            wanted_ports.push((li, ei, ni, kept));
         }
     }
-    // --- links -> paths + labels
+    for (li, ei, ni, kept) in wanted_ports {
+        let host = nodes[ni].host.clone();
+        let port =
+            match kept {
+                Some(p) => p,
+                None => Allocations::take(&mut alloc.ports, &host, 1, u32::MAX).ok_or_else(|| {
+                    PlanError::Exhausted { field: format!("links[{li}]"), host: host.clone(), what: "ports" }
+                })?,
+            };
+        let name = ifnames[&(li, ei)].clone();
+        nodes[ni].interfaces.push(InterfacePlan {
+            mac: interface_mac(&substrate.name, &spec.name, &spec.nodes[ni].name, &name),
+            name,
+            link: spec.links[li].name.clone(),
+            endpoint: ei as u8,
+            port,
+        });
+    }
+    for n in &mut nodes {
+        n.interfaces.sort_by(|a, b| (&a.link, a.endpoint).cmp(&(&b.link, b.endpoint)));
+    }
+    // --- paths, hop types and labels (kept where the path is the same)
     let mut links = Vec::new();
+    let mut fresh: Vec<usize> = Vec::new();
     for (li, l) in spec.links.iter().enumerate() {
-        let field = format!("links[{li}]");
-        let from = &placed[l.endpoints[0].node.as_str()];
-        let to = &placed[l.endpoints[1].node.as_str()];
-        let (path, underlay) = shortest_path(substrate, from, to).ok_or_else(|| PlanError::NoPath {
-            field: field.clone(),
-            from: from.clone(),
-            to: to.clone(),
-        })?;
-        // Link type per hop: the spec's, converted where it cannot cross.
+        let (a, _) = (node_idx[l.endpoints[0].node.as_str()], node_idx[l.endpoints[1].node.as_str()]);
+        let mut path = vec![substrate.hosts[e.hosts[a]].name.clone()];
+        let mut underlay = Vec::new();
         let mut hop_types = Vec::new();
-        for u in &underlay {
-            let phys = substrate.link(u).expect("path uses known links");
-            let (t, info) = hop_type(types, &l.link_type, phys).ok_or_else(|| PlanError::UnknownType {
-                field: format!("{field}.type"),
-                link_type: l.link_type.to_string(),
-            })?;
-            if l.mtu() + INNER_ETHERNET + info.overhead > phys.mtu {
-                return Err(PlanError::Mtu {
-                    field: format!("{field}.mtu"),
-                    mtu: l.mtu(),
-                    overhead: INNER_ETHERNET + info.overhead,
-                    link_type: t.to_string(),
-                    underlay: u.clone(),
-                    underlay_mtu: phys.mtu,
-                });
-            }
-            hop_types.push((t, info));
+        for &(phys, from) in &e.paths[li] {
+            let pl = &substrate.links[phys];
+            let from_name = &substrate.hosts[from].name;
+            let to = if &pl.ends[0].host == from_name { &pl.ends[1].host } else { &pl.ends[0].host };
+            underlay.push(pl.name.clone());
+            path.push(to.clone());
+            hop_types.push(hop_type(types, &l.link_type, pl).map(|(t, _)| t).unwrap_or_else(|| l.link_type.clone()));
         }
-        // Admission: the guarantee must fit every hop, in both directions.
-        let asked = l.bandwidth.bps();
-        for (i, u) in underlay.iter().enumerate() {
-            let phys = substrate.link(u).expect("path uses known links");
-            for (from, to) in [(&path[i], &path[i + 1]), (&path[i + 1], &path[i])] {
-                let key = (u.clone(), from.clone());
-                let used = alloc.bandwidth.get(&key).copied().unwrap_or(0);
-                let free = phys.bandwidth.bps().saturating_sub(used);
-                if asked > free {
-                    return Err(PlanError::Bandwidth {
-                        field: format!("{field}.bandwidth"),
-                        link: u.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        free: netslice_model::Bandwidth(free),
-                        asked: l.bandwidth,
-                    });
+        let old = previous
+            .and_then(|(_, pp)| pp.link(&l.name))
+            .filter(|o| o.path == path && o.underlay == underlay && o.hop_types == hop_types);
+        let (fwd, rev) = match old {
+            Some(o) => {
+                // Re-take the same labels (they are free: `held` excludes the old plan).
+                let mut ok = true;
+                for (i, lab) in o.forward_labels.iter().enumerate() {
+                    ok &= alloc.labels.entry(path[i + 1].clone()).or_default().insert(*lab);
                 }
-                *alloc.bandwidth.entry(key).or_default() += asked;
+                for (i, lab) in o.reverse_labels.iter().enumerate() {
+                    ok &= alloc.labels.entry(path[i].clone()).or_default().insert(*lab);
+                }
+                if ok { (o.forward_labels.clone(), o.reverse_labels.clone()) } else { (Vec::new(), Vec::new()) }
             }
-        }
-        let mut take = |host: &str, max: u32| {
-            Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| PlanError::Exhausted {
-                field: field.clone(),
-                host: host.to_string(),
-                what: "labels",
-            })
+            None => (Vec::new(), Vec::new()),
         };
-        let mut forward_labels = Vec::new();
-        let mut reverse_labels = Vec::new();
-        for (i, (_, info)) in hop_types.iter().enumerate() {
-            forward_labels.push(take(&path[i + 1], info.max_label)?);
-            reverse_labels.push(take(&path[i], info.max_label)?);
+        if fwd.len() != underlay.len() {
+            fresh.push(li);
+        }
+        for (i, u) in underlay.iter().enumerate() {
+            for from in [&path[i], &path[i + 1]] {
+                *alloc.bandwidth.entry((u.clone(), from.clone())).or_default() += l.bandwidth.bps();
+            }
         }
         links.push(LinkPlan {
             name: l.name.clone(),
             path,
             underlay,
-            forward_labels,
-            reverse_labels,
-            reserved: asked,
-            hop_types: hop_types.into_iter().map(|(t, _)| t).collect(),
+            forward_labels: fwd,
+            reverse_labels: rev,
+            reserved: l.bandwidth.bps(),
+            hop_types,
         });
+    }
+    for li in fresh {
+        let lp = &mut links[li];
+        let field = format!("links[{li}]");
+        let mut fwd = Vec::new();
+        let mut rev = Vec::new();
+        for (i, t) in lp.hop_types.iter().enumerate() {
+            let max = types.link_type(t.as_str()).map(|t| t.max_label).unwrap_or(u32::MAX);
+            let mut take = |host: &str| {
+                Allocations::take(&mut alloc.labels, host, FIRST_LABEL, max).ok_or_else(|| PlanError::Exhausted {
+                    field: field.clone(),
+                    host: host.to_string(),
+                    what: "labels",
+                })
+            };
+            fwd.push(take(&lp.path[i + 1])?);
+            rev.push(take(&lp.path[i])?);
+        }
+        lp.forward_labels = fwd;
+        lp.reverse_labels = rev;
     }
     Ok(SlicePlan { nodes, links })
 }
@@ -430,63 +618,6 @@ pub fn hop_type(types: &dyn TypeCatalog, want: &LinkType, phys: &Link) -> Option
         return Some((LinkType::new(&phys.l2), l2));
     }
     Some((want.clone(), info))
-}
-
-/// Whether `new` differs from `old` only in isolation parameters (link bandwidth,
-/// ceiling, burst, isolation mode; slice sharing; description): a change that
-/// keeps placement, paths and labels and can be applied to running slivers.
-pub fn qos_only_change(old: &SliceSpec, new: &SliceSpec) -> bool {
-    let strip = |s: &SliceSpec| {
-        let mut s = s.clone();
-        s.description = None;
-        s.qos = None;
-        for l in &mut s.links {
-            l.bandwidth = netslice_model::Bandwidth(0);
-            l.ceiling = None;
-            l.burst = None;
-            l.isolation = netslice_model::Isolation::Shaped;
-        }
-        s
-    };
-    strip(old) == strip(new)
-}
-
-/// Re-admits a slice whose isolation parameters changed: the same plan with the
-/// new reservations, if every hop has room once the old ones are released.
-/// `held` must not include `old`.
-pub fn replan_bandwidth(
-    substrate: &Substrate,
-    spec: &SliceSpec,
-    old: &SlicePlan,
-    held: &Allocations,
-) -> Result<SlicePlan, PlanError> {
-    let mut alloc = held.clone();
-    let mut plan = old.clone();
-    for (li, l) in spec.links.iter().enumerate() {
-        let Some(lp) = plan.links.iter_mut().find(|p| p.name == l.name) else { continue };
-        let asked = l.bandwidth.bps();
-        for (i, u) in lp.underlay.iter().enumerate() {
-            let phys = substrate.link(u).expect("plan uses known links");
-            for (from, to) in [(&lp.path[i], &lp.path[i + 1]), (&lp.path[i + 1], &lp.path[i])] {
-                let key = (u.clone(), from.clone());
-                let used = alloc.bandwidth.get(&key).copied().unwrap_or(0);
-                let free = phys.bandwidth.bps().saturating_sub(used);
-                if asked > free {
-                    return Err(PlanError::Bandwidth {
-                        field: format!("links[{li}].bandwidth"),
-                        link: u.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        free: netslice_model::Bandwidth(free),
-                        asked: l.bandwidth,
-                    });
-                }
-                *alloc.bandwidth.entry(key).or_default() += asked;
-            }
-        }
-        lp.reserved = asked;
-    }
-    Ok(plan)
 }
 
 /// The isolation parameters every rule of a virtual link carries.

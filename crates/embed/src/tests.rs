@@ -133,7 +133,7 @@ fn refusals_name_the_field() {
     let mut held = Allocations::default();
     held.slivers.insert("h1".into(), 4);
     let e = plan(&s, &slice("red", ["h1", "h2"], "gre"), &held, &cat()).unwrap_err();
-    assert!(matches!(e, PlanError::NoSliverSlot { .. }), "{e}");
+    assert!(matches!(e, PlanError::NoHost { resource: "sliver slots", .. }), "{e}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub struct PNet {
     pub mem: Vec<u64>,
     /// Free sliver slots per host.
     pub slots: Vec<u32>,
+    /// Free interface ports per host.
+    pub ports: Vec<u32>,
     /// Hosts that may run virtual nodes.
     pub eligible: Vec<bool>,
     /// Link endpoints.
@@ -40,6 +42,7 @@ impl PNet {
             cpu: vec![0.0; n],
             mem: vec![u64::MAX; n],
             slots: vec![u32::MAX; n],
+            ports: vec![u32::MAX; n],
             eligible: vec![true; n],
             links: Vec::new(),
             bw: Vec::new(),
@@ -86,6 +89,7 @@ impl PNet {
             self.cpu[h] -= v.cpu[i];
             self.mem[h] = self.mem[h].saturating_sub(v.mem[i]);
             self.slots[h] = self.slots[h].saturating_sub(1);
+            self.ports[h] = self.ports[h].saturating_sub(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
             let bw = v.links[l].2;
@@ -104,6 +108,7 @@ impl PNet {
             self.cpu[h] += v.cpu[i];
             self.mem[h] = self.mem[h].saturating_add(v.mem[i]);
             self.slots[h] = self.slots[h].saturating_add(1);
+            self.ports[h] = self.ports[h].saturating_add(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
             let bw = v.links[l].2;
@@ -126,11 +131,25 @@ pub struct VNet {
     pub pins: Vec<Option<usize>>,
     /// Virtual links: `(node a, node b, bandwidth both ways)`.
     pub links: Vec<(usize, usize, u64)>,
-    /// Several virtual nodes may share a host.
+    /// Several virtual nodes may share a host (pinned nodes always may: a pin
+    /// is explicit).
     pub share_hosts: bool,
+    /// Physical links each virtual link may use (empty: all).
+    pub allowed: Vec<Vec<bool>>,
+    /// A path to keep for a virtual link if it still fits (live modification).
+    pub keep: Vec<Option<Vec<(usize, usize)>>>,
 }
 
 impl VNet {
+    /// Interfaces (ports) virtual node `u` needs: one per virtual link end.
+    pub fn port_demand(&self, u: usize) -> u32 {
+        self.links.iter().map(|l| u32::from(l.0 == u) + u32::from(l.1 == u)).sum()
+    }
+
+    fn allows(&self, vlink: usize, link: usize) -> bool {
+        self.allowed.get(vlink).is_none_or(|a| a.is_empty() || a.get(link).copied().unwrap_or(false))
+    }
+
     /// Virtual nodes.
     pub fn len(&self) -> usize {
         self.cpu.len()
@@ -159,7 +178,8 @@ pub struct Embedding {
 impl Embedding {
     /// Cost: CPU used plus bandwidth times hops.
     pub fn cost(&self, v: &VNet) -> f64 {
-        v.cpu.iter().sum::<f64>() + self.paths.iter().zip(&v.links).map(|(p, l)| (l.2 as f64) * p.len() as f64).sum::<f64>()
+        v.cpu.iter().sum::<f64>()
+            + self.paths.iter().zip(&v.links).map(|(p, l)| (l.2 as f64) * p.len() as f64).sum::<f64>()
     }
 }
 
@@ -213,11 +233,15 @@ impl Default for Options {
 }
 
 fn fits(p: &PNet, v: &VNet, node: usize, host: usize) -> bool {
-    p.eligible[host] && p.cpu[host] + 1e-9 >= v.cpu[node] && p.mem[host] >= v.mem[node] && p.slots[host] >= 1
+    p.eligible[host]
+        && p.cpu[host] + 1e-9 >= v.cpu[node]
+        && p.mem[host] >= v.mem[node]
+        && p.slots[host] >= 1
+        && p.ports[host] >= v.port_demand(node)
 }
 
 /// Hop distances from `src` over links with at least `bw` free (leaving each host).
-fn bfs_dist(p: &PNet, src: usize, bw: u64, dist: &mut Vec<u32>, queue: &mut VecDeque<usize>) {
+fn bfs_dist(p: &PNet, v: &VNet, vlink: usize, src: usize, bw: u64, dist: &mut Vec<u32>, queue: &mut VecDeque<usize>) {
     dist.clear();
     dist.resize(p.len(), u32::MAX);
     dist[src] = 0;
@@ -225,7 +249,7 @@ fn bfs_dist(p: &PNet, src: usize, bw: u64, dist: &mut Vec<u32>, queue: &mut VecD
     queue.push_back(src);
     while let Some(h) = queue.pop_front() {
         for &(n, l) in &p.adj[h] {
-            if dist[n] == u32::MAX && p.free(l, h) >= bw {
+            if dist[n] == u32::MAX && p.free(l, h) >= bw && v.allows(vlink, l) {
                 dist[n] = dist[h] + 1;
                 queue.push_back(n);
             }
@@ -235,7 +259,15 @@ fn bfs_dist(p: &PNet, src: usize, bw: u64, dist: &mut Vec<u32>, queue: &mut VecD
 
 /// The shortest path from `a` to `b` with `bw` free on every hop, avoiding the
 /// given links; ties broken toward wider links. `None` if there is none.
-fn shortest_path(p: &PNet, a: usize, b: usize, bw: u64, banned: &[usize], banned_nodes: &[usize]) -> Option<Vec<(usize, usize)>> {
+fn shortest_path(
+    p: &PNet,
+    ok: &dyn Fn(usize) -> bool,
+    a: usize,
+    b: usize,
+    bw: u64,
+    banned: &[usize],
+    banned_nodes: &[usize],
+) -> Option<Vec<(usize, usize)>> {
     if a == b {
         return Some(Vec::new());
     }
@@ -251,7 +283,7 @@ fn shortest_path(p: &PNet, a: usize, b: usize, bw: u64, banned: &[usize], banned
             break;
         }
         for &(m, l) in &p.adj[h] {
-            if banned.contains(&l) || banned_nodes.contains(&m) {
+            if banned.contains(&l) || banned_nodes.contains(&m) || !ok(l) {
                 continue;
             }
             let f = p.free(l, h);
@@ -284,8 +316,8 @@ fn shortest_path(p: &PNet, a: usize, b: usize, bw: u64, banned: &[usize], banned
 }
 
 /// Up to `k` loop-free shortest feasible paths (Yen's algorithm over hop count).
-fn k_shortest(p: &PNet, a: usize, b: usize, bw: u64, k: usize) -> Vec<Vec<(usize, usize)>> {
-    let Some(first) = shortest_path(p, a, b, bw, &[], &[]) else { return Vec::new() };
+fn k_shortest(p: &PNet, ok: &dyn Fn(usize) -> bool, a: usize, b: usize, bw: u64, k: usize) -> Vec<Vec<(usize, usize)>> {
+    let Some(first) = shortest_path(p, ok, a, b, bw, &[], &[]) else { return Vec::new() };
     let mut found = vec![first];
     let mut cands: Vec<Vec<(usize, usize)>> = Vec::new();
     while found.len() < k {
@@ -293,10 +325,9 @@ fn k_shortest(p: &PNet, a: usize, b: usize, bw: u64, k: usize) -> Vec<Vec<(usize
         for i in 0..last.len() {
             let spur = last[i].1;
             let root = &last[..i];
-            let banned: Vec<usize> =
-                found.iter().filter(|f| f.len() > i && f[..i] == *root).map(|f| f[i].0).collect();
+            let banned: Vec<usize> = found.iter().filter(|f| f.len() > i && f[..i] == *root).map(|f| f[i].0).collect();
             let banned_nodes: Vec<usize> = root.iter().map(|(_, from)| *from).collect();
-            if let Some(tail) = shortest_path(p, spur, b, bw, &banned, &banned_nodes) {
+            if let Some(tail) = shortest_path(p, ok, spur, b, bw, &banned, &banned_nodes) {
                 let mut full = root.to_vec();
                 full.extend(tail);
                 if !found.contains(&full) && !cands.contains(&full) {
@@ -382,20 +413,17 @@ pub fn embed(p: &PNet, v: &VNet, opts: &Options) -> Result<Embedding, Refusal> {
             None => (0..p.len()).filter(|&h| p.eligible[h]).collect(),
         };
         if !cands.iter().any(|&h| fits(p, v, u, h)) {
-            let best = |f: &dyn Fn(usize) -> f64| cands.iter().map(|&h| f(h)).fold(0.0, f64::max);
-            let (resource, asked, best_free) = if !cands.iter().any(|&h| p.cpu[h] + 1e-9 >= v.cpu[u]) {
-                ("cpu", v.cpu[u], best(&|h| p.cpu[h]))
-            } else if !cands.iter().any(|&h| p.mem[h] >= v.mem[u]) {
-                ("memory", v.mem[u] as f64, best(&|h| p.mem[h] as f64))
-            } else {
-                ("sliver slots", 1.0, best(&|h| f64::from(p.slots[h])))
-            };
-            return Err(Refusal::NoHost { node: u, resource, asked, best_free, candidates: cands });
+            return Err(node_refusal(p, v, u, cands));
         }
     }
     if !v.share_hosts {
+        // Pinned nodes go where they are told; the others need a host each.
         let hosts = (0..p.len()).filter(|&h| p.eligible[h] && p.slots[h] >= 1).count();
-        if hosts < v.len() {
+        let mut pinned: Vec<usize> = v.pins.iter().flatten().copied().collect();
+        pinned.sort_unstable();
+        pinned.dedup();
+        let need = v.pins.iter().filter(|p| p.is_none()).count() + pinned.len();
+        if hosts < need {
             return Err(Refusal::NoHost {
                 node: v.len() - 1,
                 resource: "distinct hosts",
@@ -473,14 +501,14 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
             for &l in &mine {
                 let (a, b, bw) = v.links[l];
                 let other = hosts[if a == u { b } else { a }].expect("placed");
-                bfs_dist(&w, other, bw, &mut dist, &mut queue);
+                bfs_dist(&w, v, l, other, bw, &mut dist, &mut queue);
                 for h in 0..p.len() {
                     cost[h] += if dist[h] == u32::MAX { f64::INFINITY } else { bw as f64 * f64::from(dist[h]) };
                 }
             }
             let mut fitting = Vec::new();
             for h in pool {
-                if (!v.share_hosts && used[h]) || !fits(&w, v, u, h) {
+                if (!v.share_hosts && used[h] && v.pins[u].is_none()) || !fits(&w, v, u, h) {
                     continue;
                 }
                 fitting.push(h);
@@ -491,6 +519,14 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
                 let tie = -rank(&w, h) * 1e-12;
                 cands.push((cost[h] + tie, h));
             }
+            if fitting.is_empty() {
+                // Nothing left that fits, given what this slice already took.
+                let pool: Vec<usize> = match v.pins[u] {
+                    Some(h) => vec![h],
+                    None => (0..p.len()).filter(|&h| p.eligible[h] && (v.share_hosts || !used[h])).collect(),
+                };
+                return Err(node_refusal(&w, v, u, pool));
+            }
             if cands.is_empty()
                 && let (Some(&h), Some(&l)) = (fitting.first(), mine.first())
             {
@@ -498,7 +534,7 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
                 let (a, b, bw) = v.links[l];
                 let other = hosts[if a == u { b } else { a }].expect("placed");
                 let (ha, hb) = if a == u { (h, other) } else { (other, h) };
-                return Err(bandwidth_refusal(&w, l, ha, hb, bw));
+                return Err(bandwidth_refusal(&w, v, l, ha, hb, bw));
             }
             cands.sort_by(|a, b| a.0.total_cmp(&b.0));
             cands.truncate(opts.candidates.max(1));
@@ -512,7 +548,16 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
             for &l in &mine {
                 let (a, b, bw) = v.links[l];
                 let (ha, hb) = if a == u { (h, hosts[b].expect("placed")) } else { (hosts[a].expect("placed"), h) };
-                let options = k_shortest(&w, ha, hb, bw, opts.k_paths.max(1));
+                // A path kept from before, if it still has room; else the k shortest.
+                let kept = v.keep.get(l).cloned().flatten().filter(|path| {
+                    path.first().is_none_or(|&(_, from)| from == ha)
+                        && path.iter().all(|&(link, from)| w.free(link, from) >= bw && v.allows(l, link))
+                });
+                let ok = |link: usize| v.allows(l, link);
+                let options = match kept {
+                    Some(path) => vec![path],
+                    None => k_shortest(&w, &ok, ha, hb, bw, opts.k_paths.max(1)),
+                };
                 // Shortest first; among equals the widest bottleneck (Yen returns them ordered).
                 match options.into_iter().next() {
                     Some(path) => {
@@ -520,7 +565,7 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
                         got.push((l, path));
                     }
                     None => {
-                        refusal.get_or_insert_with(|| bandwidth_refusal(&w, l, ha, hb, bw));
+                        refusal.get_or_insert_with(|| bandwidth_refusal(&w, v, l, ha, hb, bw));
                         w = snapshot;
                         continue 'cand;
                     }
@@ -529,6 +574,7 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
             w.cpu[h] -= v.cpu[u];
             w.mem[h] = w.mem[h].saturating_sub(v.mem[u]);
             w.slots[h] = w.slots[h].saturating_sub(1);
+            w.ports[h] = w.ports[h].saturating_sub(v.port_demand(u));
             used[h] = true;
             hosts[u] = Some(h);
             for (l, path) in got {
@@ -555,11 +601,29 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
     })
 }
 
-fn bandwidth_refusal(p: &PNet, l: usize, a: usize, b: usize, bw: u64) -> Refusal {
+/// Why no host among `cands` can take virtual node `u`: the first resource none
+/// of them has enough of.
+fn node_refusal(p: &PNet, v: &VNet, u: usize, cands: Vec<usize>) -> Refusal {
+    let best = |f: &dyn Fn(usize) -> f64| cands.iter().map(|&h| f(h)).fold(0.0, f64::max);
+    let (resource, asked, best_free) = if !cands.iter().any(|&h| p.cpu[h] + 1e-9 >= v.cpu[u]) {
+        ("cpu", v.cpu[u], best(&|h| p.cpu[h]))
+    } else if !cands.iter().any(|&h| p.mem[h] >= v.mem[u]) {
+        ("memory", v.mem[u] as f64, best(&|h| p.mem[h] as f64))
+    } else if !cands.iter().any(|&h| p.ports[h] >= v.port_demand(u)) {
+        ("ports", f64::from(v.port_demand(u)), best(&|h| f64::from(p.ports[h])))
+    } else if !cands.iter().any(|&h| p.slots[h] >= 1) {
+        ("sliver slots", 1.0, best(&|h| f64::from(p.slots[h])))
+    } else {
+        ("distinct hosts", 1.0, 0.0)
+    };
+    Refusal::NoHost { node: u, resource, asked, best_free, candidates: cands }
+}
+
+fn bandwidth_refusal(p: &PNet, v: &VNet, l: usize, a: usize, b: usize, bw: u64) -> Refusal {
     // The widest shortest path regardless of bandwidth tells where it falls short.
-    let bottleneck = shortest_path(p, a, b, 0, &[], &[]).and_then(|path| {
-        path.iter().map(|&(link, from)| (link, from, p.free(link, from))).min_by_key(|x| x.2)
-    });
+    let ok = |link: usize| v.allows(l, link);
+    let bottleneck = shortest_path(p, &ok, a, b, 0, &[], &[])
+        .and_then(|path| path.iter().map(|&(link, from)| (link, from, p.free(link, from))).min_by_key(|x| x.2));
     Refusal::Bandwidth { link: l, from: a, to: b, asked: bw, bottleneck }
 }
 
@@ -579,7 +643,13 @@ mod tests {
     }
 
     fn req(bw: u64) -> VNet {
-        VNet { cpu: vec![1.0, 1.0], mem: vec![0, 0], pins: vec![Some(0), Some(3)], links: vec![(0, 1, bw)], share_hosts: false }
+        VNet {
+            cpu: vec![1.0, 1.0],
+            mem: vec![0, 0],
+            pins: vec![Some(0), Some(3)],
+            links: vec![(0, 1, bw)],
+            ..VNet::default()
+        }
     }
 
     #[test]
@@ -617,7 +687,7 @@ mod tests {
             mem: vec![0; 3],
             pins: vec![None; 3],
             links: vec![(0, 1, 10), (0, 2, 10)],
-            share_hosts: false,
+            ..VNet::default()
         };
         let e = embed(&p, &v, &Options::default()).unwrap();
         assert_eq!(e.paths.iter().map(|p| p.len()).sum::<usize>(), 2, "{e:?}");

@@ -59,11 +59,15 @@ impl IntoResponse for ManagerError {
         let (status, code) = status_of(&self);
         let errors = match &self {
             ManagerError::Invalid { errors, .. } => errors.clone(),
-            ManagerError::Unplaceable(p) => vec![FieldError::new(p.field(), p.to_string())],
+            ManagerError::Unplaceable(p) => {
+                let text = p.to_string();
+                let msg = text.strip_prefix(&format!("{}: ", p.field())).unwrap_or(&text).to_string();
+                vec![FieldError::new(p.field(), msg)]
+            }
             _ => Vec::new(),
         };
         let message = match &self {
-            ManagerError::Unplaceable(p) => format!("cannot place slice: {p}"),
+            ManagerError::Unplaceable(p) => format!("cannot place slice ({})", p.geni_code()),
             // The fields are listed in `errors`.
             ManagerError::Invalid { what, .. } => format!("invalid {what}"),
             other => other.to_string(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use netslice_dataplane::Registry;
-use netslice_embed::{Allocations, PlanError, node_configs, plan, qos_only_change, replan_bandwidth};
+use netslice_embed::{Allocations, PlanError, node_configs, plan, replan};
 use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
 use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
@@ -260,25 +260,19 @@ impl State {
             if existing.spec == spec {
                 return Ok(Applied::Unchanged);
             }
-            if qos_only_change(&existing.spec, &spec) {
-                // Live change of isolation parameters: same placement, paths and
-                // labels; the reservation delta is admitted as a whole or refused.
-                let mut held = self.alloc.clone();
-                held.remove(&existing.plan);
-                let p = replan_bandwidth(&self.substrate, &spec, &existing.plan, &held)?;
-                held.add(&p);
-                let mut slices = self.slices.clone();
-                let name = spec.name.clone();
-                let created = existing.created;
-                slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created });
-                self.commit(slices, &[&name], &[], held)?;
-                tracing::info!("slice {name} isolation parameters changed at revision {}", self.revision);
-                return Ok(Applied::Updated);
-            }
-            return Err(ManagerError::Conflict(format!(
-                "slice {:?} exists with a different spec; live changes of nodes and links are not supported yet (only bandwidth, ceiling, burst, isolation and qos): delete it and apply again",
-                spec.name
-            )));
+            // Live modification: the delta (nodes, links, bandwidth, isolation) is
+            // admitted as a whole; what stays keeps its host, ports, path and labels.
+            let mut held = self.alloc.clone();
+            held.remove(&existing.plan);
+            let p = replan(&self.substrate, &spec, Some((&existing.spec, &existing.plan)), &held, &*self.types)?;
+            held.add(&p);
+            let mut slices = self.slices.clone();
+            let name = spec.name.clone();
+            let created = existing.created;
+            slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created });
+            self.commit(slices, &[&name], &[], held)?;
+            tracing::info!("slice {name} changed in place at revision {}", self.revision);
+            return Ok(Applied::Updated);
         }
         let p = plan(&self.substrate, &spec, &self.alloc, &*self.types)?;
         let mut alloc = self.alloc.clone();
@@ -482,8 +476,8 @@ mod tests {
         // Same spec again: nothing changes.
         assert_eq!(s.apply(spec("red", "h1", "h2"), false).unwrap(), Applied::Unchanged);
         assert_eq!(s.revision(), rev);
-        // A different spec under the same name is refused and changes nothing.
-        assert!(matches!(s.apply(spec("red", "h1", "h3"), false), Err(ManagerError::Conflict(_))));
+        // Creating it again under the same name is refused and changes nothing.
+        assert!(matches!(s.apply(spec("red", "h1", "h3"), true), Err(ManagerError::Conflict(_))));
         assert_eq!(s.revision(), rev);
         let epoch = s.epoch().to_string();
         let h1 = s.config("h1").unwrap().clone();
@@ -546,10 +540,11 @@ mod tests {
         let before = (s.revision(), s.slice_info("red").unwrap());
         assert!(matches!(s.apply(too_much, false), Err(ManagerError::Unplaceable(PlanError::Bandwidth { .. }))));
         assert_eq!(before, (s.revision(), s.slice_info("red").unwrap()));
-        // A structural change is still refused.
+        // Moving a pinned node is a change too: admitted, and the node moves.
         let mut moved = faster;
         moved.nodes[1].host = Some("h3".into());
-        assert!(matches!(s.apply(moved, false), Err(ManagerError::Conflict(_))));
+        assert_eq!(s.apply(moved, false).unwrap(), Applied::Updated);
+        assert_eq!(s.slice_info("red").unwrap().plan.node("b").unwrap().host, "h3");
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub struct NodePlan {
     pub netns: String,
     /// Its interfaces.
     pub interfaces: Vec<InterfacePlan>,
+    /// CPU reserved, millicores.
+    #[serde(default)]
+    pub cpu_milli: u64,
+    /// Memory reserved, bytes.
+    #[serde(default)]
+    pub memory: u64,
 }
 
 /// Transport path of one virtual link.

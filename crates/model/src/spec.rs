@@ -267,6 +267,9 @@ pub struct SliceSpec {
     /// Slice-wide sharing parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qos: Option<SliceQos>,
+    /// Allow several virtual nodes of this slice on one host (default: each on its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_hosts: bool,
 }
 
 impl SliceSpec {

@@ -61,6 +61,9 @@ fn default_memory() -> Memory {
 fn default_slivers() -> u32 {
     8
 }
+fn default_ports() -> u32 {
+    256
+}
 
 /// A host as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -80,6 +83,9 @@ pub struct HostSpec {
     /// Sliver slots (default 8; 0 for transport hosts).
     #[serde(default = "default_slivers")]
     pub slivers: u32,
+    /// Sliver interfaces (virtual link ends) the host can serve (default 256).
+    #[serde(default = "default_ports")]
+    pub ports: u32,
 }
 
 /// What a physical link can carry.
@@ -161,6 +167,8 @@ pub struct Host {
     pub memory: Memory,
     /// Sliver slots.
     pub slivers: u32,
+    /// Sliver interfaces.
+    pub ports: u32,
 }
 
 /// One end of a validated link.
@@ -388,7 +396,14 @@ impl SubstrateSpec {
             hosts: self
                 .hosts
                 .iter()
-                .map(|h| Host { name: h.name.clone(), role: h.role, cpu: h.cpu, memory: h.memory, slivers: h.slivers })
+                .map(|h| Host {
+                    name: h.name.clone(),
+                    role: h.role,
+                    cpu: h.cpu,
+                    memory: h.memory,
+                    slivers: h.slivers,
+                    ports: h.ports,
+                })
                 .collect(),
             links,
         })
