@@ -15,6 +15,7 @@
 
 pub mod egress;
 pub mod forward;
+pub mod http;
 pub mod slivers;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netslice_dataplane::{Registry, Tables};
-use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest};
+use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest, Registered};
 
 use crate::forward::Forwarder;
 use crate::slivers::Slivers;
@@ -38,8 +39,13 @@ pub const IO_BACKEND: &str = "raw-ip+udp+af_packet";
 pub struct Options {
     /// Substrate host this agent serves.
     pub host: String,
-    /// Manager base URL, e.g. `http://127.0.0.1:7300`.
+    /// Manager base URL, e.g. `https://127.0.0.1:7300`.
     pub manager: String,
+    /// File holding the enrollment token, presented once to obtain this
+    /// node's own credential (kept in `state_dir/credential`).
+    pub enroll_token_file: Option<PathBuf>,
+    /// Certificate to trust for the manager (else the platform's roots).
+    pub ca_cert: Option<PathBuf>,
     /// Network namespace of the host's data plane (the local testbed runs every
     /// host in a namespace; a real host leaves this unset).
     pub netns: Option<String>,
@@ -69,8 +75,8 @@ pub enum AgentError {
     #[error("starting forwarding threads: {0}")]
     Threads(std::io::Error),
     /// HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] http::ClientError),
 }
 
 /// Applied state, shared between the reconciler and the reporter.
@@ -87,10 +93,26 @@ struct Agent {
     slivers: Arc<Mutex<Slivers>>,
     applied: Arc<Mutex<Applied>>,
     http: reqwest::Client,
+    credential: Mutex<Option<String>>,
 }
 
 fn cache_path(dir: &Path) -> PathBuf {
     dir.join("desired.json")
+}
+
+fn credential_path(dir: &Path) -> PathBuf {
+    dir.join("credential")
+}
+
+/// Writes a secret readable by its owner only, atomically.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -102,7 +124,13 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let agent = Arc::new(Agent {
         slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
         applied: Arc::new(Mutex::new(Applied::default())),
-        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build()?,
+        http: http::client(opts.ca_cert.as_deref(), Duration::from_secs(3))?,
+        credential: Mutex::new(
+            std::fs::read_to_string(credential_path(&opts.state_dir))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        ),
         fwd: fwd.clone(),
         opts,
     });
@@ -131,21 +159,51 @@ impl Agent {
         format!("{}/api/v1/nodes/{}/{path}", self.opts.manager.trim_end_matches('/'), self.opts.host)
     }
 
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.credential.lock().expect("credential lock").clone().unwrap_or_default())
+    }
+
+    /// Presents the enrollment token and keeps the credential the manager
+    /// issues for this host.
     async fn register(&self) -> Result<(), String> {
+        let file = self.opts.enroll_token_file.as_ref().ok_or_else(|| {
+            format!(
+                "no credential in {} and no enrollment token: start the agent with --enroll-token-file",
+                credential_path(&self.opts.state_dir).display()
+            )
+        })?;
+        let token = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let req = RegisterRequest { version: env!("CARGO_PKG_VERSION").to_string() };
-        let resp = self.http.post(self.url("register")).json(&req).send().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .http
+            .post(self.url("register"))
+            .header(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+            .json(&req)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
             return Err(format!("manager refused registration ({status}): {body}"));
         }
+        let reg: Registered = resp.json().await.map_err(|e| format!("unreadable registration answer: {e}"))?;
+        let path = credential_path(&self.opts.state_dir);
+        if let Err(e) = write_secret(&path, &reg.credential) {
+            tracing::warn!(
+                "cannot keep the credential in {}: {e} (will register again after a restart)",
+                path.display()
+            );
+        }
+        *self.credential.lock().expect("credential lock") = Some(reg.credential);
         Ok(())
     }
 
     /// Long-polls the desired config; applies every new revision. Never returns.
     async fn watch_loop(self: Arc<Self>, mut current: Option<NodeConfig>) {
         let mut backoff = Duration::from_millis(250);
-        let mut registered = false;
+        let mut registered = self.credential.lock().expect("credential lock").is_some();
         loop {
             if !registered {
                 match self.register().await {
@@ -167,6 +225,7 @@ impl Agent {
             let req = self
                 .http
                 .get(self.url("config"))
+                .header(reqwest::header::AUTHORIZATION, self.bearer())
                 .query(&[("after", after.to_string()), ("epoch", epoch), ("wait", wait.to_string())])
                 .timeout(self.opts.watch_wait + Duration::from_secs(10))
                 .send();
@@ -206,7 +265,8 @@ impl Agent {
                 },
                 Some(Ok(resp)) => {
                     let status = resp.status();
-                    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::UNAUTHORIZED {
+                    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+                        // Credential unknown (e.g. a new manager database): enroll again.
                         registered = false;
                     }
                     tracing::warn!("manager answered {status} to config watch; retrying in {backoff:?}");
@@ -215,7 +275,6 @@ impl Agent {
                 }
                 Some(Err(e)) => {
                     tracing::warn!("manager unreachable ({e}); data plane keeps running; retrying in {backoff:?}");
-                    registered = false;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -286,7 +345,15 @@ impl Agent {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }
         };
-        match self.http.post(self.url("status")).json(&report).timeout(Duration::from_secs(5)).send().await {
+        match self
+            .http
+            .post(self.url("status"))
+            .header(reqwest::header::AUTHORIZATION, self.bearer())
+            .json(&report)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => tracing::debug!("report refused: {}", r.status()),
             Err(e) => tracing::debug!("report failed: {e}"),

@@ -1,8 +1,21 @@
-//! The REST client used by the CLI, and how it finds the manager.
+//! The REST client used by the CLI, and how it finds the manager, its
+//! certificate and the caller's token.
+//!
+//! Resolution, first match wins:
+//! - manager: `--manager`/`NETSLICE_MANAGER`; the manager of `--testbed`; the one
+//!   saved by `netslice login`; the only local testbed that is up.
+//! - token: `--token`/`NETSLICE_TOKEN`; `--token-file`/`NETSLICE_TOKEN_FILE`; a
+//!   local testbed's operator token (`operator.token` in its directory, readable
+//!   by whoever built it); the token saved by `netslice login`.
+//! - trusted certificate: `--ca-cert`/`NETSLICE_CA_CERT`; a local testbed's
+//!   self-signed certificate; the one saved by `netslice login`; the platform's roots.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use netslice_model::api::ApiError;
 use reqwest::StatusCode;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Target;
@@ -13,46 +26,118 @@ use crate::testbed;
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// Where `netslice login` keeps what it learned: `$XDG_CONFIG_HOME/netslice` or
+/// `~/.config/netslice`.
+pub fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("netslice"))
+}
+
+/// What `netslice login` saved.
+#[derive(Debug, Default, Clone, serde::Deserialize, Serialize)]
+pub struct Login {
+    /// Manager URL.
+    pub manager: String,
+    /// Trusted certificate (copied into the config directory), if any.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl Login {
+    /// Reads the saved login, with its token.
+    pub fn load() -> Option<(Login, Option<String>)> {
+        let dir = config_dir()?;
+        let login: Login = serde_json::from_slice(&std::fs::read(dir.join("login.json")).ok()?).ok()?;
+        let token = read_token(&dir.join("token")).ok();
+        Some((login, token))
+    }
+}
+
+/// Reads a token file (surrounding whitespace ignored).
+pub fn read_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path).with_context(|| format!("reading token file {}", path.display()))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        bail!("token file {} is empty", path.display());
+    }
+    Ok(t)
 }
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:7300`).
-    pub fn new(base: &str) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), http })
+    /// A client for `base` (e.g. `https://127.0.0.1:7300`) trusting `ca` (else the
+    /// platform's roots) and sending `token`.
+    pub fn new(base: &str, ca: Option<&Path>, token: Option<String>) -> Result<Client> {
+        if base.starts_with("http://") {
+            bail!("the manager speaks HTTPS only: use https:// in {base}");
+        }
+        let http = netslice_agent::http::client(ca, std::time::Duration::from_secs(3))?;
+        Ok(Client { base: base.trim_end_matches('/').to_string(), http, token })
     }
 
-    /// Finds the manager: `--manager`, else the manager of `--testbed`, else of the
-    /// only local testbed that is up.
+    /// The client for a local testbed, as its builder (operator token, its certificate).
+    pub fn for_testbed(st: &testbed::TestbedState) -> Result<Client> {
+        let token = read_token(&st.dir.join("operator.token")).ok();
+        Client::new(&st.manager_url, Some(&st.dir.join("tls").join("cert.pem")), token)
+    }
+
+    /// Finds the manager, certificate and token as the module docs say.
     pub fn from_target(t: &Target) -> Result<Client> {
-        if let Some(m) = &t.manager {
-            return Client::new(m);
-        }
-        let states = testbed::list(&t.state_root);
-        let chosen = match &t.testbed {
-            Some(name) => states
-                .into_iter()
-                .find(|s| &s.name == name)
-                .ok_or_else(|| anyhow!("no local testbed named {name:?} (see `netslice testbed status`)"))?,
-            None => {
-                let mut v = states;
-                match v.len() {
-                    0 => bail!(
-                        "no manager given and no local testbed is up: use --manager URL, or `netslice testbed up FILE` first"
-                    ),
-                    1 => v.remove(0),
-                    _ => bail!(
-                        "several local testbeds are up ({}): choose one with --testbed NAME",
-                        v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
+        let explicit_token = match (&t.token, &t.token_file) {
+            (Some(tok), _) => Some(tok.trim().to_string()),
+            (None, Some(f)) => Some(read_token(f)?),
+            _ => None,
+        };
+        let login = Login::load();
+        let local = |name: Option<&str>| -> Result<testbed::TestbedState> {
+            let states = testbed::list(&t.state_root);
+            match name {
+                Some(name) => states
+                    .into_iter()
+                    .find(|s| s.name == name)
+                    .ok_or_else(|| anyhow!("no local testbed named {name:?} (see `netslice testbed status`)")),
+                None => {
+                    let mut v = states;
+                    match v.len() {
+                        0 => bail!(
+                            "no manager given and no local testbed is up: use --manager URL, `netslice login`, or `netslice testbed up FILE` first"
+                        ),
+                        1 => Ok(v.remove(0)),
+                        _ => bail!(
+                            "several local testbeds are up ({}): choose one with --testbed NAME",
+                            v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    }
                 }
             }
         };
-        Client::new(&chosen.manager_url)
+        let (base, tb) = if let Some(m) = &t.manager {
+            let tb = testbed::list(&t.state_root).into_iter().find(|s| &s.manager_url == m);
+            (m.clone(), tb)
+        } else if let Some(name) = &t.testbed {
+            let st = local(Some(name))?;
+            (st.manager_url.clone(), Some(st))
+        } else if let Some((l, _)) = &login {
+            (l.manager.clone(), None)
+        } else {
+            let st = local(None)?;
+            (st.manager_url.clone(), Some(st))
+        };
+        let saved_login = login.as_ref().filter(|(l, _)| l.manager == base);
+        let ca = t
+            .ca_cert
+            .clone()
+            .or_else(|| tb.as_ref().map(|s| s.dir.join("tls").join("cert.pem")))
+            .or_else(|| saved_login.and_then(|(l, _)| l.ca_cert.clone()));
+        let token = explicit_token
+            .or_else(|| tb.as_ref().and_then(|s| read_token(&s.dir.join("operator.token")).ok()))
+            .or_else(|| saved_login.and_then(|(_, tok)| tok.clone()));
+        Client::new(&base, ca.as_deref(), token)
     }
 
     /// The manager's base URL.
@@ -64,6 +149,14 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, self.url(path)).timeout(std::time::Duration::from_secs(30));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
     async fn decode<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<(StatusCode, T)> {
         let status = resp.status();
         let bytes = resp.bytes().await.context("reading the manager's answer")?;
@@ -72,19 +165,39 @@ impl Client {
                 .with_context(|| format!("unreadable answer from the manager ({status})"))?;
             return Ok((status, v));
         }
+        let hint = match status {
+            StatusCode::UNAUTHORIZED if self.token.is_none() => {
+                " (no token: use `netslice login`, --token-file or NETSLICE_TOKEN)"
+            }
+            StatusCode::UNAUTHORIZED => " (token unknown or revoked: ask an operator for a new one)",
+            _ => "",
+        };
         match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(e) => Err(anyhow!("{e}")),
-            Err(_) => Err(anyhow!("manager answered {status}: {}", String::from_utf8_lossy(&bytes))),
+            Ok(e) => Err(anyhow!("{e}{hint}")),
+            Err(_) => Err(anyhow!("manager answered {status}: {}{hint}", String::from_utf8_lossy(&bytes))),
         }
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
-        anyhow!("cannot reach the manager at {}: {e} (is it running? see `netslice testbed status`)", self.base)
+        // reqwest hides the TLS cause (e.g. an untrusted certificate) in the source chain.
+        let mut cause = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            cause = format!("{cause}: {s}");
+            src = s.source();
+        }
+        anyhow!("cannot reach the manager at {}: {cause} (is it running? see `netslice testbed status`)", self.base)
     }
 
     /// GET a JSON document.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.req(reqwest::Method::GET, path).send().await.map_err(|e| self.unreachable(e))?;
+        Ok(self.decode(resp).await?.1)
+    }
+
+    /// POST a JSON body.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let resp = self.req(reqwest::Method::POST, path).json(body).send().await.map_err(|e| self.unreachable(e))?;
         Ok(self.decode(resp).await?.1)
     }
 
@@ -92,8 +205,7 @@ impl Client {
     /// the decoded answer.
     pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<(StatusCode, String, T)> {
         let resp = self
-            .http
-            .put(self.url(path))
+            .req(reqwest::Method::PUT, path)
             .header("content-type", "application/yaml")
             .body(body)
             .send()
@@ -107,12 +219,12 @@ impl Client {
 
     /// DELETE.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.http.delete(self.url(path)).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.req(reqwest::Method::DELETE, path).send().await.map_err(|e| self.unreachable(e))?;
         Ok(self.decode(resp).await?.1)
     }
 
     /// Whether `/healthz` answers.
     pub async fn healthy(&self) -> bool {
-        matches!(self.http.get(self.url("/healthz")).send().await, Ok(r) if r.status().is_success())
+        matches!(self.req(reqwest::Method::GET, "/healthz").send().await, Ok(r) if r.status().is_success())
     }
 }

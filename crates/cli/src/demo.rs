@@ -133,7 +133,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut guard =
         Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = Client::new(&st.manager_url)?;
+    let client = Client::for_testbed(&st)?;
 
     step(2, total, "applying slices red (a@h1, b@h2, c@h3; a-b crosses t1) and blue (same addresses as red)");
     let mut infos = Vec::new();

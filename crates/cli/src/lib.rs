@@ -38,6 +38,15 @@ pub struct Target {
     /// Directory holding local testbed state.
     #[arg(long, global = true, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
     pub state_root: PathBuf,
+    /// API token (prefer --token-file: command lines are visible to other users).
+    #[arg(long, global = true, env = "NETSLICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the API token.
+    #[arg(long, global = true, env = "NETSLICE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Certificate (PEM) to trust for the manager: its self-signed certificate or your CA.
+    #[arg(long, global = true, env = "NETSLICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -50,9 +59,22 @@ pub enum Command {
     /// Build or remove a substrate of namespaces on this machine.
     #[command(subcommand)]
     Testbed(TestbedCmd),
-    /// Create, inspect and delete slices.
+    /// Create, inspect, renew and delete slices.
     #[command(subcommand)]
     Slice(SliceCmd),
+    /// Show the substrate: hosts and links, reserved and free per resource.
+    #[command(subcommand)]
+    Substrate(SubstrateCmd),
+    /// Check a token against a manager and keep both for later commands.
+    Login(LoginArgs),
+    /// Show who the current token belongs to.
+    Whoami {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add or revoke users (operators only).
+    #[command(subcommand)]
+    User(UserCmd),
     /// List the node and link types this deployment offers, with their parameters.
     Types {
         #[command(flatten)]
@@ -86,6 +108,42 @@ pub struct ManagerArgs {
     /// Write the bound address to this file once listening.
     #[arg(long)]
     pub addr_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); default: a self-signed one created beside the database, in tls/.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where to write the first operator token (user "admin") when no user exists; default: beside the database.
+    #[arg(long)]
+    pub operator_token_file: Option<PathBuf>,
+    /// Enrollment token agents present to register (read, or created if missing); default: beside the database.
+    #[arg(long)]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Lease of a slice that asks for none (e.g. 24h, 90m, 3600).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub lease_default: Duration,
+    /// Longest lease a slice may have.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub lease_max: Duration,
+}
+
+/// Parses `90`, `90s`, `30m`, `24h`, `7d`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 30m, 24h, 7d)"))?;
+    let secs = n
+        .checked_mul(mult)
+        .filter(|v| *v > 0 && *v <= 10 * 365 * 86_400)
+        .ok_or_else(|| format!("{s:?} is outside 1s..3650d"))?;
+    Ok(Duration::from_secs(secs))
 }
 
 /// `netslice node`.
@@ -103,9 +161,69 @@ pub struct NodeArgs {
     /// Network namespace of this host's data plane (local testbed).
     #[arg(long)]
     pub netns: Option<String>,
-    /// Agent state directory.
+    /// Agent state directory (keeps the node credential, the ledger and the last config).
     #[arg(long, default_value = "/var/lib/netslice/agent")]
     pub state_dir: PathBuf,
+    /// Enrollment token file, presented once to get this node's own credential.
+    #[arg(long)]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Certificate (PEM) to trust for the manager.
+    #[arg(long, env = "NETSLICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `netslice login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Manager URL (default: the only local testbed that is up).
+    #[arg(long, env = "NETSLICE_MANAGER")]
+    pub manager: Option<String>,
+    /// File holding the token (default: read it from standard input).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Certificate (PEM) to trust for the manager; copied beside the saved token.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
+    pub state_root: PathBuf,
+}
+
+/// `netslice substrate ...`.
+#[derive(Debug, Subcommand)]
+pub enum SubstrateCmd {
+    /// Hosts and links with reserved and free cpu, memory, slots, ports and bandwidth.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+    },
+}
+
+/// `netslice user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user and print their token (shown once; only its hash is kept).
+    Add {
+        /// User name.
+        name: String,
+        /// Make the user an operator (sees and changes every slice, manages users).
+        #[arg(long)]
+        operator: bool,
+        /// Write the new user's token to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        save_token: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Revoke every token of a user.
+    Revoke {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// `netslice node ...` client commands.
@@ -164,11 +282,15 @@ pub enum TestbedCmd {
 /// `netslice slice ...`.
 #[derive(Debug, Subcommand)]
 pub enum SliceCmd {
-    /// Create a slice from a spec file (an identical existing slice is left alone).
+    /// Create a slice from a spec file, or change a running one to match it (an
+    /// identical slice is left alone).
     Apply {
         /// Slice spec (YAML or JSON); `-` reads standard input.
         #[arg(short, long)]
         file: PathBuf,
+        /// Only check admission and show the plan; reserve and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Seconds to wait for the slice to become ready (0: do not wait).
         #[arg(long, default_value_t = 60)]
         wait: u64,
@@ -192,6 +314,16 @@ pub enum SliceCmd {
         /// Print JSON.
         #[arg(short, long)]
         json: bool,
+    },
+    /// Extend a slice's lease.
+    Renew {
+        /// Slice name.
+        name: String,
+        /// New lease from now (default: the operator's default lease).
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Delete a slice.
     Delete {
@@ -272,6 +404,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Err(slice::exec(&netns, &cmd))
         }
         Command::Slice(s) => runtime()?.block_on(slice::command(s)),
+        Command::Substrate(SubstrateCmd::Show { target, json }) => {
+            runtime()?.block_on(slice::substrate_show(&target, json))
+        }
+        Command::Login(a) => runtime()?.block_on(slice::login(a)),
+        Command::Whoami { target } => runtime()?.block_on(slice::whoami(&target)),
+        Command::User(u) => runtime()?.block_on(slice::user(u)),
         Command::Types { target, json, builtin } => runtime()?.block_on(slice::types(&target, json, builtin)),
         Command::Tool(t) => tools::command(t),
         Command::Demo(d) => demo::run(d),
@@ -289,13 +427,28 @@ fn run_manager(a: ManagerArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let rt = runtime()?;
+    if a.lease_default > a.lease_max {
+        anyhow::bail!("--lease-default ({:?}) is longer than --lease-max ({:?})", a.lease_default, a.lease_max);
+    }
     rt.block_on(async {
-        let opts = netslice_manager::Options { listen: a.listen, db: a.db.clone(), substrate };
-        let (addr, serve) = netslice_manager::start(opts, shutdown_signal()).await?;
-        if let Some(f) = &a.addr_file {
-            std::fs::write(f, addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
+        let mut opts = netslice_manager::Options::new(a.listen, a.db.clone(), substrate);
+        if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
+            opts.tls = netslice_manager::CertSource::Files { cert, key };
         }
-        serve.await.context("serving")?;
+        if let Some(f) = a.operator_token_file {
+            opts.operator_token_file = f;
+        }
+        if let Some(f) = a.enroll_token_file {
+            opts.enroll_token_file = f;
+        }
+        opts.policy =
+            netslice_manager::Policy { lease_default: a.lease_default.as_secs(), lease_max: a.lease_max.as_secs() };
+        let started = netslice_manager::start(opts, shutdown_signal()).await?;
+        tracing::info!("clients trust {}", started.cert.display());
+        if let Some(f) = &a.addr_file {
+            std::fs::write(f, started.addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
+        }
+        started.serve.await.context("serving")?;
         tracing::info!("manager stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -314,6 +467,8 @@ fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         manager,
         netns: a.netns,
         state_dir: a.state_dir,
+        enroll_token_file: a.enroll_token_file,
+        ca_cert: a.ca_cert,
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
     };

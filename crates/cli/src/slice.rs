@@ -100,19 +100,201 @@ pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
             .filter(|h| h.applied_revision.is_none_or(|a| a < h.desired_revision))
             .map(|h| h.name.as_str())
             .collect();
-        if behind.is_empty() {
+        // Once every host applied the deletion the manager forgets the slice
+        // (its housekeeping runs every second).
+        let gone = behind.is_empty() && client.get::<SliceInfo>(&format!("/api/v1/slices/{name}")).await.is_err();
+        if gone {
             eprintln!("slice {name}: torn down on every host");
             return Ok(());
         }
         if Instant::now() > deadline {
+            if behind.is_empty() {
+                bail!("slice {name} is still listed as deleting after {wait}s");
+            }
             bail!("hosts {} have not applied the deletion yet", behind.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// How long until a Unix time, for people: `in 23h59m`, `expired`.
+pub fn until(t: u64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    if t <= now {
+        return "expired".into();
+    }
+    let d = t - now;
+    match d {
+        0..60 => format!("in {d}s"),
+        60..3600 => format!("in {}m{:02}s", d / 60, d % 60),
+        3600..86_400 => format!("in {}h{:02}m", d / 3600, d % 3600 / 60),
+        _ => format!("in {}d{:02}h", d / 86_400, d % 86_400 / 3600),
+    }
+}
+
+/// Asks the manager whether a spec would be admitted and prints the plan.
+pub async fn dry_run(client: &Client, spec: &SliceSpec, text: String) -> Result<()> {
+    let (_, _, d): (StatusCode, String, netslice_manager::api::DryRun) = client
+        .put_text(&format!("/api/v1/slices/{}?dry_run=true", spec.name), text)
+        .await
+        .with_context(|| format!("slice {} would be refused", spec.name))?;
+    println!("slice {} would be admitted ({}); nothing was reserved", spec.name, d.action);
+    for n in &d.plan.nodes {
+        println!(
+            "  node {:<10} host {:<8} cpu {:.2} memory {}",
+            n.name,
+            n.host,
+            n.cpu_milli as f64 / 1000.0,
+            bytes(n.memory)
+        );
+    }
+    for l in &d.plan.links {
+        println!(
+            "  link {:<10} {:>9}  path {}",
+            l.name,
+            netslice_model::Bandwidth(l.reserved).to_string(),
+            l.path.join(" -> ")
+        );
+    }
+    Ok(())
+}
+
+/// `substrate show`.
+pub async fn substrate_show(target: &Target, json: bool) -> Result<ExitCode> {
+    let client = Client::from_target(target)?;
+    let u: netslice_model::api::SubstrateUsage = client.get("/api/v1/substrate/usage").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&u)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("substrate {}", u.name);
+    println!(
+        "{:<10} {:<9} {:>13} {:>21} {:>9} {:>9}",
+        "HOST", "ROLE", "CPU used/all", "MEMORY used/all", "SLIVERS", "PORTS"
+    );
+    for h in &u.hosts {
+        println!(
+            "{:<10} {:<9} {:>13} {:>21} {:>9} {:>9}",
+            h.name,
+            h.role.as_str(),
+            format!("{:.2}/{}", h.cpu_used, h.cpu),
+            format!("{}/{}", bytes(h.memory_used), bytes(h.memory)),
+            format!("{}/{}", h.slivers_used, h.slivers),
+            format!("{}/{}", h.ports_used, h.ports)
+        );
+    }
+    println!("{:<12} {:<19} {:>12} {:>12} {:>12}", "LINK", "DIRECTION", "CAPACITY", "RESERVED", "FREE");
+    for l in &u.links {
+        println!(
+            "{:<12} {:<19} {:>12} {:>12} {:>12}",
+            l.name,
+            format!("{} -> {}", l.from, l.to),
+            netslice_model::Bandwidth(l.bandwidth).to_string(),
+            netslice_model::Bandwidth(l.reserved).to_string(),
+            netslice_model::Bandwidth(l.free).to_string()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `whoami`.
+pub async fn whoami(target: &Target) -> Result<ExitCode> {
+    let client = Client::from_target(target)?;
+    let w: netslice_manager::api::WhoAmI = client.get("/api/v1/whoami").await?;
+    println!("{} ({}) at {}", w.name, w.role, client.base());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `login`: checks the token, then saves manager, token and certificate.
+pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
+    let token = match &a.token_file {
+        Some(f) => crate::client::read_token(f)?,
+        None => {
+            eprintln!("paste your token and press Enter:");
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s).context("reading the token from standard input")?;
+            let s = s.trim().to_string();
+            if s.is_empty() {
+                bail!("no token given");
+            }
+            s
+        }
+    };
+    // Resolve the manager and certificate as other commands do, but without a saved login.
+    let (base, ca) = match &a.manager {
+        Some(m) => (m.clone(), a.ca_cert.clone()),
+        None => {
+            let st = crate::testbed::list(&a.state_root);
+            match st.as_slice() {
+                [one] => (one.manager_url.clone(), a.ca_cert.clone().or(Some(one.dir.join("tls").join("cert.pem")))),
+                _ => bail!("give --manager URL (no single local testbed is up)"),
+            }
+        }
+    };
+    let client = Client::new(&base, ca.as_deref(), Some(token.clone()))?;
+    let w: netslice_manager::api::WhoAmI = client.get("/api/v1/whoami").await?;
+    let dir = crate::client::config_dir().context("no HOME or XDG_CONFIG_HOME to keep the login in")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    netslice_manager::auth::write_secret(&dir.join("token"), &token)
+        .with_context(|| format!("writing {}", dir.join("token").display()))?;
+    let ca_saved = match &ca {
+        Some(c) => {
+            let dst = dir.join("ca.pem");
+            std::fs::copy(c, &dst).with_context(|| format!("copying {} to {}", c.display(), dst.display()))?;
+            Some(dst)
+        }
+        None => None,
+    };
+    let login = crate::client::Login { manager: base.clone(), ca_cert: ca_saved };
+    std::fs::write(dir.join("login.json"), serde_json::to_vec_pretty(&login)?)
+        .with_context(|| format!("writing {}", dir.join("login.json").display()))?;
+    eprintln!("logged in to {base} as {} ({}); saved in {}", w.name, w.role, dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `user add` / `user revoke`.
+pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
+    match cmd {
+        crate::UserCmd::Add { name, operator, save_token, target } => {
+            let client = Client::from_target(&target)?;
+            let body = netslice_manager::api::NewUser {
+                name: name.clone(),
+                role: Some(if operator { "operator" } else { "developer" }.into()),
+            };
+            let t: netslice_manager::api::UserToken = client.post_json("/api/v1/users", &body).await?;
+            match save_token {
+                Some(f) => {
+                    netslice_manager::auth::write_secret(&f, &t.token)
+                        .with_context(|| format!("writing {}", f.display()))?;
+                    eprintln!("{} {name} added; token in {}", t.role, f.display());
+                }
+                None => {
+                    eprintln!("{} {name} added; the token (shown once):", t.role);
+                    println!("{}", t.token);
+                }
+            }
+        }
+        crate::UserCmd::Revoke { name, target } => {
+            let client = Client::from_target(&target)?;
+            let r: netslice_manager::api::Revoked = client.delete(&format!("/api/v1/users/{name}")).await?;
+            eprintln!("{} token(s) of {name} revoked", r.tokens);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_info(info: &SliceInfo) {
-    println!("slice {}  state {}  revision {}", info.name, info.state.as_str(), info.revision);
+    println!(
+        "slice {}  state {}  revision {}  owner {}  lease ends {}",
+        info.name,
+        info.state.as_str(),
+        info.revision,
+        info.owner,
+        until(info.expires)
+    );
     if let Some(m) = &info.message {
         println!("  {m}");
     }
@@ -254,7 +436,13 @@ pub fn exec(netns: &str, cmd: &[String]) -> anyhow::Error {
 /// `netslice slice ...` (all but exec).
 pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
     match cmd {
-        SliceCmd::Apply { file, wait, target } => {
+        SliceCmd::Apply { file, wait, target, dry_run: true } => {
+            let (spec, text) = read_spec(&file)?;
+            let client = Client::from_target(&target)?;
+            dry_run(&client, &spec, text).await?;
+            let _ = wait; // nothing to wait for
+        }
+        SliceCmd::Apply { file, wait, target, dry_run: false } => {
             let (spec, text) = read_spec(&file)?;
             let client = Client::from_target(&target)?;
             let info = apply(&client, &spec, text, wait).await?;
@@ -270,9 +458,21 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             } else if v.is_empty() {
                 println!("no slices");
             } else {
-                println!("{:<16} {:<13} {:>5} {:>5} {:>8}", "NAME", "STATE", "NODES", "LINKS", "REVISION");
+                println!(
+                    "{:<16} {:<13} {:>5} {:>5} {:>8}  {:<12} EXPIRES",
+                    "NAME", "STATE", "NODES", "LINKS", "REVISION", "OWNER"
+                );
                 for s in v {
-                    println!("{:<16} {:<13} {:>5} {:>5} {:>8}", s.name, s.state.as_str(), s.nodes, s.links, s.revision);
+                    println!(
+                        "{:<16} {:<13} {:>5} {:>5} {:>8}  {:<12} {}",
+                        s.name,
+                        s.state.as_str(),
+                        s.nodes,
+                        s.links,
+                        s.revision,
+                        s.owner,
+                        until(s.expires)
+                    );
                 }
             }
         }
@@ -284,6 +484,13 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             } else {
                 print_info(&info);
             }
+        }
+        SliceCmd::Renew { name, duration, target } => {
+            let client = Client::from_target(&target)?;
+            let body = netslice_manager::api::Renew { seconds: duration.map(|d| d.as_secs()) };
+            let r: netslice_manager::api::Renewed =
+                client.post_json(&format!("/api/v1/slices/{name}/renew"), &body).await?;
+            eprintln!("slice {name}: lease ends {}", until(r.expires));
         }
         SliceCmd::Delete { name, wait, target } => {
             let client = Client::from_target(&target)?;

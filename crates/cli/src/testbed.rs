@@ -174,6 +174,10 @@ fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
         host_netns(&st.name, host),
         "--state-dir".into(),
         st.dir.join("agents").join(host).display().to_string(),
+        "--enroll-token-file".into(),
+        st.dir.join("enroll.token").display().to_string(),
+        "--ca-cert".into(),
+        st.dir.join("tls").join("cert.pem").display().to_string(),
     ]
 }
 
@@ -188,7 +192,7 @@ fn start_manager(st: &mut TestbedState, listen: &str) -> Result<()> {
         if let Ok(a) = std::fs::read_to_string(&addr_file)
             && !a.trim().is_empty()
         {
-            st.manager_url = format!("http://{}", a.trim());
+            st.manager_url = format!("https://{}", a.trim());
             st.save()?;
             return Ok(());
         }
@@ -358,7 +362,7 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
     for h in &s.hosts {
         start_agent(st, &h.name)?;
     }
-    let client = Client::new(&st.manager_url)?;
+    let client = Client::for_testbed(st)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30)))?;
     for h in hosts {
@@ -482,7 +486,7 @@ pub fn restart(name: &str, root: &Path, agent: Option<&str>, manager: bool) -> R
         if let Some(p) = st.manager.clone() {
             stop_proc(&p, &st.dir);
         }
-        let listen = st.manager_url.trim_start_matches("http://").to_string();
+        let listen = st.manager_url.trim_start_matches("https://").to_string();
         start_manager(&mut st, &listen)?;
         progress!("manager of {name} restarted at {}", st.manager_url);
     }

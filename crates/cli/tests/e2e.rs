@@ -169,22 +169,28 @@ fn bad_specs_are_refused_with_the_field_and_change_nothing() {
     }
     // The manager refuses the same things when they bypass the CLI's checks.
     let url = tb.state()["manager_url"].as_str().unwrap().to_string();
+    let tbdir = std::path::PathBuf::from(tb.state()["dir"].as_str().unwrap());
+    let token = std::fs::read_to_string(tbdir.join("operator.token")).unwrap();
     let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "PUT",
-            "--data-binary",
-            "{\"name\": \"bad\", \"nodes\": [{\"name\": \"a\", \"cpu\": \"x\"}]}",
-        ])
+        .args(["-sS", "--cacert"])
+        .arg(tbdir.join("tls/cert.pem"))
+        .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+        .args(["-X", "PUT", "--data-binary", "{\"name\": \"bad\", \"nodes\": [{\"name\": \"a\", \"cpu\": \"x\"}]}"])
         .arg(format!("{url}/api/v1/slices/bad"))
-        .output();
-    if let Ok(out) = out
-        && out.status.success()
-    {
-        let body = String::from_utf8_lossy(&out.stdout);
-        assert!(body.contains("nodes[0].cpu") || body.contains("nodes[0]"), "{body}");
-    }
+        .output()
+        .expect("curl is installed by scripts/test.sh");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl over TLS with the testbed certificate: {}", text(&out));
+    assert!(body.contains("nodes[0]"), "{body}");
+    // Without a token the manager answers 401 and changes nothing.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(tbdir.join("tls/cert.pem"))
+        .args(["-X", "PUT", "--data-binary", "name: bad\n"])
+        .arg(format!("{url}/api/v1/slices/bad"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
     assert_eq!(tb.ok(&["slice", "list"]), before_list, "a refused spec changed the slice list");
     assert_eq!(tb.namespaces(), before_ns, "a refused spec changed the namespaces");
 

@@ -9,17 +9,20 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use netslice_model::Substrate;
 use tokio::sync::watch;
 
-pub use state::{ManagerError, State};
+pub use state::{ManagerError, Policy, State};
+pub use tls::CertSource;
 
 /// How the manager is run.
 #[derive(Debug, Clone)]
@@ -30,6 +33,32 @@ pub struct Options {
     pub db: PathBuf,
     /// Substrate to store at first start (or to replace one with no slices).
     pub substrate: Option<Substrate>,
+    /// The listener's certificate.
+    pub tls: CertSource,
+    /// Where the first operator token is written when no user exists yet.
+    pub operator_token_file: PathBuf,
+    /// The enrollment token agents present to register (read, or created).
+    pub enroll_token_file: PathBuf,
+    /// Lease policy.
+    pub policy: Policy,
+}
+
+impl Options {
+    /// Defaults that keep everything beside the database: `tls/`,
+    /// `operator.token`, `enroll.token`.
+    pub fn new(listen: SocketAddr, db: PathBuf, substrate: Option<Substrate>) -> Options {
+        let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+        let names = if listen.ip().is_unspecified() { Vec::new() } else { vec![listen.ip().to_string()] };
+        Options {
+            listen,
+            substrate,
+            tls: CertSource::SelfSigned { dir: dir.join("tls"), names },
+            operator_token_file: dir.join("operator.token"),
+            enroll_token_file: dir.join("enroll.token"),
+            policy: Policy::default(),
+            db,
+        }
+    }
 }
 
 /// Why the manager could not start.
@@ -38,6 +67,17 @@ pub enum StartError {
     /// State could not be loaded.
     #[error(transparent)]
     State(#[from] ManagerError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A token file could not be read or written.
+    #[error("{path}: {source}")]
+    Token {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// Cannot listen.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -48,20 +88,79 @@ pub enum StartError {
     },
 }
 
-/// Opens the store and binds the listener; returns the bound address and a future
-/// that serves until `shutdown` resolves.
+/// A started manager.
+#[derive(Debug)]
+pub struct Started<F> {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The certificate clients should trust.
+    pub cert: PathBuf,
+    /// Serves until the shutdown future resolves.
+    pub serve: F,
+}
+
+/// How often leases and finished deletions are looked at.
+pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn read_or_create_secret(path: &Path) -> Result<String, StartError> {
+    let err = |source| StartError::Token { path: path.to_path_buf(), source };
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(_) => Err(err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty token file"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = auth::new_secret();
+            auth::write_secret(path, &s).map_err(err)?;
+            tracing::info!("created the agent enrollment token in {}", path.display());
+            Ok(s)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Opens the store, sets up TLS and tokens, and binds the listener; returns the
+/// bound address and a future that serves until `shutdown` resolves.
 pub async fn start(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>), StartError> {
-    let state = State::open(&opts.db, opts.substrate, Arc::new(netslice_dataplane::Registry::builtin()))?;
+) -> Result<Started<impl std::future::Future<Output = std::io::Result<()>>>, StartError> {
+    let mut state = State::open(&opts.db, opts.substrate, Arc::new(netslice_dataplane::Registry::builtin()))?;
+    state.set_policy(opts.policy);
+    state.set_enrollment(&read_or_create_secret(&opts.enroll_token_file)?);
+    if state.no_users() {
+        let secret = state.add_user("admin", true, None)?;
+        auth::write_secret(&opts.operator_token_file, &secret)
+            .map_err(|source| StartError::Token { path: opts.operator_token_file.clone(), source })?;
+        tracing::info!("no users yet: operator token for \"admin\" written to {}", opts.operator_token_file.display());
+    }
+    let tls_config = tls::server_config(&opts.tls)?;
     let (changed, _) = watch::channel(state.revision());
     let app = api::App { state: Arc::new(Mutex::new(state)), changed };
-    let listener = tokio::net::TcpListener::bind(opts.listen)
+    let tcp = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: opts.listen, source })?;
-    tracing::info!("manager listening on http://{addr}");
+    let addr = tcp.local_addr().map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+    let listener =
+        tls::TlsListener::new(tcp, tls_config).map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+    tracing::info!("manager listening on https://{addr}");
+    let keeper = app.clone();
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            if let Ok(done) = keeper.with(|s| Ok(s.housekeeping(now))) {
+                for line in done {
+                    tracing::info!("{line}");
+                }
+            }
+        }
+    });
     let serve = axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown);
-    Ok((addr, async move { serve.await }))
+    let serve = async move {
+        let r = serve.await;
+        housekeeping.abort();
+        r
+    };
+    Ok(Started { addr, cert: opts.tls.cert_path(), serve })
 }

@@ -13,10 +13,14 @@ use std::sync::Arc;
 
 use netslice_dataplane::Registry;
 use netslice_embed::{Allocations, PlanError, node_configs, plan, replan};
-use netslice_model::api::{HostInfo, HostState, NodeConfig, NodeReport, SliceInfo, SliceState, SliceSummary};
+use netslice_model::api::{
+    HostInfo, HostState, HostUsage, LinkUsage, NodeConfig, NodeReport, SliceInfo, SlicePlan, SliceState, SliceSummary,
+    SubstrateUsage,
+};
 use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
 
+use crate::auth::{Principal, digest, new_secret};
 use crate::store::{SliceRow, Store, StoreError};
 
 /// A host that has not reported for this long is down.
@@ -42,6 +46,12 @@ pub enum ManagerError {
     /// Conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// No (valid) credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,6 +76,8 @@ pub enum Applied {
     Updated,
     /// Nothing to do.
     Unchanged,
+    /// Checked and planned, nothing committed (`dry_run`).
+    DryRun,
 }
 
 impl Applied {
@@ -75,9 +87,30 @@ impl Applied {
             Applied::Created => "created",
             Applied::Updated => "updated",
             Applied::Unchanged => "unchanged",
+            Applied::DryRun => "dry-run",
         }
     }
 }
+
+/// What the operator decides about leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Lease of a slice that asks for none, seconds.
+    pub lease_default: u64,
+    /// Longest lease, seconds.
+    pub lease_max: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { lease_default: 24 * 3600, lease_max: 7 * 24 * 3600 }
+    }
+}
+
+/// A deleted slice whose agents have this long to confirm it is gone before the
+/// row goes anyway (an agent that is down cleans up from its ledger when it
+/// comes back).
+pub const DELETE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct HostRuntime {
@@ -97,6 +130,11 @@ pub struct State {
     configs: BTreeMap<String, NodeConfig>,
     hosts: BTreeMap<String, HostRuntime>,
     types: Arc<Registry>,
+    policy: Policy,
+    tokens: BTreeMap<String, crate::store::TokenRow>,
+    node_creds: BTreeMap<String, String>,
+    enroll_digest: Option<String>,
+    deleting_since: BTreeMap<String, Instant>,
 }
 
 fn now_secs() -> u64 {
@@ -178,8 +216,8 @@ impl State {
         };
         let revision = store.meta("revision")?.and_then(|r| r.parse().ok()).unwrap_or(0);
         let host_revs = store.host_revisions()?;
-        let alloc = Allocations::from_plans(slices.values().map(|s| &s.plan));
-        let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
+        let alloc = Allocations::from_plans(slices.values().filter(|s| !s.deleting).map(|s| &s.plan));
+        let pairs: Vec<_> = slices.values().filter(|s| !s.deleting).map(|s| (&s.spec, &s.plan)).collect();
         let mut configs = node_configs(&substrate, &pairs, &*types);
         for (h, c) in configs.iter_mut() {
             c.revision = host_revs.get(h).copied().unwrap_or(0);
@@ -193,7 +231,24 @@ impl State {
             substrate.links.len(),
             slices.len()
         );
-        Ok(State { store, substrate, epoch, revision, slices, alloc, configs, hosts, types })
+        let tokens = store.tokens()?;
+        let node_creds = store.node_credentials()?;
+        Ok(State {
+            store,
+            substrate,
+            epoch,
+            revision,
+            slices,
+            alloc,
+            configs,
+            hosts,
+            types,
+            policy: Policy::default(),
+            tokens,
+            node_creds,
+            enroll_digest: None,
+            deleting_since: BTreeMap::new(),
+        })
     }
 
     /// The substrate.
@@ -225,7 +280,7 @@ impl State {
         alloc: Allocations,
     ) -> Result<u64, ManagerError> {
         let revision = self.revision + 1;
-        let pairs: Vec<_> = slices.values().map(|s| (&s.spec, &s.plan)).collect();
+        let pairs: Vec<_> = slices.values().filter(|s| !s.deleting).map(|s| (&s.spec, &s.plan)).collect();
         let mut configs = node_configs(&self.substrate, &pairs, &*self.types);
         let mut changed = BTreeMap::new();
         for (h, c) in configs.iter_mut() {
@@ -247,56 +302,343 @@ impl State {
         Ok(revision)
     }
 
-    /// Creates a slice, leaves an identical one alone, or changes a running one's
-    /// isolation parameters in place. Other changes to an existing slice are
-    /// refused (live modification of nodes and links comes with the lifecycle work).
-    pub fn apply(&mut self, spec: SliceSpec, create_only: bool) -> Result<Applied, ManagerError> {
+    /// Creates a slice, leaves an identical one alone, or changes a running one
+    /// in place (nodes, links, bandwidth, isolation: the delta admitted as a
+    /// whole; what stays keeps its host, ports, path and labels). With `dry_run`
+    /// everything is checked and planned and nothing is committed. Returns what
+    /// happened and the plan.
+    pub fn apply(
+        &mut self,
+        spec: SliceSpec,
+        create_only: bool,
+        who: &Principal,
+        dry_run: bool,
+    ) -> Result<(Applied, SlicePlan), ManagerError> {
+        let Some(user) = who.user() else {
+            return Err(ManagerError::Forbidden("agents do not manage slices".into()));
+        };
         spec.validate()?;
         spec.validate_types(&*self.types)?;
-        if let Some(existing) = self.slices.get(&spec.name) {
+        let lease = match spec.lease {
+            Some(l) => {
+                let secs = l.0 / 1_000_000;
+                if secs == 0 || secs > self.policy.lease_max {
+                    return Err(ManagerError::Invalid {
+                        what: "slice spec",
+                        errors: vec![FieldError::new(
+                            "lease",
+                            format!("{l} is outside 1s..{}s (the operator's maximum)", self.policy.lease_max),
+                        )],
+                    });
+                }
+                secs
+            }
+            None => self.policy.lease_default,
+        };
+        let now = now_secs();
+        // A slice being deleted holds nothing any more: its name may be taken
+        // again at once (the agents converge on whatever the desired config says).
+        if let Some(existing) = self.slices.get(&spec.name).filter(|r| !r.deleting) {
             if create_only {
                 return Err(ManagerError::Conflict(format!("slice {:?} already exists", spec.name)));
             }
+            self.check_owner(existing, &spec.name, who)?;
             if existing.spec == spec {
-                return Ok(Applied::Unchanged);
+                let result = if dry_run { Applied::DryRun } else { Applied::Unchanged };
+                return Ok((result, existing.plan.clone()));
             }
-            // Live modification: the delta (nodes, links, bandwidth, isolation) is
-            // admitted as a whole; what stays keeps its host, ports, path and labels.
             let mut held = self.alloc.clone();
             held.remove(&existing.plan);
             let p = replan(&self.substrate, &spec, Some((&existing.spec, &existing.plan)), &held, &*self.types)?;
+            if dry_run {
+                return Ok((Applied::DryRun, p));
+            }
             held.add(&p);
             let mut slices = self.slices.clone();
             let name = spec.name.clone();
-            let created = existing.created;
-            slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created });
+            let expires = if existing.spec.lease != spec.lease { now + lease } else { existing.expires };
+            let row = SliceRow {
+                spec,
+                plan: p.clone(),
+                revision: self.revision + 1,
+                created: existing.created,
+                owner: existing.owner.clone(),
+                expires,
+                deleting: false,
+            };
+            slices.insert(name.clone(), row);
             self.commit(slices, &[&name], &[], held)?;
             tracing::info!("slice {name} changed in place at revision {}", self.revision);
-            return Ok(Applied::Updated);
+            return Ok((Applied::Updated, p));
         }
         let p = plan(&self.substrate, &spec, &self.alloc, &*self.types)?;
+        if dry_run {
+            return Ok((Applied::DryRun, p));
+        }
         let mut alloc = self.alloc.clone();
         alloc.add(&p);
         let mut slices = self.slices.clone();
         let name = spec.name.clone();
-        slices.insert(name.clone(), SliceRow { spec, plan: p, revision: self.revision + 1, created: now_secs() });
+        let row = SliceRow {
+            spec,
+            plan: p.clone(),
+            revision: self.revision + 1,
+            created: now,
+            owner: user.to_string(),
+            expires: now + lease,
+            deleting: false,
+        };
+        slices.insert(name.clone(), row);
         self.commit(slices, &[&name], &[], alloc)?;
-        tracing::info!("slice {name} created at revision {}", self.revision);
-        Ok(Applied::Created)
+        self.deleting_since.remove(&name);
+        tracing::info!("slice {name} created for {user} at revision {}", self.revision);
+        Ok((Applied::Created, p))
     }
 
-    /// Deletes a slice; returns the revision at which it is gone.
-    pub fn delete(&mut self, name: &str) -> Result<u64, ManagerError> {
-        let Some(row) = self.slices.get(name) else {
-            return Err(ManagerError::NotFound(format!("no slice named {name:?}")));
-        };
+    fn check_owner(&self, row: &SliceRow, name: &str, who: &Principal) -> Result<(), ManagerError> {
+        if who.is_operator() || who.user() == Some(row.owner.as_str()) {
+            Ok(())
+        } else {
+            Err(ManagerError::Forbidden(format!("slice {name:?} belongs to another user")))
+        }
+    }
+
+    /// A slice the caller may see.
+    fn visible(&self, name: &str, who: &Principal) -> Result<&SliceRow, ManagerError> {
+        let row = self.slices.get(name).ok_or_else(|| ManagerError::NotFound(format!("no slice named {name:?}")))?;
+        self.check_owner(row, name, who)?;
+        Ok(row)
+    }
+
+    /// Starts deleting a slice: its resources are released and the agents told
+    /// at once; the slice shows as `deleting` until they confirm. Returns the
+    /// revision at which it is gone from every desired config.
+    pub fn delete(&mut self, name: &str, who: &Principal) -> Result<u64, ManagerError> {
+        let row = self.visible(name, who)?.clone();
+        if row.deleting {
+            return Ok(row.revision);
+        }
         let mut alloc = self.alloc.clone();
         alloc.remove(&row.plan);
         let mut slices = self.slices.clone();
-        slices.remove(name);
-        let rev = self.commit(slices, &[], &[name], alloc)?;
-        tracing::info!("slice {name} deleted at revision {rev}");
+        slices.insert(name.to_string(), SliceRow { deleting: true, revision: self.revision + 1, ..row });
+        let rev = self.commit(slices, &[name], &[], alloc)?;
+        self.deleting_since.insert(name.to_string(), Instant::now());
+        tracing::info!("slice {name} deleting at revision {rev}");
         Ok(rev)
+    }
+
+    /// Extends a slice's lease to `secs` from now (at most the operator's maximum).
+    pub fn renew(&mut self, name: &str, secs: Option<u64>, who: &Principal) -> Result<u64, ManagerError> {
+        let row = self.visible(name, who)?.clone();
+        if row.deleting {
+            return Err(ManagerError::Conflict(format!("slice {name:?} is being deleted")));
+        }
+        let secs = secs.unwrap_or(self.policy.lease_default);
+        if secs == 0 || secs > self.policy.lease_max {
+            return Err(ManagerError::Invalid {
+                what: "request",
+                errors: vec![FieldError::new(
+                    "seconds",
+                    format!("{secs}s is outside 1s..{}s (the operator's maximum)", self.policy.lease_max),
+                )],
+            });
+        }
+        let expires = now_secs() + secs;
+        let mut slices = self.slices.clone();
+        slices.insert(name.to_string(), SliceRow { expires, ..row });
+        let alloc = self.alloc.clone();
+        self.commit(slices, &[name], &[], alloc)?;
+        tracing::info!("slice {name} renewed until {expires}");
+        Ok(expires)
+    }
+
+    /// Housekeeping: deletes slices whose lease ended, and forgets deleted slices
+    /// once every host on them applied the deletion (or after a grace period).
+    /// Returns what it did, for the log.
+    pub fn housekeeping(&mut self, now: u64) -> Vec<String> {
+        let mut done = Vec::new();
+        let expired: Vec<String> = self
+            .slices
+            .iter()
+            .filter(|(_, r)| !r.deleting && r.expires != 0 && r.expires <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in expired {
+            match self.delete(&name, &Principal::system()) {
+                Ok(_) => done.push(format!("lease of slice {name} ended: deleting it")),
+                Err(e) => done.push(format!("cannot delete expired slice {name}: {e}")),
+            }
+        }
+        let finished: Vec<String> = self
+            .slices
+            .iter()
+            .filter(|(name, row)| {
+                row.deleting
+                    && (self
+                        .hosts_of(row)
+                        .iter()
+                        .all(|h| self.applied(h) >= self.configs.get(*h).map(|c| c.revision).unwrap_or(0))
+                        || self.deleting_since.get(*name).is_none_or(|t| t.elapsed() > DELETE_GRACE))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in finished {
+            let mut slices = self.slices.clone();
+            slices.remove(&name);
+            let alloc = self.alloc.clone();
+            match self.commit(slices, &[], &[&name], alloc) {
+                Ok(_) => {
+                    self.deleting_since.remove(&name);
+                    done.push(format!("slice {name} deleted"));
+                }
+                Err(e) => done.push(format!("cannot forget slice {name}: {e}")),
+            }
+        }
+        done
+    }
+
+    fn hosts_of<'a>(&self, row: &'a SliceRow) -> Vec<&'a str> {
+        let mut hosts: Vec<&str> = row.plan.nodes.iter().map(|n| n.host.as_str()).collect();
+        hosts.extend(row.plan.links.iter().flat_map(|l| l.path.iter().map(String::as_str)));
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts
+    }
+
+    fn applied(&self, host: &str) -> u64 {
+        self.fresh_report(host).map(|r| r.applied_revision).unwrap_or(0)
+    }
+
+    /// Sets the lease policy.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The resources held and free on every host and physical link.
+    pub fn usage(&self) -> SubstrateUsage {
+        let hosts = self
+            .substrate
+            .hosts
+            .iter()
+            .map(|h| {
+                let cpu_used = self.alloc.cpu_milli.get(&h.name).copied().unwrap_or(0) as f64 / 1000.0;
+                let mem_used = self.alloc.memory.get(&h.name).copied().unwrap_or(0);
+                let slivers_used = self.alloc.slivers.get(&h.name).copied().unwrap_or(0);
+                let ports_used = self.alloc.ports.get(&h.name).map(|s| s.len() as u32).unwrap_or(0);
+                HostUsage {
+                    name: h.name.clone(),
+                    role: h.role,
+                    cpu: h.cpu,
+                    cpu_used,
+                    memory: h.memory.bytes(),
+                    memory_used: mem_used,
+                    slivers: h.slivers,
+                    slivers_used,
+                    ports: h.ports,
+                    ports_used,
+                }
+            })
+            .collect();
+        let links = self
+            .substrate
+            .links
+            .iter()
+            .flat_map(|l| {
+                [(&l.ends[0], &l.ends[1]), (&l.ends[1], &l.ends[0])].map(|(a, b)| {
+                    let used = self.alloc.bandwidth.get(&(l.name.clone(), a.host.clone())).copied().unwrap_or(0);
+                    LinkUsage {
+                        name: l.name.clone(),
+                        from: a.host.clone(),
+                        to: b.host.clone(),
+                        bandwidth: l.bandwidth.bps(),
+                        reserved: used,
+                        free: l.bandwidth.bps().saturating_sub(used),
+                    }
+                })
+            })
+            .collect();
+        SubstrateUsage { name: self.substrate.name.clone(), hosts, links }
+    }
+
+    // --- authentication
+
+    /// Who holds `secret`, if anyone.
+    pub fn authenticate(&self, secret: &str) -> Option<Principal> {
+        let d = digest(secret);
+        if let Some(t) = self.tokens.get(&d) {
+            return Some(Principal::User { name: t.user.clone(), operator: t.role == "operator" });
+        }
+        self.node_creds.iter().find(|(_, c)| **c == d).map(|(h, _)| Principal::Node(h.clone()))
+    }
+
+    /// Creates a user token (operators only, or the bootstrap when `who` is None
+    /// and no token exists yet). Returns the secret, shown this once.
+    pub fn add_user(&mut self, name: &str, operator: bool, who: Option<&Principal>) -> Result<String, ManagerError> {
+        match who {
+            Some(p) if p.is_operator() => {}
+            Some(_) => return Err(ManagerError::Forbidden("only operators add users".into())),
+            None if self.tokens.is_empty() => {}
+            None => return Err(ManagerError::Unauthorized("a token is needed".into())),
+        }
+        let mut errs = Vec::new();
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errs.push(FieldError::new("name", format!("{name:?} is not a user name (1-32 of [A-Za-z0-9_-])")));
+        }
+        if !errs.is_empty() {
+            return Err(ManagerError::Invalid { what: "request", errors: errs });
+        }
+        let secret = new_secret();
+        let role = if operator { "operator" } else { "developer" };
+        self.store.add_token(&digest(&secret), name, role, now_secs())?;
+        self.tokens = self.store.tokens()?;
+        tracing::info!("token issued for {role} {name}");
+        Ok(secret)
+    }
+
+    /// Revokes every token of a user (operators only).
+    pub fn revoke_user(&mut self, name: &str, who: &Principal) -> Result<usize, ManagerError> {
+        if !who.is_operator() {
+            return Err(ManagerError::Forbidden("only operators revoke users".into()));
+        }
+        let n = self.store.remove_tokens(name)?;
+        self.tokens = self.store.tokens()?;
+        if n == 0 {
+            return Err(ManagerError::NotFound(format!("no user named {name:?}")));
+        }
+        Ok(n)
+    }
+
+    /// Whether no user token exists yet.
+    pub fn no_users(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Sets the agent enrollment secret (agents present it to register).
+    pub fn set_enrollment(&mut self, secret: &str) {
+        self.enroll_digest = Some(digest(secret));
+    }
+
+    /// An agent registers with the enrollment secret and receives a credential
+    /// of its own for everything else (replacing any earlier one).
+    pub fn enroll(&mut self, host: &str, secret: &str) -> Result<String, ManagerError> {
+        if self.enroll_digest.as_deref() != Some(digest(secret).as_str()) {
+            return Err(ManagerError::Unauthorized("wrong enrollment token".into()));
+        }
+        if self.substrate.host(host).is_none() {
+            return Err(ManagerError::NotFound(format!(
+                "no host named {host:?} in substrate {:?}",
+                self.substrate.name
+            )));
+        }
+        let cred = new_secret();
+        self.store.set_node_credential(host, &digest(&cred), now_secs())?;
+        self.node_creds.insert(host.to_string(), digest(&cred));
+        self.register(host)?;
+        Ok(cred)
     }
 
     /// The desired config of a host.
@@ -336,10 +678,11 @@ impl State {
     }
 
     fn slice_state(&self, name: &str, row: &SliceRow) -> (SliceState, Option<String>) {
-        let mut hosts: Vec<&str> = row.plan.nodes.iter().map(|n| n.host.as_str()).collect();
-        hosts.extend(row.plan.links.iter().flat_map(|l| l.path.iter().map(String::as_str)));
-        hosts.sort_unstable();
-        hosts.dedup();
+        if row.deleting {
+            return (SliceState::Deleting, Some("agents are tearing it down".into()));
+        }
+        let hosts = self.hosts_of(row);
+        let n_hosts = hosts.len();
         let mut waiting = Vec::new();
         for h in hosts {
             let want = self.configs.get(h).map(|c| c.revision).unwrap_or(0);
@@ -364,16 +707,21 @@ impl State {
         }
         if waiting.is_empty() {
             (SliceState::Ready, None)
+        } else if waiting.len() == n_hosts {
+            (SliceState::Allocated, Some(format!("reserved; waiting for {}", waiting.join(", "))))
         } else {
             (SliceState::Provisioning, Some(format!("waiting for {}", waiting.join(", "))))
         }
     }
 
-    /// All slices.
-    pub fn slice_list(&self) -> Vec<SliceSummary> {
+    /// The slices the caller may see.
+    pub fn slice_list(&self, who: &Principal) -> Vec<SliceSummary> {
         self.slices
             .iter()
+            .filter(|(_, row)| who.is_operator() || who.user() == Some(row.owner.as_str()))
             .map(|(name, row)| SliceSummary {
+                owner: row.owner.clone(),
+                expires: row.expires,
                 name: name.clone(),
                 state: self.slice_state(name, row).0,
                 nodes: row.spec.nodes.len(),
@@ -385,8 +733,8 @@ impl State {
     }
 
     /// One slice with counters.
-    pub fn slice_info(&self, name: &str) -> Result<SliceInfo, ManagerError> {
-        let row = self.slices.get(name).ok_or_else(|| ManagerError::NotFound(format!("no slice named {name:?}")))?;
+    pub fn slice_info(&self, name: &str, who: &Principal) -> Result<SliceInfo, ManagerError> {
+        let row = self.visible(name, who)?;
         let (state, message) = self.slice_state(name, row);
         let mut counters: Vec<_> = self
             .hosts
@@ -408,6 +756,8 @@ impl State {
             message,
             revision: row.revision,
             created: row.created,
+            owner: row.owner.clone(),
+            expires: row.expires,
             spec: row.spec.clone(),
             plan: row.plan.clone(),
             counters,
@@ -464,71 +814,253 @@ mod tests {
             .unwrap()
     }
 
+    fn alice() -> Principal {
+        Principal::User { name: "alice".into(), operator: false }
+    }
+
+    fn bob() -> Principal {
+        Principal::User { name: "bob".into(), operator: false }
+    }
+
+    fn op() -> Principal {
+        Principal::User { name: "root".into(), operator: true }
+    }
+
+    /// Release returns exactly what was taken: the running allocation always
+    /// equals what the live slices' plans hold, in memory and after a reopen.
+    fn check_invariant(s: &State) {
+        let expect = Allocations::from_plans(s.slices.values().filter(|r| !r.deleting).map(|r| &r.plan));
+        assert_eq!(s.alloc, expect, "allocations drifted from the slices' plans");
+    }
+
+    fn put(s: &mut State, spec: SliceSpec, create_only: bool) -> Result<Applied, ManagerError> {
+        let r = s.apply(spec, create_only, &alice(), false).map(|(a, _)| a);
+        check_invariant(s);
+        r
+    }
+
+    fn report_all(s: &mut State) {
+        let rev = s.revision();
+        let hosts: Vec<String> = s.substrate.hosts.iter().map(|h| h.name.clone()).collect();
+        for h in hosts {
+            let r = NodeReport {
+                host: h.clone(),
+                applied_revision: rev,
+                epoch: s.epoch().to_string(),
+                errors: vec![],
+                counters: vec![],
+                unmatched: Default::default(),
+                programs: vec![],
+                io_backend: "test".into(),
+                version: "0".into(),
+            };
+            s.report(&h, r).unwrap();
+        }
+    }
+
     #[test]
     fn apply_bumps_only_affected_hosts_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        assert_eq!(s.apply(spec("red", "h1", "h2"), false).unwrap(), Applied::Created);
+        assert_eq!(put(&mut s, spec("red", "h1", "h2"), false).unwrap(), Applied::Created);
         let rev = s.revision();
         assert_eq!(s.config("h1").unwrap().revision, rev);
         assert_eq!(s.config("t1").unwrap().revision, rev);
         assert_eq!(s.config("h3").unwrap().revision, 0, "h3 is not on red's path");
         // Same spec again: nothing changes.
-        assert_eq!(s.apply(spec("red", "h1", "h2"), false).unwrap(), Applied::Unchanged);
+        assert_eq!(put(&mut s, spec("red", "h1", "h2"), false).unwrap(), Applied::Unchanged);
         assert_eq!(s.revision(), rev);
         // Creating it again under the same name is refused and changes nothing.
-        assert!(matches!(s.apply(spec("red", "h1", "h3"), true), Err(ManagerError::Conflict(_))));
+        assert!(matches!(put(&mut s, spec("red", "h1", "h3"), true), Err(ManagerError::Conflict(_))));
         assert_eq!(s.revision(), rev);
         let epoch = s.epoch().to_string();
         let h1 = s.config("h1").unwrap().clone();
+        let alloc = s.alloc.clone();
         drop(s);
-        // Restart: same slices, same configs, same epoch.
+        // Restart: same slices, same configs, same epoch, same reservations.
         let s = open(dir.path());
-        assert_eq!(s.slice_list().len(), 1);
+        assert_eq!(s.slice_list(&op()).len(), 1);
         assert_eq!(s.epoch(), epoch);
         assert_eq!(s.config("h1").unwrap(), &h1);
+        assert_eq!(s.alloc, alloc);
+        check_invariant(&s);
     }
 
     #[test]
     fn refusals_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
-        let before = (s.revision(), s.slice_list(), s.config("h1").cloned());
-        assert!(matches!(s.apply(spec("bad", "h1", "t1"), false), Err(ManagerError::Unplaceable(_))));
-        assert!(matches!(s.apply(spec("bad", "h1", "nowhere"), false), Err(ManagerError::Unplaceable(_))));
-        assert!(matches!(s.delete("nope"), Err(ManagerError::NotFound(_))));
-        assert_eq!(before, (s.revision(), s.slice_list(), s.config("h1").cloned()));
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        let before = (s.revision(), s.slice_list(&op()), s.config("h1").cloned(), s.usage());
+        assert!(matches!(put(&mut s, spec("bad", "h1", "t1"), false), Err(ManagerError::Unplaceable(_))));
+        assert!(matches!(put(&mut s, spec("bad", "h1", "nowhere"), false), Err(ManagerError::Unplaceable(_))));
+        assert!(matches!(s.delete("nope", &alice()), Err(ManagerError::NotFound(_))));
+        let mut long = spec("bad", "h1", "h2");
+        long.lease = Some(netslice_model::Micros(8 * 24 * 3600 * 1_000_000));
+        match put(&mut s, long, false) {
+            Err(ManagerError::Invalid { errors, .. }) => assert_eq!(errors[0].field, "lease"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(before, (s.revision(), s.slice_list(&op()), s.config("h1").cloned(), s.usage()));
         drop(s);
         let s = open(dir.path());
-        assert_eq!(s.slice_list().len(), 1);
+        assert_eq!(s.slice_list(&op()).len(), 1);
     }
 
     #[test]
-    fn delete_releases_labels_and_ports() {
+    fn dry_run_plans_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
-        let first = s.slice_info("red").unwrap().plan;
-        s.delete("red").unwrap();
+        let before = (s.revision(), s.usage());
+        let (a, plan) = s.apply(spec("red", "h1", "h2"), false, &alice(), true).unwrap();
+        assert_eq!(a, Applied::DryRun);
+        assert_eq!(plan.nodes.len(), 2);
+        assert_eq!(before, (s.revision(), s.usage()));
+        assert!(s.slice_list(&op()).is_empty());
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        let (a, _) = s.apply(spec("red", "h1", "h2"), false, &alice(), true).unwrap();
+        assert_eq!(a, Applied::DryRun, "a dry run of an unchanged spec is still a dry run");
+    }
+
+    #[test]
+    fn delete_releases_everything_at_once_and_forgets_after_agents_confirm() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        let empty = s.usage();
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        let first = s.slice_info("red", &alice()).unwrap().plan;
+        assert!(s.usage().links.iter().any(|l| l.reserved == 1_000_000));
+        s.delete("red", &alice()).unwrap();
+        check_invariant(&s);
+        assert_eq!(s.usage(), empty, "everything released at delete");
         assert!(s.config("t1").unwrap().labels.is_empty());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
-        assert_eq!(s.slice_info("red").unwrap().plan, first, "the same labels and ports are free again");
+        assert_eq!(s.slice_info("red", &alice()).unwrap().state, SliceState::Deleting);
+        // Housekeeping keeps the row until the hosts applied the deletion.
+        assert!(s.housekeeping(now_secs()).is_empty());
+        report_all(&mut s);
+        assert_eq!(s.housekeeping(now_secs()), vec!["slice red deleted".to_string()]);
+        assert!(matches!(s.slice_info("red", &alice()), Err(ManagerError::NotFound(_))));
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        assert_eq!(s.slice_info("red", &alice()).unwrap().plan, first, "the same labels and ports are free again");
+        // A name being deleted can be taken again at once.
+        s.delete("red", &alice()).unwrap();
+        assert_eq!(put(&mut s, spec("red", "h1", "h3"), true).unwrap(), Applied::Created);
+        drop(s);
+        let s = open(dir.path());
+        check_invariant(&s);
+        assert_eq!(s.slice_list(&op())[0].state, SliceState::Allocated);
+    }
+
+    #[test]
+    fn developers_see_and_change_only_their_own_slices() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        assert_eq!(s.slice_list(&alice())[0].owner, "alice");
+        assert!(s.slice_list(&bob()).is_empty(), "bob does not see alice's slice");
+        assert_eq!(s.slice_list(&op()).len(), 1, "operators see everything");
+        let forbidden = |r: Result<_, ManagerError>| matches!(r, Err(ManagerError::Forbidden(_)));
+        assert!(forbidden(s.slice_info("red", &bob()).map(|_| ())));
+        assert!(forbidden(s.apply(spec("red", "h1", "h3"), false, &bob(), false).map(|_| ())));
+        assert!(forbidden(s.apply(spec("red", "h1", "h3"), false, &bob(), true).map(|_| ())));
+        assert!(forbidden(s.delete("red", &bob()).map(|_| ())));
+        assert!(forbidden(s.renew("red", Some(60), &bob()).map(|_| ())));
+        assert!(forbidden(s.apply(spec("x", "h1", "h3"), false, &Principal::Node("h1".into()), false).map(|_| ())));
+        assert_eq!(s.slice_info("red", &alice()).unwrap().plan.node("b").unwrap().host, "h2", "unchanged");
+        // An operator may change and delete it.
+        s.apply(spec("red", "h1", "h3"), false, &op(), false).unwrap();
+        assert_eq!(s.slice_list(&alice())[0].owner, "alice", "the owner stays");
+        s.delete("red", &op()).unwrap();
+        check_invariant(&s);
+    }
+
+    #[test]
+    fn leases_expire_and_renew() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.set_policy(Policy { lease_default: 100, lease_max: 1000 });
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        let t0 = now_secs();
+        let exp = s.slice_list(&alice())[0].expires;
+        assert!((t0 + 99..=t0 + 101).contains(&exp), "default lease: {exp} vs {t0}");
+        let renewed = s.renew("red", Some(500), &alice()).unwrap();
+        assert!(renewed >= t0 + 499);
+        assert!(matches!(s.renew("red", Some(5000), &alice()), Err(ManagerError::Invalid { .. })));
+        assert_eq!(s.slice_list(&alice())[0].expires, renewed, "a refused renewal changes nothing");
+        drop(s);
+        let mut s = open(dir.path());
+        assert_eq!(s.slice_list(&alice())[0].expires, renewed, "the lease survives a restart");
+        assert!(s.housekeeping(renewed - 1).is_empty(), "not yet");
+        let done = s.housekeeping(renewed);
+        assert_eq!(done[0], "lease of slice red ended: deleting it");
+        assert_eq!(s.usage(), {
+            let d2 = tempfile::tempdir().unwrap();
+            open(d2.path()).usage()
+        });
+        check_invariant(&s);
+        assert!(matches!(s.renew("red", None, &alice()), Err(ManagerError::Conflict(_))));
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_can_be_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        assert!(s.no_users());
+        let admin = s.add_user("admin", true, None).unwrap();
+        assert!(matches!(s.add_user("eve", true, None), Err(ManagerError::Unauthorized(_))), "bootstrap only once");
+        let adm = s.authenticate(&admin).unwrap();
+        assert!(adm.is_operator());
+        let dev = s.add_user("alice", false, Some(&adm)).unwrap();
+        assert_eq!(s.authenticate(&dev), Some(alice()));
+        assert!(matches!(s.add_user("x", false, Some(&alice())), Err(ManagerError::Forbidden(_))));
+        assert!(matches!(s.add_user("bad name!", false, Some(&adm)), Err(ManagerError::Invalid { .. })));
+        assert_eq!(s.authenticate("wrong"), None);
+        // Only digests are on disk.
+        drop(s);
+        let raw = std::fs::read(dir.path().join("m.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("m.db-wal")).unwrap_or_default();
+        for secret in [&admin, &dev] {
+            let needle = secret.as_bytes();
+            assert!(!raw.windows(needle.len()).any(|w| w == needle), "secret stored in the clear");
+            assert!(!wal.windows(needle.len()).any(|w| w == needle), "secret stored in the clear (WAL)");
+        }
+        let mut s = open(dir.path());
+        assert_eq!(s.authenticate(&dev), Some(alice()), "tokens survive a restart");
+        assert_eq!(s.revoke_user("alice", &adm).unwrap(), 1);
+        assert_eq!(s.authenticate(&dev), None);
+        assert!(matches!(s.revoke_user("alice", &adm), Err(ManagerError::NotFound(_))));
+    }
+
+    #[test]
+    fn agents_enroll_for_their_own_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.set_enrollment("enroll-secret");
+        assert!(matches!(s.enroll("h1", "guess"), Err(ManagerError::Unauthorized(_))));
+        assert!(matches!(s.enroll("h9", "enroll-secret"), Err(ManagerError::NotFound(_))));
+        let c1 = s.enroll("h1", "enroll-secret").unwrap();
+        assert_eq!(s.authenticate(&c1), Some(Principal::Node("h1".into())));
+        assert_eq!(s.authenticate("enroll-secret"), None, "the enrollment token is no credential");
+        let c1b = s.enroll("h1", "enroll-secret").unwrap();
+        assert_eq!(s.authenticate(&c1), None, "re-enrolling replaces the old credential");
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(s.authenticate(&c1b), Some(Principal::Node("h1".into())), "credentials survive a restart");
     }
 
     #[test]
     fn isolation_changes_apply_in_place_and_are_admitted_as_a_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
-        let plan = s.slice_info("red").unwrap().plan;
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        let plan = s.slice_info("red", &alice()).unwrap().plan;
         let mut faster = spec("red", "h1", "h2");
         faster.links[0].bandwidth = netslice_model::Bandwidth::mbit(500);
         faster.links[0].ceiling = Some(netslice_model::Bandwidth::mbit(900));
         let rev = s.revision();
-        assert_eq!(s.apply(faster.clone(), false).unwrap(), Applied::Updated);
+        assert_eq!(put(&mut s, faster.clone(), false).unwrap(), Applied::Updated);
         assert!(s.revision() > rev);
-        let info = s.slice_info("red").unwrap();
+        let info = s.slice_info("red", &alice()).unwrap();
         assert_eq!(info.plan.links[0].path, plan.links[0].path, "same path");
         assert_eq!(info.plan.links[0].forward_labels, plan.links[0].forward_labels, "same labels");
         assert_eq!(info.plan.links[0].reserved, 500_000_000);
@@ -537,21 +1069,21 @@ mod tests {
         let mut too_much = faster.clone();
         too_much.links[0].bandwidth = netslice_model::Bandwidth::mbit(1001);
         too_much.links[0].ceiling = None;
-        let before = (s.revision(), s.slice_info("red").unwrap());
-        assert!(matches!(s.apply(too_much, false), Err(ManagerError::Unplaceable(PlanError::Bandwidth { .. }))));
-        assert_eq!(before, (s.revision(), s.slice_info("red").unwrap()));
+        let before = (s.revision(), s.slice_info("red", &alice()).unwrap());
+        assert!(matches!(put(&mut s, too_much, false), Err(ManagerError::Unplaceable(PlanError::Bandwidth { .. }))));
+        assert_eq!(before, (s.revision(), s.slice_info("red", &alice()).unwrap()));
         // Moving a pinned node is a change too: admitted, and the node moves.
         let mut moved = faster;
         moved.nodes[1].host = Some("h3".into());
-        assert_eq!(s.apply(moved, false).unwrap(), Applied::Updated);
-        assert_eq!(s.slice_info("red").unwrap().plan.node("b").unwrap().host, "h3");
+        assert_eq!(put(&mut s, moved, false).unwrap(), Applied::Updated);
+        assert_eq!(s.slice_info("red", &alice()).unwrap().plan.node("b").unwrap().host, "h3");
     }
 
     #[test]
     fn substrate_cannot_change_under_slices() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
         drop(s);
         let other = Substrate::from_text("name: other\nhosts:\n  - {name: x, role: vnode}\n").unwrap();
         assert!(matches!(
@@ -564,24 +1096,23 @@ mod tests {
     fn slice_state_follows_reports() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path());
-        s.apply(spec("red", "h1", "h2"), false).unwrap();
-        assert_eq!(s.slice_list()[0].state, SliceState::Provisioning);
-        let rev = s.revision();
-        for h in ["h1", "t1", "h2"] {
-            let r = NodeReport {
-                host: h.into(),
-                applied_revision: rev,
-                epoch: s.epoch().to_string(),
-                errors: vec![],
-                counters: vec![],
-                unmatched: Default::default(),
-                programs: vec![],
-                io_backend: "test".into(),
-                version: "0".into(),
-            };
-            s.report(h, r).unwrap();
-        }
-        assert_eq!(s.slice_list()[0].state, SliceState::Ready);
+        put(&mut s, spec("red", "h1", "h2"), false).unwrap();
+        assert_eq!(s.slice_list(&alice())[0].state, SliceState::Allocated, "reserved, no agent has it yet");
+        let r = NodeReport {
+            host: "h1".into(),
+            applied_revision: s.revision(),
+            epoch: s.epoch().to_string(),
+            errors: vec![],
+            counters: vec![],
+            unmatched: Default::default(),
+            programs: vec![],
+            io_backend: "test".into(),
+            version: "0".into(),
+        };
+        s.report("h1", r).unwrap();
+        assert_eq!(s.slice_list(&alice())[0].state, SliceState::Provisioning, "one host has it");
+        report_all(&mut s);
+        assert_eq!(s.slice_list(&alice())[0].state, SliceState::Ready);
         let mut bad = s.hosts.get("h2").unwrap().report.clone().unwrap().1;
         bad.errors.push(netslice_model::api::ApplyError {
             slice: Some("red".into()),
@@ -589,7 +1120,7 @@ mod tests {
             message: "boom".into(),
         });
         s.report("h2", bad).unwrap();
-        let info = s.slice_info("red").unwrap();
+        let info = s.slice_info("red", &alice()).unwrap();
         assert_eq!(info.state, SliceState::Failed);
         assert!(info.message.unwrap().contains("boom"));
     }

@@ -37,6 +37,21 @@ pub struct SliceRow {
     pub revision: u64,
     /// Creation time (Unix seconds).
     pub created: u64,
+    /// Owner (user name).
+    pub owner: String,
+    /// Lease end (Unix seconds).
+    pub expires: u64,
+    /// Being torn down: agents are removing it; the row goes once they have.
+    pub deleting: bool,
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// User name.
+    pub user: String,
+    /// `operator` or `developer`.
+    pub role: String,
 }
 
 /// The store.
@@ -56,6 +71,12 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
      );
      CREATE TABLE host_revisions (host TEXT PRIMARY KEY, revision INTEGER NOT NULL);",
+    // 2: owners, leases, deletion in progress; API tokens and node credentials (hashed)
+    "ALTER TABLE slices ADD COLUMN owner TEXT NOT NULL DEFAULT 'operator';
+     ALTER TABLE slices ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE slices ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE tokens (hash TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, created INTEGER NOT NULL);
+     CREATE TABLE node_credentials (host TEXT PRIMARY KEY, hash TEXT NOT NULL, issued INTEGER NOT NULL);",
 ];
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -110,22 +131,32 @@ impl Store {
 
     /// Every slice.
     pub fn slices(&self) -> Result<BTreeMap<String, SliceRow>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name, spec, plan, revision, created FROM slices")?;
+        let mut stmt =
+            self.conn.prepare("SELECT name, spec, plan, revision, created, owner, expires, deleting FROM slices")?;
         let rows = stmt.query_map([], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                (r.get::<_, i64>(3)?, r.get::<_, i64>(4)?),
+                (r.get::<_, String>(5)?, r.get::<_, i64>(6)?, r.get::<_, i64>(7)?),
             ))
         })?;
         let mut out = BTreeMap::new();
         for row in rows {
-            let (name, spec, plan, revision, created) = row?;
+            let ((name, spec, plan), (revision, created), (owner, expires, deleting)) = row?;
             let spec: SliceSpec = serde_json::from_str(&spec).map_err(|e| corrupt(&format!("slice {name} spec"), e))?;
             let plan: SlicePlan = serde_json::from_str(&plan).map_err(|e| corrupt(&format!("slice {name} plan"), e))?;
-            out.insert(name, SliceRow { spec, plan, revision: revision as u64, created: created as u64 });
+            out.insert(
+                name,
+                SliceRow {
+                    spec,
+                    plan,
+                    revision: revision as u64,
+                    created: created as u64,
+                    owner,
+                    expires: expires as u64,
+                    deleting: deleting != 0,
+                },
+            );
         }
         Ok(out)
     }
@@ -142,6 +173,55 @@ impl Store {
         Ok(out)
     }
 
+    /// Adds an API token (its hash).
+    pub fn add_token(&self, hash: &str, user: &str, role: &str, now: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO tokens (hash, user, role, created) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, user, role, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every token, by hash.
+    pub fn tokens(&self) -> Result<BTreeMap<String, TokenRow>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT hash, user, role FROM tokens")?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (h, user, role) = row?;
+            out.insert(h, TokenRow { user, role });
+        }
+        Ok(out)
+    }
+
+    /// Removes every token of a user.
+    pub fn remove_tokens(&self, user: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute("DELETE FROM tokens WHERE user = ?1", [user])?)
+    }
+
+    /// Sets a host's agent credential (its hash).
+    pub fn set_node_credential(&self, host: &str, hash: &str, now: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO node_credentials (host, hash, issued) VALUES (?1, ?2, ?3)
+             ON CONFLICT(host) DO UPDATE SET hash = excluded.hash, issued = excluded.issued",
+            params![host, hash, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every agent credential hash, by host.
+    pub fn node_credentials(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT host, hash FROM node_credentials")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (h, c) = row?;
+            out.insert(h, c);
+        }
+        Ok(out)
+    }
+
     /// Commits one change: slices to write, slices to delete, new host revisions,
     /// and the global revision, all or nothing.
     pub fn commit(
@@ -154,14 +234,19 @@ impl Store {
         let tx = self.conn.transaction()?;
         for (name, row) in put {
             tx.execute(
-                "INSERT INTO slices (name, spec, plan, revision, created) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, plan = excluded.plan, revision = excluded.revision",
+                "INSERT INTO slices (name, spec, plan, revision, created, owner, expires, deleting)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, plan = excluded.plan,
+                    revision = excluded.revision, expires = excluded.expires, deleting = excluded.deleting",
                 params![
                     name,
                     serde_json::to_string(&row.spec).expect("spec serializes"),
                     serde_json::to_string(&row.plan).expect("plan serializes"),
                     row.revision as i64,
-                    row.created as i64
+                    row.created as i64,
+                    row.owner,
+                    row.expires as i64,
+                    i64::from(row.deleting)
                 ],
             )?;
         }

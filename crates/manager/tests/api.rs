@@ -8,31 +8,68 @@ use serde_json::Value;
 const SUBSTRATE: &str = "name: lab\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 1Gbit}\n";
 const RED: &str = "name: red\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h2}\nlinks:\n  - {name: l, bandwidth: 1Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n";
 
-async fn manager(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+struct Mgr {
+    base: String,
+    /// Operator client.
+    c: Http,
+    dir: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    h: tokio::task::JoinHandle<()>,
+}
+
+/// A reqwest client that pins the manager's certificate and sends a token.
+#[derive(Clone)]
+struct Http {
+    inner: reqwest::Client,
+    token: String,
+}
+
+impl Http {
+    fn new(dir: &std::path::Path, token: &str) -> Http {
+        let inner = netslice_agent::http::client(Some(&dir.join("tls/cert.pem")), Duration::from_secs(3)).unwrap();
+        Http { inner, token: token.trim().to_string() }
+    }
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        self.inner.get(url).bearer_auth(&self.token)
+    }
+    fn put(&self, url: String) -> reqwest::RequestBuilder {
+        self.inner.put(url).bearer_auth(&self.token)
+    }
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.inner.post(url).bearer_auth(&self.token)
+    }
+    fn delete(&self, url: String) -> reqwest::RequestBuilder {
+        self.inner.delete(url).bearer_auth(&self.token)
+    }
+}
+
+async fn manager(dir: &std::path::Path) -> Mgr {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let opts = netslice_manager::Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.join("m.db"),
-        substrate: Some(Substrate::from_text(SUBSTRATE).unwrap()),
-    };
-    let (addr, serve) = netslice_manager::start(opts, async {
+    let opts = netslice_manager::Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("m.db"),
+        Some(Substrate::from_text(SUBSTRATE).unwrap()),
+    );
+    let started = netslice_manager::start(opts, async {
         let _ = rx.await;
     })
     .await
     .unwrap();
+    assert_eq!(started.cert, dir.join("tls/cert.pem"));
+    let serve = started.serve;
     let h = tokio::spawn(async move {
         serve.await.unwrap();
     });
-    (format!("http://{addr}"), tx, h)
+    let token = std::fs::read_to_string(dir.join("operator.token")).unwrap();
+    Mgr { base: format!("https://{}", started.addr), c: Http::new(dir, &token), dir: dir.to_path_buf(), stop: tx, h }
 }
 
 #[tokio::test]
 async fn api_round_trip_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (base, stop, h) = manager(dir.path()).await;
-    let c = reqwest::Client::new();
+    let Mgr { base, c, stop, h, .. } = manager(dir.path()).await;
 
-    let doc: Value = c.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = c.inner.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["paths"]["/api/v1/slices/{name}"]["put"].is_object(), "{doc}");
     assert!(doc["components"]["schemas"]["SliceSpec"].is_object());
 
@@ -71,16 +108,44 @@ async fn api_round_trip_and_errors() {
     assert_eq!(r.status(), 200);
     let r = c.post(format!("{base}/api/v1/slices")).body(RED).send().await.unwrap();
     assert_eq!(r.status(), 409);
-    let cfg: Value =
-        c.get(format!("{base}/api/v1/nodes/h1/config?after=0&wait=1")).send().await.unwrap().json().await.unwrap();
+    // Agents enroll with the enrollment token and use their own credential.
+    let enroll = std::fs::read_to_string(dir.path().join("enroll.token")).unwrap();
+    let reg: Value = c
+        .inner
+        .post(format!("{base}/api/v1/nodes/h1/register"))
+        .bearer_auth(enroll.trim())
+        .json(&serde_json::json!({"version": "test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent = Http::new(dir.path(), reg["credential"].as_str().unwrap());
+    let r = c.get(format!("{base}/api/v1/nodes/h1/config?after=0&wait=1")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "an operator token is not an agent credential");
+    let r = agent.get(format!("{base}/api/v1/nodes/h2/config?after=0&wait=1")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "h1's credential cannot act for h2");
+    let r = agent.get(format!("{base}/api/v1/slices")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "agents do not read slices");
+    let c_agent = agent.clone();
+    let cfg: Value = c_agent
+        .get(format!("{base}/api/v1/nodes/h1/config?after=0&wait=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let rev = cfg["revision"].as_u64().unwrap();
     let epoch = cfg["epoch"].as_str().unwrap().to_string();
     assert_eq!(cfg["slivers"][0]["netns"], "lab.red.a");
-    let r = c.get(format!("{base}/api/v1/nodes/h1/config?after={rev}&epoch={epoch}&wait=1")).send().await.unwrap();
+    let r =
+        c_agent.get(format!("{base}/api/v1/nodes/h1/config?after={rev}&epoch={epoch}&wait=1")).send().await.unwrap();
     assert_eq!(r.status(), 204, "no change within the wait");
     // A waiting watcher is woken by a change.
     let watch = tokio::spawn({
-        let (c, base, epoch) = (c.clone(), base.clone(), epoch.clone());
+        let (c, base, epoch) = (c_agent.clone(), base.clone(), epoch.clone());
         async move {
             c.get(format!("{base}/api/v1/nodes/h1/config?after={rev}&epoch={epoch}&wait=30"))
                 .send()
@@ -94,10 +159,117 @@ async fn api_round_trip_and_errors() {
     assert_eq!(r.status(), 200);
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), watch).await.unwrap().unwrap(), 200);
     let r = c.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    let r = c.get(format!("{base}/api/v1/nodes/h9/config")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "deleting a slice that is being deleted is a no-op");
+    let r = c.delete(format!("{base}/api/v1/slices/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
+    let _ = stop.send(());
+    h.await.unwrap();
+}
+
+#[tokio::test]
+async fn tokens_roles_and_ownership_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c: admin, stop, h, dir: d } = manager(dir.path()).await;
+    // No token, a wrong token: 401 with a JSON error.
+    let anon = Http::new(&d, "");
+    let r = anon.inner.get(format!("{base}/api/v1/slices")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "unauthorized");
+    let r = Http::new(&d, "0123").get(format!("{base}/api/v1/slices")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Plain HTTP is not spoken.
+    let plain = reqwest::Client::new().get(base.replace("https://", "http://") + "/healthz").send().await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true), "plain HTTP must not be served");
+    // The operator adds two developers.
+    let who: Value = admin.get(format!("{base}/api/v1/whoami")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(who, serde_json::json!({"name": "admin", "role": "operator"}));
+    let mut toks = Vec::new();
+    for name in ["alice", "bob"] {
+        let r =
+            admin.post(format!("{base}/api/v1/users")).json(&serde_json::json!({"name": name})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let t: Value = r.json().await.unwrap();
+        assert_eq!(t["role"], "developer");
+        toks.push(Http::new(&d, t["token"].as_str().unwrap()));
+    }
+    let (alice, bob) = (toks[0].clone(), toks[1].clone());
+    let r =
+        alice.post(format!("{base}/api/v1/users")).json(&serde_json::json!({"name": "mallory"})).send().await.unwrap();
+    assert_eq!(r.status(), 403, "developers do not add users");
+    let r = admin
+        .post(format!("{base}/api/v1/users"))
+        .json(&serde_json::json!({"name": "x", "role": "king"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Alice's slice: bob gets 403 on every verb, and does not see it listed.
+    assert_eq!(alice.put(format!("{base}/api/v1/slices/red")).body(RED).send().await.unwrap().status(), 201);
+    for r in [
+        bob.get(format!("{base}/api/v1/slices/red")).send().await.unwrap(),
+        bob.put(format!("{base}/api/v1/slices/red")).body(RED.replace("1Mbit", "2Mbit")).send().await.unwrap(),
+        bob.put(format!("{base}/api/v1/slices/red?dry_run=true")).body(RED).send().await.unwrap(),
+        bob.post(format!("{base}/api/v1/slices/red/renew")).body("{}").send().await.unwrap(),
+        bob.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap(),
+    ] {
+        assert_eq!(r.status(), 403);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["code"], "forbidden");
+    }
+    let list: Value = bob.get(format!("{base}/api/v1/slices")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    let list: Value = admin.get(format!("{base}/api/v1/slices")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["owner"], "alice", "operators see every slice");
+    let info: Value = alice.get(format!("{base}/api/v1/slices/red")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["spec"]["links"][0]["bandwidth"], "1Mbit", "bob changed nothing");
+    // Dry run: admitted with a plan, nothing reserved.
+    let before: Value = admin.get(format!("{base}/api/v1/substrate/usage")).send().await.unwrap().json().await.unwrap();
+    let blue = RED.replace("name: red", "name: blue").replace("1Mbit", "600Mbit");
+    let r = bob.put(format!("{base}/api/v1/slices/blue?dry_run=true")).body(blue.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let dr: Value = r.json().await.unwrap();
+    assert_eq!((dr["admitted"].as_bool(), dr["action"].as_str()), (Some(true), Some("create")));
+    assert_eq!(dr["plan"]["links"][0]["reserved"], 600_000_000);
+    let after: Value = admin.get(format!("{base}/api/v1/substrate/usage")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(before, after, "a dry run reserves nothing");
+    let r = bob.get(format!("{base}/api/v1/slices/blue")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // Refusal explains which link and how much.
+    let r =
+        bob.put(format!("{base}/api/v1/slices/blue")).body(blue.replace("600Mbit", "1000Mbit")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["geni_code"], "INSUFFICIENT_BANDWIDTH");
+    assert_eq!(e["reason"], "insufficient_bandwidth");
+    let msg = e["errors"][0]["message"].as_str().unwrap();
+    eprintln!("REFUSAL {msg}");
+    assert!(msg.contains("999Mbit free, 1Gbit asked"), "{msg}");
+    // Renew: within the maximum, and over it refused.
+    let r = alice
+        .post(format!("{base}/api/v1/slices/red/renew"))
+        .json(&serde_json::json!({"seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let exp = r.json::<Value>().await.unwrap()["expires"].as_u64().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((now + 3590..=now + 3610).contains(&exp));
+    let r = alice
+        .post(format!("{base}/api/v1/slices/red/renew"))
+        .json(&serde_json::json!({"seconds": 99_999_999}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Revoked tokens stop working at once.
+    let r = admin.delete(format!("{base}/api/v1/users/bob")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(bob.get(format!("{base}/api/v1/slices")).send().await.unwrap().status(), 401);
+    // The operator deletes alice's slice.
+    assert_eq!(admin.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap().status(), 200);
     let _ = stop.send(());
     h.await.unwrap();
 }

@@ -380,6 +380,13 @@ pub struct RegisterRequest {
     pub version: String,
 }
 
+/// The manager's answer to a registration: the agent's own credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    /// Bearer credential for this host's config and status calls.
+    pub credential: String,
+}
+
 /// Lifecycle state of a slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -424,6 +431,12 @@ pub struct SliceSummary {
     pub revision: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
+    /// Owner.
+    #[serde(default)]
+    pub owner: String,
+    /// Lease end, seconds since the Unix epoch.
+    #[serde(default)]
+    pub expires: u64,
 }
 
 /// Everything about one slice.
@@ -439,6 +452,12 @@ pub struct SliceInfo {
     pub revision: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
+    /// Owner.
+    #[serde(default)]
+    pub owner: String,
+    /// Lease end, seconds since the Unix epoch.
+    #[serde(default)]
+    pub expires: u64,
     /// The spec as submitted.
     pub spec: SliceSpec,
     /// Placement, paths and labels.
@@ -495,6 +514,12 @@ pub struct ApiError {
     /// Field-level problems, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For refusals: the typed reason (`insufficient_bandwidth`, `insufficient_nodes`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For refusals: the GENI AM API v3 error it maps to (`INSUFFICIENT_BANDWIDTH`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geni_code: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -505,4 +530,57 @@ impl std::fmt::Display for ApiError {
         }
         Ok(())
     }
+}
+
+/// Resources of one host: capacity and what slices hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostUsage {
+    /// Host.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// CPU cores.
+    pub cpu: f64,
+    /// CPU reserved.
+    pub cpu_used: f64,
+    /// Memory, bytes.
+    pub memory: u64,
+    /// Memory reserved.
+    pub memory_used: u64,
+    /// Sliver slots.
+    pub slivers: u32,
+    /// Slots used.
+    pub slivers_used: u32,
+    /// Sliver interfaces.
+    pub ports: u32,
+    /// Interfaces used.
+    pub ports_used: u32,
+}
+
+/// Bandwidth of one physical link in one direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkUsage {
+    /// Link.
+    pub name: String,
+    /// Sending host.
+    pub from: String,
+    /// Receiving host.
+    pub to: String,
+    /// Capacity, bits per second.
+    pub bandwidth: u64,
+    /// Reserved by slices.
+    pub reserved: u64,
+    /// Left.
+    pub free: u64,
+}
+
+/// The substrate view: every resource, reserved and free.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubstrateUsage {
+    /// Substrate name.
+    pub name: String,
+    /// Hosts.
+    pub hosts: Vec<HostUsage>,
+    /// Links, both directions.
+    pub links: Vec<LinkUsage>,
 }

@@ -270,6 +270,11 @@ pub struct SliceSpec {
     /// Allow several virtual nodes of this slice on one host (default: each on its own).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub share_hosts: bool,
+    /// How long the slice is wanted (default and maximum set by the operator);
+    /// `netslice slice renew` extends it. Changing it restarts the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub lease: Option<crate::units::Micros>,
 }
 
 impl SliceSpec {
