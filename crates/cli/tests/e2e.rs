@@ -377,3 +377,70 @@ fn link_rates_change_live_without_dropping_traffic() {
     assert!((after / 30e6 - 1.0).abs() < 0.1, "reshaped to 30 Mbit/s: {:.1}", after / 1e6);
     assert_eq!(tb.show("s")["plan"]["links"][0]["forward_labels"], labels, "same labels: nothing was rebuilt");
 }
+
+#[test]
+fn live_modification_adds_and_removes_parts_without_disturbing_the_rest() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tb = Testbed::up("live", &example());
+    let dir = tempfile::tempdir().unwrap();
+    let ab = "  - {name: ab, type: gre, bandwidth: 50Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n";
+    let v1 = format!("name: live\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\nlinks:\n{ab}");
+    let v2 = format!(
+        "name: live\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\n  - {{name: c, host: h3}}\nlinks:\n{ab}  - {{name: bc, type: vxlan, bandwidth: 20Mbit, endpoints: [{{node: b, address: 10.0.1.1/24}}, {{node: c, address: 10.0.1.2/24}}]}}\n"
+    );
+    let (f1, f2) = (dir.path().join("v1.yaml"), dir.path().join("v2.yaml"));
+    std::fs::write(&f1, &v1).unwrap();
+    std::fs::write(&f2, &v2).unwrap();
+    tb.apply(&f1);
+    let before = tb.show("live");
+    let ns_a = before["plan"]["nodes"][0]["netns"].as_str().unwrap().to_string();
+    let ino = |ns: &str| std::fs::metadata(format!("/run/netns/{ns}")).map(|m| m.ino()).unwrap_or(0);
+    let ino_a = ino(&ns_a);
+
+    // Steady traffic on ab while the slice grows and shrinks around it.
+    let sink =
+        tb.spawn_exec("live", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", "16", "--json"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let sender = tb.spawn_exec(
+        "live",
+        "a",
+        &["tool", "udp-send", "10.0.0.2:9999", "--count", "3000", "--rate", "4Mbit", "--json"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Add a node and a link: the new link works at once.
+    let out = tb.cli(&["slice", "apply", "-f", f2.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains("updated in place"), "{}", text(&out));
+    let (ok, v) = tb.ping("live", "b", "10.0.1.2", "3");
+    assert!(ok && v["received"] == 3, "new link bc: {v}");
+    let mid = tb.show("live");
+    assert_eq!(mid["plan"]["links"][0], before["plan"]["links"][0], "ab kept its path, labels and reservation");
+    // Remove them again.
+    let out = tb.cli(&["slice", "apply", "-f", f1.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains("updated in place"), "{}", text(&out));
+    wait_until("c's sliver to be removed", Duration::from_secs(15), || {
+        !tb.namespaces().iter().any(|n| n.ends_with(".live.c"))
+    });
+    let out = sender.wait_with_output().unwrap();
+    assert!(out.status.success(), "sender: {}", text(&out));
+    let out = sink.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["packets"], 3000, "every datagram on the untouched link arrived: {v}");
+    assert_eq!(ino(&ns_a), ino_a, "a's sliver was never recreated");
+    // Change ab's bandwidth in place: admitted, same path and labels, new reservation.
+    std::fs::write(&f1, v1.replace("50Mbit", "80Mbit")).unwrap();
+    let out = tb.cli(&["slice", "apply", "-f", f1.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains("updated in place"), "{}", text(&out));
+    let after = tb.show("live");
+    assert_eq!(after["plan"]["links"][0]["reserved"], 80_000_000);
+    assert_eq!(after["plan"]["links"][0]["forward_labels"], before["plan"]["links"][0]["forward_labels"]);
+    let (ok, v) = tb.ping("live", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "ab after the bandwidth change: {v}");
+    // A change that does not fit is refused as a whole and changes nothing.
+    std::fs::write(&f1, v1.replace("50Mbit", "20Gbit")).unwrap();
+    let out = tb.cli(&["slice", "apply", "-f", f1.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("INSUFFICIENT_BANDWIDTH"), "{}", text(&out));
+    assert_eq!(tb.show("live")["plan"], after["plan"]);
+}

@@ -24,6 +24,14 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// The database was written by a newer netslice.
+    #[error("store: schema version {found} is newer than this netslice knows ({known}); run a newer manager")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest this binary knows.
+        known: i64,
+    },
 }
 
 /// A stored slice.
@@ -72,7 +80,7 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE host_revisions (host TEXT PRIMARY KEY, revision INTEGER NOT NULL);",
     // 2: owners, leases, deletion in progress; API tokens and node credentials (hashed)
-    "ALTER TABLE slices ADD COLUMN owner TEXT NOT NULL DEFAULT 'operator';
+    "ALTER TABLE slices ADD COLUMN owner TEXT NOT NULL DEFAULT 'admin';
      ALTER TABLE slices ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE slices ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE tokens (hash TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, created INTEGER NOT NULL);
@@ -97,6 +105,9 @@ impl Store {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew { found: version, known: MIGRATIONS.len() as i64 });
+        }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(m)?;
@@ -266,5 +277,43 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_schema_1_store_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as the first release wrote it, with one slice.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let spec = SliceSpec::from_text("name: red\nnodes:\n  - {name: a}\n").unwrap();
+            conn.execute(
+                "INSERT INTO slices (name, spec, plan, revision, created) VALUES ('red', ?1, ?2, 3, 100)",
+                params![serde_json::to_string(&spec).unwrap(), serde_json::to_string(&SlicePlan::default()).unwrap()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let rows = s.slices().unwrap();
+        let red = &rows["red"];
+        assert_eq!(
+            (red.revision, red.created, red.owner.as_str(), red.expires, red.deleting),
+            (3, 100, "admin", 0, false)
+        );
+        assert!(s.tokens().unwrap().is_empty());
+        drop(s);
+        Store::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Store::open(&path).unwrap_err();
+        assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
     }
 }
