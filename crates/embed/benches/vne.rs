@@ -4,7 +4,7 @@
 //!   cargo bench -p netslice-embed --bench vne [-- --quick]
 //!
 //! Substrate: Waxman graph of 100 nodes (networkx semantics: positions uniform in
-//! the unit square, edge probability 0.2 * exp(-d / (0.5 * L)), L the largest
+//! the unit square, edge probability 0.5 * exp(-d / (0.2 * L)), L the largest
 //! distance, resampled until connected), CPU and bandwidth uniform integers in
 //! 50..=100. Requests: 1000, each of 2..=10 nodes on a connected G(n, 0.5), CPU
 //! 0..=20 and bandwidth 0..=50 (uniform integers), Poisson arrivals at rate eta,
@@ -107,7 +107,7 @@ struct Workload {
 
 fn workload(seed: u64) -> Workload {
     let mut rng = Rng(seed);
-    let edges = waxman(&mut rng, 100, 0.5, 0.2);
+    let edges = waxman(&mut rng, 100, 0.2, 0.5);
     let mut p = PNet::new(100);
     for h in 0..100 {
         p.cpu[h] = rng.int(50, 100) as f64;
