@@ -273,3 +273,51 @@ async fn tokens_roles_and_ownership_over_https() {
     let _ = stop.send(());
     h.await.unwrap();
 }
+
+#[tokio::test]
+async fn operator_supplied_certificate_is_served_and_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The operator's certificate (made here with rcgen; any PEM chain and key will do).
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    std::fs::write(d.join("op-cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(d.join("op-key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let mut opts = netslice_manager::Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("m.db"),
+        Some(Substrate::from_text(SUBSTRATE).unwrap()),
+    );
+    opts.tls = netslice_manager::CertSource::Files { cert: d.join("op-cert.pem"), key: d.join("op-key.pem") };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let started = netslice_manager::start(opts, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    assert_eq!(started.cert, d.join("op-cert.pem"));
+    assert!(!d.join("tls").exists(), "no self-signed certificate when the operator gives one");
+    let serve = started.serve;
+    let h = tokio::spawn(async move { serve.await.unwrap() });
+    let base = format!("https://{}", started.addr);
+    let token = std::fs::read_to_string(d.join("operator.token")).unwrap();
+    let pinned = netslice_agent::http::client(Some(&d.join("op-cert.pem")), Duration::from_secs(3)).unwrap();
+    let who: Value = pinned
+        .get(format!("{base}/api/v1/whoami"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["role"], "operator");
+    // A client pinning some other certificate refuses the connection.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(d.join("other.pem"), other.cert.pem()).unwrap();
+    let wrong = netslice_agent::http::client(Some(&d.join("other.pem")), Duration::from_secs(3)).unwrap();
+    assert!(wrong.get(format!("{base}/healthz")).send().await.is_err(), "an unknown certificate must be refused");
+    // The manager keeps serving after a failed handshake.
+    assert!(pinned.get(format!("{base}/healthz")).send().await.unwrap().status().is_success());
+    let _ = tx.send(());
+    h.await.unwrap();
+}
