@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use netslice_dataplane::{Counters, DropReason};
+use netslice_dataplane::{Counters, DropReason, GsoInfo};
 use netslice_io::tap::Tap;
 use netslice_model::api::Direction;
 use netslice_qos::sched::{ClassConfig, Discipline, LinkId, QueueLimits, Scheduler, SliceId};
@@ -25,7 +25,7 @@ use netslice_qos::sched::{ClassConfig, Discipline, LinkId, QueueLimits, Schedule
 /// Most packets one scheduler run transmits before re-checking the clock.
 const RUN_BATCH: usize = 64;
 /// Buffers kept in the pool at most.
-const POOL_MAX: usize = 8192;
+const POOL_MAX: usize = 2048;
 
 /// The agent's monotonic clock in nanoseconds.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +102,18 @@ pub struct Pkt {
     pub dst: Option<TxDst>,
     /// Counters of the rule that sent it (transmit errors are counted there).
     pub counters: Arc<Counters>,
+    /// Set for a TCP super-frame carried whole.
+    pub gso: Option<GsoInfo>,
+    /// Bytes it takes on the wire (a super-frame: all its segments).
+    pub wire: usize,
+}
+
+impl Pkt {
+    /// A packet of `range` in `buf`, charged as its length.
+    pub fn new(buf: Vec<u8>, range: Range<usize>, dst: Option<TxDst>, counters: Arc<Counters>) -> Pkt {
+        let wire = range.len();
+        Pkt { buf, range, dst, counters, gso: None, wire }
+    }
 }
 
 /// How a substrate packet leaves.
@@ -206,7 +218,7 @@ impl Egress {
         {
             let mut st = self.state.lock().expect("egress lock");
             for (class, p) in pkts {
-                let len = p.range.len() as u32;
+                let len = p.wire.min(u32::MAX as usize) as u32;
                 if let Err((p, _why)) = st.sched.enqueue(class, len, p) {
                     p.counters.dropped(DropReason::QueueFull);
                     dropped.push(p.buf);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use netslice_dataplane::program::{InstanceIface, NodeInstance, NodeProgram, Outputs};
-use netslice_dataplane::{Carrier, DropReason, HEADROOM, Hop, Registry, Tables, TypeIdx, Verdict};
+use netslice_dataplane::{Carrier, DropReason, GsoInfo, HEADROOM, Hop, Registry, Tables, TypeIdx, Verdict, gso};
 use netslice_io::netns;
 use netslice_io::packet::{FrameInfo, PacketSocket};
 use netslice_io::sock::{RecvInfo, Socket, wait_readable};
@@ -207,11 +207,31 @@ impl Transmit for Shared {
     fn transmit(&self, egress: &Egress, batch: Vec<Pkt>) -> Vec<Vec<u8>> {
         match &egress.kind {
             EgressKind::Tap { tap, .. } => {
-                for p in &batch {
-                    if tap.write(&p.buf[p.range.clone()]).is_err() {
+                let mut batch = batch;
+                for p in &mut batch {
+                    let ok = if tap.offload() {
+                        // The virtio-net header goes in the headroom before the frame.
+                        let h = p.gso.map(|g| g.layout.vnet_hdr()).unwrap_or_default();
+                        match p.range.start.checked_sub(gso::VNET_HDR_LEN) {
+                            Some(at) => {
+                                h.emit(&mut p.buf[at..p.range.start]);
+                                tap.write(&p.buf[at..p.range.end]).is_ok()
+                            }
+                            None => {
+                                let mut v = vec![0u8; gso::VNET_HDR_LEN];
+                                h.emit(&mut v);
+                                v.extend_from_slice(&p.buf[p.range.clone()]);
+                                tap.write(&v).is_ok()
+                            }
+                        }
+                    } else {
+                        tap.write(&p.buf[p.range.clone()]).is_ok()
+                    };
+                    if !ok {
                         p.counters.dropped(DropReason::TxError);
                     }
                 }
+                return batch.into_iter().map(|p| p.buf).collect();
             }
             EgressKind::Underlay { index, .. } => {
                 let imps = self.impairments.load();
@@ -298,22 +318,17 @@ impl Dispatch {
     }
 
     /// Takes the frame out of `slot` (leaving it empty) when it is queued for an
-    /// egress port, or runs it through a fast-path node.
+    /// egress port, or runs it through a fast-path node. A TCP super-frame goes
+    /// on whole where the path carries it (IP carriers, offload TAPs) and is cut
+    /// into segments where it cannot (Ethernet carriers, lossy links, fast-path
+    /// nodes, plain TAPs).
     fn handle(&mut self, shared: &Shared, plane: &Plane, slot: &mut Vec<u8>, verdict: Verdict, now: u64, depth: usize) {
-        let (rule, range, dst, underlay) = match verdict {
+        let (rule, range, dst, loss_ppm, gso) = match verdict {
             Verdict::Drop => return,
-            Verdict::Deliver { frame, rule, .. } => (rule, frame, None, None),
-            Verdict::Send { link_type: _, carrier, next_hop, underlay, packet, rule } => {
+            Verdict::Deliver { frame, rule, gso, .. } => (rule, frame, None, 0, gso),
+            Verdict::Send { link_type: _, carrier, next_hop, underlay, packet, rule, gso } => {
                 let imps = shared.impairments.load();
-                if let Some(imp) = imps.get(usize::from(underlay))
-                    && imp.loss_ppm > 0
-                    && self.rng.ppm() < imp.loss_ppm
-                {
-                    if let Some(c) = plane.tables.counters_of(rule) {
-                        c.dropped(DropReason::Loss);
-                    }
-                    return;
-                }
+                let loss_ppm = imps.get(usize::from(underlay)).map(|i| i.loss_ppm).unwrap_or(0);
                 let dst = match carrier {
                     Carrier::Ethernet(_) => TxDst::Ether,
                     Carrier::IpProto(_) | Carrier::Udp(_) => {
@@ -327,15 +342,60 @@ impl Dispatch {
                         TxDst::Ip { sock, dst: SocketAddrV4::new(next_hop, port) }
                     }
                 };
-                (rule, packet, Some(dst), Some(underlay))
+                (rule, packet, Some(dst), loss_ppm, gso)
             }
         };
-        let _ = underlay;
         let Some(r) = plane.tables.rule(rule) else { return };
-        match plane.routes.get(rule as usize).and_then(|r| r.clone()) {
+        let route = plane.routes.get(rule as usize).and_then(|r| r.clone());
+        if let Some(g) = gso {
+            let whole = match (&route, dst) {
+                (Some(Route::Egress { egress, .. }), None) => match &egress.kind {
+                    EgressKind::Tap { tap, .. } => tap.offload(),
+                    EgressKind::Underlay { .. } => true,
+                },
+                (Some(Route::Egress { .. }), Some(TxDst::Ip { .. })) => loss_ppm == 0,
+                _ => false,
+            };
+            if !whole {
+                // Cut here; each segment takes the rest of the path on its own.
+                for (mut b, seg) in segments(shared, slot, range, &g) {
+                    self.place(shared, plane, r, route.clone(), &mut b, seg, dst, loss_ppm, None, now, depth);
+                    if !b.is_empty() {
+                        shared.pool.give([b]);
+                    }
+                }
+                return;
+            }
+        }
+        self.place(shared, plane, r, route, slot, range, dst, loss_ppm, gso, now, depth);
+    }
+
+    /// Queues one frame (or a super-frame carried whole) at its egress port, or
+    /// runs it through a fast-path node; emulated loss applies here.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        shared: &Shared,
+        plane: &Plane,
+        r: &netslice_dataplane::Rule,
+        route: Option<Route>,
+        slot: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+        dst: Option<TxDst>,
+        loss_ppm: u32,
+        gso: Option<GsoInfo>,
+        now: u64,
+        depth: usize,
+    ) {
+        if loss_ppm > 0 && self.rng.ppm() < loss_ppm {
+            r.counters.dropped(DropReason::Loss);
+            return;
+        }
+        match route {
             None => r.counters.dropped(DropReason::PortDown),
             Some(Route::Egress { egress, class }) => {
-                let pkt = Pkt { buf: std::mem::take(slot), range, dst, counters: r.counters.clone() };
+                let wire = gso.map(|g| g.wire_len(&range)).unwrap_or(range.len());
+                let pkt = Pkt { buf: std::mem::take(slot), range, dst, counters: r.counters.clone(), gso, wire };
                 match self.per_port.iter_mut().find(|(e, _)| Arc::ptr_eq(e, &egress)) {
                     Some((_, v)) => v.push((class, pkt)),
                     None => self.per_port.push((egress, vec![(class, pkt)])),
@@ -408,6 +468,29 @@ impl Dispatch {
         }
         shared.pool.refill(bufs);
     }
+}
+
+/// Cuts the super-frame `g` inside `buf[packet]` (encapsulation included) into
+/// segments, each in a pool buffer at [`HEADROOM`].
+fn segments(
+    shared: &Shared,
+    buf: &[u8],
+    packet: std::ops::Range<usize>,
+    g: &GsoInfo,
+) -> Vec<(Vec<u8>, std::ops::Range<usize>)> {
+    let l3 = g.ip_at.saturating_sub(packet.start);
+    let Some(pkt) = buf.get(packet.clone()) else { return Vec::new() };
+    let room = shared.pool.buf_len().saturating_sub(HEADROOM);
+    if g.seg_header(packet.start) + g.layout.mss > room {
+        return Vec::new();
+    }
+    (0..g.layout.segs)
+        .map(|k| {
+            let mut b = shared.pool.take();
+            let n = gso::segment(pkt, l3, &g.layout, k, &mut b[HEADROOM..]);
+            (b, HEADROOM..HEADROOM + n)
+        })
+        .collect()
 }
 
 impl Forwarder {
@@ -968,15 +1051,23 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
     shared.pool.refill(&mut bufs);
     let mut lens = [0usize; BATCH];
+    let mut hdrs = [gso::VnetHdr::default(); BATCH];
     let mut out = Dispatch::new();
     while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
         let mut n = 0;
+        let vnet = if tap.offload() { gso::VNET_HDR_LEN } else { 0 };
         while n < BATCH {
-            match tap.read(&mut bufs[n][HEADROOM..]) {
-                Ok(len) => {
-                    lens[n] = len;
+            match tap.read(&mut bufs[n][HEADROOM - vnet..]) {
+                Ok(len) if len >= vnet => {
+                    lens[n] = len - vnet;
+                    hdrs[n] = if vnet > 0 {
+                        gso::VnetHdr::parse(&bufs[n][HEADROOM - vnet..HEADROOM]).unwrap_or_default()
+                    } else {
+                        gso::VnetHdr::default()
+                    };
                     n += 1;
                 }
+                Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock {
@@ -993,8 +1084,17 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
         }
         let plane = shared.plane.load();
         let now = shared.clock.now();
+        let max_frame = plane.tables.port_max_frame(port).unwrap_or(usize::MAX);
         for i in 0..n {
-            let v = plane.tables.on_port(now, port, &mut bufs[i], HEADROOM..HEADROOM + lens[i]);
+            let frame = HEADROOM..HEADROOM + lens[i];
+            // A partial checksum (checksum offload) is completed here, except in
+            // a super-frame carried whole: it stays partial, as the TAP at the
+            // far end takes it with its segmentation metadata.
+            let h = hdrs[i];
+            if h.flags & gso::F_NEEDS_CSUM != 0 && (h.gso_type == gso::GSO_NONE || lens[i] <= max_frame) {
+                gso::complete_csum(&mut bufs[i][frame.clone()], usize::from(h.csum_start), usize::from(h.csum_offset));
+            }
+            let v = plane.tables.on_port(now, port, &mut bufs[i], frame);
             out.handle(shared, &plane, &mut bufs[i], v, now, 0);
         }
         out.flush(shared, &mut bufs);
@@ -1009,7 +1109,8 @@ fn delay_line(shared: &Shared, stop: &AtomicBool, rx: &Receiver<Delayed>, delay:
         if due > now {
             std::thread::sleep(due - now);
         }
-        let pkt = Pkt { range: 0..p.bytes.len(), buf: p.bytes, dst: Some(p.dst), counters: Default::default() };
+        let len = p.bytes.len();
+        let pkt = Pkt::new(p.bytes, 0..len, Some(p.dst), Default::default());
         shared.send_now(p.underlay, std::slice::from_ref(&pkt));
     }
 }

@@ -28,8 +28,13 @@ use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest, R
 use crate::forward::Forwarder;
 use crate::slivers::Slivers;
 
-/// Largest packet the data plane handles (the largest physical MTU allowed).
-pub const MAX_FRAME: usize = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
+/// Largest packet the data plane handles: a TCP super-frame (an IP packet of
+/// 64 KiB) with room for encapsulation, or the largest physical MTU allowed.
+pub const MAX_FRAME: usize = {
+    let phys = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
+    let sup = netslice_dataplane::gso::MAX_SUPER + 64;
+    if phys > sup { phys } else { sup }
+};
 
 /// Name of the substrate I/O this agent uses, reported to the manager.
 pub const IO_BACKEND: &str = "raw-ip+udp+af_packet";

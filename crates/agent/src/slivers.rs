@@ -144,7 +144,7 @@ impl Slivers {
                 _ => {
                     let name = i.name.clone();
                     let t = Arc::new(
-                        netns::run_in(ns, move || Tap::open_persistent(&name))
+                        netns::run_in(ns, move || Tap::open_persistent_offload(&name))
                             .map_err(|e| format!("interface {}: {e}", i.name))?,
                     );
                     self.taps.insert(key, t.clone());
@@ -152,7 +152,9 @@ impl Slivers {
                 }
             };
             let mtu = i.mtu.to_string();
-            ip_in(ns, &["link", "set", "dev", &i.name, "address", &i.mac, "mtu", &mtu, "up"])
+            // TSO super-frames stay under 60000 bytes, leaving room for the
+            // encapsulation inside one 64 KiB IP packet on the substrate.
+            ip_in(ns, &["link", "set", "dev", &i.name, "address", &i.mac, "mtu", &mtu, "gso_max_size", "60000", "up"])
                 .map_err(|e| e.to_string())?;
             // Addresses: add what is missing, remove what is no longer wanted.
             let have: BTreeSet<String> = addresses(ns, &i.name)

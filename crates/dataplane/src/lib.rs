@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod gso;
 pub mod links;
 pub mod nodes;
 pub mod program;
@@ -100,8 +101,14 @@ pub struct Counters {
 impl Counters {
     /// Counts a forwarded frame of `len` bytes.
     pub fn forwarded(&self, len: usize) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.forwarded_many(1, len);
+    }
+
+    /// Counts `n` forwarded frames of `bytes` bytes in all (the segments of a
+    /// super-frame).
+    pub fn forwarded_many(&self, n: usize, bytes: usize) {
+        self.packets.fetch_add(n as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts a dropped frame.
@@ -214,6 +221,8 @@ pub enum Verdict {
         frame: Range<usize>,
         /// Rule that matched, for [`Tables::counters_of`].
         rule: RuleId,
+        /// Set when the frame is a TCP super-frame.
+        gso: Option<GsoInfo>,
     },
     /// Send `packet` to `next_hop` with the carrier of `link_type`.
     Send {
@@ -230,9 +239,35 @@ pub enum Verdict {
         packet: Range<usize>,
         /// Rule that matched, for [`Tables::counters_of`].
         rule: RuleId,
+        /// Set when the carried frame is a TCP super-frame.
+        gso: Option<GsoInfo>,
     },
     /// Dropped (already counted).
     Drop,
+}
+
+/// Where a super-frame's carried IP header is, and how it is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsoInfo {
+    /// Layout relative to the carried frame.
+    pub layout: gso::Super,
+    /// Index of the carried frame's IP header in the caller's buffer (it does
+    /// not move when a link type encapsulates).
+    pub ip_at: usize,
+}
+
+impl GsoInfo {
+    /// Bytes its segments take when `packet` (encapsulation included) is cut.
+    pub fn wire_len(&self, packet: &Range<usize>) -> usize {
+        let per_seg = self.ip_at.saturating_sub(packet.start) + self.layout.ip_hl + self.layout.tcp_hl;
+        packet.len() + (self.layout.segs - 1) * per_seg
+    }
+
+    /// Bytes from the packet start to the payload (the header every segment
+    /// repeats), for a packet starting at `start`.
+    pub fn seg_header(&self, start: usize) -> usize {
+        self.ip_at.saturating_sub(start) + self.layout.ip_hl + self.layout.tcp_hl
+    }
 }
 
 /// Forwarding tables of one host, built from its desired config.
@@ -365,7 +400,9 @@ impl Tables {
             return Verdict::Drop;
         };
         if let Some(p) = &rule.policer {
-            let color = p.lock().map(|mut m| m.meter(now, frame.len() as u64)).unwrap_or(Color::Green);
+            // A super-frame is metered as the segments it stands for.
+            let wire = Self::size(rule, buf, &frame).map(|(_, w, _)| w).unwrap_or(frame.len());
+            let color = p.lock().map(|mut m| m.meter(now, wire as u64)).unwrap_or(Color::Green);
             if color == Color::Red {
                 rule.counters.dropped(DropReason::Policed);
                 return Verdict::Drop;
@@ -428,20 +465,32 @@ impl Tables {
 }
 
 impl Tables {
+    /// Frames and wire bytes a frame stands for under `rule`: one frame of its
+    /// length, or the segments of a TCP super-frame ([`gso`]); `None` if it is
+    /// larger than the link's MTU allows and no super-frame.
+    fn size(rule: &Rule, buf: &[u8], frame: &Range<usize>) -> Option<(usize, usize, Option<GsoInfo>)> {
+        let len = frame.len();
+        if len <= rule.max_frame {
+            return Some((1, len, None));
+        }
+        gso::super_frame(buf.get(frame.clone())?, rule.max_frame)
+            .map(|s| (s.segs, s.wire_len(len), Some(GsoInfo { layout: s, ip_at: frame.start + s.l3 })))
+    }
+
     fn forward(&self, rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let len = frame.len();
         if len < ethernet::HEADER_LEN {
             rule.counters.dropped(DropReason::Malformed);
             return Verdict::Drop;
         }
-        if len > rule.max_frame {
+        let Some((frames, wire, gso)) = Self::size(rule, buf, &frame) else {
             rule.counters.dropped(DropReason::TooBig);
             return Verdict::Drop;
-        }
+        };
         match rule.hop {
             Hop::Deliver { port } => {
-                rule.counters.forwarded(len);
-                Verdict::Deliver { port, frame, rule: rule.id }
+                rule.counters.forwarded_many(frames, wire);
+                Verdict::Deliver { port, frame, rule: rule.id, gso }
             }
             Hop::Send { link_type, label, hop, underlay } => {
                 let Some(plugin) = self.registry.link(link_type) else {
@@ -452,7 +501,7 @@ impl Tables {
                     rule.counters.dropped(DropReason::Malformed);
                     return Verdict::Drop;
                 };
-                rule.counters.forwarded(len);
+                rule.counters.forwarded_many(frames, wire);
                 Verdict::Send {
                     link_type,
                     carrier: plugin.carrier(),
@@ -460,9 +509,15 @@ impl Tables {
                     underlay,
                     packet,
                     rule: rule.id,
+                    gso,
                 }
             }
         }
+    }
+
+    /// Largest frame the rule of local `port` lets through unsegmented.
+    pub fn port_max_frame(&self, port: u32) -> Option<usize> {
+        self.port_rule(port).map(|r| r.max_frame)
     }
 }
 

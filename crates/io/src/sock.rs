@@ -91,6 +91,11 @@ impl Socket {
                 set_int(fd, libc::SOL_SOCKET, plain, 8 << 20).map_err(|e| Error::os("sizing socket buffers", e))?;
             }
         }
+        // Packets larger than the path MTU (TCP super-frames of a slice) are
+        // fragmented by the IP layer and reassembled by the next host's, instead
+        // of being refused with EMSGSIZE.
+        set_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DONT)
+            .map_err(|e| Error::os("allowing fragmentation", e))?;
         Ok(())
     }
 
