@@ -6,6 +6,7 @@
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
 //! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
 //! - [`process`]: signals, liveness, detached daemons.
+//! - [`xdp`]: AF_XDP sockets with an XDP program that steals netslice's carrier frames.
 
 pub mod cgroup;
 pub mod cmd;
@@ -14,6 +15,7 @@ pub mod packet;
 pub mod process;
 pub mod sock;
 pub mod tap;
+pub mod xdp;
 
 /// An OS-level failure, naming what was being done.
 #[derive(Debug, thiserror::Error)]

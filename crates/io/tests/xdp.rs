@@ -1,0 +1,171 @@
+//! AF_XDP on a real veth pair between two namespaces (needs root): carrier
+//! frames are stolen into the socket, everything else (ARP, ICMP, IP fragments)
+//! still reaches the kernel, and frames sent through the TX ring arrive.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use netslice_io::netns;
+use netslice_io::sock::{RecvInfo, Socket};
+use netslice_io::xdp::{Filter, Xsk};
+
+fn root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
+        })
+        .unwrap_or_default();
+    if uid == "0" {
+        return true;
+    }
+    if std::env::var("NETSLICE_SKIP_E2E").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: needs root (NETSLICE_SKIP_E2E=1 is set)");
+        return false;
+    }
+    panic!("this test needs root: run scripts/test.sh as root, or set NETSLICE_SKIP_E2E=1 to skip it");
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two namespaces joined by a veth pair; removed (by name) when dropped.
+struct Pair {
+    a: String,
+    b: String,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let tag = format!("x{}", std::process::id() % 100_000);
+        let p = Pair { a: format!("{tag}a"), b: format!("{tag}b") };
+        netns::create(&p.a).unwrap();
+        netns::create(&p.b).unwrap();
+        ip(&["link", "add", "xa0", "netns", &p.a, "type", "veth", "peer", "name", "xb0", "netns", &p.b]);
+        for (ns, dev, addr) in [(&p.a, "xa0", "10.77.0.1/30"), (&p.b, "xb0", "10.77.0.2/30")] {
+            ip(&["-n", ns, "link", "set", dev, "mtu", "9000", "up"]);
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        }
+        p
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = netns::delete(&self.a);
+        let _ = netns::delete(&self.b);
+    }
+}
+
+fn mac(ns: &str, dev: &str) -> [u8; 6] {
+    let out = Command::new("ip").args(["-n", ns, "-o", "link", "show", dev]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let m = text.split("link/ether ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let v: Vec<u8> = m.split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+    v.try_into().unwrap()
+}
+
+#[test]
+fn carrier_frames_are_stolen_and_the_rest_reaches_the_kernel() {
+    if !root() {
+        return;
+    }
+    let pair = Pair::new();
+    let filter = Filter { ip_protos: vec![47], udp_ports: vec![4789], ethertypes: vec![] };
+    let xsk = {
+        let f = filter.clone();
+        netns::run_in(&pair.b, move || Xsk::open("xb0", &f)).expect("AF_XDP on veth")
+    };
+    eprintln!("XDP mode: {}", xsk.mode());
+    // Raw GRE socket in b: sees only what the kernel still gets.
+    let raw_b = netns::run_in(&pair.b, || Socket::raw_ip(47)).unwrap();
+    let raw_a = netns::run_in(&pair.a, || Socket::raw_ip(47)).unwrap();
+    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 0);
+    // Small GRE packets: stolen.
+    let small = [0x5au8; 100];
+    let (sent, err) = raw_a.send_batch(&[(&small[..], dst), (&small[..], dst), (&small[..], dst)]);
+    assert_eq!((sent, err.map(|e| e.to_string())), (3, None));
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got.len() < 3 && Instant::now() < deadline {
+        xsk.recv(64, |f| got.push(f.to_vec()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(got.len(), 3, "three GRE frames in the AF_XDP socket");
+    assert_eq!(&got[0][12..14], &[0x08, 0x00]);
+    assert_eq!(got[0][23], 47);
+    assert_eq!(&got[0][34..], &small[..]);
+    // A 20 KB GRE packet is fragmented on the wire: the fragments reach the
+    // kernel, which reassembles them for the raw socket.
+    let big = vec![0xa5u8; 20_000];
+    assert_eq!(raw_a.send_batch(&[(&big[..], dst)]).0, 1);
+    let mut bufs = vec![vec![0u8; 70_000]; 4];
+    let mut info = [RecvInfo::default(); 4];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while n == 0 && Instant::now() < deadline {
+        n = raw_b.recv_batch(&mut bufs, 0, &mut info).unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(n, 1, "the reassembled packet reaches the raw socket");
+    assert_eq!(info[0].len, 20_020);
+    // Other UDP traffic (and the ARP before it) still reaches the kernel.
+    let rx = netns::run_in(&pair.b, || Socket::udp(5555)).unwrap();
+    let tx = netns::run_in(&pair.a, || Socket::udp(5556)).unwrap();
+    assert_eq!(tx.send_batch(&[(&b"hello"[..], SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 5555))]).0, 1);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while n == 0 && Instant::now() < deadline {
+        n = rx.recv_batch(&mut bufs, 0, &mut info).unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!((n, &bufs[0][..5]), (1, &b"hello"[..]), "UDP to another port passes the program");
+    // Frames sent through the TX ring arrive at the other side's raw socket.
+    let (ma, mb) = (mac(&pair.a, "xa0"), mac(&pair.b, "xb0"));
+    let payload = vec![0x33u8; 200];
+    let queued = xsk.send(5, |_, frame| {
+        frame[0..6].copy_from_slice(&ma);
+        frame[6..12].copy_from_slice(&mb);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ipb = &mut frame[14..34];
+        ipb.copy_from_slice(&[0x45, 0, 0, 0, 0, 1, 0, 0, 64, 47, 0, 0, 10, 77, 0, 2, 10, 77, 0, 1]);
+        ipb[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        let c = !netslice_wire_checksum(&frame[14..34]);
+        frame[24..26].copy_from_slice(&c.to_be_bytes());
+        frame[34..34 + payload.len()].copy_from_slice(&payload);
+        34 + payload.len()
+    });
+    assert_eq!(queued, 5);
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while seen < 5 && Instant::now() < deadline {
+        let n = raw_a.recv_batch(&mut bufs, 0, &mut info).unwrap_or(0);
+        seen += (0..n).filter(|&i| info[i].len == 220 && bufs[i][20..220] == payload[..]).count();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(seen, 5, "frames sent through the TX ring arrive");
+    drop(xsk);
+    // Detached with the socket: GRE reaches the kernel again.
+    assert_eq!(raw_a.send_batch(&[(&small[..], dst)]).0, 1);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while n == 0 && Instant::now() < deadline {
+        n = raw_b.recv_batch(&mut bufs, 0, &mut info).unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(n, 1, "after the socket closes the program is gone");
+}
+
+fn netslice_wire_checksum(b: &[u8]) -> u16 {
+    let mut acc: u32 = 0;
+    for c in b.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
