@@ -21,10 +21,15 @@ if [ "$(id -u)" != 0 ] && [ "${NETSLICE_SKIP_E2E:-}" != 1 ]; then
     exec sudo -E env "PATH=$PATH" "$0" "$@"
 fi
 
+# Agents pick their substrate I/O with NETSLICE_IO: the default (auto: AF_XDP
+# where it works) runs with every test; the end-to-end tests run a second time
+# with the socket fallback, so both backends are exercised.
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-tests=pass "$@"
+    NETSLICE_IO=sockets cargo nextest run -p netslice --test e2e --test programmable "$@"
     # nextest does not run doctests (the guides in docs/ are doctests).
     cargo test --workspace --doc
 else
     cargo test --workspace "$@"
+    NETSLICE_IO=sockets cargo test -p netslice --test e2e --test programmable "$@"
 fi

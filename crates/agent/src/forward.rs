@@ -35,6 +35,7 @@ use netslice_qos::sched::LinkId;
 use crate::egress::{
     self, ClassKey, Clock, Egress, EgressKind, POLICED_LIMITS, Pkt, Pool, Timer, Transmit, TxDst, class, limits_for,
 };
+use crate::xsk::{IoMode, Outer, XskPort};
 
 /// Frames handled per batch.
 const BATCH: usize = 32;
@@ -142,6 +143,10 @@ pub struct Shared {
     pub ip: Vec<IpCarrier>,
     /// Packet sockets of the physical interfaces, by underlay link index.
     pub ether: ArcSwap<Vec<Option<Arc<PacketSocket>>>>,
+    /// AF_XDP sockets of the physical interfaces, by underlay link index.
+    pub xsk: ArcSwap<Vec<Option<Arc<XskPort>>>>,
+    /// How substrate I/O is done.
+    pub io_mode: IoMode,
     /// Node and link types.
     pub registry: Arc<Registry>,
     /// Packet buffers.
@@ -158,9 +163,53 @@ impl Shared {
     /// Sends packets of one physical link now: IP carriers with `sendmmsg` per
     /// socket, Ethernet frames on the link's packet socket.
     fn send_now(&self, underlay: usize, batch: &[Pkt]) {
+        // AF_XDP first: whatever fits one UMEM frame and the link MTU.
+        let xsks = self.xsk.load();
+        let mut rest: Vec<&Pkt> = Vec::new();
+        match xsks.get(underlay).and_then(|x| x.as_ref()) {
+            Some(x) => {
+                let mut v: Vec<(&Pkt, Outer)> = Vec::with_capacity(batch.len());
+                for p in batch {
+                    let (outer, hop) = match p.dst {
+                        Some(TxDst::Ip { sock, dst }) => match self.ip.get(sock).map(|c| c.carrier) {
+                            Some(Carrier::IpProto(proto)) => (Outer::Ip(proto), *dst.ip()),
+                            Some(Carrier::Udp(port)) => (Outer::Udp(port), *dst.ip()),
+                            _ => {
+                                rest.push(p);
+                                continue;
+                            }
+                        },
+                        Some(TxDst::Ether) => (Outer::Ether, std::net::Ipv4Addr::UNSPECIFIED),
+                        None => continue,
+                    };
+                    if x.fits(outer, p.range.len(), hop) {
+                        v.push((p, outer));
+                    } else {
+                        rest.push(p);
+                    }
+                }
+                let mut done = 0;
+                while done < v.len() {
+                    let n = x.xsk.send(v.len() - done, |i, frame| {
+                        let (p, outer) = v[done + i];
+                        x.frame(outer, &p.buf[p.range.clone()], frame)
+                    });
+                    if n == 0 {
+                        // No free frame or ring entry: the sockets take the rest.
+                        rest.extend(v[done..].iter().map(|(p, _)| *p));
+                        break;
+                    }
+                    done += n;
+                }
+            }
+            None => rest.extend(batch.iter()),
+        }
+        if rest.is_empty() {
+            return;
+        }
         for (k, c) in self.ip.iter().enumerate() {
             let mine: Vec<&Pkt> =
-                batch.iter().filter(|p| matches!(p.dst, Some(TxDst::Ip { sock, .. }) if sock == k)).collect();
+                rest.iter().copied().filter(|p| matches!(p.dst, Some(TxDst::Ip { sock, .. }) if sock == k)).collect();
             if mine.is_empty() {
                 continue;
             }
@@ -179,7 +228,7 @@ impl Shared {
                 }
             }
         }
-        let frames: Vec<&Pkt> = batch.iter().filter(|p| p.dst == Some(TxDst::Ether)).collect();
+        let frames: Vec<&Pkt> = rest.iter().copied().filter(|p| p.dst == Some(TxDst::Ether)).collect();
         if !frames.is_empty() {
             let socks = self.ether.load();
             match socks.get(underlay).and_then(|s| s.clone()) {
@@ -272,6 +321,7 @@ impl Transmit for Shared {
 
 type PortThreads = HashMap<u32, (Arc<AtomicBool>, JoinHandle<()>, Arc<Tap>)>;
 type EtherThreads = BTreeMap<String, (Arc<PacketSocket>, Arc<AtomicBool>, JoinHandle<()>)>;
+type XskThreads = BTreeMap<String, (Arc<XskPort>, Arc<AtomicBool>, JoinHandle<()>)>;
 
 /// The running forwarding plane.
 #[derive(Debug)]
@@ -281,6 +331,8 @@ pub struct Forwarder {
     netns: Option<String>,
     port_threads: Mutex<PortThreads>,
     ether_threads: Mutex<EtherThreads>,
+    xsk_threads: Mutex<XskThreads>,
+    io_errors: Mutex<BTreeMap<String, String>>,
     delay_threads: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -501,6 +553,7 @@ impl Forwarder {
         registry: Arc<Registry>,
         netns: Option<String>,
         buf_len: usize,
+        io_mode: IoMode,
     ) -> Result<Forwarder, netslice_io::Error> {
         let mut carriers: Vec<(Carrier, TypeIdx)> = Vec::new();
         for (idx, l) in registry.links() {
@@ -531,6 +584,8 @@ impl Forwarder {
             impairments: ArcSwap::from_pointee(Vec::new()),
             ip,
             ether: ArcSwap::from_pointee(Vec::new()),
+            xsk: ArcSwap::from_pointee(Vec::new()),
+            io_mode,
             registry,
             pool: Pool::new(HEADROOM + buf_len),
             clock: Clock::new(),
@@ -556,6 +611,8 @@ impl Forwarder {
             port_threads: Mutex::new(HashMap::new()),
             delay_threads: Mutex::new(Vec::new()),
             ether_threads: Mutex::new(BTreeMap::new()),
+            xsk_threads: Mutex::new(BTreeMap::new()),
+            io_errors: Mutex::new(BTreeMap::new()),
             threads: Mutex::new(threads),
         })
     }
@@ -617,6 +674,90 @@ impl Forwarder {
         self.shared.ether.store(Arc::new(socks));
     }
 
+    /// Opens AF_XDP on every physical interface not yet served (unless the mode
+    /// is `sockets`) and starts its receiver; where that fails the sockets
+    /// serve the interface (mode `auto`) or the failure is reported (`xdp`).
+    fn ensure_xsk(&self, underlay: &[UnderlayLink]) {
+        if self.shared.io_mode == IoMode::Sockets {
+            return;
+        }
+        let filter = crate::xsk::filter(&self.shared.registry);
+        let mut threads = self.xsk_threads.lock().expect("xsk lock");
+        let mut errors = self.io_errors.lock().expect("io errors lock");
+        let mut ports: Vec<Option<Arc<XskPort>>> = vec![None; underlay.len()];
+        for (i, u) in underlay.iter().enumerate() {
+            if let Some((x, _, _)) = threads.get(&u.ifname) {
+                ports[i] = Some(x.clone());
+                continue;
+            }
+            if errors.contains_key(&u.ifname) {
+                continue;
+            }
+            let (f, link) = (filter.clone(), u.clone());
+            let open = move || XskPort::open(&link, &f);
+            let res = match &self.netns {
+                Some(ns) => netns::run_in(ns, open),
+                None => open(),
+            };
+            match res {
+                Ok(x) => {
+                    let x = Arc::new(x);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let (s, st, xp) = (self.shared.clone(), stop.clone(), x.clone());
+                    match std::thread::Builder::new()
+                        .name(format!("xsk-{}", u.ifname))
+                        .spawn(move || xsk_rx(&s, &st, &xp))
+                    {
+                        Ok(h) => {
+                            tracing::info!("AF_XDP ({} XDP, copy mode) on {}", x.xsk.mode(), u.ifname);
+                            threads.insert(u.ifname.clone(), (x.clone(), stop, h));
+                            ports[i] = Some(x);
+                        }
+                        Err(e) => {
+                            errors.insert(u.ifname.clone(), format!("cannot start the AF_XDP receiver: {e}"));
+                        }
+                    }
+                }
+                Err(e) => {
+                    if self.shared.io_mode == IoMode::Xdp {
+                        tracing::error!("AF_XDP on {}: {e}", u.ifname);
+                    } else {
+                        tracing::warn!("AF_XDP on {}: {e}; using sockets there", u.ifname);
+                    }
+                    errors.insert(u.ifname.clone(), e.to_string());
+                }
+            }
+        }
+        self.shared.xsk.store(Arc::new(ports));
+    }
+
+    /// The substrate I/O in use, for reports: e.g. `af_xdp(native,copy)+sockets`.
+    pub fn backend(&self) -> String {
+        let threads = self.xsk_threads.lock().expect("xsk lock");
+        let errors = self.io_errors.lock().expect("io errors lock");
+        let sockets = "raw-ip+udp+af_packet";
+        match threads.values().next() {
+            None => sockets.to_string(),
+            Some((x, _, _)) if errors.is_empty() => format!("af_xdp({},copy)+{sockets}", x.xsk.mode()),
+            Some((x, _, _)) => {
+                format!(
+                    "af_xdp({},copy) on {} of {} links+{sockets}",
+                    x.xsk.mode(),
+                    threads.len(),
+                    threads.len() + errors.len()
+                )
+            }
+        }
+    }
+
+    /// Interfaces where AF_XDP was required (mode `xdp`) and failed.
+    pub fn io_errors(&self) -> Vec<String> {
+        if self.shared.io_mode != IoMode::Xdp {
+            return Vec::new();
+        }
+        self.io_errors.lock().expect("io errors lock").iter().map(|(i, e)| format!("AF_XDP on {i}: {e}")).collect()
+    }
+
     /// Installs new tables and ports: egress schedulers are created, reconfigured
     /// in place or removed; readers start for new ports and stop for gone ones.
     /// Returns problems met (a node program that could not start).
@@ -629,6 +770,7 @@ impl Forwarder {
         let now = self.shared.clock.now();
         let old = self.shared.plane.load_full();
         self.ensure_ether(&cfg.underlay);
+        self.ensure_xsk(&cfg.underlay);
         let (nodes, errors) = build_nodes(cfg, &self.shared.registry, &old);
         let plane = build_plane(cfg, tables, &ports, nodes, &old, now);
         let gone: Vec<Arc<Egress>> =
@@ -714,6 +856,11 @@ impl Forwarder {
             stop.store(true, Ordering::Relaxed);
             let _ = h.join();
         }
+        for (_, (_, stop, h)) in std::mem::take(&mut *self.xsk_threads.lock().expect("lock")) {
+            stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
+        self.shared.xsk.store(Arc::new(Vec::new()));
         for h in self.threads.lock().expect("lock").drain(..) {
             let _ = h.join();
         }
@@ -1041,6 +1188,44 @@ fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
             let et = u16::from_be_bytes([bufs[i][inf.start + 12], bufs[i][inf.start + 13]]);
             let Some(&(_, ty)) = by_type.iter().find(|(e, _)| *e == et) else { continue };
             let v = plane.tables.on_substrate(ty, &mut bufs[i], inf.start..inf.start + inf.len);
+            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+        }
+        out.flush(shared, &mut bufs);
+    }
+}
+
+fn xsk_rx(shared: &Shared, stop: &AtomicBool, port: &XskPort) {
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
+    shared.pool.refill(&mut bufs);
+    let mut meta: Vec<(TypeIdx, usize)> = Vec::with_capacity(BATCH);
+    let mut out = Dispatch::new();
+    let mut types: Vec<(Carrier, TypeIdx)> = shared.ip.iter().map(|c| (c.carrier, c.link_type)).collect();
+    types.extend(shared.registry.links().filter_map(|(i, l)| match l.carrier() {
+        c @ Carrier::Ethernet(_) => Some((c, i)),
+        _ => None,
+    }));
+    let room = shared.pool.buf_len() - HEADROOM;
+    while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
+        meta.clear();
+        let n = port.xsk.recv(BATCH, |frame| {
+            let Some((carrier, range)) = crate::xsk::classify(frame) else { return };
+            let Some(&(_, ty)) = types.iter().find(|(c, _)| *c == carrier) else { return };
+            let len = range.len();
+            if len > room {
+                return;
+            }
+            let k = meta.len();
+            bufs[k][HEADROOM..HEADROOM + len].copy_from_slice(&frame[range]);
+            meta.push((ty, len));
+        });
+        if n == 0 {
+            let _ = wait_readable(port.xsk.fd(), IDLE_POLL_MS);
+            continue;
+        }
+        let plane = shared.plane.load();
+        let now = shared.clock.now();
+        for (i, &(ty, len)) in meta.iter().enumerate() {
+            let v = plane.tables.on_substrate(ty, &mut bufs[i], HEADROOM..HEADROOM + len);
             out.handle(shared, &plane, &mut bufs[i], v, now, 0);
         }
         out.flush(shared, &mut bufs);

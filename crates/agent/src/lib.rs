@@ -17,6 +17,7 @@ pub mod egress;
 pub mod forward;
 pub mod http;
 pub mod slivers;
+pub mod xsk;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,9 +36,6 @@ pub const MAX_FRAME: usize = {
     let sup = netslice_dataplane::gso::MAX_SUPER + 64;
     if phys > sup { phys } else { sup }
 };
-
-/// Name of the substrate I/O this agent uses, reported to the manager.
-pub const IO_BACKEND: &str = "raw-ip+udp+af_packet";
 
 /// How the agent is run.
 #[derive(Debug, Clone)]
@@ -60,6 +58,9 @@ pub struct Options {
     pub watch_wait: Duration,
     /// Interval between reports.
     pub report_every: Duration,
+    /// Substrate I/O: AF_XDP where possible (`auto`), required (`xdp`), or
+    /// sockets only (`sockets`).
+    pub io: xsk::IoMode,
 }
 
 /// Why the agent could not start.
@@ -125,7 +126,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|source| AgentError::StateDir { path: opts.state_dir.clone(), source })?;
     let registry = Arc::new(Registry::builtin());
-    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME)?);
+    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME, opts.io)?);
     let agent = Arc::new(Agent {
         slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
         applied: Arc::new(Mutex::new(Applied::default())),
@@ -139,7 +140,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         fwd: fwd.clone(),
         opts,
     });
-    tracing::info!(host = %agent.opts.host, manager = %agent.opts.manager, "agent starting ({IO_BACKEND})");
+    tracing::info!(host = %agent.opts.host, manager = %agent.opts.manager, io = ?agent.opts.io, "agent starting");
 
     let mut current: Option<NodeConfig> =
         std::fs::read(cache_path(&agent.opts.state_dir)).ok().and_then(|b| serde_json::from_slice(&b).ok());
@@ -338,15 +339,21 @@ impl Agent {
                     stats: n.program.lock().map(|p| p.stats()).unwrap_or_default(),
                 })
                 .collect();
+            let mut errors = a.errors.clone();
+            errors.extend(self.fwd.io_errors().into_iter().map(|message| ApplyError {
+                slice: None,
+                node: None,
+                message,
+            }));
             NodeReport {
                 programs,
                 host: self.opts.host.clone(),
                 applied_revision: a.revision,
                 epoch: a.epoch.clone(),
-                errors: a.errors.clone(),
+                errors,
                 counters: tables.snapshot(&self.opts.host),
                 unmatched: tables.unmatched.snapshot(),
-                io_backend: IO_BACKEND.to_string(),
+                io_backend: self.fwd.backend(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }
         };

@@ -170,6 +170,10 @@ pub struct NodeArgs {
     /// Certificate (PEM) to trust for the manager.
     #[arg(long, env = "NETSLICE_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Substrate I/O: `auto` (AF_XDP where it works, else sockets), `xdp`
+    /// (AF_XDP required), `sockets` (raw, UDP and packet sockets only).
+    #[arg(long, env = "NETSLICE_IO", default_value = "auto")]
+    pub io: netslice_agent::xsk::IoMode,
 }
 
 /// `netslice login`.
@@ -469,6 +473,7 @@ fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         state_dir: a.state_dir,
         enroll_token_file: a.enroll_token_file,
         ca_cert: a.ca_cert,
+        io: a.io,
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
     };

@@ -54,6 +54,14 @@ pub struct TestbedState {
     pub agents: BTreeMap<String, Proc>,
     /// Host namespaces created.
     pub namespaces: Vec<String>,
+    /// Substrate I/O mode of the agents (`NETSLICE_IO` when the testbed was
+    /// built; kept so restarted agents use the same).
+    #[serde(default = "default_io")]
+    pub io: String,
+}
+
+fn default_io() -> String {
+    "auto".into()
 }
 
 impl TestbedState {
@@ -174,6 +182,8 @@ fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
         host_netns(&st.name, host),
         "--state-dir".into(),
         st.dir.join("agents").join(host).display().to_string(),
+        "--io".into(),
+        st.io.clone(),
         "--enroll-token-file".into(),
         st.dir.join("enroll.token").display().to_string(),
         "--ca-cert".into(),
@@ -305,7 +315,11 @@ pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &
         manager: None,
         agents: BTreeMap::new(),
         namespaces: substrate.hosts.iter().map(|h| host_netns(&substrate.name, &h.name)).collect(),
+        io: std::env::var("NETSLICE_IO").ok().filter(|v| !v.is_empty()).unwrap_or_else(default_io),
     };
+    if let Err(e) = st.io.parse::<netslice_agent::xsk::IoMode>() {
+        bail!("NETSLICE_IO: {e}");
+    }
     st.save()?;
     std::fs::write(dir.join("substrate.yaml"), serde_yaml_ng_to_string(&spec)?)?;
     let started = Instant::now();
@@ -474,6 +488,7 @@ pub fn down(name: &str, root: &Path) -> Result<()> {
         manager: None,
         agents: BTreeMap::new(),
         namespaces: Vec::new(),
+        io: default_io(),
     });
     down_state(&st)
 }

@@ -19,6 +19,14 @@ fn overlapping_slices_carry_ping_and_tcp_and_stay_isolated() {
     let tb = Testbed::up("iso", &example());
     tb.apply(&repo_file("examples/red.yaml"));
     tb.apply(&repo_file("examples/blue.yaml"));
+    // The agents use the substrate I/O this run asked for (scripts/test.sh runs
+    // these tests with the default, AF_XDP, and again with the sockets).
+    let hosts: serde_json::Value = serde_json::from_str(&tb.ok(&["node", "list", "--json"])).unwrap();
+    let want =
+        if std::env::var("NETSLICE_IO").as_deref() == Ok("sockets") { "raw-ip+udp+af_packet" } else { "af_xdp(" };
+    for h in hosts.as_array().unwrap() {
+        assert!(h["io_backend"].as_str().unwrap_or("").starts_with(want), "{h}");
+    }
 
     // Ping in each slice, across the transit host and (red) through a routing sliver.
     let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");

@@ -4,19 +4,42 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// One's-complement sum of `data` folded to 16 bits, not inverted.
 ///
-/// An odd trailing byte is padded with zero, as RFC 1071 §4.1 does.
+/// An odd trailing byte is padded with zero, as RFC 1071 §4.1 does. The sum
+/// is byte-order independent (RFC 1071 §2(B)): whole 8-byte words are added
+/// in native order with end-around carry and the result is swapped back once.
 pub fn sum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
+    let mut acc: u128 = 0;
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        // Four 16-bit words at a time; u64 cannot overflow for any frame size.
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]))
-            + u64::from(u16::from_be_bytes([c[2], c[3]]))
-            + u64::from(u16::from_be_bytes([c[4], c[5]]))
-            + u64::from(u16::from_be_bytes([c[6], c[7]]));
+        acc += u128::from(u64::from_ne_bytes(c.try_into().expect("8 bytes")));
     }
+    // Fold the native-order words to 16 bits, then into network order.
+    let mut x = (acc as u64 as u128) + (acc >> 64);
+    while x > 0xffff_ffff_ffff_ffff {
+        x = (x & 0xffff_ffff_ffff_ffff) + (x >> 64);
+    }
+    let mut v = x as u64;
+    v = (v & 0xffff_ffff) + (v >> 32);
+    v = (v & 0xffff_ffff) + (v >> 32);
+    let mut w = (v & 0xffff) + (v >> 16);
+    w = (w & 0xffff) + (w >> 16);
+    let mut total = u64::from(u16::from_be(w as u16));
     let rest = chunks.remainder();
     let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        total += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
+        total += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    fold(total)
+}
+
+/// The straightforward 16-bit-word sum, kept to check [`sum`] against.
+#[cfg(test)]
+fn sum_reference(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut pairs = data.chunks_exact(2);
     for p in &mut pairs {
         acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
     }
@@ -67,6 +90,21 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn fast_sum_equals_the_reference(data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000)) {
+            proptest::prop_assert_eq!(sum(&data), sum_reference(&data));
+        }
+    }
+
+    #[test]
+    fn all_ones_words_fold_like_the_reference() {
+        for n in [8, 64, 1500, 65_535] {
+            let d = vec![0xffu8; n];
+            assert_eq!(sum(&d), sum_reference(&d), "{n} bytes of 0xff");
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

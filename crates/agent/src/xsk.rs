@@ -1,0 +1,223 @@
+//! AF_XDP substrate I/O: one AF_XDP socket per physical interface, in front of
+//! the socket carriers. Frames of every carrier (IP protocols, UDP ports,
+//! Ethernet types of the registered link types) arrive through it without the
+//! kernel's IP stack; packets that fit one UMEM frame leave through it with
+//! Ethernet, IPv4 (and UDP) headers built here from the underlay link's
+//! addresses. What does not fit (TCP super-frames: the IP layer fragments
+//! them) and whatever the kernel keeps (fragments to reassemble) still use the
+//! raw, UDP and packet sockets, which stay open as the fallback.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use netslice_dataplane::{Carrier, Registry};
+use netslice_io::xdp::{FRAME_SIZE, Filter, Xsk};
+use netslice_model::api::UnderlayLink;
+use netslice_wire::checksum;
+
+/// How the agent does substrate I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// AF_XDP where it can be set up, sockets elsewhere.
+    #[default]
+    Auto,
+    /// AF_XDP on every interface; an interface where it fails is an error.
+    Xdp,
+    /// Raw, UDP and packet sockets only.
+    Sockets,
+}
+
+impl FromStr for IoMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(IoMode::Auto),
+            "xdp" | "af_xdp" => Ok(IoMode::Xdp),
+            "sockets" => Ok(IoMode::Sockets),
+            other => Err(format!("{other:?} is not an I/O mode (auto, xdp, sockets)")),
+        }
+    }
+}
+
+/// The carriers' frames the XDP program steals.
+pub fn filter(registry: &Registry) -> Filter {
+    let mut f = Filter::default();
+    for (_, l) in registry.links() {
+        match l.carrier() {
+            Carrier::IpProto(p) if !f.ip_protos.contains(&p) => f.ip_protos.push(p),
+            Carrier::Udp(p) if !f.udp_ports.contains(&p) => f.udp_ports.push(p),
+            Carrier::Ethernet(et) if !f.ethertypes.contains(&et) => f.ethertypes.push(et),
+            _ => {}
+        }
+    }
+    f
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s.split(':').map(|h| u8::from_str_radix(h, 16).ok()).collect::<Option<_>>()?;
+    v.try_into().ok()
+}
+
+/// An AF_XDP socket on one physical link's interface, with what it takes to
+/// build that link's outer headers.
+#[derive(Debug)]
+pub struct XskPort {
+    /// The socket.
+    pub xsk: Xsk,
+    /// Interface name.
+    pub ifname: String,
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    /// (destination, source) MACs; None when the link's config lacks them
+    /// (then only receiving goes through AF_XDP).
+    macs: Option<([u8; 6], [u8; 6])>,
+    mtu: usize,
+    ip_id: AtomicU16,
+}
+
+/// How one outgoing packet is framed.
+#[derive(Debug, Clone, Copy)]
+pub enum Outer {
+    /// Inside IPv4 with this protocol (GRE).
+    Ip(u8),
+    /// Inside UDP to this port (VXLAN).
+    Udp(u16),
+    /// Already a whole Ethernet frame.
+    Ether,
+}
+
+impl XskPort {
+    /// Opens AF_XDP on the link's interface (calling thread's namespace).
+    pub fn open(u: &UnderlayLink, filter: &Filter) -> netslice_io::Result<XskPort> {
+        let xsk = Xsk::open(&u.ifname, filter)?;
+        let macs = parse_mac(&u.peer_mac).zip(parse_mac(&u.local_mac));
+        Ok(XskPort {
+            xsk,
+            ifname: u.ifname.clone(),
+            local: u.local,
+            peer: u.peer,
+            macs,
+            mtu: u.mtu as usize,
+            ip_id: AtomicU16::new(1),
+        })
+    }
+
+    /// Whether a `len`-byte packet framed as `outer` leaves through the socket.
+    pub fn fits(&self, outer: Outer, len: usize, next_hop: Ipv4Addr) -> bool {
+        let wire = len + self.overhead(outer);
+        let mtu_ok = match outer {
+            Outer::Ether => wire <= self.mtu + 14 + 4,
+            _ => wire - 14 <= self.mtu,
+        };
+        let addressed = matches!(outer, Outer::Ether) || (self.macs.is_some() && next_hop == self.peer);
+        addressed && wire <= FRAME_SIZE && mtu_ok
+    }
+
+    fn overhead(&self, outer: Outer) -> usize {
+        match outer {
+            Outer::Ip(_) => 14 + 20,
+            Outer::Udp(_) => 14 + 20 + 8,
+            Outer::Ether => 0,
+        }
+    }
+
+    /// Writes `packet` framed as `outer` into `frame`; returns the frame length.
+    pub fn frame(&self, outer: Outer, packet: &[u8], frame: &mut [u8]) -> usize {
+        let hl = self.overhead(outer);
+        let len = hl + packet.len();
+        if len > frame.len() {
+            return 0;
+        }
+        if let Outer::Ether = outer {
+            frame[..len].copy_from_slice(packet);
+            return len;
+        }
+        let Some((dst_mac, src_mac)) = self.macs else { return 0 };
+        frame[hl..len].copy_from_slice(packet);
+        frame[0..6].copy_from_slice(&dst_mac);
+        frame[6..12].copy_from_slice(&src_mac);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let proto = match outer {
+            Outer::Ip(p) => p,
+            _ => 17,
+        };
+        let ip_len = (len - 14) as u16;
+        let id = self.ip_id.fetch_add(1, Ordering::Relaxed);
+        let ip = &mut frame[14..34];
+        ip[0] = 0x45;
+        ip[1] = 0;
+        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        ip[6..8].copy_from_slice(&[0, 0]);
+        ip[8] = 64;
+        ip[9] = proto;
+        ip[10..12].copy_from_slice(&[0, 0]);
+        ip[12..16].copy_from_slice(&self.local.octets());
+        ip[16..20].copy_from_slice(&self.peer.octets());
+        let c = checksum::checksum(ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        if let Outer::Udp(port) = outer {
+            let udp = &mut frame[34..42];
+            udp[0..2].copy_from_slice(&port.to_be_bytes());
+            udp[2..4].copy_from_slice(&port.to_be_bytes());
+            udp[4..6].copy_from_slice(&((len - 34) as u16).to_be_bytes());
+            udp[6..8].copy_from_slice(&[0, 0]); // no checksum (RFC 7348 over IPv4)
+        }
+        len
+    }
+}
+
+/// Where the carrier's packet is in a received frame, and which carrier
+/// brought it: GRE and the like start at the IP header (as raw sockets deliver
+/// them), UDP carriers after the UDP header, Ethernet carriers at the frame.
+/// Ethernet padding after an IP packet is left out.
+pub fn classify(frame: &[u8]) -> Option<(Carrier, std::ops::Range<usize>)> {
+    if frame.len() < 14 {
+        return None;
+    }
+    let et = u16::from_be_bytes([frame[12], frame[13]]);
+    if et != 0x0800 {
+        return Some((Carrier::Ethernet(et), 0..frame.len()));
+    }
+    let ip = frame.get(14..34)?;
+    if ip[0] != 0x45 {
+        return None;
+    }
+    let end = 14 + usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if end > frame.len() || end < 34 {
+        return None;
+    }
+    match ip[9] {
+        17 => {
+            let udp = frame.get(34..42)?;
+            let port = u16::from_be_bytes([udp[2], udp[3]]);
+            (end >= 42).then_some((Carrier::Udp(port), 42..end))
+        }
+        p => Some((Carrier::IpProto(p), 14..end)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_frames_are_classified_by_carrier() {
+        let mut f = vec![0u8; 60];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&44u16.to_be_bytes()); // 2 bytes of padding follow
+        f[23] = 47;
+        assert_eq!(classify(&f), Some((Carrier::IpProto(47), 14..58)));
+        f[23] = 17;
+        f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        assert_eq!(classify(&f), Some((Carrier::Udp(4789), 42..58)));
+        f[16..18].copy_from_slice(&999u16.to_be_bytes());
+        assert_eq!(classify(&f), None, "IP length beyond the frame");
+        f[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(classify(&f), Some((Carrier::Ethernet(0x8100), 0..60)));
+        assert_eq!(classify(&f[..10]), None);
+        assert!("xdp".parse::<IoMode>().is_ok() && "nope".parse::<IoMode>().is_err());
+    }
+}
