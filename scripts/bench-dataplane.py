@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Data-plane benchmark: sliver -> sliver across one transit hop, through
+netslice's redirector (GRE and VXLAN links) and, in the same run and between
+the same two sliver namespaces, through the kernel (veth + a Linux bridge in
+the transit host's namespace) and through Open vSwitch's userspace datapath
+(`datapath_type=netdev`, AF_XDP ports, in the transit host's namespace).
+Prints a Markdown table for docs/benchmarks.md.
+
+    sudo scripts/bench.sh [--seconds 10] [--no-ovs]
+
+Columns: TCP (iperf3, 1 and 4 streams); UDP with 1372-byte and 64-byte frames
+from `netslice tool udp-send` into `netslice tool udp-sink`: the highest paced
+rate delivered at >= 99% (a step search), and what arrives when the sender is
+not paced at all (it then competes with the data path for the 2 cores).
+Everything runs on this machine: sender, receiver, the three agents (or the
+kernel, or ovs-vswitchd) share its cores.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "netslice")
+TB = "db%d" % (os.getpid() % 100000)
+STATE = tempfile.mkdtemp(prefix="netslice-bench-")
+ENV = dict(os.environ, NETSLICE_STATE_ROOT=STATE, NETSLICE_TESTBED=TB)
+A, B, T = f"{TB}.bench.a", f"{TB}.bench.b", f"{TB}.t1"
+PIDS = []  # daemons we started, stopped by PID
+OVS = os.path.join(STATE, "ovs")
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(args, check=check, env=ENV, capture_output=True, text=True, **kw)
+
+
+def tool(ns, *args):
+    return ["ip", "netns", "exec", ns, BIN, "tool", *args]
+
+
+def udp(addr, frame, secs, rate=None):
+    """-> (sent pps, received pps)"""
+    size = frame - 42
+    sink = subprocess.Popen(tool(B, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    args = ["udp-send", f"{addr}:9999", "--size", str(size), "--seconds", str(secs), "--json"]
+    if rate:
+        args += ["--rate", f"{int(rate)}bit"]
+    s = json.loads(subprocess.run(tool(A, *args), check=True, capture_output=True, text=True).stdout)
+    out, _ = sink.communicate(timeout=60)
+    r = json.loads(out)
+    return s["pps"], r["packets"] / max(s["seconds"], 1e-9) if s["packets"] else 0.0, r["packets"] / max(s["packets"], 1)
+
+
+def best_paced(addr, frame, secs, start_pps):
+    """Steps the offered rate up from start_pps until less than 99% arrives;
+    returns the highest delivered pps at >= 99%."""
+    best = 0.0
+    pps = max(start_pps * 0.6, 10_000)
+    for _ in range(8):
+        sent, got, frac = udp(addr, frame, secs, rate=pps * frame * 8)
+        if frac < 0.99:
+            break
+        best = max(best, got)
+        pps *= 1.25
+    return best
+
+
+def tcp(addr, streams, secs):
+    out = subprocess.run(["ip", "netns", "exec", A, "iperf3", "-c", addr, "-p", "5301", "-t", str(secs), "-P",
+                          str(streams), "-J"], capture_output=True, text=True).stdout
+    doc = json.loads(out or "{}")
+    if "sum_received" not in doc.get("end", {}):
+        print(f"iperf3 to {addr} failed: {doc.get('error', out[-300:])}", file=sys.stderr)
+        return 0.0
+    return doc["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def veth_pair(name_t, name_s, sliver, addr):
+    subprocess.run(["ip", "link", "add", name_t, "netns", T, "type", "veth", "peer", "name", name_s, "netns", sliver],
+                   check=True)
+    subprocess.run(["ip", "-n", sliver, "addr", "add", addr, "dev", name_s], check=True)
+    subprocess.run(["ip", "-n", sliver, "link", "set", name_s, "up"], check=True)
+    subprocess.run(["ip", "-n", T, "link", "set", name_t, "up"], check=True)
+
+
+def kernel_bridge():
+    subprocess.run(["ip", "-n", T, "link", "add", "kbr", "type", "bridge"], check=True)
+    subprocess.run(["ip", "-n", T, "link", "set", "kbr", "up"], check=True)
+    for x, ns, a in [("a", A, "10.99.0.1/24"), ("b", B, "10.99.0.2/24")]:
+        veth_pair(f"kb-{x}", "kern0", ns, a)
+        subprocess.run(["ip", "-n", T, "link", "set", f"kb-{x}", "master", "kbr"], check=True)
+
+
+def ovs_up():
+    """Open vSwitch, userspace datapath, AF_XDP ports, daemons in t1's namespace."""
+    if not shutil.which("ovs-vswitchd") or not shutil.which("ethtool"):
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "openvswitch-switch", "ethtool"], check=True, capture_output=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        # The package starts the system's own daemons; ours are separate (private
+        # directories), the system's are left as the package set them up.
+    os.makedirs(OVS, exist_ok=True)
+    env = dict(os.environ, OVS_RUNDIR=OVS, OVS_LOGDIR=OVS, OVS_DBDIR=OVS, OVS_SYSCONFDIR=OVS)
+    db, sock = os.path.join(OVS, "conf.db"), os.path.join(OVS, "db.sock")
+    subprocess.run(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"], check=True, env=env)
+    subprocess.run(["ovsdb-server", db, f"--remote=punix:{sock}", f"--pidfile={OVS}/ovsdb.pid", "--detach",
+                    f"--log-file={OVS}/ovsdb.log", f"--unixctl={OVS}/ovsdb.ctl"], check=True, env=env)
+    PIDS.append(int(open(f"{OVS}/ovsdb.pid").read()))
+    vsctl = ["ovs-vsctl", f"--db=unix:{sock}"]
+    subprocess.run(vsctl + ["--no-wait", "init"], check=True, env=env)
+    subprocess.run(["ip", "netns", "exec", T, "ovs-vswitchd", f"unix:{sock}", f"--pidfile={OVS}/vswitchd.pid",
+                    "--detach", f"--log-file={OVS}/vswitchd.log", f"--unixctl={OVS}/vswitchd.ctl"], check=True, env=env)
+    PIDS.append(int(open(f"{OVS}/vswitchd.pid").read()))
+    subprocess.run(vsctl + ["add-br", "obr", "--", "set", "bridge", "obr", "datapath_type=netdev"], check=True, env=env)
+    for x, ns, a in [("a", A, "10.98.0.1/24"), ("b", B, "10.98.0.2/24")]:
+        veth_pair(f"ob-{x}", "ovs0", ns, a)
+        # A veth hands over partial checksums, which XDP does not carry: the
+        # senders must compute them (PEERS.md).
+        subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", "ovs0", "tx", "off"], check=True,
+                       capture_output=True)
+        subprocess.run(vsctl + ["add-port", "obr", f"ob-{x}", "--", "set", "interface", f"ob-{x}", "type=afxdp"],
+                       check=True, env=env)
+    # Wait until the switch forwards (ports come up asynchronously).
+    for _ in range(50):
+        r = subprocess.run(tool(A, "ping", "10.98.0.2", "-c", "1", "-W", "0.5", "--json"), capture_output=True,
+                           text=True)
+        if r.returncode == 0:
+            return True
+        time.sleep(0.2)
+    print("warning: Open vSwitch did not forward; its column is left out", file=sys.stderr)
+    return False
+
+
+def ovs_down():
+    for f in ("vswitchd.pid", "ovsdb.pid"):
+        try:
+            pid = int(open(os.path.join(OVS, f)).read())
+            os.kill(pid, 15)
+            PIDS.remove(pid)
+        except (OSError, ValueError):
+            pass
+    time.sleep(1)
+
+
+def cleanup():
+    for pid in reversed(PIDS):
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.5)
+    for pid in PIDS:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    sh(BIN, "testbed", "down", TB, check=False)
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--no-ovs", action="store_true", help="leave out Open vSwitch")
+    args = ap.parse_args()
+    secs = search = args.seconds
+    try:
+        sh(BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", TB)
+        sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
+        hosts = json.loads(sh(BIN, "node", "list", "--json").stdout)
+        io = sorted({h.get("io_backend") or "?" for h in hosts})
+        kernel_bridge()
+        srv = subprocess.run(["ip", "netns", "exec", B, "iperf3", "-s", "-D", "-p", "5301", "--pidfile",
+                              os.path.join(STATE, "iperf.pid")], check=True)
+        time.sleep(0.5)
+        PIDS.append(int(open(os.path.join(STATE, "iperf.pid")).read().strip("\x00\n ")))
+        del srv
+
+        def measure(label, addr):
+            print(f"measuring {label} ...", file=sys.stderr)
+            t1 = tcp(addr, 1, secs)
+            t4 = tcp(addr, 4, secs)
+            _, big_free, _ = udp(addr, 1372, secs)
+            big = best_paced(addr, 1372, search, big_free)
+            _, small_free, _ = udp(addr, 64, secs)
+            small = best_paced(addr, 64, search, small_free)
+            return (label, t1, t4, big, big_free, small, small_free)
+
+        rows = [measure("kernel: veth + Linux bridge in t1", "10.99.0.2")]
+        rows.append(measure("netslice, link type gre", "10.0.0.2"))
+        rows.append(measure("netslice, link type vxlan", "10.0.2.2"))
+        # Last, and stopped right after: its polling thread keeps a core busy.
+        if not args.no_ovs and ovs_up():
+            rows.insert(1, measure("Open vSwitch 3.1 userspace datapath (netdev, AF_XDP ports) in t1", "10.98.0.2"))
+            ovs_down()
+        base = rows[0]
+        ovs = next((r for r in rows if r[0].startswith("Open vSwitch")), None)
+
+        def ratio(v, b):
+            return f"{v / b:.2f}" if b else "-"
+
+        print(f"agents' substrate I/O: {', '.join(io)}; {secs} s per run\n")
+        print("| path (sliver a on h1 -> sliver b on h2, via t1) | TCP 1 stream | TCP 4 streams "
+              "| UDP 1372 B, >= 99% delivered | UDP 1372 B, unpaced sender | UDP 64 B, >= 99% delivered "
+              "| UDP 64 B, unpaced sender |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for (label, t1, t4, big, big_free, small, small_free) in rows:
+            rel = ""
+            if label.startswith("netslice"):
+                rel = f" ({ratio(t1, base[1])} x kernel" + (f", {ratio(t1, ovs[1])} x OVS" if ovs else "") + ")"
+            print(f"| {label} | {t1:.2f} Gbit/s{rel} | {t4:.2f} Gbit/s | {big:,.0f} pps ({big * 1372 * 8 / 1e9:.2f} Gbit/s)"
+                  f" | {big_free:,.0f} pps ({big_free * 1372 * 8 / 1e9:.2f} Gbit/s) | {small / 1e6:.3f} Mpps"
+                  f" | {small_free / 1e6:.3f} Mpps |")
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("needs root (namespaces, veths, XDP): run it with sudo")
+    main()
