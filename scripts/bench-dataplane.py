@@ -116,7 +116,8 @@ def ovs_up():
     vsctl = ["ovs-vsctl", f"--db=unix:{sock}"]
     subprocess.run(vsctl + ["--no-wait", "init"], check=True, env=env)
     subprocess.run(["ip", "netns", "exec", T, "ovs-vswitchd", f"unix:{sock}", f"--pidfile={OVS}/vswitchd.pid",
-                    "--detach", f"--log-file={OVS}/vswitchd.log", f"--unixctl={OVS}/vswitchd.ctl"], check=True, env=env)
+                    "--detach", f"--log-file={OVS}/vswitchd.log", f"--unixctl={OVS}/vswitchd.ctl"], check=True, env=env,
+                   capture_output=True)
     PIDS.append(int(open(f"{OVS}/vswitchd.pid").read()))
     subprocess.run(vsctl + ["add-br", "obr", "--", "set", "bridge", "obr", "datapath_type=netdev"], check=True, env=env)
     for x, ns, a in [("a", A, "10.98.0.1/24"), ("b", B, "10.98.0.2/24")]:
