@@ -53,6 +53,13 @@ fn overlapping_slices_carry_ping_and_tcp_and_stay_isolated() {
         assert!(v["bytes"].as_u64().unwrap() > 1_000_000, "tcp in {slice} moved too little: {v}");
     }
 
+    // TCP crossed as super-frames: every host on the path counts the same
+    // segments (the transit host too, which has no sliver to learn the MTU from).
+    wait_until("red's ab counters to agree along the path", Duration::from_secs(10), || {
+        let i = tb.counter("red", "ab", "forward", "h1");
+        i > 1000 && i == tb.counter("red", "ab", "forward", "t1") && i == tb.counter("red", "ab", "forward", "h2")
+    });
+
     // Isolation: a UDP sink in red's c counts what arrives. Blue's a sends 200
     // datagrams toward 10.0.1.2 (its route points into blue); red's a sends 20
     // (the positive control). Exactly red's 20 must arrive.

@@ -307,9 +307,12 @@ impl Tables {
                 .filter(|s| s.slice == slice)
                 .flat_map(|s| s.interfaces.iter())
                 .find(|i| i.link == link)
-                .map(|i| i.mtu as usize)
-                // Transit hosts have no sliver of the slice: allow the largest frame
-                // the underlay can carry; the ingress host enforced the MTU already.
+                .map(|i| i.mtu)
+                // Transit hosts have no sliver of the slice: the label rules
+                // carry the link's MTU (configs from before they did: allow the
+                // largest frame; the ingress host enforced the MTU already).
+                .or_else(|| cfg.labels.iter().find(|l| l.slice == slice && l.link == link).and_then(|l| l.mtu))
+                .map(|m| m as usize)
                 .unwrap_or(u16::MAX as usize)
                 + ethernet::HEADER_LEN
         };

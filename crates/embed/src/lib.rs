@@ -803,6 +803,7 @@ pub fn node_configs(
                         direction,
                         action,
                         qos,
+                        mtu: Some(l.mtu()),
                     });
                 }
             };

@@ -277,6 +277,10 @@ pub struct LabelRule {
     pub action: Action,
     /// Isolation of the link.
     pub qos: LinkQos,
+    /// The virtual link's MTU (a transit host has no sliver to learn it from):
+    /// frames are counted, and TCP super-frames cut, against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// The desired state of one substrate host, derived by the manager.
