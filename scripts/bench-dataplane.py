@@ -6,7 +6,7 @@ the transit host's namespace) and through Open vSwitch's userspace datapath
 (`datapath_type=netdev`, AF_XDP ports, in the transit host's namespace).
 Prints a Markdown table for docs/benchmarks.md.
 
-    sudo scripts/bench.sh [--seconds 10] [--no-ovs]
+    sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--workers 2]
 
 Columns: TCP (iperf3, 1 and 4 streams); UDP with 1372-byte and 64-byte frames
 from `netslice tool udp-send` into `netslice tool udp-sink`: the highest paced
@@ -14,12 +14,19 @@ rate delivered at >= 99% (a step search), and what arrives when the sender is
 not paced at all (it then competes with the data path for the 2 cores).
 Everything runs on this machine: sender, receiver, the three agents (or the
 kernel, or ovs-vswitchd) share its cores.
+
+The last column is the forwarding cost in the unpaced 64-byte run: packets
+delivered times forwarding steps (3 agents on the path; ovs-vswitchd forwards
+once) divided by the CPU seconds those processes used (user + system time,
+all threads; kernel work they cause in softirq on other threads is not in
+it). The kernel path has no process to charge, hence no figure.
 """
 
 import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,8 +50,21 @@ def tool(ns, *args):
     return ["ip", "netns", "exec", ns, BIN, "tool", *args]
 
 
-def udp(addr, frame, secs, rate=None):
-    """-> (sent pps, received pps)"""
+def cpu_seconds(pids):
+    """User + system CPU time of processes (all their threads), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def udp(addr, frame, secs, rate=None, cpu_of=()):
+    """-> (sent pps, received pps, fraction delivered[, CPU seconds of cpu_of])"""
     size = frame - 42
     sink = subprocess.Popen(tool(B, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -52,10 +72,13 @@ def udp(addr, frame, secs, rate=None):
     args = ["udp-send", f"{addr}:9999", "--size", str(size), "--seconds", str(secs), "--json"]
     if rate:
         args += ["--rate", f"{int(rate)}bit"]
+    cpu0 = cpu_seconds(cpu_of)
     s = json.loads(subprocess.run(tool(A, *args), check=True, capture_output=True, text=True).stdout)
     out, _ = sink.communicate(timeout=60)
+    cpu = cpu_seconds(cpu_of) - cpu0
     r = json.loads(out)
-    return s["pps"], r["packets"] / max(s["seconds"], 1e-9) if s["packets"] else 0.0, r["packets"] / max(s["packets"], 1)
+    got = r["packets"] / max(s["seconds"], 1e-9) if s["packets"] else 0.0
+    return s["pps"], got, r["packets"] / max(s["packets"], 1), cpu, r["packets"]
 
 
 def best_paced(addr, frame, secs, start_pps):
@@ -64,7 +87,7 @@ def best_paced(addr, frame, secs, start_pps):
     best = 0.0
     pps = max(start_pps * 0.6, 10_000)
     for _ in range(8):
-        sent, got, frac = udp(addr, frame, secs, rate=pps * frame * 8)
+        sent, got, frac, _, _ = udp(addr, frame, secs, rate=pps * frame * 8)
         if frac < 0.99:
             break
         best = max(best, got)
@@ -170,37 +193,59 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--no-ovs", action="store_true", help="leave out Open vSwitch")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="also measure gre with this many flow-hashed workers per agent (0: skip)")
     args = ap.parse_args()
     secs = search = args.seconds
     try:
-        sh(BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", TB)
-        sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
+        ups = []
+
+        def testbed_up(workers):
+            ups.append(workers)
+            pidfile = os.path.join(STATE, f"iperf{len(ups)}.pid")
+            env = dict(ENV, NETSLICE_WORKERS=str(workers))
+            subprocess.run([BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", TB],
+                           check=True, env=env, capture_output=True, text=True)
+            sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
+            subprocess.run(["ip", "netns", "exec", B, "iperf3", "-s", "-D", "-p", "5301", "--pidfile", pidfile],
+                           check=True)
+            time.sleep(0.5)
+            PIDS.append(int(open(pidfile).read().strip("\x00\n ")))
+            state = json.load(open(os.path.join(STATE, TB, "state.json")))
+            return [a["pid"] for a in state["agents"].values()]
+
+        agents = testbed_up(0)
         hosts = json.loads(sh(BIN, "node", "list", "--json").stdout)
         io = sorted({h.get("io_backend") or "?" for h in hosts})
         kernel_bridge()
-        srv = subprocess.run(["ip", "netns", "exec", B, "iperf3", "-s", "-D", "-p", "5301", "--pidfile",
-                              os.path.join(STATE, "iperf.pid")], check=True)
-        time.sleep(0.5)
-        PIDS.append(int(open(os.path.join(STATE, "iperf.pid")).read().strip("\x00\n ")))
-        del srv
 
-        def measure(label, addr):
+        def measure(label, addr, pids=(), hops=1):
+            """pids: the processes that forward (their CPU time is the cost);
+            hops: how many times each of them forwards a packet in all."""
             print(f"measuring {label} ...", file=sys.stderr)
             t1 = tcp(addr, 1, secs)
             t4 = tcp(addr, 4, secs)
-            _, big_free, _ = udp(addr, 1372, secs)
+            _, big_free, _, _, _ = udp(addr, 1372, secs)
             big = best_paced(addr, 1372, search, big_free)
-            _, small_free, _ = udp(addr, 64, secs)
+            _, small_free, _, cpu, pkts = udp(addr, 64, secs, cpu_of=pids)
+            per_core = pkts * hops / cpu if pids and cpu > 0 else None
             small = best_paced(addr, 64, search, small_free)
-            return (label, t1, t4, big, big_free, small, small_free)
+            return (label, t1, t4, big, big_free, small, small_free, per_core)
 
         rows = [measure("kernel: veth + Linux bridge in t1", "10.99.0.2")]
-        rows.append(measure("netslice, link type gre", "10.0.0.2"))
-        rows.append(measure("netslice, link type vxlan", "10.0.2.2"))
+        rows.append(measure("netslice, link type gre", "10.0.0.2", agents, 3))
+        rows.append(measure("netslice, link type vxlan", "10.0.2.2", agents, 3))
         # Last, and stopped right after: its polling thread keeps a core busy.
         if not args.no_ovs and ovs_up():
-            rows.insert(1, measure("Open vSwitch 3.1 userspace datapath (netdev, AF_XDP ports) in t1", "10.98.0.2"))
+            vswitchd = int(open(os.path.join(OVS, "vswitchd.pid")).read())
+            rows.insert(1, measure("Open vSwitch 3.1 userspace datapath (netdev, AF_XDP ports) in t1", "10.98.0.2",
+                                   [vswitchd], 1))
             ovs_down()
+        if args.workers:
+            # The same testbed again with flow-hashed worker threads in every agent.
+            sh(BIN, "testbed", "down", TB)
+            agents = testbed_up(args.workers)
+            rows.append(measure(f"netslice, link type gre, {args.workers} workers per agent", "10.0.0.2", agents, 3))
         base = rows[0]
         ovs = next((r for r in rows if r[0].startswith("Open vSwitch")), None)
 
@@ -210,20 +255,23 @@ def main():
         print(f"agents' substrate I/O: {', '.join(io)}; {secs} s per run\n")
         print("| path (sliver a on h1 -> sliver b on h2, via t1) | TCP 1 stream | TCP 4 streams "
               "| UDP 1372 B, >= 99% delivered | UDP 1372 B, unpaced sender | UDP 64 B, >= 99% delivered "
-              "| UDP 64 B, unpaced sender |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for (label, t1, t4, big, big_free, small, small_free) in rows:
+              "| UDP 64 B, unpaced sender | 64 B per forwarding core |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for (label, t1, t4, big, big_free, small, small_free, per_core) in rows:
             rel = ""
             if label.startswith("netslice"):
                 rel = f" ({ratio(t1, base[1])} x kernel" + (f", {ratio(t1, ovs[1])} x OVS" if ovs else "") + ")"
+            core = f"{per_core / 1e6:.2f} Mpps" if per_core else "-"
             print(f"| {label} | {t1:.2f} Gbit/s{rel} | {t4:.2f} Gbit/s | {big:,.0f} pps ({big * 1372 * 8 / 1e9:.2f} Gbit/s)"
                   f" | {big_free:,.0f} pps ({big_free * 1372 * 8 / 1e9:.2f} Gbit/s) | {small / 1e6:.3f} Mpps"
-                  f" | {small_free / 1e6:.3f} Mpps |")
+                  f" | {small_free / 1e6:.3f} Mpps | {core} |")
     finally:
         cleanup()
 
 
 if __name__ == "__main__":
+    # A SIGTERM (timeout, kill) unwinds through main's `finally` like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid() != 0:
         sys.exit("needs root (namespaces, veths, XDP): run it with sudo")
     main()

@@ -192,6 +192,9 @@ pub trait Transmit {
     fn pool(&self) -> &Pool;
     /// The wake-up timer.
     fn timer(&self) -> &Timer;
+    /// Called by the timer thread on every wake-up (the forwarding plane uses
+    /// it to keep the thread on the CPUs it may use).
+    fn timer_woke(&self) {}
 }
 
 impl Egress {
@@ -320,6 +323,7 @@ impl Timer {
     pub fn run<T: Transmit>(&self, t: &T, stop: &AtomicBool) {
         let mut h = self.heap.lock().expect("timer lock");
         while !stop.load(Ordering::Relaxed) {
+            t.timer_woke();
             let now = t.clock().now();
             match h.0.peek() {
                 Some(w) if w.at <= now => {

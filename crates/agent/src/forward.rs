@@ -35,6 +35,7 @@ use netslice_qos::sched::LinkId;
 use crate::egress::{
     self, ClassKey, Clock, Egress, EgressKind, POLICED_LIMITS, Pkt, Pool, Timer, Transmit, TxDst, class, limits_for,
 };
+use crate::workers::{CpuMap, CpuSets, Pin, Steer, WorkerSet};
 use crate::xsk::{IoMode, Outer, XskPort};
 
 /// Frames handled per batch.
@@ -144,6 +145,9 @@ pub struct Plane {
     pub egress: BTreeMap<EgressKey, Arc<Egress>>,
     /// Fast-path nodes by (slice, node).
     pub nodes: BTreeMap<(String, String), Arc<NodeRuntime>>,
+    /// Workers that forward each rule's frames, by rule id (`None`: the
+    /// receiving thread forwards them itself).
+    pub steer: Vec<Option<Arc<WorkerSet>>>,
 }
 
 /// State shared by every forwarding thread.
@@ -169,6 +173,8 @@ pub struct Shared {
     pub clock: Clock,
     /// Wake-ups of throttled ports.
     pub timer: Timer,
+    /// CPUs the forwarding threads may use.
+    pub cpus: CpuMap,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
 }
@@ -331,6 +337,13 @@ impl Transmit for Shared {
     fn timer(&self) -> &Timer {
         &self.timer
     }
+
+    fn timer_woke(&self) {
+        thread_local! {
+            static PIN: std::cell::RefCell<Pin> = std::cell::RefCell::new(Pin::shared());
+        }
+        PIN.with(|p| p.borrow_mut().check(self));
+    }
 }
 
 type PortThreads = HashMap<u32, (Arc<AtomicBool>, JoinHandle<()>, Arc<Tap>)>;
@@ -349,8 +362,15 @@ pub struct Forwarder {
     io_errors: Mutex<BTreeMap<String, String>>,
     delay_threads: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Worker sets: the shared one under "", dedicated ones by slice.
+    workers: Mutex<BTreeMap<String, Arc<WorkerSet>>>,
+    /// CPUs the agent may use.
+    all_cpus: Vec<usize>,
+    /// Dedicated CPUs that could not be honoured here.
+    cpu_problems: Mutex<Vec<String>>,
 }
 
+#[derive(Debug)]
 struct Rng(u64);
 
 impl Rng {
@@ -372,14 +392,15 @@ impl Rng {
 type PortBatch = (Arc<Egress>, Vec<(LinkId, Pkt)>);
 
 /// Hands a batch's verdicts to the egress ports.
-struct Dispatch {
+#[derive(Debug)]
+pub(crate) struct Dispatch {
     per_port: Vec<PortBatch>,
     rng: Rng,
     outputs: Outputs,
 }
 
 impl Dispatch {
-    fn new() -> Dispatch {
+    pub(crate) fn new() -> Dispatch {
         Dispatch { per_port: Vec::new(), rng: Rng::new(), outputs: Outputs::default() }
     }
 
@@ -388,11 +409,19 @@ impl Dispatch {
     /// on whole where the path carries it (IP carriers, offload TAPs) and is cut
     /// into segments where it cannot (Ethernet carriers, lossy links, fast-path
     /// nodes, plain TAPs).
-    fn handle(&mut self, shared: &Shared, plane: &Plane, slot: &mut Vec<u8>, verdict: Verdict, now: u64, depth: usize) {
+    pub(crate) fn handle(
+        &mut self,
+        shared: &Shared,
+        plane: &Plane,
+        slot: &mut Vec<u8>,
+        verdict: Verdict,
+        now: u64,
+        depth: usize,
+    ) {
         let (rule, range, dst, loss_ppm, gso) = match verdict {
             Verdict::Drop => return,
             Verdict::Deliver { frame, rule, gso, .. } => (rule, frame, None, 0, gso),
-            Verdict::Send { link_type: _, carrier, next_hop, underlay, packet, rule, gso } => {
+            Verdict::Send { link_type: _, carrier, next_hop, underlay, packet, rule, gso, .. } => {
                 let imps = shared.impairments.load();
                 let loss_ppm = imps.get(usize::from(underlay)).map(|i| i.loss_ppm).unwrap_or(0);
                 let dst = match carrier {
@@ -528,7 +557,7 @@ impl Dispatch {
         }
     }
 
-    fn flush(&mut self, shared: &Shared, bufs: &mut [Vec<u8>]) {
+    pub(crate) fn flush(&mut self, shared: &Shared, bufs: &mut [Vec<u8>]) {
         for (egress, pkts) in self.per_port.drain(..) {
             egress.enqueue_and_run(shared, pkts);
         }
@@ -568,6 +597,7 @@ impl Forwarder {
         netns: Option<String>,
         buf_len: usize,
         io_mode: IoMode,
+        workers: usize,
     ) -> Result<Forwarder, netslice_io::Error> {
         let mut carriers: Vec<(Carrier, TypeIdx)> = Vec::new();
         for (idx, l) in registry.links() {
@@ -604,8 +634,17 @@ impl Forwarder {
             pool: Pool::new(HEADROOM + buf_len),
             clock: Clock::new(),
             timer: Timer::default(),
+            cpus: CpuMap::default(),
             shutdown: AtomicBool::new(false),
         });
+        let all_cpus = netslice_io::cpu::allowed().unwrap_or_default();
+        shared.cpus.set(CpuSets { shared: all_cpus.clone(), ports: BTreeMap::new() });
+        let mut sets = BTreeMap::new();
+        if workers > 0 {
+            let set = WorkerSet::start(&shared, "", vec![None; workers])
+                .map_err(|e| netslice_io::Error::Os { what: "starting workers".into(), source: e })?;
+            sets.insert(String::new(), set);
+        }
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.clone())
@@ -628,6 +667,9 @@ impl Forwarder {
             xsk_threads: Mutex::new(BTreeMap::new()),
             io_errors: Mutex::new(BTreeMap::new()),
             threads: Mutex::new(threads),
+            workers: Mutex::new(sets),
+            all_cpus,
+            cpu_problems: Mutex::new(Vec::new()),
         })
     }
 
@@ -786,10 +828,19 @@ impl Forwarder {
         self.ensure_ether(&cfg.underlay);
         self.ensure_xsk(&cfg.underlay);
         let (nodes, errors) = build_nodes(cfg, &self.shared.registry, &old);
-        let plane = build_plane(cfg, tables, &ports, nodes, &old, now);
+        let (sets, retired) = self.plan_workers(cfg);
+        let mut plane = build_plane(cfg, tables, &ports, nodes, &old, now);
+        plane.steer = (0..)
+            .map_while(|id| plane.tables.rule(id))
+            .map(|r| sets.get(&r.key.slice).or_else(|| sets.get("")).cloned())
+            .collect();
         let gone: Vec<Arc<Egress>> =
             old.egress.iter().filter(|(k, _)| !plane.egress.contains_key(k)).map(|(_, e)| e.clone()).collect();
         self.shared.plane.store(Arc::new(plane));
+        for set in retired {
+            // Frames still queued for it are dropped (and counted) as it stops.
+            set.stop();
+        }
         for e in gone {
             // Queued packets of removed ports are dropped with their buffers recycled.
             let mut st = e.state.lock().expect("egress lock");
@@ -878,6 +929,87 @@ impl Forwarder {
         for h in self.threads.lock().expect("lock").drain(..) {
             let _ = h.join();
         }
+        for (_, set) in std::mem::take(&mut *self.workers.lock().expect("lock")) {
+            set.stop();
+        }
+    }
+
+    /// How frames are spread over threads and CPUs, for reports.
+    pub fn forwarding(&self) -> String {
+        let sets = self.workers.lock().expect("workers lock");
+        let mut s = match sets.get("") {
+            None => "inline (each receiving thread forwards)".to_string(),
+            Some(w) => format!("{} workers (flow hash)", w.cpus.len()),
+        };
+        for (slice, w) in sets.iter().filter(|(k, _)| !k.is_empty()) {
+            let cpus: Vec<usize> = w.cpus.iter().flatten().copied().collect();
+            s.push_str(&format!("; {slice} on CPUs {cpus:?}"));
+        }
+        for p in self.cpu_problems.lock().expect("cpu problems lock").iter() {
+            s.push_str(&format!("; {p}"));
+        }
+        s
+    }
+
+    /// Starts, keeps or stops the dedicated worker sets of the slices in
+    /// `cfg`, publishes which CPUs each thread may use, and returns the set
+    /// that serves each slice (shared workers under ""). Sets no longer
+    /// wanted are returned separately, to be stopped once no plane uses them.
+    fn plan_workers(&self, cfg: &NodeConfig) -> (BTreeMap<String, Arc<WorkerSet>>, Vec<Arc<WorkerSet>>) {
+        let mut sets = self.workers.lock().expect("workers lock");
+        let mut problems = Vec::new();
+        let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut taken: Vec<usize> = Vec::new();
+        for (slice, share) in &cfg.slices {
+            if share.cpus.is_empty() {
+                continue;
+            }
+            let (here, missing): (Vec<usize>, Vec<usize>) =
+                share.cpus.iter().map(|&c| c as usize).partition(|c| self.all_cpus.contains(c));
+            if !missing.is_empty() {
+                problems.push(format!("{slice}: CPUs {missing:?} are not available here"));
+            }
+            let here: Vec<usize> = here.into_iter().filter(|c| !taken.contains(c)).collect();
+            if here.is_empty() {
+                continue;
+            }
+            taken.extend(&here);
+            want.insert(slice.clone(), here);
+        }
+        let mut gone = Vec::new();
+        let keep = |k: &String, set: &Arc<WorkerSet>| {
+            k.is_empty() || want.get(k).is_some_and(|c| set.cpus == c.iter().map(|&c| Some(c)).collect::<Vec<_>>())
+        };
+        let stale: Vec<String> = sets.iter().filter(|(k, v)| !keep(k, v)).map(|(k, _)| k.clone()).collect();
+        for k in stale {
+            if let Some(set) = sets.remove(&k) {
+                gone.push(set);
+            }
+        }
+        for (slice, cpus) in &want {
+            if sets.contains_key(slice) {
+                continue;
+            }
+            match WorkerSet::start(&self.shared, slice, cpus.iter().map(|&c| Some(c)).collect()) {
+                Ok(set) => {
+                    sets.insert(slice.clone(), set);
+                }
+                Err(e) => problems.push(format!("{slice}: workers not started: {e}")),
+            }
+        }
+        let shared_cpus: Vec<usize> = self.all_cpus.iter().copied().filter(|c| !taken.contains(c)).collect();
+        let mut map = CpuSets {
+            shared: if shared_cpus.is_empty() { self.all_cpus.clone() } else { shared_cpus },
+            ports: BTreeMap::new(),
+        };
+        for r in &cfg.ports {
+            if let Some(c) = want.get(&r.slice).filter(|_| sets.contains_key(&r.slice)) {
+                map.ports.insert(r.port, c.clone());
+            }
+        }
+        self.shared.cpus.set(map);
+        *self.cpu_problems.lock().expect("cpu problems lock") = problems;
+        (sets.clone(), gone)
     }
 }
 
@@ -942,7 +1074,7 @@ fn build_plane(
         }
         egress.insert(key, e);
     }
-    Plane { tables, routes, egress, nodes }
+    Plane { tables, routes, egress, nodes, steer: Vec::new() }
 }
 
 /// Fast-path nodes by (slice, node).
@@ -1074,7 +1206,7 @@ fn configure(
     // Slices: create or update, with the slice ceiling capped by the port and
     // by the slice's own ceiling.
     for (slice, (rate, ceil, burst)) in &want {
-        let share = cfg.slices.get(slice).copied();
+        let share = cfg.slices.get(slice);
         let ceil = (*ceil).min(port_bps).min(share.and_then(|s| s.ceil).unwrap_or(u64::MAX)).max(*rate);
         let weight = share.map(|s| s.weight).unwrap_or(1);
         let c = class(*rate, ceil, *burst, weight);
@@ -1140,8 +1272,11 @@ fn ip_rx(shared: &Shared, k: usize) {
     shared.pool.refill(&mut bufs);
     let mut info = [RecvInfo::default(); BATCH];
     let mut out = Dispatch::new();
+    let mut steer = Steer::default();
+    let mut pin = Pin::shared();
     let mut busy = Instant::now();
     while !shared.shutdown.load(Ordering::Relaxed) {
+        pin.check(shared);
         let n = match carrier.sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
             Ok(n) => {
                 busy = Instant::now();
@@ -1165,8 +1300,11 @@ fn ip_rx(shared: &Shared, k: usize) {
                 continue;
             }
             let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], HEADROOM..HEADROOM + inf.len);
-            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
+                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            }
         }
+        steer.send(shared);
         out.flush(shared, &mut bufs);
     }
 }
@@ -1176,6 +1314,8 @@ fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
     shared.pool.refill(&mut bufs);
     let mut info = [FrameInfo::default(); BATCH];
     let mut out = Dispatch::new();
+    let mut steer = Steer::default();
+    let mut pin = Pin::shared();
     let by_type: Vec<(u16, TypeIdx)> = shared
         .registry
         .links()
@@ -1185,6 +1325,7 @@ fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
         })
         .collect();
     while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
+        pin.check(shared);
         let n = match sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
@@ -1206,8 +1347,11 @@ fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
             let et = u16::from_be_bytes([bufs[i][inf.start + 12], bufs[i][inf.start + 13]]);
             let Some(&(_, ty)) = by_type.iter().find(|(e, _)| *e == et) else { continue };
             let v = plane.tables.on_substrate(ty, &mut bufs[i], inf.start..inf.start + inf.len);
-            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
+                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            }
         }
+        steer.send(shared);
         out.flush(shared, &mut bufs);
     }
 }
@@ -1217,6 +1361,8 @@ fn xsk_rx(shared: &Shared, stop: &AtomicBool, port: &XskPort) {
     shared.pool.refill(&mut bufs);
     let mut meta: Vec<(TypeIdx, usize)> = Vec::with_capacity(BATCH);
     let mut out = Dispatch::new();
+    let mut steer = Steer::default();
+    let mut pin = Pin::shared();
     let mut types: Vec<(Carrier, TypeIdx)> = shared.ip.iter().map(|c| (c.carrier, c.link_type)).collect();
     types.extend(shared.registry.links().filter_map(|(i, l)| match l.carrier() {
         c @ Carrier::Ethernet(_) => Some((c, i)),
@@ -1225,6 +1371,7 @@ fn xsk_rx(shared: &Shared, stop: &AtomicBool, port: &XskPort) {
     let room = shared.pool.buf_len() - HEADROOM;
     let mut busy = Instant::now();
     while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
+        pin.check(shared);
         meta.clear();
         let n = port.xsk.recv(BATCH, |frame| {
             let Some((carrier, range)) = crate::xsk::classify(frame) else { return };
@@ -1246,8 +1393,11 @@ fn xsk_rx(shared: &Shared, stop: &AtomicBool, port: &XskPort) {
         let now = shared.clock.now();
         for (i, &(ty, len)) in meta.iter().enumerate() {
             let v = plane.tables.on_substrate(ty, &mut bufs[i], HEADROOM..HEADROOM + len);
-            out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
+                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            }
         }
+        steer.send(shared);
         out.flush(shared, &mut bufs);
     }
 }
@@ -1258,8 +1408,10 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
     let mut lens = [0usize; BATCH];
     let mut hdrs = [gso::VnetHdr::default(); BATCH];
     let mut out = Dispatch::new();
+    let mut pin = Pin::port(port);
     let mut busy = Instant::now();
     while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
+        pin.check(shared);
         let mut n = 0;
         let vnet = if tap.offload() { gso::VNET_HDR_LEN } else { 0 };
         while n < BATCH {
@@ -1302,6 +1454,9 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
                 gso::complete_csum(&mut bufs[i][frame.clone()], usize::from(h.csum_start), usize::from(h.csum_offset));
             }
             let v = plane.tables.on_port(now, port, &mut bufs[i], frame);
+            // A sliver's frames are forwarded by its own port's reader (never
+            // handed to shared workers): a flooding sliver then only loads its
+            // own thread, and the egress scheduler is the first queue it meets.
             out.handle(shared, &plane, &mut bufs[i], v, now, 0);
         }
         out.flush(shared, &mut bufs);
@@ -1309,7 +1464,9 @@ fn port_rx(shared: &Shared, stop: &AtomicBool, port: u32, tap: &Tap) {
 }
 
 fn delay_line(shared: &Shared, stop: &AtomicBool, rx: &Receiver<Delayed>, delay: Duration) {
+    let mut pin = Pin::shared();
     while !stop.load(Ordering::Relaxed) && !shared.shutdown.load(Ordering::Relaxed) {
+        pin.check(shared);
         let Ok(p) = rx.recv_timeout(Duration::from_millis(IDLE_POLL_MS as u64)) else { continue };
         let due = p.due + delay;
         let now = Instant::now();

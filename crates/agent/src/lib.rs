@@ -17,6 +17,7 @@ pub mod egress;
 pub mod forward;
 pub mod http;
 pub mod slivers;
+pub mod workers;
 pub mod xsk;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub struct Options {
     /// Substrate I/O: AF_XDP where possible (`auto`), required (`xdp`), or
     /// sockets only (`sockets`).
     pub io: xsk::IoMode,
+    /// Shared forwarding workers (0: receiving threads forward themselves);
+    /// see [`workers`].
+    pub workers: usize,
 }
 
 /// Why the agent could not start.
@@ -126,7 +130,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|source| AgentError::StateDir { path: opts.state_dir.clone(), source })?;
     let registry = Arc::new(Registry::builtin());
-    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME, opts.io)?);
+    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME, opts.io, opts.workers)?);
     let agent = Arc::new(Agent {
         slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
         applied: Arc::new(Mutex::new(Applied::default())),
@@ -354,6 +358,7 @@ impl Agent {
                 counters: tables.snapshot(&self.opts.host),
                 unmatched: tables.unmatched.snapshot(),
                 io_backend: self.fwd.backend(),
+                forwarding: self.fwd.forwarding(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }
         };

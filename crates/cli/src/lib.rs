@@ -174,6 +174,11 @@ pub struct NodeArgs {
     /// (AF_XDP required), `sockets` (raw, UDP and packet sockets only).
     #[arg(long, env = "NETSLICE_IO", default_value = "auto")]
     pub io: netslice_agent::xsk::IoMode,
+    /// Forwarding worker threads fed by flow hash (0: each receiving thread
+    /// forwards what it reads). Slices with `qos.cpus` get their own pinned
+    /// workers either way.
+    #[arg(long, env = "NETSLICE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub workers: u16,
 }
 
 /// `netslice login`.
@@ -474,6 +479,7 @@ fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         enroll_token_file: a.enroll_token_file,
         ca_cert: a.ca_cert,
         io: a.io,
+        workers: usize::from(a.workers),
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
     };

@@ -379,6 +379,9 @@ pub async fn node_list(target: &Target, json: bool) -> Result<ExitCode> {
             h.desired_revision,
             h.io_backend.unwrap_or_else(|| "-".into())
         );
+        if let Some(f) = h.forwarding {
+            println!("    forwarding: {f}");
+        }
         for e in h.errors {
             println!("    error: {}{}", e.slice.map(|s| format!("slice {s}: ")).unwrap_or_default(), e.message);
         }

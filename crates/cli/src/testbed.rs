@@ -58,6 +58,10 @@ pub struct TestbedState {
     /// built; kept so restarted agents use the same).
     #[serde(default = "default_io")]
     pub io: String,
+    /// Shared forwarding workers of the agents (`NETSLICE_WORKERS` when the
+    /// testbed was built).
+    #[serde(default)]
+    pub workers: u16,
 }
 
 fn default_io() -> String {
@@ -184,6 +188,8 @@ fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
         st.dir.join("agents").join(host).display().to_string(),
         "--io".into(),
         st.io.clone(),
+        "--workers".into(),
+        st.workers.to_string(),
         "--enroll-token-file".into(),
         st.dir.join("enroll.token").display().to_string(),
         "--ca-cert".into(),
@@ -316,6 +322,13 @@ pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &
         agents: BTreeMap::new(),
         namespaces: substrate.hosts.iter().map(|h| host_netns(&substrate.name, &h.name)).collect(),
         io: std::env::var("NETSLICE_IO").ok().filter(|v| !v.is_empty()).unwrap_or_else(default_io),
+        workers: match std::env::var("NETSLICE_WORKERS").ok().filter(|v| !v.is_empty()) {
+            None => 0,
+            Some(v) => match v.parse::<u16>() {
+                Ok(n) if n <= 64 => n,
+                _ => bail!("NETSLICE_WORKERS: {v:?} is not a number of workers in 0..=64"),
+            },
+        },
     };
     if let Err(e) = st.io.parse::<netslice_agent::xsk::IoMode>() {
         bail!("NETSLICE_IO: {e}");
@@ -489,6 +502,7 @@ pub fn down(name: &str, root: &Path) -> Result<()> {
         agents: BTreeMap::new(),
         namespaces: Vec::new(),
         io: default_io(),
+        workers: 0,
     });
     down_state(&st)
 }

@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod flow;
 pub mod gso;
 pub mod links;
 pub mod nodes;
@@ -223,6 +224,8 @@ pub enum Verdict {
         rule: RuleId,
         /// Set when the frame is a TCP super-frame.
         gso: Option<GsoInfo>,
+        /// [`flow::flow_hash`] of the frame.
+        flow: u32,
     },
     /// Send `packet` to `next_hop` with the carrier of `link_type`.
     Send {
@@ -241,9 +244,29 @@ pub enum Verdict {
         rule: RuleId,
         /// Set when the carried frame is a TCP super-frame.
         gso: Option<GsoInfo>,
+        /// [`flow::flow_hash`] of the carried frame.
+        flow: u32,
     },
     /// Dropped (already counted).
     Drop,
+}
+
+impl Verdict {
+    /// The rule that matched, unless dropped.
+    pub fn rule(&self) -> Option<RuleId> {
+        match self {
+            Verdict::Deliver { rule, .. } | Verdict::Send { rule, .. } => Some(*rule),
+            Verdict::Drop => None,
+        }
+    }
+
+    /// The frame's flow hash (0 when dropped).
+    pub fn flow(&self) -> u32 {
+        match self {
+            Verdict::Deliver { flow, .. } | Verdict::Send { flow, .. } => *flow,
+            Verdict::Drop => 0,
+        }
+    }
 }
 
 /// Where a super-frame's carried IP header is, and how it is cut.
@@ -490,10 +513,11 @@ impl Tables {
             rule.counters.dropped(DropReason::TooBig);
             return Verdict::Drop;
         };
+        let flow = flow::flow_hash(&buf[frame.clone()]);
         match rule.hop {
             Hop::Deliver { port } => {
                 rule.counters.forwarded_many(frames, wire);
-                Verdict::Deliver { port, frame, rule: rule.id, gso }
+                Verdict::Deliver { port, frame, rule: rule.id, gso, flow }
             }
             Hop::Send { link_type, label, hop, underlay } => {
                 let Some(plugin) = self.registry.link(link_type) else {
@@ -513,6 +537,7 @@ impl Tables {
                     packet,
                     rule: rule.id,
                     gso,
+                    flow,
                 }
             }
         }

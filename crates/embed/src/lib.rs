@@ -126,6 +126,16 @@ pub enum PlanError {
         /// "labels" or "ports".
         what: &'static str,
     },
+    /// A dedicated CPU is already another slice's on a host this one uses.
+    #[error("{field}: CPU {cpu} on host {host:?} is dedicated to another slice")]
+    CpuTaken {
+        /// Spec field.
+        field: String,
+        /// The CPU.
+        cpu: u32,
+        /// The host.
+        host: String,
+    },
 }
 
 impl PlanError {
@@ -136,6 +146,7 @@ impl PlanError {
             PlanError::NoHost { .. } | PlanError::Exhausted { .. } => "INSUFFICIENT_NODES",
             PlanError::UnknownHost { .. } | PlanError::NotVnode { .. } | PlanError::UnknownType { .. } => "BADARGS",
             PlanError::Mtu { .. } => "REFUSED",
+            PlanError::CpuTaken { .. } => "UNAVAILABLE",
         }
     }
 
@@ -150,6 +161,7 @@ impl PlanError {
             PlanError::Bandwidth { .. } => "insufficient_bandwidth",
             PlanError::UnknownType { .. } => "unknown_type",
             PlanError::Exhausted { .. } => "labels_or_ports_exhausted",
+            PlanError::CpuTaken { .. } => "cpu_taken",
         }
     }
 
@@ -163,7 +175,8 @@ impl PlanError {
             | PlanError::Mtu { field, .. }
             | PlanError::Bandwidth { field, .. }
             | PlanError::UnknownType { field, .. }
-            | PlanError::Exhausted { field, .. } => field,
+            | PlanError::Exhausted { field, .. }
+            | PlanError::CpuTaken { field, .. } => field,
         }
     }
 }
@@ -183,6 +196,9 @@ pub struct Allocations {
     pub cpu_milli: BTreeMap<String, u64>,
     /// Memory reserved per host, bytes.
     pub memory: BTreeMap<String, u64>,
+    /// Dedicated CPUs claimed per host (CPU -> claims; more than one only in
+    /// books made before the claim was checked).
+    pub cpus: BTreeMap<String, BTreeMap<u32, u32>>,
 }
 
 impl Allocations {
@@ -216,6 +232,11 @@ impl Allocations {
                 for from in [&l.path[i], &l.path[i + 1]] {
                     *self.bandwidth.entry((u.clone(), from.clone())).or_default() += l.reserved;
                 }
+            }
+        }
+        for h in p.hosts() {
+            for &c in &p.cpus {
+                *self.cpus.entry(h.to_string()).or_default().entry(c).or_default() += 1;
             }
         }
         self.bandwidth.retain(|_, v| *v > 0);
@@ -261,6 +282,20 @@ impl Allocations {
                         }
                     }
                 }
+            }
+        }
+        for h in p.hosts() {
+            let Some(m) = self.cpus.get_mut(h) else { continue };
+            for c in &p.cpus {
+                if let Some(n) = m.get_mut(c) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        m.remove(c);
+                    }
+                }
+            }
+            if m.is_empty() {
+                self.cpus.remove(h);
             }
         }
     }
@@ -605,7 +640,16 @@ pub fn replan(
         lp.forward_labels = fwd;
         lp.reverse_labels = rev;
     }
-    Ok(SlicePlan { nodes, links })
+    let plan = SlicePlan { nodes, links, cpus: spec.qos.as_ref().map(|q| q.cpus.clone()).unwrap_or_default() };
+    // Dedicated CPUs are exclusive on every host the slice uses.
+    for h in plan.hosts() {
+        for (i, c) in plan.cpus.iter().enumerate() {
+            if held.cpus.get(h).and_then(|m| m.get(c)).is_some_and(|&n| n > 0) {
+                return Err(PlanError::CpuTaken { field: format!("qos.cpus[{i}]"), cpu: *c, host: h.to_string() });
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// The link type a virtual link of type `want` uses on physical link `phys`: its
@@ -758,12 +802,13 @@ pub fn node_configs(
             let n = lp.path.len();
             let qos = link_qos(l);
             let share = SliceShare {
-                weight: spec.qos.map(|q| q.weight).unwrap_or(1),
-                ceil: spec.qos.and_then(|q| q.ceiling).map(|c| c.bps()),
+                weight: spec.qos.as_ref().map(|q| q.weight).unwrap_or(1),
+                ceil: spec.qos.as_ref().and_then(|q| q.ceiling).map(|c| c.bps()),
+                cpus: spec.qos.as_ref().map(|q| q.cpus.clone()).unwrap_or_default(),
             };
             for h in &lp.path {
                 if let Some(c) = out.get_mut(h) {
-                    c.slices.insert(spec.name.clone(), share);
+                    c.slices.insert(spec.name.clone(), share.clone());
                 }
             }
             let mut push_port = |host: &str, port: u32, direction: Direction, action: Action| {

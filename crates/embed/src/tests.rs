@@ -1,5 +1,6 @@
 use super::*;
 use netslice_model::api::Action;
+use netslice_model::spec::SliceQos;
 use proptest::prelude::*;
 
 const SUBSTRATE: &str = r#"
@@ -168,7 +169,11 @@ proptest! {
             if let Some((_, p)) = live.remove(&id) {
                 alloc.remove(&p);
             } else {
-                let spec = slice(&format!("s{id}"), [vnodes[a], vnodes[b]], if vx { "vxlan" } else { "gre" });
+                let mut spec = slice(&format!("s{id}"), [vnodes[a], vnodes[b]], if vx { "vxlan" } else { "gre" });
+                if id % 2 == 0 {
+                    // Some slices claim dedicated CPUs (exclusive per host).
+                    spec.qos = Some(SliceQos { cpus: vec![id as u32 % 3], ..SliceQos::default() });
+                }
                 if let Ok(p) = plan(&s, &spec, &alloc, &cat()) {
                     alloc.add(&p);
                     live.insert(id, (spec, p));
@@ -176,6 +181,7 @@ proptest! {
             }
             let recomputed = Allocations::from_plans(live.values().map(|(_, p)| p));
             prop_assert_eq!(&alloc, &recomputed);
+            prop_assert!(alloc.cpus.values().flat_map(|m| m.values()).all(|&n| n == 1), "a CPU claimed twice: {:?}", alloc.cpus);
             let pairs: Vec<(&SliceSpec, &SlicePlan)> = live.values().map(|(s, p)| (s, p)).collect();
             for cfg in node_configs(&s, &pairs, &cat()).values() {
                 let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
@@ -216,4 +222,43 @@ fn bandwidth_is_admitted_per_link_and_direction() {
 
 fn cat() -> netslice_model::types::StaticCatalog {
     netslice_model::types::StaticCatalog::builtin()
+}
+
+#[test]
+fn dedicated_cpus_are_exclusive_per_host() {
+    let s = substrate();
+    let with_cpus = |name: &str, pins: [&str; 2], cpus: Vec<u32>| {
+        let mut sp = slice(name, pins, "gre");
+        sp.qos = Some(SliceQos { cpus, ..SliceQos::default() });
+        sp
+    };
+    let red = with_cpus("red", ["h1", "h2"], vec![1]);
+    let pr = plan(&s, &red, &Allocations::default(), &cat()).unwrap();
+    assert_eq!(pr.cpus, vec![1]);
+    let held = Allocations::from_plans([&pr]);
+    // The transit host t1 counts: red's frames cross it.
+    assert_eq!(held.cpus.keys().map(String::as_str).collect::<Vec<_>>(), ["h1", "h2", "t1"]);
+    // The same CPU on hosts red uses: refused, naming it.
+    let e = plan(&s, &with_cpus("blue", ["h1", "h2"], vec![0, 1]), &held, &cat()).unwrap_err();
+    assert_eq!(e.field(), "qos.cpus[1]");
+    assert_eq!(e.geni_code(), "UNAVAILABLE");
+    assert!(e.to_string().contains("CPU 1 on host"), "{e}");
+    // Another CPU, or no dedicated CPU at all: admitted.
+    plan(&s, &with_cpus("blue", ["h1", "h2"], vec![0]), &held, &cat()).unwrap();
+    plan(&s, &slice("green", ["h1", "h2"], "gre"), &held, &cat()).unwrap();
+    // Red's change of its own CPUs is checked against the others only.
+    let red2 = with_cpus("red", ["h1", "h2"], vec![1, 0]);
+    replan(&s, &red2, Some((&red, &pr)), &Allocations::default(), &cat()).unwrap();
+    // The claims reach the agents.
+    let cfgs = node_configs(&s, &[(&red, &pr)], &cat());
+    assert_eq!(cfgs["t1"].slices["red"].cpus, vec![1]);
+}
+
+#[test]
+fn bad_cpu_lists_are_refused_by_field() {
+    for (cpus, field) in [("[1, 1]", "qos.cpus[1]"), ("[2000]", "qos.cpus[0]")] {
+        let text = format!("name: red\nqos: {{cpus: {cpus}}}\nnodes:\n  - {{name: a}}\n");
+        let e = SliceSpec::from_text(&text).unwrap_err().to_string();
+        assert!(e.contains(field), "{cpus}: {e}");
+    }
 }

@@ -4,12 +4,14 @@
 //! - [`netns`]: named network namespaces; running code inside one on a thread.
 //! - [`tap`]: persistent TAP devices (so a sliver's interface outlives an agent restart).
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
+//! - [`cpu`]: pinning threads to CPUs.
 //! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
 //! - [`process`]: signals, liveness, detached daemons.
 //! - [`xdp`]: AF_XDP sockets with an XDP program that steals netslice's carrier frames.
 
 pub mod cgroup;
 pub mod cmd;
+pub mod cpu;
 pub mod netns;
 pub mod packet;
 pub mod process;

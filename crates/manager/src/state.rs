@@ -789,6 +789,7 @@ impl State {
                     applied_revision: report.filter(|(_, r)| r.epoch == self.epoch).map(|(_, r)| r.applied_revision),
                     slivers: cfg.map(|c| c.slivers.len()).unwrap_or(0),
                     io_backend: report.map(|(_, r)| r.io_backend.clone()),
+                    forwarding: report.map(|(_, r)| r.forwarding.clone()).filter(|f| !f.is_empty()),
                     errors: report.map(|(_, r)| r.errors.clone()).unwrap_or_default(),
                 }
             })
@@ -852,6 +853,7 @@ mod tests {
                 unmatched: Default::default(),
                 programs: vec![],
                 io_backend: "test".into(),
+                forwarding: String::new(),
                 version: "0".into(),
             };
             s.report(&h, r).unwrap();
@@ -1107,6 +1109,7 @@ mod tests {
             unmatched: Default::default(),
             programs: vec![],
             io_backend: "test".into(),
+            forwarding: String::new(),
             version: "0".into(),
         };
         s.report("h1", r).unwrap();

@@ -91,9 +91,21 @@ pub struct SlicePlan {
     pub nodes: Vec<NodePlan>,
     /// Link paths and labels.
     pub links: Vec<LinkPlan>,
+    /// CPUs dedicated to the slice on every host it uses (`qos.cpus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
 }
 
 impl SlicePlan {
+    /// Every host the slice uses: its nodes' hosts and its links' paths.
+    pub fn hosts(&self) -> std::collections::BTreeSet<&str> {
+        self.nodes
+            .iter()
+            .map(|n| n.host.as_str())
+            .chain(self.links.iter().flat_map(|l| l.path.iter().map(String::as_str)))
+            .collect()
+    }
+
     /// A node's placement.
     pub fn node(&self, name: &str) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.name == name)
@@ -235,12 +247,15 @@ pub struct LinkQos {
 }
 
 /// Slice-wide sharing parameters on this host's ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SliceShare {
     /// Weight against other slices.
     pub weight: u32,
     /// Ceiling on any port, bits per second, if set.
     pub ceil: Option<u64>,
+    /// CPUs dedicated to the slice's packets on this host (none: shared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
 }
 
 /// A frame arriving from a sliver interface.
@@ -373,6 +388,10 @@ pub struct NodeReport {
     pub programs: Vec<ProgramStats>,
     /// Substrate I/O in use (e.g. `raw-gre+udp-vxlan`).
     pub io_backend: String,
+    /// How frames are spread over threads and CPUs (e.g. `inline`,
+    /// `2 workers (flow hash); red on CPUs [1]`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub forwarding: String,
     /// Agent version.
     pub version: String,
 }
@@ -504,6 +523,9 @@ pub struct HostInfo {
     pub slivers: usize,
     /// Agent's substrate I/O.
     pub io_backend: Option<String>,
+    /// How the agent spreads frames over threads and CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<String>,
     /// Problems reported by the agent.
     pub errors: Vec<ApplyError>,
 }

@@ -167,7 +167,7 @@ impl Isolation {
 }
 
 /// Slice-wide sharing parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SliceQos {
     /// Share of spare capacity against other slices on a port (default 1).
@@ -177,11 +177,21 @@ pub struct SliceQos {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub ceiling: Option<Bandwidth>,
+    /// CPUs dedicated to the slice's packets on every host it uses (FLARE-style
+    /// core isolation): the agents forward its frames on worker threads pinned
+    /// to these CPUs and keep every other forwarding thread off them. Two
+    /// slices on one host cannot claim the same CPU. Default: none (the
+    /// slice's packets share the agents' threads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
 }
+
+/// Highest CPU number a slice may claim.
+pub const MAX_CPU: u32 = 1023;
 
 impl Default for SliceQos {
     fn default() -> Self {
-        SliceQos { weight: 1, ceiling: None }
+        SliceQos { weight: 1, ceiling: None, cpus: Vec::new() }
     }
 }
 
@@ -405,6 +415,14 @@ impl SliceSpec {
             }
             if q.ceiling.is_some_and(|c| c.bps() == 0) {
                 errs.push("qos.ceiling", "ceiling must be greater than zero");
+            }
+            let mut seen = BTreeSet::new();
+            for (i, &c) in q.cpus.iter().enumerate() {
+                if c > MAX_CPU {
+                    errs.push(format!("qos.cpus[{i}]"), format!("CPU {c} is above {MAX_CPU}"));
+                } else if !seen.insert(c) {
+                    errs.push(format!("qos.cpus[{i}]"), format!("CPU {c} is listed twice"));
+                }
             }
         }
         let mut nodes = BTreeSet::new();
