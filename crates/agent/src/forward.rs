@@ -6,8 +6,9 @@
 //! the registered link types use), one per physical interface for Ethernet-layer
 //! link types (AF_PACKET, filtered in the kernel), one reader per sliver port, one
 //! timer for throttled egress ports, and one delay line per physical link that
-//! emulates a delay. Fast-path node programs run in whichever thread hands them a
-//! frame. Reads and sends are batched; buffers come from a
+//! emulates a delay; optionally worker threads that forward what the substrate
+//! receivers classified (see [`crate::workers`]). Fast-path node programs run in
+//! whichever thread hands them a frame. Reads and sends are batched; buffers come from a
 //! pool. Reconfiguration swaps one [`Plane`] (tables + routes to egress classes)
 //! atomically; schedulers are reconfigured in place, so queued packets of links
 //! that stay are kept.
