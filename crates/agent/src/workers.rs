@@ -43,8 +43,10 @@ use crate::forward::{Dispatch, Plane, Shared};
 /// Batches a worker's channel holds. When a shared worker's channel is full the
 /// receiver waits (the frames back up in the device's ring, as when it
 /// forwards inline); a dedicated slice's full channel drops (`queue_full`), so
-/// one slice's overload never stalls a receiver that serves every slice.
-pub const QUEUE_BATCHES: usize = 1024;
+/// one slice's overload never stalls a receiver that serves every slice. Kept
+/// small because buffers are sized for super-frames (about 64 KiB): a full
+/// channel holds at most 32 x 32 frames, about 64 MiB.
+pub const QUEUE_BATCHES: usize = 32;
 
 /// A frame's buffer and the redirector's verdict on it.
 pub type Item = (Vec<u8>, Verdict);
