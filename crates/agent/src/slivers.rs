@@ -100,8 +100,24 @@ impl Slivers {
                 }),
             }
         }
+        // CPUs dedicated to slices here: their slivers run there, every other
+        // sliver runs on the rest (when anything is left).
+        let here = netslice_io::cpu::allowed().unwrap_or_default();
+        let dedicated: BTreeSet<usize> = cfg
+            .slices
+            .values()
+            .flat_map(|sh| sh.cpus.iter().map(|&c| c as usize))
+            .filter(|c| here.contains(c))
+            .collect();
+        let rest: Vec<usize> = here.iter().copied().filter(|c| !dedicated.contains(c)).collect();
         for s in slow {
-            match self.ensure(s) {
+            let own: Vec<usize> = cfg
+                .slices
+                .get(&s.slice)
+                .map(|sh| sh.cpus.iter().map(|&c| c as usize).filter(|c| here.contains(c)).collect())
+                .unwrap_or_default();
+            let cpus = if !own.is_empty() { own } else { rest.clone() };
+            match self.ensure(s, &cpus) {
                 Ok(p) => ports.extend(p),
                 Err(e) => {
                     tracing::warn!("sliver {}/{}: {e}", s.slice, s.node);
@@ -112,7 +128,9 @@ impl Slivers {
         (ports, errors)
     }
 
-    fn ensure(&mut self, s: &SliverConfig) -> Result<Vec<(u32, Arc<Tap>)>, String> {
+    /// Creates or updates one sliver; its processes are confined to `cpus`
+    /// (empty: every CPU).
+    fn ensure(&mut self, s: &SliverConfig, cpus: &[usize]) -> Result<Vec<(u32, Arc<Tap>)>, String> {
         let ns = s.netns.as_str();
         // Record intent before touching the kernel.
         let rec = self
@@ -205,6 +223,7 @@ impl Slivers {
         if cgroup::available() {
             cgroup::ensure(ns, s.cpu, s.memory.bytes()).map_err(|e| e.to_string())?;
             rec.cgroup = true;
+            cgroup::set_cpus(ns, (!cpus.is_empty()).then_some(cpus)).map_err(|e| e.to_string())?;
         }
         self.ledger.slivers.insert(ns.to_string(), rec);
         self.save();

@@ -459,7 +459,7 @@ fn remove_cgroups(name: &str) -> usize {
         }
     }
     // The shared parent goes too once no testbed uses it.
-    for c in ["cpu", "memory"] {
+    for c in ["cpu", "memory", "cpuset"] {
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(c).join("netslice"));
     }
     count

@@ -569,6 +569,13 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
     let server = tb.spawn_exec("fast", "b", &["tool", "tcp-server", "--banner", "fast"]);
     std::thread::sleep(Duration::from_millis(500));
+    // The slice's own processes run on its CPU (cpuset), other slices' on the rest.
+    let cpus_of = |pid: u32| thread_cpus(pid as i32).first().map(|(_, c)| c.clone()).unwrap_or_default();
+    assert_eq!(cpus_of(server.id()), "1", "fast's server is confined to CPU 1");
+    let mut other = tb.spawn_exec("blue", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9998", "--seconds", "2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpus_of(other.id()), "0", "blue's process is kept off fast's CPU");
+    let _ = other.wait();
     let out = tb.exec(
         "fast",
         "a",
@@ -597,4 +604,8 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     });
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "blue a -> b after fast left: {v}");
+    let mut other = tb.spawn_exec("blue", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9998", "--seconds", "2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpus_of(other.id()), "0-1", "blue's processes get every CPU back");
+    let _ = other.wait();
 }

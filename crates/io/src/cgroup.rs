@@ -1,8 +1,10 @@
 //! cgroup v1 `cpu` and `memory` limits for slivers (the machines netslice targets
 //! mount v1 controllers; the v2 `unified` hierarchy beside them has no controllers).
 //!
-//! Each sliver gets `/sys/fs/cgroup/{cpu,memory}/netslice/<name>`; processes started
-//! in the sliver are added to both.
+//! Each sliver gets `/sys/fs/cgroup/{cpu,memory}/netslice/<name>`, and where the
+//! v1 `cpuset` controller is mounted also `/sys/fs/cgroup/cpuset/netslice/<name>`
+//! (the CPUs its processes may run on); processes started in the sliver are
+//! added to all of them.
 
 use std::path::PathBuf;
 
@@ -39,10 +41,51 @@ pub fn ensure(name: &str, cpu: f64, memory_bytes: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether the v1 cpuset controller is mounted.
+pub fn cpuset_available() -> bool {
+    PathBuf::from(ROOT).join("cpuset/cpuset.cpus").exists()
+}
+
+fn read_trim(path: PathBuf) -> Result<String> {
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::os(format!("reading {}", path.display()), e))
+}
+
+/// Confines the sliver's processes (present and future) to `cpus`, or lets
+/// them use every CPU netslice's parent cpuset has (`None`). Does nothing when
+/// the cpuset controller is not mounted. A v1 cpuset starts with no CPUs and
+/// no memory nodes, so the parent `netslice` cpuset copies the root's first.
+pub fn set_cpus(name: &str, cpus: Option<&[usize]>) -> Result<()> {
+    if !cpuset_available() {
+        return Ok(());
+    }
+    let root = PathBuf::from(ROOT).join("cpuset");
+    let parent = root.join("netslice");
+    std::fs::create_dir_all(&parent).map_err(|e| Error::os(format!("creating {}", parent.display()), e))?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read_trim(parent.join(f))?.is_empty() {
+            write(parent.join(f), &read_trim(root.join(f))?)?;
+        }
+    }
+    let d = dir("cpuset", name);
+    std::fs::create_dir_all(&d).map_err(|e| Error::os(format!("creating {}", d.display()), e))?;
+    write(d.join("cpuset.mems"), &read_trim(parent.join("cpuset.mems"))?)?;
+    let list = match cpus {
+        Some(c) if !c.is_empty() => c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        _ => read_trim(parent.join("cpuset.cpus"))?,
+    };
+    write(d.join("cpuset.cpus"), &list)
+}
+
 /// Adds a process to the sliver's cgroups.
 pub fn add_pid(name: &str, pid: u32) -> Result<()> {
     for c in ["cpu", "memory"] {
         write(dir(c, name).join("cgroup.procs"), &pid.to_string())?;
+    }
+    let cs = dir("cpuset", name);
+    if cs.exists() {
+        write(cs.join("cgroup.procs"), &pid.to_string())?;
     }
     Ok(())
 }
@@ -56,7 +99,7 @@ pub fn pids(name: &str) -> Vec<i32> {
 
 /// Removes the sliver's cgroups (they must be empty of processes).
 pub fn remove(name: &str) -> Result<()> {
-    for c in ["cpu", "memory"] {
+    for c in ["cpu", "memory", "cpuset"] {
         let d = dir(c, name);
         if d.exists() {
             std::fs::remove_dir(&d).map_err(|e| Error::os(format!("removing {}", d.display()), e))?;
