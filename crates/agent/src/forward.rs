@@ -566,6 +566,17 @@ impl Dispatch {
     }
 }
 
+/// Runs `open` in the host's namespace (`netns`), or here when there is none.
+fn in_host_ns<T: Send + 'static>(
+    netns: Option<&str>,
+    open: impl FnOnce() -> netslice_io::Result<T> + Send + 'static,
+) -> netslice_io::Result<T> {
+    match netns {
+        Some(ns) => netns::run_in(ns, open),
+        None => open(),
+    }
+}
+
 /// Cuts the super-frame `g` inside `buf[packet]` (encapsulation included) into
 /// segments, each in a pool buffer at [`HEADROOM`].
 fn segments(
@@ -620,10 +631,7 @@ impl Forwarder {
                 })
                 .collect()
         };
-        let ip = match &netns {
-            Some(ns) => netns::run_in(ns, open)?,
-            None => open()?,
-        };
+        let ip = in_host_ns(netns.as_deref(), open)?;
         let shared = Arc::new(Shared {
             plane: ArcSwap::from_pointee(Plane::default()),
             impairments: ArcSwap::from_pointee(Vec::new()),
@@ -703,11 +711,7 @@ impl Forwarder {
                 s.filter_ethertypes(&ets)?;
                 Ok(s)
             };
-            let res = match &self.netns {
-                Some(ns) => netns::run_in(ns, open),
-                None => open(),
-            };
-            match res {
+            match in_host_ns(self.netns.as_deref(), open) {
                 Ok(sock) => {
                     let sock = Arc::new(sock);
                     let stop = Arc::new(AtomicBool::new(false));
@@ -752,11 +756,7 @@ impl Forwarder {
             }
             let (f, link) = (filter.clone(), u.clone());
             let open = move || XskPort::open(&link, &f);
-            let res = match &self.netns {
-                Some(ns) => netns::run_in(ns, open),
-                None => open(),
-            };
-            match res {
+            match in_host_ns(self.netns.as_deref(), open) {
                 Ok(x) => {
                     let x = Arc::new(x);
                     let stop = Arc::new(AtomicBool::new(false));
@@ -835,6 +835,7 @@ impl Forwarder {
             .map_while(|id| plane.tables.rule(id))
             .map(|r| sets.get(&r.key.slice).or_else(|| sets.get("")).cloned())
             .collect();
+        plane.tables.hash_flows = plane.steer.iter().any(Option::is_some);
         let gone: Vec<Arc<Egress>> =
             old.egress.iter().filter(|(k, _)| !plane.egress.contains_key(k)).map(|(_, e)| e.clone()).collect();
         self.shared.plane.store(Arc::new(plane));
@@ -958,25 +959,8 @@ impl Forwarder {
     /// wanted are returned separately, to be stopped once no plane uses them.
     fn plan_workers(&self, cfg: &NodeConfig) -> (BTreeMap<String, Arc<WorkerSet>>, Vec<Arc<WorkerSet>>) {
         let mut sets = self.workers.lock().expect("workers lock");
-        let mut problems = Vec::new();
-        let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut taken: Vec<usize> = Vec::new();
-        for (slice, share) in &cfg.slices {
-            if share.cpus.is_empty() {
-                continue;
-            }
-            let (here, missing): (Vec<usize>, Vec<usize>) =
-                share.cpus.iter().map(|&c| c as usize).partition(|c| self.all_cpus.contains(c));
-            if !missing.is_empty() {
-                problems.push(format!("{slice}: CPUs {missing:?} are not available here"));
-            }
-            let here: Vec<usize> = here.into_iter().filter(|c| !taken.contains(c)).collect();
-            if here.is_empty() {
-                continue;
-            }
-            taken.extend(&here);
-            want.insert(slice.clone(), here);
-        }
+        let (want, mut problems) = crate::workers::dedicated(cfg, &self.all_cpus);
+        let taken: Vec<usize> = want.values().flatten().copied().collect();
         let mut gone = Vec::new();
         let keep = |k: &String, set: &Arc<WorkerSet>| {
             k.is_empty() || want.get(k).is_some_and(|c| set.cpus == c.iter().map(|&c| Some(c)).collect::<Vec<_>>())

@@ -103,21 +103,11 @@ impl Slivers {
         // CPUs dedicated to slices here: their slivers run there, every other
         // sliver runs on the rest (when anything is left).
         let here = netslice_io::cpu::allowed().unwrap_or_default();
-        let dedicated: BTreeSet<usize> = cfg
-            .slices
-            .values()
-            .flat_map(|sh| sh.cpus.iter().map(|&c| c as usize))
-            .filter(|c| here.contains(c))
-            .collect();
-        let rest: Vec<usize> = here.iter().copied().filter(|c| !dedicated.contains(c)).collect();
+        let (dedicated, _) = crate::workers::dedicated(cfg, &here);
+        let rest: Vec<usize> = here.iter().copied().filter(|c| !dedicated.values().flatten().any(|d| d == c)).collect();
         for s in slow {
-            let own: Vec<usize> = cfg
-                .slices
-                .get(&s.slice)
-                .map(|sh| sh.cpus.iter().map(|&c| c as usize).filter(|c| here.contains(c)).collect())
-                .unwrap_or_default();
-            let cpus = if !own.is_empty() { own } else { rest.clone() };
-            match self.ensure(s, &cpus) {
+            let cpus = dedicated.get(&s.slice).unwrap_or(&rest);
+            match self.ensure(s, cpus) {
                 Ok(p) => ports.extend(p),
                 Err(e) => {
                     tracing::warn!("sliver {}/{}: {e}", s.slice, s.node);

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use netslice_dataplane::{DropReason, Verdict};
+use netslice_model::api::NodeConfig;
 
 use crate::forward::{Dispatch, Plane, Shared};
 
@@ -198,6 +199,28 @@ impl Steer {
             }
         }
     }
+}
+
+/// The CPUs each slice has to itself on this host: those of its `qos.cpus`
+/// that this host has (`here`) and that no slice before it (by name) took;
+/// plus a line for each slice asking for CPUs the host lacks.
+pub fn dedicated(cfg: &NodeConfig, here: &[usize]) -> (BTreeMap<String, Vec<usize>>, Vec<String>) {
+    let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut taken: Vec<usize> = Vec::new();
+    for (slice, share) in &cfg.slices {
+        let (mine, missing): (Vec<usize>, Vec<usize>) =
+            share.cpus.iter().map(|&c| c as usize).partition(|c| here.contains(c));
+        if !missing.is_empty() {
+            problems.push(format!("{slice}: CPUs {missing:?} are not available here"));
+        }
+        let mine: Vec<usize> = mine.into_iter().filter(|c| !taken.contains(c)).collect();
+        if !mine.is_empty() {
+            taken.extend(&mine);
+            want.insert(slice.clone(), mine);
+        }
+    }
+    (want, problems)
 }
 
 /// Which CPUs each kind of forwarding thread may use.

@@ -224,7 +224,7 @@ pub enum Verdict {
         rule: RuleId,
         /// Set when the frame is a TCP super-frame.
         gso: Option<GsoInfo>,
-        /// [`flow::flow_hash`] of the frame.
+        /// [`flow::flow_hash`] of the frame (0 unless [`Tables::hash_flows`]).
         flow: u32,
     },
     /// Send `packet` to `next_hop` with the carrier of `link_type`.
@@ -244,7 +244,7 @@ pub enum Verdict {
         rule: RuleId,
         /// Set when the carried frame is a TCP super-frame.
         gso: Option<GsoInfo>,
-        /// [`flow::flow_hash`] of the carried frame.
+        /// [`flow::flow_hash`] of the carried frame (0 unless [`Tables::hash_flows`]).
         flow: u32,
     },
     /// Dropped (already counted).
@@ -305,6 +305,9 @@ pub struct Tables {
     pub unmatched: Arc<Unmatched>,
     /// Rules that could not be built (an unknown link type).
     pub errors: Vec<String>,
+    /// Whether verdicts carry a flow hash (only worker threads need one;
+    /// otherwise the hash stays 0 and costs nothing per frame).
+    pub hash_flows: bool,
 }
 
 fn stage_of(on_port: bool, action: &Action) -> Stage {
@@ -513,7 +516,7 @@ impl Tables {
             rule.counters.dropped(DropReason::TooBig);
             return Verdict::Drop;
         };
-        let flow = flow::flow_hash(&buf[frame.clone()]);
+        let flow = if self.hash_flows { flow::flow_hash(&buf[frame.clone()]) } else { 0 };
         match rule.hop {
             Hop::Deliver { port } => {
                 rule.counters.forwarded_many(frames, wire);
