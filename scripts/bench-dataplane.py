@@ -4,9 +4,12 @@ netslice's redirector (GRE and VXLAN links) and, in the same run and between
 the same two sliver namespaces, through the kernel (veth + a Linux bridge in
 the transit host's namespace) and through Open vSwitch's userspace datapath
 (`datapath_type=netdev`, AF_XDP ports, in the transit host's namespace).
-Prints a Markdown table for docs/benchmarks.md.
+netslice runs with its default substrate I/O (AF_XDP where it attaches), then
+again with socket I/O only (raw GRE sockets; UDP sockets with GSO and GRO for
+VXLAN), then with flow-hashed workers. Prints a Markdown table for
+docs/benchmarks.md.
 
-    sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--workers 2]
+    sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
 
 Columns: TCP (iperf3, 1 and 4 streams); UDP with 1372-byte and 64-byte frames
 from `netslice tool udp-send` into `netslice tool udp-sink`: the highest paced
@@ -202,6 +205,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--no-ovs", action="store_true", help="leave out Open vSwitch")
+    ap.add_argument("--no-sockets", action="store_true",
+                    help="leave out the rows with socket I/O (the default I/O is AF_XDP)")
     ap.add_argument("--workers", type=int, default=2,
                     help="also measure gre with this many flow-hashed workers per agent (0: skip)")
     args = ap.parse_args()
@@ -209,10 +214,12 @@ def main():
     try:
         ups = []
 
-        def testbed_up(workers):
+        def testbed_up(workers, io=None):
             ups.append(workers)
             pidfile = os.path.join(STATE, f"iperf{len(ups)}.pid")
             env = dict(ENV, NETSLICE_WORKERS=str(workers))
+            if io:
+                env["NETSLICE_IO"] = io
             subprocess.run([BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", TB],
                            check=True, env=env, capture_output=True, text=True)
             sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
@@ -224,6 +231,7 @@ def main():
             return [a["pid"] for a in state["agents"].values()]
 
         agents = testbed_up(0)
+        io_sockets = []
         hosts = json.loads(sh(BIN, "node", "list", "--json").stdout)
         io = sorted({h.get("io_backend") or "?" for h in hosts})
         kernel_bridge()
@@ -250,6 +258,15 @@ def main():
             rows.insert(1, measure("Open vSwitch 3.1 userspace datapath (netdev, AF_XDP ports) in t1", "10.98.0.2",
                                    [vswitchd], 1))
             ovs_down()
+        if not args.no_sockets and ENV.get("NETSLICE_IO", "auto") != "sockets":
+            # The same testbed again with socket I/O (no XDP program on the
+            # substrate veths): raw GRE sockets; UDP sockets with GSO and GRO.
+            sh(BIN, "testbed", "down", TB)
+            agents = testbed_up(0, "sockets")
+            hosts = json.loads(sh(BIN, "node", "list", "--json").stdout)
+            io_sockets = sorted({h.get("io_backend") or "?" for h in hosts})
+            rows.append(measure("netslice, link type gre, socket I/O", "10.0.0.2", agents, 3))
+            rows.append(measure("netslice, link type vxlan, socket I/O (UDP GSO/GRO)", "10.0.2.2", agents, 3))
         if args.workers:
             # The same testbed again with flow-hashed worker threads in every agent.
             sh(BIN, "testbed", "down", TB)
@@ -261,7 +278,8 @@ def main():
         def ratio(v, b):
             return f"{v / b:.2f}" if b else "-"
 
-        print(f"agents' substrate I/O: {', '.join(io)}; {secs} s per run\n")
+        print(f"agents' substrate I/O: {', '.join(io)}" + (f"; with socket I/O: {', '.join(io_sockets)}" if io_sockets else "")
+              + f"; {secs} s per run\n")
         print("| path (sliver a on h1 -> sliver b on h2, via t1) | TCP 1 stream | TCP 4 streams "
               "| UDP 1372 B, >= 99% delivered | UDP 1372 B, unpaced sender | UDP 64 B, >= 99% delivered "
               "| UDP 64 B, unpaced sender | 64 B per forwarding core |")

@@ -4,7 +4,7 @@
 # and Open vSwitch's userspace datapath, all in one run. Prints a Markdown table
 # for docs/benchmarks.md. Installs iperf3 (and openvswitch-switch) if missing.
 #
-#   sudo scripts/bench.sh [--seconds 10] [--no-ovs]
+#   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

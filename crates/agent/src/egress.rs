@@ -148,6 +148,8 @@ pub enum EgressKind {
         index: usize,
         /// Link name.
         name: String,
+        /// The link's MTU.
+        mtu: usize,
     },
     /// A sliver's TAP.
     Tap {

@@ -181,9 +181,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Sends packets of one physical link now: IP carriers with `sendmmsg` per
-    /// socket, Ethernet frames on the link's packet socket.
-    fn send_now(&self, underlay: usize, batch: &[Pkt]) {
+    /// Sends packets of one physical link (of MTU `mtu`; 0: unknown) now:
+    /// what fits an AF_XDP frame through the link's AF_XDP socket if it has
+    /// one, IP carriers with `sendmmsg` per socket (UDP runs to one next hop as
+    /// `UDP_SEGMENT` sends), Ethernet frames on the link's packet socket.
+    fn send_now(&self, underlay: usize, mtu: usize, batch: &[Pkt]) {
         // AF_XDP first: whatever fits one UMEM frame and the link MTU.
         let xsks = self.xsk.load();
         let mut rest: Vec<&Pkt> = Vec::new();
@@ -241,7 +243,13 @@ impl Shared {
                     _ => None,
                 })
                 .collect();
-            let (sent, err) = c.sock.send_batch(&msgs);
+            let (sent, err) = if matches!(c.carrier, Carrier::Udp(_)) && mtu > 0 && c.sock.segments_ok() {
+                let runs = udp_runs(&msgs, mtu);
+                let segs: Vec<&[u8]> = msgs.iter().map(|(p, _)| *p).collect();
+                c.sock.send_segments(&segs, &runs)
+            } else {
+                c.sock.send_batch(&msgs)
+            };
             if let Some(e) = err {
                 tracing::debug!("send failed after {sent} of {}: {e}", msgs.len());
                 for p in &mine[sent..] {
@@ -303,7 +311,7 @@ impl Transmit for Shared {
                 }
                 return batch.into_iter().map(|p| p.buf).collect();
             }
-            EgressKind::Underlay { index, .. } => {
+            EgressKind::Underlay { index, mtu, .. } => {
                 let imps = self.impairments.load();
                 if let Some(line) = imps.get(*index).and_then(|i| i.delay.as_ref()) {
                     // The wire delays what the scheduler let go.
@@ -320,7 +328,7 @@ impl Transmit for Shared {
                         }
                     }
                 } else {
-                    self.send_now(*index, &batch);
+                    self.send_now(*index, *mtu, &batch);
                 }
             }
         }
@@ -566,6 +574,38 @@ impl Dispatch {
     }
 }
 
+/// Groups UDP payloads (in order) into runs for [`Socket::send_segments`]:
+/// consecutive payloads to the same destination, all but the last of a run the
+/// length of its first, each fitting a link of `mtu` bytes whole (IPv4 and UDP
+/// headers included), within the kernel's limits per send. A payload that needs
+/// IP fragmentation (a super-frame) is a run of its own.
+fn udp_runs(msgs: &[(&[u8], SocketAddrV4)], mtu: usize) -> Vec<(std::ops::Range<usize>, SocketAddrV4)> {
+    const IP_UDP: usize = 28;
+    let mut runs: Vec<(std::ops::Range<usize>, SocketAddrV4)> = Vec::new();
+    // Of the last run: segment size, bytes so far, still open to more.
+    let (mut size, mut bytes, mut open) = (0usize, 0usize, false);
+    for (i, (p, dst)) in msgs.iter().enumerate() {
+        let len = p.len();
+        if let Some((r, d)) = runs.last_mut()
+            && open
+            && d == dst
+            && len <= size
+            && len > 0
+            && r.len() < netslice_io::sock::MAX_SEGMENTS
+            && bytes + len <= netslice_io::sock::MAX_SEGMENTED
+        {
+            r.end = i + 1;
+            bytes += len;
+            open = len == size;
+            continue;
+        }
+        runs.push((i..i + 1, *dst));
+        (size, bytes) = (len, len);
+        open = len > 0 && len + IP_UDP <= mtu;
+    }
+    runs
+}
+
 /// Runs `open` in the host's namespace (`netns`), or here when there is none.
 fn in_host_ns<T: Send + 'static>(
     netns: Option<&str>,
@@ -624,7 +664,14 @@ impl Forwarder {
                 .map(|(carrier, link_type)| {
                     let sock = match carrier {
                         Carrier::IpProto(p) => Socket::raw_ip(p)?,
-                        Carrier::Udp(port) => Socket::udp(port)?,
+                        Carrier::Udp(port) => {
+                            let mut s = Socket::udp(port)?;
+                            // Runs of datagrams of one flow arrive as one buffer.
+                            if let Err(e) = s.enable_gro() {
+                                tracing::info!("no UDP GRO on port {port}: {e}");
+                            }
+                            s
+                        }
                         Carrier::Ethernet(_) => unreachable!("filtered above"),
                     };
                     Ok(IpCarrier { carrier, link_type, sock })
@@ -788,11 +835,20 @@ impl Forwarder {
         self.shared.xsk.store(Arc::new(ports));
     }
 
-    /// The substrate I/O in use, for reports: e.g. `af_xdp(native,copy)+sockets`.
+    /// The substrate I/O in use, for reports: e.g.
+    /// `af_xdp(native,copy)+raw-ip+udp(gso,gro)+af_packet`; the UDP socket's
+    /// offloads in parentheses (`gso` goes once the kernel refuses a send).
     pub fn backend(&self) -> String {
         let threads = self.xsk_threads.lock().expect("xsk lock");
         let errors = self.io_errors.lock().expect("io errors lock");
-        let sockets = "raw-ip+udp+af_packet";
+        let udp = self.shared.ip.iter().find(|c| matches!(c.carrier, Carrier::Udp(_))).map(|c| &c.sock);
+        let offloads: Vec<&str> =
+            [("gso", udp.is_some_and(|s| s.segments_ok())), ("gro", udp.is_some_and(|s| s.gro()))]
+                .into_iter()
+                .filter_map(|(n, on)| on.then_some(n))
+                .collect();
+        let udp = if offloads.is_empty() { "udp".to_string() } else { format!("udp({})", offloads.join(",")) };
+        let sockets = format!("raw-ip+{udp}+af_packet");
         match threads.values().next() {
             None => sockets.to_string(),
             Some((x, _, _)) if errors.is_empty() => format!("af_xdp({},copy)+{sockets}", x.xsk.mode()),
@@ -1037,7 +1093,8 @@ fn build_plane(
             EgressKey::Underlay(name) => {
                 let Some((index, u)) = cfg.underlay.iter().enumerate().find(|(_, u)| &u.name == name) else { continue };
                 let rate = u.bandwidth.bps();
-                (EgressKind::Underlay { index, name: name.clone() }, rate, (rate / 8 / 1000).max(64 * 1024))
+                let mtu = u.mtu as usize;
+                (EgressKind::Underlay { index, name: name.clone(), mtu }, rate, (rate / 8 / 1000).max(64 * 1024))
             }
             EgressKey::Tap(port) => {
                 let Some(tap) = ports.get(port) else { continue };
@@ -1256,6 +1313,10 @@ fn ip_rx(shared: &Shared, k: usize) {
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
     shared.pool.refill(&mut bufs);
     let mut info = [RecvInfo::default(); BATCH];
+    // Buffers for the datagrams after the first of a UDP GRO buffer (refilled
+    // from the pool as forwarding takes them), and their lengths.
+    let mut extra: Vec<Vec<u8>> = Vec::new();
+    let mut lens: Vec<usize> = Vec::new();
     let mut out = Dispatch::new();
     let mut steer = Steer::default();
     let mut pin = Pin::shared();
@@ -1284,9 +1345,40 @@ fn ip_rx(shared: &Shared, k: usize) {
                 plane.tables.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], HEADROOM..HEADROOM + inf.len);
+            if inf.seg == 0 {
+                let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], HEADROOM..HEADROOM + inf.len);
+                if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
+                    out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+                }
+                continue;
+            }
+            // UDP GRO: several datagrams in one buffer. The second and later
+            // are copied into buffers of their own first (forwarding the first
+            // may take its buffer), then each is forwarded in arrival order.
+            let mut cuts = inf.datagrams(HEADROOM);
+            let Some(first) = cuts.next() else { continue };
+            let mut more = 0;
+            lens.clear();
+            for r in cuts {
+                if more == extra.len() {
+                    extra.push(Vec::new());
+                }
+                if extra[more].len() != shared.pool.buf_len() {
+                    shared.pool.refill(&mut extra[more..]);
+                }
+                extra[more][HEADROOM..HEADROOM + r.len()].copy_from_slice(&bufs[i][r.clone()]);
+                lens.push(r.len());
+                more += 1;
+            }
+            let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], first);
             if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
                 out.handle(shared, &plane, &mut bufs[i], v, now, 0);
+            }
+            for (b, &len) in extra.iter_mut().zip(&lens).take(more) {
+                let v = plane.tables.on_substrate(carrier.link_type, b, HEADROOM..HEADROOM + len);
+                if let Some(v) = steer.take(&plane, b, v, now) {
+                    out.handle(shared, &plane, b, v, now, 0);
+                }
             }
         }
         steer.send(shared);
@@ -1460,6 +1552,73 @@ fn delay_line(shared: &Shared, stop: &AtomicBool, rx: &Receiver<Delayed>, delay:
         }
         let len = p.bytes.len();
         let pkt = Pkt::new(p.bytes, 0..len, Some(p.dst), Default::default());
-        shared.send_now(p.underlay, std::slice::from_ref(&pkt));
+        shared.send_now(p.underlay, 0, std::slice::from_ref(&pkt));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dst(k: u8) -> SocketAddrV4 {
+        SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, k), 4789)
+    }
+
+    fn runs_of(lens: &[(usize, u8)], mtu: usize) -> Vec<(std::ops::Range<usize>, u8)> {
+        let bufs: Vec<Vec<u8>> = lens.iter().map(|&(l, _)| vec![0; l]).collect();
+        let msgs: Vec<(&[u8], SocketAddrV4)> =
+            bufs.iter().zip(lens).map(|(b, &(_, d))| (b.as_slice(), dst(d))).collect();
+        udp_runs(&msgs, mtu).into_iter().map(|(r, d)| (r, d.ip().octets()[3])).collect()
+    }
+
+    #[test]
+    fn runs_group_equal_sizes_to_one_hop_and_end_at_a_shorter_one() {
+        let l = [(1000, 1), (1000, 1), (500, 1), (1000, 1), (1000, 2), (1000, 2), (1200, 2), (60_000, 2), (90, 2)];
+        assert_eq!(runs_of(&l, 9000), vec![(0..3, 1), (3..4, 1), (4..6, 2), (6..7, 2), (7..8, 2), (8..9, 2)]);
+        // Payloads that do not fit the MTU whole (with 28 bytes of IP and UDP) stand alone.
+        assert_eq!(runs_of(&[(1473, 1), (1473, 1), (1472, 1), (1472, 1)], 1500), vec![(0..1, 1), (1..2, 1), (2..4, 1)]);
+    }
+
+    #[test]
+    fn runs_keep_to_the_kernel_limits() {
+        let l = vec![(64, 1); 200];
+        let r = runs_of(&l, 9000);
+        assert!(r.iter().all(|(g, _)| g.len() <= netslice_io::sock::MAX_SEGMENTS));
+        let big = vec![(8000, 1); 20];
+        assert!(runs_of(&big, 9000).iter().all(|(g, _)| g.len() * 8000 <= netslice_io::sock::MAX_SEGMENTED));
+    }
+
+    proptest! {
+        /// Runs cover every payload once, in order; within a run all share the
+        /// destination, all but the last have the first's length and none is
+        /// longer, and the kernel's limits hold.
+        #[test]
+        fn runs_partition_the_batch_within_the_rules(
+            lens in proptest::collection::vec((prop_oneof![Just(0usize), 1usize..200, Just(1400), Just(1472), 1473usize..9000, Just(60_000)], 0u8..3), 0..300),
+            mtu in prop_oneof![Just(1500usize), Just(9000)],
+        ) {
+            let runs = runs_of(&lens, mtu);
+            let mut next = 0;
+            for (r, d) in &runs {
+                prop_assert_eq!(r.start, next);
+                prop_assert!(!r.is_empty());
+                next = r.end;
+                let first = lens[r.start].0;
+                if r.len() > 1 {
+                    prop_assert!(first > 0 && first + 28 <= mtu);
+                    prop_assert!(r.len() <= netslice_io::sock::MAX_SEGMENTS);
+                    prop_assert!(lens[r.clone()].iter().map(|l| l.0).sum::<usize>() <= netslice_io::sock::MAX_SEGMENTED);
+                    for k in r.clone() {
+                        prop_assert_eq!(lens[k].1, *d);
+                        prop_assert!(lens[k].0 <= first && lens[k].0 > 0);
+                        if k + 1 < r.end {
+                            prop_assert_eq!(lens[k].0, first);
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(next, lens.len());
+        }
     }
 }

@@ -219,6 +219,19 @@ pub struct UdpSummary {
     /// Datagrams received in each whole second after the first one (sink only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_second: Vec<u64>,
+    /// Datagrams that arrived after one the sender sent later (sink only).
+    #[serde(default)]
+    pub out_of_order: u64,
+    /// Datagrams whose length or contents differ from what `udp-send` sends
+    /// (sink only).
+    #[serde(default)]
+    pub bad: u64,
+}
+
+/// Byte `i` of every `udp-send` payload from byte 8 on (bytes 0..8 hold the
+/// sequence number, big-endian, when the payload has room for it).
+fn pattern(i: usize) -> u8 {
+    (i as u8).wrapping_mul(31) ^ 0xa5
 }
 
 fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
@@ -233,6 +246,9 @@ fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
             s.pps,
             s.bytes as f64 * 8.0 / s.seconds.max(1e-9) / 1e9
         );
+        if s.out_of_order > 0 || s.bad > 0 {
+            println!("{} out of order, {} with the wrong length or contents", s.out_of_order, s.bad);
+        }
     }
     Ok(())
 }
@@ -248,7 +264,8 @@ pub fn udp_send(
 ) -> Result<UdpSummary> {
     use netslice_io::sock::{MAX_BATCH, Socket as NsSocket};
     let sock = NsSocket::udp(0)?;
-    let payload = vec![0xa5u8; size];
+    // One payload per batch slot, each stamped with its sequence number.
+    let mut payloads: Vec<Vec<u8>> = (0..MAX_BATCH).map(|_| (0..size).map(pattern).collect()).collect();
     let start = Instant::now();
     let (mut packets, mut errors) = (0u64, 0u64);
     // Pacing: frames of size + 42 bytes at rate_bps; small bursts of 8.
@@ -268,7 +285,12 @@ pub fn udp_send(
                 std::thread::sleep(due - now);
             }
         }
-        let msgs: Vec<(&[u8], std::net::SocketAddrV4)> = (0..left).map(|_| (&payload[..], addr)).collect();
+        if size >= 8 {
+            for (k, p) in payloads.iter_mut().take(left).enumerate() {
+                p[..8].copy_from_slice(&(packets + k as u64).to_be_bytes());
+            }
+        }
+        let msgs: Vec<(&[u8], std::net::SocketAddrV4)> = payloads[..left].iter().map(|p| (&p[..], addr)).collect();
         let (sent, err) = sock.send_batch(&msgs);
         packets += sent as u64;
         if let Some(e) = err {
@@ -286,10 +308,14 @@ pub fn udp_send(
         seconds,
         pps: packets as f64 / seconds.max(1e-9),
         per_second: Vec::new(),
+        out_of_order: 0,
+        bad: 0,
     })
 }
 
-/// Counts datagrams for `duration`.
+/// Counts datagrams for `duration`, and checks them against what `udp-send`
+/// sends: all of the first one's length, the payload pattern intact, sequence
+/// numbers rising.
 pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<UdpSummary> {
     use netslice_io::sock::{RecvInfo, Socket as NsSocket, wait_readable};
     let sock = NsSocket::udp(listen.port())?;
@@ -298,6 +324,8 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
     let start = Instant::now();
     let (mut packets, mut bytes, mut first, mut last) = (0u64, 0u64, None, start);
     let mut per_second: Vec<u64> = Vec::new();
+    let (mut size, mut next_seq, mut out_of_order, mut bad) = (None, 0u64, 0u64, 0u64);
+    let expect: Vec<u8> = (0..65_536).map(pattern).collect();
     while start.elapsed() < duration {
         match sock.recv_batch(&mut bufs, 0, &mut info) {
             Ok(n) => {
@@ -311,6 +339,22 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
                 per_second[sec] += n as u64;
                 packets += n as u64;
                 bytes += info[..n].iter().map(|i| i.len as u64).sum::<u64>();
+                for (b, i) in bufs.iter().zip(&info).take(n) {
+                    let d = &b[..i.len];
+                    let want = *size.get_or_insert(i.len);
+                    let from = if want >= 8 { 8 } else { 0 };
+                    if i.len != want || d.get(from..) != expect.get(from..i.len) {
+                        bad += 1;
+                        continue;
+                    }
+                    if want >= 8 {
+                        let seq = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+                        if seq < next_seq {
+                            out_of_order += 1;
+                        }
+                        next_seq = next_seq.max(seq + 1);
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let _ = wait_readable(sock.fd(), 50);
@@ -327,6 +371,8 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
         seconds,
         pps: if seconds > 0.0 { packets as f64 / seconds } else { 0.0 },
         per_second,
+        out_of_order,
+        bad,
     })
 }
 

@@ -89,3 +89,61 @@ pub fn sysctl(name: &str, key: &str, value: &str) -> Result<()> {
         std::fs::write(&p, value).map_err(|e| Error::os(format!("writing {p}"), e))
     })
 }
+
+/// Turns generic receive offload on or off for interface `ifname` inside the
+/// named namespace (the `ethtool -K IF gro on` of the legacy `ETHTOOL_SGRO`
+/// ioctl). On a veth this also switches its receive side to NAPI: frames then
+/// wait in the device's own ring and leave it in order, as on a real NIC,
+/// instead of in the per-CPU backlog of whichever CPU sent them, where a sender
+/// that moves between CPUs can overtake its own earlier frames.
+pub fn set_gro(name: &str, ifname: &str, on: bool) -> Result<()> {
+    let ifname = ifname.to_string();
+    run_in(name, move || set_gro_here(&ifname, on))
+}
+
+/// [`set_gro`] in the calling thread's namespace.
+pub fn set_gro_here(ifname: &str, on: bool) -> Result<()> {
+    ethtool_value(ifname, ETHTOOL_SGRO, u32::from(on)).map(|_| ())
+}
+
+/// Whether GRO is on for `ifname` in the calling thread's namespace.
+pub fn gro_here(ifname: &str) -> Result<bool> {
+    ethtool_value(ifname, ETHTOOL_GGRO, 0).map(|v| v != 0)
+}
+
+const ETHTOOL_GGRO: u32 = 0x2b;
+const ETHTOOL_SGRO: u32 = 0x2c;
+
+/// One `SIOCETHTOOL` call with a `struct ethtool_value`; returns its `data`.
+fn ethtool_value(ifname: &str, cmd: u32, data: u32) -> Result<u32> {
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let what = || format!("ethtool command {cmd:#x} on {ifname}");
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
+        return Err(Error::os(what(), std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+    }
+    let mut value = EthtoolValue { cmd, data };
+    // SAFETY: all-zero is a valid ifreq.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+    // SAFETY: plain socket(2); the descriptor is checked and then owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::last(what()));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: SIOCETHTOOL reads `ifr` (a NUL-terminated name and a pointer to
+    // `value`), and reads and writes `value`; both live across the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
+    if rc < 0 {
+        return Err(Error::last(what()));
+    }
+    Ok(value.data)
+}

@@ -1,6 +1,8 @@
 //! AF_XDP on a real veth pair between two namespaces (needs root): carrier
 //! frames are stolen into the socket, everything else (ARP, ICMP, IP fragments)
-//! still reaches the kernel, and frames sent through the TX ring arrive.
+//! still reaches the kernel, and frames sent through the TX ring arrive. Also
+//! the socket path's offloads on the same kind of link: a run of UDP datagrams
+//! crosses the veth as one segmented send and arrives as one GRO buffer.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::Command;
@@ -40,7 +42,10 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        let tag = format!("x{}", std::process::id() % 100_000);
+        // Unique per process and per test in it (tests may run as threads).
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("x{}n{n}", std::process::id() % 100_000);
         let p = Pair { a: format!("{tag}a"), b: format!("{tag}b") };
         netns::create(&p.a).unwrap();
         netns::create(&p.b).unwrap();
@@ -168,4 +173,40 @@ fn netslice_wire_checksum(b: &[u8]) -> u16 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     acc as u16
+}
+
+#[test]
+fn a_udp_run_crosses_a_veth_as_one_segmented_send_and_one_gro_buffer() {
+    if !root() {
+        return;
+    }
+    let pair = Pair::new();
+    // The testbed's substrate veths run with GRO (NAPI) on, like a NIC.
+    netns::set_gro(&pair.b, "xb0", true).unwrap();
+    assert!(netns::run_in(&pair.b, || netns::gro_here("xb0")).unwrap());
+    let mut rx = netns::run_in(&pair.b, || Socket::udp(5600)).unwrap();
+    rx.enable_gro().unwrap();
+    let tx = netns::run_in(&pair.a, || Socket::udp(5601)).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..40u8).map(|k| vec![k; 1400]).chain([vec![0xee; 99]]).collect();
+    let segs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 5600);
+    // The first send may wait for ARP; repeat the run until it arrives.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut bufs = vec![vec![0u8; 70_000]; 4];
+    let mut info = [RecvInfo::default(); 4];
+    loop {
+        assert!(Instant::now() < deadline, "no run arrived whole");
+        let (sent, err) = tx.send_segments(&segs, &[(0..segs.len(), dst)]);
+        assert!(err.is_none() && sent == segs.len(), "{sent}: {err:?}");
+        assert!(tx.segments_ok(), "the kernel took the segmented send");
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(n) = rx.recv_batch(&mut bufs, 0, &mut info) else { continue };
+        let whole = (0..n).find(|&i| info[i].len == 40 * 1400 + 99);
+        if let Some(i) = whole {
+            assert_eq!(info[i].seg, 1400, "one GRO buffer of 1400-byte datagrams");
+            let got: Vec<Vec<u8>> = info[i].datagrams(0).map(|r| bufs[i][r].to_vec()).collect();
+            assert_eq!(got, payloads);
+            return;
+        }
+    }
 }
