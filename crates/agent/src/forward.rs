@@ -90,6 +90,9 @@ pub struct IpCarrier {
     pub link_type: TypeIdx,
     /// The socket.
     pub sock: Socket,
+    /// UDP carriers: a second socket, without UDP checksums, for payloads the
+    /// IP layer must fragment (super-frames).
+    pub unchecked: Option<Socket>,
 }
 
 /// A running fast-path node.
@@ -243,12 +246,9 @@ impl Shared {
                     _ => None,
                 })
                 .collect();
-            let (sent, err) = if matches!(c.carrier, Carrier::Udp(_)) && mtu > 0 && c.sock.segments_ok() {
-                let runs = udp_runs(&msgs, mtu);
-                let segs: Vec<&[u8]> = msgs.iter().map(|(p, _)| *p).collect();
-                c.sock.send_segments(&segs, &runs)
-            } else {
-                c.sock.send_batch(&msgs)
+            let (sent, err) = match (&c.unchecked, mtu) {
+                (Some(unchecked), 1..) => send_udp(&c.sock, unchecked, &msgs, mtu),
+                _ => c.sock.send_batch(&msgs),
             };
             if let Some(e) = err {
                 tracing::debug!("send failed after {sent} of {}: {e}", msgs.len());
@@ -574,6 +574,39 @@ impl Dispatch {
     }
 }
 
+/// Sends UDP payloads in order over a link of `mtu` bytes: those that fit it
+/// whole through `sock`, in `UDP_SEGMENT` runs while the kernel takes them;
+/// those the IP layer must fragment (super-frames) through `unchecked`, without
+/// a UDP checksum. Returns how many were sent before the first failure.
+fn send_udp(
+    sock: &Socket,
+    unchecked: &Socket,
+    msgs: &[(&[u8], SocketAddrV4)],
+    mtu: usize,
+) -> (usize, Option<std::io::Error>) {
+    let big = |m: &(&[u8], SocketAddrV4)| m.0.len() + 28 > mtu;
+    let mut done = 0;
+    // Consecutive stretches of one kind, so the order between them holds.
+    while done < msgs.len() {
+        let kind = big(&msgs[done]);
+        let n = msgs[done..].iter().take_while(|m| big(m) == kind).count();
+        let part = &msgs[done..done + n];
+        let (sent, err) = if kind {
+            unchecked.send_batch(part)
+        } else if sock.segments_ok() {
+            let segs: Vec<&[u8]> = part.iter().map(|(p, _)| *p).collect();
+            sock.send_segments(&segs, &udp_runs(part, mtu))
+        } else {
+            sock.send_batch(part)
+        };
+        done += sent;
+        if err.is_some() || sent < n {
+            return (done, err);
+        }
+    }
+    (done, None)
+}
+
 /// Groups UDP payloads (in order) into runs for [`Socket::send_segments`]:
 /// consecutive payloads to the same destination, all but the last of a run the
 /// length of its first, each fitting a link of `mtu` bytes whole (IPv4 and UDP
@@ -662,19 +695,19 @@ impl Forwarder {
             carriers
                 .into_iter()
                 .map(|(carrier, link_type)| {
-                    let sock = match carrier {
-                        Carrier::IpProto(p) => Socket::raw_ip(p)?,
+                    let (sock, unchecked) = match carrier {
+                        Carrier::IpProto(p) => (Socket::raw_ip(p)?, None),
                         Carrier::Udp(port) => {
                             let mut s = Socket::udp(port)?;
                             // Runs of datagrams of one flow arrive as one buffer.
                             if let Err(e) = s.enable_gro() {
                                 tracing::info!("no UDP GRO on port {port}: {e}");
                             }
-                            s
+                            (s, Some(Socket::udp_unchecked()?))
                         }
                         Carrier::Ethernet(_) => unreachable!("filtered above"),
                     };
-                    Ok(IpCarrier { carrier, link_type, sock })
+                    Ok(IpCarrier { carrier, link_type, sock, unchecked })
                 })
                 .collect()
         };

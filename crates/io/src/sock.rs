@@ -119,6 +119,20 @@ impl Socket {
         Ok(s)
     }
 
+    /// A send-only UDP socket (bound to an ephemeral port in the calling
+    /// thread's namespace) whose datagrams carry no UDP checksum
+    /// (`SO_NO_CHECK`), as RFC 7348 recommends for VXLAN over IPv4. A
+    /// receiver then copies a datagram the IP layer reassembled without a
+    /// second pass over it to verify the checksum. The kernel refuses
+    /// segmentation offload on such a socket.
+    pub fn udp_unchecked() -> Result<Socket> {
+        let mut s = Socket::udp(0)?;
+        set_int(s.fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
+            .map_err(|e| Error::os("turning UDP checksums off", e))?;
+        s.gso = AtomicBool::new(false);
+        Ok(s)
+    }
+
     /// Turns on `UDP_GRO` (UDP sockets only): the kernel may then deliver a run
     /// of same-size datagrams of one flow as one buffer, cut by
     /// [`RecvInfo::datagrams`]. Fails on kernels without it (before 5.0).
@@ -482,6 +496,48 @@ mod tests {
         let (offload, _, coalesced) = send_over_loopback(true);
         assert!(!offload, "later sends skip the offload");
         assert_eq!(coalesced, 0);
+    }
+
+    #[test]
+    fn unchecked_datagrams_leave_with_a_zero_udp_checksum() {
+        // A raw UDP socket sees the datagrams with their headers.
+        let raw = match Socket::raw_ip(17) {
+            Ok(r) => r,
+            // Skipped only on request: raw sockets need CAP_NET_RAW.
+            Err(e) if std::env::var("NETSLICE_SKIP_E2E").as_deref() == Ok("1") => {
+                eprintln!("SKIPPED: {e} (NETSLICE_SKIP_E2E=1 is set)");
+                return;
+            }
+            Err(e) => panic!("{e}: run the tests as root, or set NETSLICE_SKIP_E2E=1 to skip this one"),
+        };
+        let rx = Socket::udp(0).unwrap();
+        let port = local_port(&rx);
+        let tx = Socket::udp_unchecked().unwrap();
+        assert!(!tx.segments_ok());
+        let dst = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        // A super-frame's size (loopback's MTU carries it whole).
+        let payload = vec![0x5a; 3000];
+        let (sent, err) = tx.send_batch(&[(&payload, dst)]);
+        assert!(err.is_none() && sent == 1, "{err:?}");
+        let mut bufs = vec![vec![0u8; 70_000]; 8];
+        let mut info = [RecvInfo::default(); 8];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            let Ok(n) = raw.recv_batch(&mut bufs, 0, &mut info) else {
+                let _ = wait_readable(raw.fd(), 100);
+                continue;
+            };
+            for (b, inf) in bufs.iter().zip(&info).take(n) {
+                let ihl = usize::from(b[0] & 0x0f) * 4;
+                let udp = &b[ihl..inf.len];
+                if u16::from_be_bytes([udp[2], udp[3]]) == port {
+                    assert_eq!(&udp[6..8], &[0, 0], "no UDP checksum");
+                    assert_eq!(&udp[8..], &payload[..]);
+                    return;
+                }
+            }
+        }
+        panic!("the datagram did not arrive");
     }
 
     #[test]
