@@ -129,6 +129,9 @@ impl Socket {
         let mut s = Socket::udp(0)?;
         set_int(s.fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
             .map_err(|e| Error::os("turning UDP checksums off", e))?;
+        // Nothing reads it: stray datagrams to its port may pin only the
+        // kernel's minimum of receive buffer.
+        set_int(s.fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 0).map_err(|e| Error::os("sizing socket buffers", e))?;
         s.gso = AtomicBool::new(false);
         Ok(s)
     }
