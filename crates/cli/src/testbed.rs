@@ -377,9 +377,6 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
                 ip_in(ns, &["addr", "add", &format!("{}/{}", e.addr, l.prefix_len), "dev", &e.ifname])?;
             }
             ip_in(ns, &["link", "set", "dev", &e.ifname, "address", &e.mac, "mtu", &l.mtu.to_string(), "up"])?;
-            // NAPI receive, like a NIC: the kernel's per-CPU backlog would let a
-            // flow overtake itself when its sender moves between CPUs.
-            netns::set_gro(ns, &e.ifname, true).with_context(|| format!("enabling GRO on link {}", l.name))?;
             let mut tc = vec!["-n".to_string(), ns.clone()];
             tc.extend(tbf_args(&e.ifname, l.bandwidth.bps(), l.mtu));
             run("tc", &tc).with_context(|| format!("shaping link {} to {}", l.name, l.bandwidth))?;
