@@ -305,6 +305,8 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let case = format!("{link}, {size}-byte payloads, rate {rate:?}: {v}");
             let got = v["packets"].as_u64().unwrap_or(0);
+            // One line per case (shown with --no-capture), for the record on order.
+            eprintln!("burst {case}");
             assert_eq!(v["bad"], 0, "every datagram whole: {case}");
             // Order: in 4 of about 50 runs, 19 - 38 of 20000 datagrams of the
             // first burst after the slice came up arrived out of order, always
