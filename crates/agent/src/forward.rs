@@ -413,6 +413,25 @@ impl Dispatch {
         Dispatch { per_port: Vec::new(), rng: Rng::new(), outputs: Outputs::default() }
     }
 
+    /// A frame of link type `ty` arrived from the substrate in `slot[range]`:
+    /// classified here, then handed to a worker (`steer`) or forwarded inline.
+    #[allow(clippy::too_many_arguments)]
+    fn arrived(
+        &mut self,
+        shared: &Shared,
+        plane: &Arc<Plane>,
+        steer: &mut Steer,
+        ty: TypeIdx,
+        slot: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+        now: u64,
+    ) {
+        let v = plane.tables.on_substrate(ty, slot, range);
+        if let Some(v) = steer.take(plane, slot, v, now) {
+            self.handle(shared, plane, slot, v, now, 0);
+        }
+    }
+
     /// Takes the frame out of `slot` (leaving it empty) when it is queued for an
     /// egress port, or runs it through a fast-path node. A TCP super-frame goes
     /// on whole where the path carries it (IP carriers, offload TAPs) and is cut
@@ -593,11 +612,10 @@ fn send_udp(
         let part = &msgs[done..done + n];
         let (sent, err) = if kind {
             unchecked.send_batch(part)
-        } else if sock.segments_ok() {
+        } else {
+            // Single datagrams once the kernel has refused the offload.
             let segs: Vec<&[u8]> = part.iter().map(|(p, _)| *p).collect();
             sock.send_segments(&segs, &udp_runs(part, mtu))
-        } else {
-            sock.send_batch(part)
         };
         done += sent;
         if err.is_some() || sent < n {
@@ -1378,40 +1396,27 @@ fn ip_rx(shared: &Shared, k: usize) {
                 plane.tables.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if inf.seg == 0 {
-                let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], HEADROOM..HEADROOM + inf.len);
-                if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
-                    out.handle(shared, &plane, &mut bufs[i], v, now, 0);
-                }
-                continue;
-            }
-            // UDP GRO: several datagrams in one buffer. The second and later
-            // are copied into buffers of their own first (forwarding the first
-            // may take its buffer), then each is forwarded in arrival order.
+            // With UDP GRO the buffer may hold several datagrams. The second and
+            // later are copied into buffers of their own first (forwarding the
+            // first may take its buffer), then each is forwarded in arrival order.
             let mut cuts = inf.datagrams(HEADROOM);
-            let Some(first) = cuts.next() else { continue };
-            let mut more = 0;
+            // (An empty datagram still goes to the classifier, which counts it.)
+            let first = cuts.next().unwrap_or(HEADROOM..HEADROOM);
             lens.clear();
             for r in cuts {
-                if more == extra.len() {
+                let k = lens.len();
+                if k == extra.len() {
                     extra.push(Vec::new());
                 }
-                if extra[more].len() != shared.pool.buf_len() {
-                    shared.pool.refill(&mut extra[more..]);
+                if extra[k].len() != shared.pool.buf_len() {
+                    shared.pool.refill(&mut extra[k..]);
                 }
-                extra[more][HEADROOM..HEADROOM + r.len()].copy_from_slice(&bufs[i][r.clone()]);
+                extra[k][HEADROOM..HEADROOM + r.len()].copy_from_slice(&bufs[i][r.clone()]);
                 lens.push(r.len());
-                more += 1;
             }
-            let v = plane.tables.on_substrate(carrier.link_type, &mut bufs[i], first);
-            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
-                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
-            }
-            for (b, &len) in extra.iter_mut().zip(&lens).take(more) {
-                let v = plane.tables.on_substrate(carrier.link_type, b, HEADROOM..HEADROOM + len);
-                if let Some(v) = steer.take(&plane, b, v, now) {
-                    out.handle(shared, &plane, b, v, now, 0);
-                }
+            out.arrived(shared, &plane, &mut steer, carrier.link_type, &mut bufs[i], first, now);
+            for (b, &len) in extra.iter_mut().zip(&lens) {
+                out.arrived(shared, &plane, &mut steer, carrier.link_type, b, HEADROOM..HEADROOM + len, now);
             }
         }
         steer.send(shared);
@@ -1456,10 +1461,7 @@ fn ether_rx(shared: &Shared, stop: &AtomicBool, sock: &PacketSocket) {
             }
             let et = u16::from_be_bytes([bufs[i][inf.start + 12], bufs[i][inf.start + 13]]);
             let Some(&(_, ty)) = by_type.iter().find(|(e, _)| *e == et) else { continue };
-            let v = plane.tables.on_substrate(ty, &mut bufs[i], inf.start..inf.start + inf.len);
-            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
-                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
-            }
+            out.arrived(shared, &plane, &mut steer, ty, &mut bufs[i], inf.start..inf.start + inf.len, now);
         }
         steer.send(shared);
         out.flush(shared, &mut bufs);
@@ -1502,10 +1504,7 @@ fn xsk_rx(shared: &Shared, stop: &AtomicBool, port: &XskPort) {
         let plane = shared.plane.load();
         let now = shared.clock.now();
         for (i, &(ty, len)) in meta.iter().enumerate() {
-            let v = plane.tables.on_substrate(ty, &mut bufs[i], HEADROOM..HEADROOM + len);
-            if let Some(v) = steer.take(&plane, &mut bufs[i], v, now) {
-                out.handle(shared, &plane, &mut bufs[i], v, now, 0);
-            }
+            out.arrived(shared, &plane, &mut steer, ty, &mut bufs[i], HEADROOM..HEADROOM + len, now);
         }
         steer.send(shared);
         out.flush(shared, &mut bufs);

@@ -377,12 +377,10 @@ fn gro_size(h: &libc::msghdr) -> Option<usize> {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                // The kernel reports the size as an int.
                 let data = (*c).cmsg_len.saturating_sub(libc::CMSG_LEN(0) as usize);
                 if data >= std::mem::size_of::<libc::c_int>() {
                     return usize::try_from(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>())).ok();
-                }
-                if data >= 2 {
-                    return Some(usize::from(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u16>())));
                 }
             }
             c = libc::CMSG_NXTHDR(h, c);
