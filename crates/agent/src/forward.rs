@@ -184,6 +184,24 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Empty tables, the given carrier sockets, buffers of `buf_len` bytes.
+    pub fn new(ip: Vec<IpCarrier>, io_mode: IoMode, registry: Arc<Registry>, buf_len: usize) -> Shared {
+        Shared {
+            plane: ArcSwap::from_pointee(Plane::default()),
+            impairments: ArcSwap::from_pointee(Vec::new()),
+            ip,
+            ether: ArcSwap::from_pointee(Vec::new()),
+            xsk: ArcSwap::from_pointee(Vec::new()),
+            io_mode,
+            registry,
+            pool: Pool::new(buf_len),
+            clock: Clock::new(),
+            timer: Timer::default(),
+            cpus: CpuMap::default(),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
     /// Sends packets of one physical link (of MTU `mtu`; 0: unknown) now:
     /// what fits an AF_XDP frame through the link's AF_XDP socket if it has
     /// one, IP carriers with `sendmmsg` per socket (UDP runs to one next hop as
@@ -730,20 +748,7 @@ impl Forwarder {
                 .collect()
         };
         let ip = in_host_ns(netns.as_deref(), open)?;
-        let shared = Arc::new(Shared {
-            plane: ArcSwap::from_pointee(Plane::default()),
-            impairments: ArcSwap::from_pointee(Vec::new()),
-            ip,
-            ether: ArcSwap::from_pointee(Vec::new()),
-            xsk: ArcSwap::from_pointee(Vec::new()),
-            io_mode,
-            registry,
-            pool: Pool::new(HEADROOM + buf_len),
-            clock: Clock::new(),
-            timer: Timer::default(),
-            cpus: CpuMap::default(),
-            shutdown: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(ip, io_mode, registry, HEADROOM + buf_len));
         let all_cpus = netslice_io::cpu::allowed().unwrap_or_default();
         shared.cpus.set(CpuSets { shared: all_cpus.clone(), ports: BTreeMap::new() });
         let mut sets = BTreeMap::new();
@@ -947,7 +952,7 @@ impl Forwarder {
             old.egress.iter().filter(|(k, _)| !plane.egress.contains_key(k)).map(|(_, e)| e.clone()).collect();
         self.shared.plane.store(Arc::new(plane));
         for set in retired {
-            // Frames still queued for it are dropped (and counted) as it stops.
+            // It forwards the frames still queued for it before it stops.
             set.stop();
         }
         for e in gone {
