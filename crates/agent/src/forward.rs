@@ -395,6 +395,8 @@ pub struct Forwarder {
     all_cpus: Vec<usize>,
     /// Dedicated CPUs that could not be honoured here.
     cpu_problems: Mutex<Vec<String>>,
+    /// Neighbour entries written for the substrate peers.
+    neighbours: Mutex<crate::neigh::Neighbours>,
 }
 
 #[derive(Debug)]
@@ -782,6 +784,7 @@ impl Forwarder {
             workers: Mutex::new(sets),
             all_cpus,
             cpu_problems: Mutex::new(Vec::new()),
+            neighbours: Mutex::new(crate::neigh::Neighbours::default()),
         })
     }
 
@@ -940,6 +943,10 @@ impl Forwarder {
         let old = self.shared.plane.load_full();
         self.ensure_ether(&cfg.underlay);
         self.ensure_xsk(&cfg.underlay);
+        // Before any frame of this config is sent: see `neigh` for why.
+        for p in self.neighbours.lock().expect("neighbours lock").sync(self.netns.as_deref(), &cfg.underlay) {
+            tracing::warn!("no permanent neighbour entry (the peer is resolved by ARP): {p}");
+        }
         let (nodes, errors) = build_nodes(cfg, &self.shared.registry, &old);
         let (sets, retired) = self.plan_workers(cfg);
         let mut plane = build_plane(cfg, tables, &ports, nodes, &old, now);

@@ -222,6 +222,10 @@ pub struct UdpSummary {
     /// Datagrams that arrived after one the sender sent later (sink only).
     #[serde(default)]
     pub out_of_order: u64,
+    /// Lowest and highest sequence number among those late datagrams (sink
+    /// only): where in the run the reordering happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<(u64, u64)>,
     /// Datagrams whose length or contents differ from what `udp-send` sends
     /// (sink only).
     #[serde(default)]
@@ -248,6 +252,9 @@ fn print_udp(what: &str, s: &UdpSummary, json: bool) -> Result<()> {
         );
         if s.out_of_order > 0 || s.bad > 0 {
             println!("{} out of order, {} with the wrong length or contents", s.out_of_order, s.bad);
+        }
+        if let Some((lo, hi)) = s.late {
+            println!("late datagrams had sequence numbers {lo} - {hi}");
         }
     }
     Ok(())
@@ -309,6 +316,7 @@ pub fn udp_send(
         pps: packets as f64 / seconds.max(1e-9),
         per_second: Vec::new(),
         out_of_order: 0,
+        late: None,
         bad: 0,
     })
 }
@@ -325,6 +333,7 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
     let (mut packets, mut bytes, mut first, mut last) = (0u64, 0u64, None, start);
     let mut per_second: Vec<u64> = Vec::new();
     let (mut size, mut next_seq, mut out_of_order, mut bad) = (None, 0u64, 0u64, 0u64);
+    let mut late: Option<(u64, u64)> = None;
     let expect: Vec<u8> = (0..65_536).map(pattern).collect();
     while start.elapsed() < duration {
         match sock.recv_batch(&mut bufs, 0, &mut info) {
@@ -351,6 +360,7 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
                         let seq = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
                         if seq < next_seq {
                             out_of_order += 1;
+                            late = Some(late.map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))));
                         }
                         next_seq = next_seq.max(seq + 1);
                     }
@@ -372,6 +382,7 @@ pub fn udp_sink(listen: std::net::SocketAddrV4, duration: Duration) -> Result<Ud
         pps: if seconds > 0.0 { packets as f64 / seconds } else { 0.0 },
         per_second,
         out_of_order,
+        late,
         bad,
     })
 }

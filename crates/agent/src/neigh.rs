@@ -1,0 +1,122 @@
+//! Permanent neighbour entries for the substrate peers.
+//!
+//! Socket I/O hands outer packets to the host's IP stack, which must know the
+//! next hop's MAC. Left to ARP, the first packets after a slice comes up wait in
+//! the neighbour entry's queue while the request goes out; when the reply comes,
+//! the kernel sends that queue from the thread that received the reply while the
+//! forwarding thread, on the other core, already sends new packets directly. So
+//! the first burst could arrive partly out of order (19 - 38 of 20000 datagrams,
+//! seen in about one run in twelve under load), and a fast burst overflows the
+//! queue (`unres_qlen_bytes`, about 200 KB) and loses the rest. The AF_XDP path
+//! never had this: it writes the peer's MAC from the link's config itself.
+//!
+//! So the agent writes the same MACs into the host's neighbour table, as
+//! permanent entries, for every underlay link whose config names both MACs and
+//! whose local interface carries the MAC the config says (the substrate's MAC
+//! plan is in force on this host). Entries of links that leave the config are
+//! removed again; the agent's own records say which entries it made.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use netslice_io::cmd;
+use netslice_model::api::UnderlayLink;
+
+/// The entries an agent made, by interface.
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    made: BTreeMap<String, (Ipv4Addr, String)>,
+}
+
+/// Whether `s` is a MAC address in `aa:bb:cc:dd:ee:ff` form.
+fn is_mac(s: &str) -> bool {
+    s.len() == 17 && s.split(':').all(|h| h.len() == 2 && u8::from_str_radix(h, 16).is_ok())
+}
+
+fn ip_at<S: AsRef<str>>(netns: Option<&str>, args: &[S]) -> netslice_io::Result<String> {
+    match netns {
+        Some(ns) => cmd::ip_in(ns, args),
+        None => cmd::ip(args),
+    }
+}
+
+impl Neighbours {
+    /// Makes the host's neighbour table match `underlay` (in namespace
+    /// `netns`, or this one). Returns one line per entry that could not be
+    /// written; traffic on that link then resolves the peer by ARP as before.
+    pub fn sync(&mut self, netns: Option<&str>, underlay: &[UnderlayLink]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let want: BTreeMap<&str, (Ipv4Addr, &str)> = underlay
+            .iter()
+            .filter(|u| is_mac(&u.peer_mac) && is_mac(&u.local_mac))
+            .map(|u| (u.ifname.as_str(), (u.peer, u.peer_mac.as_str())))
+            .collect();
+        let gone: Vec<String> = self
+            .made
+            .iter()
+            .filter(|(i, (peer, mac))| want.get(i.as_str()) != Some(&(*peer, mac.as_str())))
+            .map(|(i, _)| i.clone())
+            .collect();
+        for ifname in gone {
+            if let Some((peer, _)) = self.made.remove(&ifname) {
+                // The interface may be gone with it; nothing is left to remove then.
+                let _ = ip_at(netns, &["neigh", "del", &peer.to_string(), "dev", &ifname]);
+            }
+        }
+        for u in underlay {
+            let Some(&(peer, mac)) = want.get(u.ifname.as_str()) else { continue };
+            if self.made.contains_key(&u.ifname) {
+                continue;
+            }
+            match local_mac(netns, &u.ifname) {
+                Ok(m) if m.eq_ignore_ascii_case(&u.local_mac) => {}
+                Ok(m) => {
+                    tracing::info!(
+                        "{}: MAC {m}, not the {} the substrate plans; its peer is left to ARP",
+                        u.ifname,
+                        u.local_mac
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(format!("{}: {e}", u.ifname));
+                    continue;
+                }
+            }
+            let args = ["neigh", "replace", &peer.to_string(), "lladdr", mac, "dev", &u.ifname, "nud", "permanent"];
+            match ip_at(netns, &args) {
+                Ok(_) => {
+                    self.made.insert(u.ifname.clone(), (peer, mac.to_string()));
+                }
+                Err(e) => problems.push(format!("{}: {e}", u.ifname)),
+            }
+        }
+        problems
+    }
+}
+
+/// The MAC address of `dev`.
+fn local_mac(netns: Option<&str>, dev: &str) -> netslice_io::Result<String> {
+    let out = ip_at(netns, &["-j", "link", "show", "dev", dev])?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| netslice_io::Error::Command {
+        cmd: format!("ip -j link show dev {dev}"),
+        status: "ok".into(),
+        stderr: format!("unreadable JSON: {e}"),
+    })?;
+    Ok(v[0]["address"].as_str().unwrap_or_default().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_recognised() {
+        assert!(is_mac("06:21:ea:4b:f1:41"));
+        assert!(is_mac("06:21:EA:4B:F1:41"));
+        assert!(!is_mac(""));
+        assert!(!is_mac("06:21:ea:4b:f1"));
+        assert!(!is_mac("06:21:ea:4b:f1:4g"));
+        assert!(!is_mac("0621:ea:4b:f1:41:1"));
+    }
+}
