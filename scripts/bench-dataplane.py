@@ -66,17 +66,19 @@ def cpu_seconds(pids):
     return total / tick
 
 
-def udp(addr, frame, secs, rate=None, cpu_of=()):
-    """-> (sent pps, received pps, fraction delivered[, CPU seconds of cpu_of])"""
+def udp(addr, frame, secs, rate=None, cpu_of=(), src=None, dst=None):
+    """-> (sent pps, received pps, fraction delivered, CPU seconds of cpu_of,
+    datagrams received); from namespace `src` (sliver a) to `dst` (sliver b)."""
+    src, dst = src or A, dst or B
     size = frame - 42
-    sink = subprocess.Popen(tool(B, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
+    sink = subprocess.Popen(tool(dst, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     args = ["udp-send", f"{addr}:9999", "--size", str(size), "--seconds", str(secs), "--json"]
     if rate:
         args += ["--rate", f"{int(rate)}bit"]
     cpu0 = cpu_seconds(cpu_of)
-    s = json.loads(subprocess.run(tool(A, *args), check=True, capture_output=True, text=True).stdout)
+    s = json.loads(subprocess.run(tool(src, *args), check=True, capture_output=True, text=True).stdout)
     out, _ = sink.communicate(timeout=60)
     cpu = cpu_seconds(cpu_of) - cpu0
     r = json.loads(out)
@@ -107,8 +109,8 @@ def best_paced(addr, frame, secs, start_pps):
     return best
 
 
-def tcp(addr, streams, secs):
-    out = subprocess.run(["ip", "netns", "exec", A, "iperf3", "-c", addr, "-p", "5301", "-t", str(secs), "-P",
+def tcp(addr, streams, secs, src=None):
+    out = subprocess.run(["ip", "netns", "exec", src or A, "iperf3", "-c", addr, "-p", "5301", "-t", str(secs), "-P",
                           str(streams), "-J"], capture_output=True, text=True).stdout
     doc = json.loads(out or "{}")
     if "sum_received" not in doc.get("end", {}):

@@ -3,8 +3,11 @@
 # transit hop through netslice (GRE and VXLAN links), the kernel (veth + bridge)
 # and Open vSwitch's userspace datapath, all in one run. Prints a Markdown table
 # for docs/benchmarks.md. Installs iperf3 (and openvswitch-switch) if missing.
+# With --isolation it runs scripts/bench-isolation.py instead: what a slice's
+# dedicated CPUs keep for it while another slice floods the same hosts.
 #
 #   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
+#   sudo scripts/bench.sh --isolation [--seconds 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -16,4 +19,9 @@ for tool in iperf3 ip python3; do
     }
 done
 cargo build --release --quiet --bin netslice
-as_root python3 scripts/bench-dataplane.py "$@"
+if [ "${1:-}" = --isolation ]; then
+    shift
+    as_root python3 scripts/bench-isolation.py "$@"
+else
+    as_root python3 scripts/bench-dataplane.py "$@"
+fi
