@@ -2,13 +2,11 @@
 //!
 //! Socket I/O hands outer packets to the host's IP stack, which must know the
 //! next hop's MAC. Left to ARP, the first packets after a slice comes up wait in
-//! the neighbour entry's queue while the request goes out; when the reply comes,
-//! the kernel sends that queue from the thread that received the reply while the
-//! forwarding thread, on the other core, already sends new packets directly. So
-//! the first burst could arrive partly out of order (19 - 38 of 20000 datagrams,
-//! seen in about one run in twelve under load), and a fast burst overflows the
-//! queue (`unres_qlen_bytes`, about 200 KB) and loses the rest. The AF_XDP path
-//! never had this: it writes the peer's MAC from the link's config itself.
+//! the neighbour entry's queue while the request goes out: a fast burst
+//! overflows that queue (`unres_qlen_bytes`, about 200 KB) and loses the rest,
+//! and if the peer does not answer, all of it goes after three seconds. The
+//! AF_XDP path never had this: it writes the peer's MAC from the link's config
+//! itself.
 //!
 //! So the agent writes the same MACs into the host's neighbour table, as
 //! permanent entries, for every underlay link whose config names both MACs and

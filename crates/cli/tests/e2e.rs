@@ -275,7 +275,7 @@ fn physical_link_delay_and_loss_are_emulated() {
 }
 
 /// Bursts of datagrams on VXLAN and GRE links through the transit host arrive
-/// whole and (but for a rare few, see below) in order. With socket I/O the
+/// whole and in order. With socket I/O the
 /// VXLAN bursts cross each physical link as UDP GSO sends and leave the next
 /// host's socket as GRO buffers, which the agent cuts up again (the test suite
 /// runs once more with `NETSLICE_IO=sockets`).
@@ -286,6 +286,10 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
     }
     let tb = Testbed::up("burst", &example());
     tb.apply(&repo_file("examples/bench.yaml"));
+    for addr in ["10.0.2.2", "10.0.0.2"] {
+        let (ok, v) = tb.ping("bench", "a", addr, "1");
+        assert!(ok, "a -> {addr}: {v}");
+    }
     for (link, addr) in [("vxlan", "10.0.2.2"), ("gre", "10.0.0.2")] {
         for (size, rate) in [("1330", Some("300Mbit")), ("1330", None), ("22", None), ("3000", Some("300Mbit"))] {
             let sink = tb.spawn_exec(
@@ -308,20 +312,13 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             // One line per case (shown with --no-capture), for the record on order.
             eprintln!("burst {case}");
             assert_eq!(v["bad"], 0, "every datagram whole: {case}");
-            // Order: in 4 of about 50 runs, 19 - 38 of 20000 datagrams of the
-            // first burst after the slice came up arrived out of order, always
-            // with socket I/O (3 under this test, 1 standalone); it did not
-            // reproduce on demand. What fits: that burst was the first traffic
-            // on the substrate, so the hosts' kernels resolved their peers by
-            // ARP while it flowed, and sent what waited for the answer from
-            // another thread than the one sending new datagrams (AF_XDP writes
-            // the MACs itself). The agents now write permanent neighbour entries
-            // (see `substrate_traffic_does_not_wait_for_arp`); the bound stays
-            // until runs show the reordering gone, and still catches steady
-            // reordering, such as a GRO buffer cut or steered out of order.
-            // The `late` field in the printed line says which datagrams.
-            let ooo = v["out_of_order"].as_u64().unwrap_or(u64::MAX);
-            assert!(ooo <= got / 200, "{ooo} out of order (at most 0.5%): {case}");
+            // Order: strict, because sliver a already knows b's MAC (the
+            // pings above). Without them, the first datagrams of the first
+            // burst could arrive late (`late: [0, 36]` in one run): a's kernel
+            // holds them while it resolves b's MAC, then sends them from the
+            // thread that got the ARP answer while udp-send sends newer ones.
+            // That is the sender's kernel, not the data plane.
+            assert_eq!(v["out_of_order"], 0, "datagrams out of order: {case}");
             // Unpaced, the sender outruns the path and loses some; paced, all arrive.
             let floor = if rate.is_some() { 19_000 } else { 1_000 };
             assert!(got >= floor, "{got} of 20000 arrived: {case}");
@@ -340,10 +337,7 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
 /// so traffic leaving through the kernel's sockets never waits for ARP. Here t1
 /// stops answering ARP on its link to h1 and a paced burst still crosses whole.
 /// Left to ARP, h1's kernel held the first datagrams in its neighbour queue
-/// (about 200 KB), dropped the rest, and gave up after three seconds; when ARP
-/// did answer mid-burst, it sent that queue from another thread than the one
-/// sending new datagrams, so the first burst after a slice came up could arrive
-/// partly out of order.
+/// (about 200 KB), dropped the rest, and gave up after three seconds.
 #[test]
 fn substrate_traffic_does_not_wait_for_arp() {
     if !need_root() {
