@@ -12,7 +12,8 @@
 //! permanent entries, for every underlay link whose config names both MACs and
 //! whose local interface carries the MAC the config says (the substrate's MAC
 //! plan is in force on this host). Entries of links that leave the config are
-//! removed again; the agent's own records say which entries it made.
+//! removed again; the agent's own records say which entries it made (a restarted
+//! agent applies its cached config first, so it learns its predecessor's).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -20,10 +21,12 @@ use std::net::Ipv4Addr;
 use netslice_io::cmd;
 use netslice_model::api::UnderlayLink;
 
-/// The entries an agent made, by interface.
+/// The entries an agent made: (interface, peer address) -> MAC.
 #[derive(Debug, Default)]
 pub struct Neighbours {
-    made: BTreeMap<String, (Ipv4Addr, String)>,
+    made: BTreeMap<(String, Ipv4Addr), String>,
+    /// Links whose interface does not carry the planned MAC (said once).
+    skipped: BTreeMap<(String, Ipv4Addr), String>,
 }
 
 /// Whether `s` is a MAC address in `aa:bb:cc:dd:ee:ff` form.
@@ -44,26 +47,24 @@ impl Neighbours {
     /// written; traffic on that link then resolves the peer by ARP as before.
     pub fn sync(&mut self, netns: Option<&str>, underlay: &[UnderlayLink]) -> Vec<String> {
         let mut problems = Vec::new();
-        let want: BTreeMap<&str, (Ipv4Addr, &str)> = underlay
+        let want: BTreeMap<(String, Ipv4Addr), &UnderlayLink> = underlay
             .iter()
             .filter(|u| is_mac(&u.peer_mac) && is_mac(&u.local_mac))
-            .map(|u| (u.ifname.as_str(), (u.peer, u.peer_mac.as_str())))
+            .map(|u| ((u.ifname.clone(), u.peer), u))
             .collect();
-        let gone: Vec<String> = self
+        let gone: Vec<(String, Ipv4Addr)> = self
             .made
             .iter()
-            .filter(|(i, (peer, mac))| want.get(i.as_str()) != Some(&(*peer, mac.as_str())))
-            .map(|(i, _)| i.clone())
+            .filter(|(k, mac)| want.get(*k).is_none_or(|u| !u.peer_mac.eq_ignore_ascii_case(mac)))
+            .map(|(k, _)| k.clone())
             .collect();
-        for ifname in gone {
-            if let Some((peer, _)) = self.made.remove(&ifname) {
-                // The interface may be gone with it; nothing is left to remove then.
-                let _ = ip_at(netns, &["neigh", "del", &peer.to_string(), "dev", &ifname]);
-            }
+        for k in gone {
+            self.made.remove(&k);
+            // The interface may be gone with it; nothing is left to remove then.
+            let _ = ip_at(netns, &["neigh", "del", &k.1.to_string(), "dev", &k.0]);
         }
-        for u in underlay {
-            let Some(&(peer, mac)) = want.get(u.ifname.as_str()) else { continue };
-            if self.made.contains_key(&u.ifname) {
+        for (k, u) in want {
+            if self.made.contains_key(&k) || self.skipped.get(&k) == Some(&u.local_mac) {
                 continue;
             }
             match local_mac(netns, &u.ifname) {
@@ -74,6 +75,7 @@ impl Neighbours {
                         u.ifname,
                         u.local_mac
                     );
+                    self.skipped.insert(k, u.local_mac.clone());
                     continue;
                 }
                 Err(e) => {
@@ -81,10 +83,11 @@ impl Neighbours {
                     continue;
                 }
             }
-            let args = ["neigh", "replace", &peer.to_string(), "lladdr", mac, "dev", &u.ifname, "nud", "permanent"];
+            let peer = u.peer.to_string();
+            let args = ["neigh", "replace", &peer, "lladdr", &u.peer_mac, "dev", &u.ifname, "nud", "permanent"];
             match ip_at(netns, &args) {
                 Ok(_) => {
-                    self.made.insert(u.ifname.clone(), (peer, mac.to_string()));
+                    self.made.insert(k, u.peer_mac.clone());
                 }
                 Err(e) => problems.push(format!("{}: {e}", u.ifname)),
             }

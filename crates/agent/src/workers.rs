@@ -316,17 +316,15 @@ mod tests {
     #[test]
     fn a_stopped_set_works_off_its_queue_first() {
         let shared = shared();
-        let set = WorkerSet::start(&shared, "s", vec![None]).expect("start");
-        // The worker is now waiting for work; tell it to stop, then queue 20
-        // batches of 3 frames before it notices.
-        std::thread::sleep(Duration::from_millis(50));
-        set.stop.store(true, Ordering::Relaxed);
+        // 20 batches of 3 frames are queued when the worker is already told to
+        // stop (a retired set); the worker runs here, on the test's thread.
+        let (tx, rx) = sync_channel::<Job>(QUEUE_BATCHES);
         let plane = Arc::new(Plane::default());
         for _ in 0..20 {
             let items = (0..3).map(|_| (vec![7u8; 64], Verdict::Drop)).collect();
-            set.queues[0].try_send(Job { plane: plane.clone(), now: 0, items }).expect("room");
+            tx.try_send(Job { plane: plane.clone(), now: 0, items }).expect("room");
         }
-        set.stop();
+        run(&shared, &AtomicBool::new(true), &rx, None);
         // Every frame was handled (a dropped verdict hands its buffer back).
         let back: Vec<Vec<u8>> = (0..60).map(|_| shared.pool.take()).collect();
         assert!(back.iter().all(|b| b[0] == 7), "some queued frames were never handled");

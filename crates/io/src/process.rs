@@ -126,3 +126,25 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The gate of every test that needs root (namespaces, TAP, raw sockets, XDP):
+/// true as root; otherwise the test fails with a message saying how to run it,
+/// unless `NETSLICE_SKIP_E2E=1` is set, in which case it returns false and the
+/// test returns early, saying so. CI runs the tests as root.
+pub fn need_root_for_tests() -> bool {
+    // The effective UID, from /proc (no libc call needed).
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(String::from))
+        })
+        .unwrap_or_default();
+    if uid == "0" {
+        return true;
+    }
+    if std::env::var("NETSLICE_SKIP_E2E").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: this test needs root (NETSLICE_SKIP_E2E=1 is set)");
+        return false;
+    }
+    panic!("this test needs root: run scripts/test.sh as root, or set NETSLICE_SKIP_E2E=1 to skip it");
+}

@@ -13,20 +13,7 @@ use netslice_io::sock::{RecvInfo, Socket};
 use netslice_io::xdp::{Filter, Xsk};
 
 fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
-        })
-        .unwrap_or_default();
-    if uid == "0" {
-        return true;
-    }
-    if std::env::var("NETSLICE_SKIP_E2E").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: needs root (NETSLICE_SKIP_E2E=1 is set)");
-        return false;
-    }
-    panic!("this test needs root: run scripts/test.sh as root, or set NETSLICE_SKIP_E2E=1 to skip it");
+    netslice_io::process::need_root_for_tests()
 }
 
 fn ip(args: &[&str]) {

@@ -14,25 +14,10 @@ pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
 }
 
-/// End-to-end tests need root (namespaces, TAP, raw sockets). CI runs them as root;
-/// elsewhere they fail with this message unless NETSLICE_SKIP_E2E=1 is set, in
-/// which case the test returns early and says so.
+/// End-to-end tests need root (namespaces, TAP, raw sockets); see
+/// [`netslice_io::process::need_root_for_tests`].
 pub fn need_root() -> bool {
-    // The effective UID, from /proc (no libc call needed).
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
-        })
-        .unwrap_or_default();
-    if uid == "0" {
-        return true;
-    }
-    if std::env::var("NETSLICE_SKIP_E2E").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: end-to-end test needs root (NETSLICE_SKIP_E2E=1 is set)");
-        return false;
-    }
-    panic!("end-to-end tests need root: run scripts/test.sh as root, or set NETSLICE_SKIP_E2E=1 to skip them");
+    netslice_io::process::need_root_for_tests()
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
