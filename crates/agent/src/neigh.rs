@@ -18,8 +18,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use netslice_io::cmd;
+use netslice_io::cmd::{ip_at, link_mac};
 use netslice_model::api::UnderlayLink;
+
+use crate::xsk::parse_mac;
 
 /// The entries an agent made: (interface, peer address) -> MAC.
 #[derive(Debug, Default)]
@@ -27,18 +29,6 @@ pub struct Neighbours {
     made: BTreeMap<(String, Ipv4Addr), String>,
     /// Links whose interface does not carry the planned MAC (said once).
     skipped: BTreeMap<(String, Ipv4Addr), String>,
-}
-
-/// Whether `s` is a MAC address in `aa:bb:cc:dd:ee:ff` form.
-fn is_mac(s: &str) -> bool {
-    s.len() == 17 && s.split(':').all(|h| h.len() == 2 && u8::from_str_radix(h, 16).is_ok())
-}
-
-fn ip_at<S: AsRef<str>>(netns: Option<&str>, args: &[S]) -> netslice_io::Result<String> {
-    match netns {
-        Some(ns) => cmd::ip_in(ns, args),
-        None => cmd::ip(args),
-    }
 }
 
 impl Neighbours {
@@ -49,13 +39,13 @@ impl Neighbours {
         let mut problems = Vec::new();
         let want: BTreeMap<(String, Ipv4Addr), &UnderlayLink> = underlay
             .iter()
-            .filter(|u| is_mac(&u.peer_mac) && is_mac(&u.local_mac))
+            .filter(|u| parse_mac(&u.peer_mac).is_some() && parse_mac(&u.local_mac).is_some())
             .map(|u| ((u.ifname.clone(), u.peer), u))
             .collect();
         let gone: Vec<(String, Ipv4Addr)> = self
             .made
             .iter()
-            .filter(|(k, mac)| want.get(*k).is_none_or(|u| !u.peer_mac.eq_ignore_ascii_case(mac)))
+            .filter(|(k, mac)| want.get(*k).is_none_or(|u| parse_mac(&u.peer_mac) != parse_mac(mac)))
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
@@ -67,8 +57,8 @@ impl Neighbours {
             if self.made.contains_key(&k) || self.skipped.get(&k) == Some(&u.local_mac) {
                 continue;
             }
-            match local_mac(netns, &u.ifname) {
-                Ok(m) if m.eq_ignore_ascii_case(&u.local_mac) => {}
+            match link_mac(netns, &u.ifname) {
+                Ok(m) if parse_mac(&m) == parse_mac(&u.local_mac) => {}
                 Ok(m) => {
                     tracing::info!(
                         "{}: MAC {m}, not the {} the substrate plans; its peer is left to ARP",
@@ -96,23 +86,13 @@ impl Neighbours {
     }
 }
 
-/// The MAC address of `dev`.
-fn local_mac(netns: Option<&str>, dev: &str) -> netslice_io::Result<String> {
-    let out = ip_at(netns, &["-j", "link", "show", "dev", dev])?;
-    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| netslice_io::Error::Command {
-        cmd: format!("ip -j link show dev {dev}"),
-        status: "ok".into(),
-        stderr: format!("unreadable JSON: {e}"),
-    })?;
-    Ok(v[0]["address"].as_str().unwrap_or_default().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn macs_are_recognised() {
+        let is_mac = |s: &str| parse_mac(s).is_some();
         assert!(is_mac("06:21:ea:4b:f1:41"));
         assert!(is_mac("06:21:EA:4B:F1:41"));
         assert!(!is_mac(""));

@@ -54,7 +54,8 @@ pub fn filter(registry: &Registry) -> Filter {
     f
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let v: Vec<u8> = s.split(':').map(|h| u8::from_str_radix(h, 16).ok()).collect::<Option<_>>()?;
     v.try_into().ok()
 }

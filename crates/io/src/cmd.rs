@@ -16,6 +16,14 @@ pub fn ip_in<S: AsRef<str>>(netns: &str, args: &[S]) -> Result<String> {
     run("ip", &all)
 }
 
+/// Runs `ip ARGS...` in namespace `netns`, or in the calling thread's one.
+pub fn ip_at<S: AsRef<str>>(netns: Option<&str>, args: &[S]) -> Result<String> {
+    match netns {
+        Some(ns) => ip_in(ns, args),
+        None => ip(args),
+    }
+}
+
 /// Runs a program; returns stdout, or an error with the command line and stderr.
 pub fn run<S: AsRef<str>>(prog: &str, args: &[S]) -> Result<String> {
     let line = std::iter::once(prog).chain(args.iter().map(|a| a.as_ref())).collect::<Vec<_>>().join(" ");
@@ -42,14 +50,19 @@ pub struct IfAddr {
     pub scope: String,
 }
 
+/// `ip -j` output as JSON; `line` names the command in the error.
+fn json(out: &str, line: impl FnOnce() -> String) -> Result<serde_json::Value> {
+    serde_json::from_str(out).map_err(|e| Error::Command {
+        cmd: line(),
+        status: "ok".into(),
+        stderr: format!("unreadable JSON: {e}"),
+    })
+}
+
 /// Addresses of `dev` in `netns`.
 pub fn addresses(netns: &str, dev: &str) -> Result<Vec<IfAddr>> {
     let out = ip_in(netns, &["-j", "addr", "show", "dev", dev])?;
-    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Command {
-        cmd: format!("ip -n {netns} -j addr show dev {dev}"),
-        status: "ok".into(),
-        stderr: format!("unreadable JSON: {e}"),
-    })?;
+    let v = json(&out, || format!("ip -n {netns} -j addr show dev {dev}"))?;
     let mut res = Vec::new();
     for link in v.as_array().into_iter().flatten() {
         for a in link["addr_info"].as_array().into_iter().flatten() {
@@ -62,6 +75,14 @@ pub fn addresses(netns: &str, dev: &str) -> Result<Vec<IfAddr>> {
         }
     }
     Ok(res)
+}
+
+/// The MAC address of `dev` in namespace `netns`, or in the calling thread's
+/// one (empty if it has none).
+pub fn link_mac(netns: Option<&str>, dev: &str) -> Result<String> {
+    let out = ip_at(netns, &["-j", "link", "show", "dev", dev])?;
+    let v = json(&out, || format!("ip -j link show dev {dev} (namespace {netns:?})"))?;
+    Ok(v[0]["address"].as_str().unwrap_or_default().to_string())
 }
 
 /// Whether `dev` exists in `netns`.
