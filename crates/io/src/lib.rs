@@ -3,12 +3,14 @@
 //! - [`cmd`]: running `ip` (iproute2) with errors that say which command failed.
 //! - [`netns`]: named network namespaces; running code inside one on a thread.
 //! - [`tap`]: persistent TAP devices (so a sliver's interface outlives an agent restart).
+//! - [`cbpf`]: classic BPF socket filters (ethertypes, GRE keys).
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
 //! - [`cpu`]: pinning threads to CPUs.
 //! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
 //! - [`process`]: signals, liveness, detached daemons.
 //! - [`xdp`]: AF_XDP sockets with an XDP program that steals netslice's carrier frames.
 
+pub mod cbpf;
 pub mod cgroup;
 pub mod cmd;
 pub mod cpu;

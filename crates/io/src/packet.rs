@@ -126,52 +126,7 @@ impl PacketSocket {
     /// one of `ethertypes` (a classic BPF filter in the kernel), so the socket
     /// does not copy the interface's other traffic to user space.
     pub fn filter_ethertypes(&self, ethertypes: &[u16]) -> Result<()> {
-        #[repr(C)]
-        struct SockFilter {
-            code: u16,
-            jt: u8,
-            jf: u8,
-            k: u32,
-        }
-        #[repr(C)]
-        struct SockFprog {
-            len: u16,
-            filter: *const SockFilter,
-        }
-        const LD_W_ABS: u16 = 0x20;
-        const LD_H_ABS: u16 = 0x28;
-        const JEQ_K: u16 = 0x15;
-        const RET_K: u16 = 0x06;
-        // SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT
-        const VLAN_PRESENT: u32 = (-4096i32 + 48) as u32;
-        let n = ethertypes.len() as u8;
-        let mut prog = vec![
-            SockFilter { code: LD_W_ABS, jt: 0, jf: 0, k: VLAN_PRESENT },
-            // accept is at index 4 + n: jump over the rest
-            SockFilter { code: JEQ_K, jt: n + 2, jf: 0, k: 1 },
-            SockFilter { code: LD_H_ABS, jt: 0, jf: 0, k: 12 },
-        ];
-        for (i, et) in ethertypes.iter().enumerate() {
-            prog.push(SockFilter { code: JEQ_K, jt: n - i as u8, jf: 0, k: u32::from(*et) });
-        }
-        prog.push(SockFilter { code: RET_K, jt: 0, jf: 0, k: 0 });
-        prog.push(SockFilter { code: RET_K, jt: 0, jf: 0, k: 0x0004_0000 });
-        let fprog = SockFprog { len: prog.len() as u16, filter: prog.as_ptr() };
-        // SAFETY: SO_ATTACH_FILTER copies `len` instructions from `filter`, which
-        // points into `prog`, alive across the call; the struct has the kernel's layout.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const SockFprog).cast(),
-                std::mem::size_of::<SockFprog>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(Error::last("attaching the packet filter"));
-        }
-        Ok(())
+        crate::cbpf::attach(self.fd(), &crate::cbpf::ethertypes(ethertypes))
     }
 
     /// The file descriptor.

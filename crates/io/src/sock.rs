@@ -136,6 +136,22 @@ impl Socket {
         Ok(s)
     }
 
+    /// Raw GRE sockets: with `keep`, receive only packets whose GRE key is in
+    /// `keys`; without, every packet but those (`keys` empty: everything). The
+    /// kernel drops the rest before queueing them (see [`crate::cbpf`]).
+    pub fn filter_gre_keys(&self, keys: &[u32], keep: bool) -> Result<()> {
+        if keys.len() > crate::cbpf::MAX_KEYS {
+            return Err(Error::os(
+                "filtering GRE keys",
+                io::Error::other(format!("{} keys, at most {}", keys.len(), crate::cbpf::MAX_KEYS)),
+            ));
+        }
+        if keys.is_empty() && !keep {
+            return crate::cbpf::detach(self.fd());
+        }
+        crate::cbpf::attach(self.fd(), &crate::cbpf::gre_keys(keys, keep))
+    }
+
     /// Turns on `UDP_GRO` (UDP sockets only): the kernel may then deliver a run
     /// of same-size datagrams of one flow as one buffer, cut by
     /// [`RecvInfo::datagrams`]. Fails on kernels without it (before 5.0).

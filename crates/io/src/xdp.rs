@@ -48,6 +48,11 @@ const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const XDP_PASS: i32 = 2;
 const HELPER_REDIRECT_MAP: i32 = 51;
+const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_MAP_TYPE_HASH: u32 = 1;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+/// IPv4 protocol number of GRE.
+const GRE: u8 = 47;
 const HELPER_XDP_GET_BUFF_LEN: i32 = 188;
 
 /// What the XDP program steals.
@@ -59,6 +64,67 @@ pub struct Filter {
     pub udp_ports: Vec<u16>,
     /// Ethernet types (0x8100, 0x88e7).
     pub ethertypes: Vec<u16>,
+}
+
+/// GRE keys the XDP programs leave to the kernel: a BPF hash map shared by
+/// every program that was opened with it, so a change applies to all at once
+/// without reloading them. Keys are `(47, GRE key as its bytes lie in the
+/// packet)`.
+#[derive(Debug)]
+pub struct PassMap {
+    fd: OwnedFd,
+    keys: Mutex<std::collections::BTreeSet<u32>>,
+}
+
+/// Most keys a [`PassMap`] holds.
+pub const PASS_MAP_SIZE: u32 = 4096;
+
+impl PassMap {
+    /// An empty map.
+    pub fn new() -> Result<PassMap> {
+        let mut attr = [0u8; 72];
+        put_u32(&mut attr, 0, BPF_MAP_TYPE_HASH);
+        put_u32(&mut attr, 4, 8); // key: protocol, label
+        put_u32(&mut attr, 8, 1); // value: unused
+        put_u32(&mut attr, 12, PASS_MAP_SIZE);
+        let fd = owned(bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| Error::os("creating the XDP pass map", e))?, "map")?;
+        Ok(PassMap { fd, keys: Mutex::new(Default::default()) })
+    }
+
+    /// Makes the map hold exactly the GRE keys `want`. On an error the keys
+    /// handled so far stay changed; a later call converges.
+    pub fn set_gre_keys(&self, want: &std::collections::BTreeSet<u32>) -> Result<()> {
+        let mut have = self.keys.lock().expect("pass map lock");
+        let entry = |key: u32| {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&u32::from(GRE).to_ne_bytes());
+            k[4..].copy_from_slice(&key.to_be_bytes());
+            k
+        };
+        for &key in want.difference(&have.clone()) {
+            let k = entry(key);
+            let v = [1u8];
+            let mut attr = [0u8; 32];
+            put_u32(&mut attr, 0, self.fd.as_raw_fd() as u32);
+            put_u64(&mut attr, 8, k.as_ptr() as u64);
+            put_u64(&mut attr, 16, v.as_ptr() as u64);
+            bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| Error::os(format!("passing GRE key {key}"), e))?;
+            have.insert(key);
+        }
+        for &key in have.clone().difference(want) {
+            let k = entry(key);
+            let mut attr = [0u8; 32];
+            put_u32(&mut attr, 0, self.fd.as_raw_fd() as u32);
+            put_u64(&mut attr, 8, k.as_ptr() as u64);
+            match bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::os(format!("no longer passing GRE key {key}"), e)),
+            }
+            have.remove(&key);
+        }
+        Ok(())
+    }
 }
 
 // --- a small BPF assembler
@@ -77,6 +143,7 @@ struct Insn {
 enum Label {
     Pass,
     Steal,
+    Gre,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +176,10 @@ impl Asm {
         self.fixups.push((self.insns.len(), to));
         self.op(code, dst, 0, 0, imm);
     }
+    /// A conditional jump over the next `skip` instructions.
+    fn skip_imm(&mut self, code: u8, dst: u8, imm: i32, skip: i16) {
+        self.op(code, dst, 0, skip, imm);
+    }
     fn jgt_reg(&mut self, dst: u8, src: u8, to: Label) {
         self.fixups.push((self.insns.len(), to));
         self.op(0x2d, dst, src, 0, 0);
@@ -116,6 +187,14 @@ impl Asm {
     fn ja(&mut self, to: Label) {
         self.fixups.push((self.insns.len(), to));
         self.op(0x05, 0, 0, 0, 0);
+    }
+    fn stx_w(&mut self, dst: u8, off: i16, src: u8) {
+        // BPF_STX | BPF_MEM | BPF_W
+        self.op(0x63, dst, src, off, 0);
+    }
+    fn st_w(&mut self, dst: u8, off: i16, imm: i32) {
+        // BPF_ST | BPF_MEM | BPF_W
+        self.op(0x62, dst, 0, off, imm);
     }
     fn call(&mut self, helper: i32) {
         self.op(0x85, 0, 0, 0, helper);
@@ -128,9 +207,13 @@ impl Asm {
         self.op(0x18, dst, 1, 0, fd);
         self.op(0, 0, 0, 0, 0);
     }
-    fn resolve(mut self, pass: usize, steal: usize) -> Vec<Insn> {
+    fn resolve(mut self, pass: usize, steal: usize, gre: usize) -> Vec<Insn> {
         for (at, l) in self.fixups {
-            let to = if l == Label::Pass { pass } else { steal };
+            let to = match l {
+                Label::Pass => pass,
+                Label::Steal => steal,
+                Label::Gre => gre,
+            };
             self.insns[at].off = (to as i64 - at as i64 - 1) as i16;
         }
         self.insns
@@ -145,8 +228,9 @@ const JNE: u8 = 0x55;
 const JGT: u8 = 0x25;
 
 /// The XDP program for `f`, redirecting to the XSKMAP `map_fd`. With `frags`,
-/// frames spanning several buffers are measured and left to the kernel.
-fn program(f: &Filter, map_fd: RawFd, frags: bool) -> Vec<Insn> {
+/// frames spanning several buffers are measured and left to the kernel. With
+/// `pass`, GRE packets whose key is in that map are left to the kernel too.
+fn program(f: &Filter, map_fd: RawFd, frags: bool, pass: Option<RawFd>) -> Vec<Insn> {
     let mut a = Asm::default();
     let sw = |v: u16| i32::from(v.swap_bytes()); // a network-order u16 as ldxh reads it
     a.mov_reg(6, 1); // r6 = ctx
@@ -170,7 +254,8 @@ fn program(f: &Filter, map_fd: RawFd, frags: bool) -> Vec<Insn> {
     a.jmp_imm(JNE, 5, 0, Label::Pass); // fragments: the kernel reassembles
     a.ldx(LDX_B, 5, 2, 23); // protocol
     for &p in &f.ip_protos {
-        a.jmp_imm(JEQ, 5, i32::from(p), Label::Steal);
+        let to = if p == GRE && pass.is_some() { Label::Gre } else { Label::Steal };
+        a.jmp_imm(JEQ, 5, i32::from(p), to);
     }
     if !f.udp_ports.is_empty() {
         a.jmp_imm(JNE, 5, 17, Label::Pass);
@@ -183,6 +268,36 @@ fn program(f: &Filter, map_fd: RawFd, frags: bool) -> Vec<Insn> {
         }
     }
     a.ja(Label::Pass);
+    let gre = a.insns.len();
+    if let Some(pass) = pass {
+        // GRE: look the key up in the pass map; a malformed header is stolen
+        // (the agent counts it).
+        let sw = |v: u16| i32::from(v.swap_bytes());
+        a.mov_reg(4, 2);
+        a.add_imm(4, 14 + 20 + 8);
+        a.jgt_reg(4, 3, Label::Steal);
+        a.ldx(LDX_H, 5, 2, 14 + 20); // flags
+        a.mov_reg(7, 5);
+        a.and_imm(7, sw(0x2000)); // key present
+        a.jmp_imm(JEQ, 7, 0, Label::Steal);
+        a.mov_reg(4, 2);
+        a.add_imm(4, 14 + 20 + 4);
+        a.and_imm(5, sw(0x8000)); // checksum present: the key follows it
+        a.skip_imm(JEQ, 5, 0, 1);
+        a.add_imm(4, 4);
+        a.mov_reg(7, 4);
+        a.add_imm(7, 4);
+        a.jgt_reg(7, 3, Label::Steal);
+        a.ldx(LDX_W, 5, 4, 0); // the key, as its bytes lie in the packet
+        a.stx_w(10, -4, 5);
+        a.st_w(10, -8, i32::from(GRE));
+        a.mov_reg(2, 10);
+        a.add_imm(2, -8);
+        a.ld_map_fd(1, pass);
+        a.call(HELPER_MAP_LOOKUP_ELEM);
+        a.jmp_imm(JNE, 0, 0, Label::Pass);
+        a.ja(Label::Steal);
+    }
     let steal = a.insns.len();
     if frags {
         a.mov_reg(1, 6);
@@ -194,10 +309,10 @@ fn program(f: &Filter, map_fd: RawFd, frags: bool) -> Vec<Insn> {
     a.mov_imm(3, XDP_PASS); // no socket on the queue: pass
     a.call(HELPER_REDIRECT_MAP);
     a.exit();
-    let pass = a.insns.len();
+    let pass_at = a.insns.len();
     a.mov_imm(0, XDP_PASS);
     a.exit();
-    a.resolve(pass, steal)
+    a.resolve(pass_at, steal, gre)
 }
 
 fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
@@ -222,8 +337,8 @@ fn owned(fd: libc::c_long, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn load(f: &Filter, map: RawFd, frags: bool) -> Result<OwnedFd> {
-    let insns = program(f, map, frags);
+fn load(f: &Filter, map: RawFd, frags: bool, pass: Option<RawFd>) -> Result<OwnedFd> {
+    let insns = program(f, map, frags, pass);
     let license = CString::new("Apache-2.0").expect("no NUL");
     let mut log = vec![0u8; 64 * 1024];
     let mut attr = [0u8; 128];
@@ -384,6 +499,13 @@ impl Xsk {
     /// Opens an AF_XDP socket on queue 0 of `ifname` (in the calling thread's
     /// network namespace) and attaches the program stealing `filter`'s frames.
     pub fn open(ifname: &str, filter: &Filter) -> Result<Xsk> {
+        Xsk::open_passing(ifname, filter, None)
+    }
+
+    /// As [`Xsk::open`], but GRE packets whose key is in `pass` are left to
+    /// the kernel (for the raw sockets of slices with dedicated CPUs).
+    pub fn open_passing(ifname: &str, filter: &Filter, pass: Option<&PassMap>) -> Result<Xsk> {
+        let pass = pass.map(|p| p.fd.as_raw_fd());
         let ifidx = ifindex(ifname)?;
         // The XSKMAP: queue index -> socket.
         let mut attr = [0u8; 72];
@@ -392,11 +514,11 @@ impl Xsk {
         put_u32(&mut attr, 8, 4);
         put_u32(&mut attr, 12, 1);
         let map = owned(bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| Error::os("creating an XSKMAP", e))?, "XSKMAP")?;
-        let prog = match load(filter, map.as_raw_fd(), true) {
+        let prog = match load(filter, map.as_raw_fd(), true, pass) {
             Ok(p) => p,
             // Kernels without multi-buffer XDP: the plain program (attach then
             // needs an MTU that fits one page).
-            Err(_) => load(filter, map.as_raw_fd(), false)?,
+            Err(_) => load(filter, map.as_raw_fd(), false, pass)?,
         };
         let mut link_err = None;
         let mut link = None;

@@ -194,3 +194,111 @@ fn a_udp_run_crosses_a_veth_as_one_segmented_send_and_one_gro_buffer() {
         }
     }
 }
+
+/// A GRE header with key `key` (and a checksum field first with `csum`),
+/// then a marker byte.
+fn gre(key: Option<u32>, csum: bool, marker: u8) -> Vec<u8> {
+    let flags: u16 = if key.is_some() { 0x2000 } else { 0 } | if csum { 0x8000 } else { 0 };
+    let mut p = flags.to_be_bytes().to_vec();
+    p.extend_from_slice(&0x6558u16.to_be_bytes());
+    if csum {
+        p.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    if let Some(k) = key {
+        p.extend_from_slice(&k.to_be_bytes());
+    }
+    p.extend_from_slice(&[marker; 60]);
+    p
+}
+
+/// Markers of the GRE packets waiting in raw socket `s` (its packets start at
+/// the IPv4 header), read until nothing came for 300 ms.
+fn markers_raw(s: &Socket) -> Vec<u8> {
+    let mut bufs = vec![vec![0u8; 2048]; 16];
+    let mut info = [RecvInfo::default(); 16];
+    let mut got = Vec::new();
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(300) {
+        match s.recv_batch(&mut bufs, 0, &mut info) {
+            Ok(n) if n > 0 => {
+                got.extend((0..n).map(|i| bufs[i][info[i].len - 1]));
+                quiet = Instant::now();
+            }
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    got.sort();
+    got
+}
+
+/// Markers of the frames in the AF_XDP socket, read the same way.
+fn markers_xsk(x: &Xsk) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(300) {
+        if x.recv(64, |f| got.push(f[f.len() - 1])) > 0 {
+            quiet = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    got.sort();
+    got
+}
+
+#[test]
+fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
+    if !root() {
+        return;
+    }
+    let pair = Pair::new();
+    let dedicated = netns::run_in(&pair.b, || Socket::raw_ip(47)).unwrap();
+    dedicated.filter_gre_keys(&[7, 9], true).unwrap();
+    let shared = netns::run_in(&pair.b, || Socket::raw_ip(47)).unwrap();
+    shared.filter_gre_keys(&[7, 9], false).unwrap();
+    let tx = netns::run_in(&pair.a, || Socket::raw_ip(47)).unwrap();
+    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 0);
+    // Markers: 1-2 key 7 (2 with a checksum field), 3 key 9, 4 key 8, 5 no key.
+    let pkts = [gre(Some(7), false, 1), gre(Some(7), true, 2), gre(Some(9), false, 3), gre(Some(8), false, 4)];
+    let pkts: Vec<Vec<u8>> = pkts.into_iter().chain([gre(None, false, 5)]).collect();
+    let send = || {
+        let msgs: Vec<(&[u8], SocketAddrV4)> = pkts.iter().map(|p| (p.as_slice(), dst)).collect();
+        assert_eq!(tx.send_batch(&msgs).0, pkts.len());
+    };
+
+    // Sockets only: the filters split the keys.
+    send();
+    assert_eq!(markers_raw(&dedicated), [1, 2, 3], "the dedicated socket keeps its keys");
+    assert_eq!(markers_raw(&shared), [4, 5], "the shared socket gets the rest");
+
+    // With AF_XDP: what is not in the pass map is stolen; keys 7 and 9 pass
+    // to the kernel, where the filters hand them to the dedicated socket.
+    let pass = std::sync::Arc::new(netslice_io::xdp::PassMap::new().unwrap());
+    pass.set_gre_keys(&[7, 9].into()).unwrap();
+    let filter = Filter { ip_protos: vec![47], udp_ports: vec![], ethertypes: vec![] };
+    let xsk = netns::run_in(&pair.b, {
+        let pass = pass.clone();
+        move || Xsk::open_passing("xb0", &filter, Some(&pass))
+    })
+    .expect("AF_XDP on veth");
+    send();
+    assert_eq!(markers_xsk(&xsk), [4, 5], "AF_XDP steals the other keys");
+    assert_eq!(markers_raw(&dedicated), [1, 2, 3], "the passed keys reach the dedicated socket");
+    assert_eq!(markers_raw(&shared), Vec::<u8>::new(), "and only it");
+
+    // Keys leave the map (and the filter): everything is stolen again.
+    pass.set_gre_keys(&[9].into()).unwrap();
+    dedicated.filter_gre_keys(&[9], true).unwrap();
+    shared.filter_gre_keys(&[9], false).unwrap();
+    send();
+    assert_eq!(markers_xsk(&xsk), [1, 2, 4, 5]);
+    assert_eq!(markers_raw(&dedicated), [3]);
+    pass.set_gre_keys(&Default::default()).unwrap();
+    shared.filter_gre_keys(&[], false).unwrap();
+    send();
+    assert_eq!(markers_xsk(&xsk), [1, 2, 3, 4, 5]);
+    drop(xsk);
+    send();
+    assert_eq!(markers_raw(&shared), [1, 2, 3, 4, 5], "no filter: the shared socket gets everything");
+    assert_eq!(markers_raw(&dedicated), [3]);
+}

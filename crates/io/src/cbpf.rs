@@ -1,0 +1,138 @@
+//! Classic BPF socket filters (`SO_ATTACH_FILTER`): the kernel runs them on
+//! every packet a socket would receive and drops what they reject before it
+//! is queued, so a socket only holds (and its reader only copies) its share.
+//!
+//! Used for the packet sockets' ethertype filter and for splitting GRE
+//! between sockets by key: a slice with dedicated CPUs gets a raw GRE socket
+//! of its own that keeps only its keys, and the shared socket drops them.
+
+use std::os::fd::RawFd;
+
+use crate::{Error, Result};
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Constant.
+    pub k: u32,
+}
+
+const LD_W_ABS: u16 = 0x20;
+const LD_H_ABS: u16 = 0x28;
+const LD_W_IND: u16 = 0x40;
+const LD_H_IND: u16 = 0x48;
+const LDX_B_MSH: u16 = 0xb1;
+const JEQ_K: u16 = 0x15;
+const JSET_K: u16 = 0x45;
+const JA: u16 = 0x05;
+const RET_K: u16 = 0x06;
+
+/// Keep the whole packet.
+const ACCEPT: u32 = u32::MAX;
+/// Drop it.
+const REJECT: u32 = 0;
+
+/// Most keys one GRE filter may list (two instructions each, within the
+/// kernel's 4096-instruction limit).
+pub const MAX_KEYS: usize = 2000;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+/// For a packet socket: frames with a VLAN tag (inline or stripped into
+/// metadata) or one of `ethertypes`.
+pub fn ethertypes(ethertypes: &[u16]) -> Vec<Insn> {
+    // SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT
+    const VLAN_PRESENT: u32 = (-4096i32 + 48) as u32;
+    let mut prog = vec![insn(LD_W_ABS, 0, 0, VLAN_PRESENT), insn(JEQ_K, 0, 1, 1), insn(RET_K, 0, 0, 0x0004_0000)];
+    prog.push(insn(LD_H_ABS, 0, 0, 12));
+    for et in ethertypes {
+        prog.push(insn(JEQ_K, 0, 1, u32::from(*et)));
+        prog.push(insn(RET_K, 0, 0, 0x0004_0000));
+    }
+    prog.push(insn(RET_K, 0, 0, REJECT));
+    prog
+}
+
+/// For a raw IPv4 GRE socket (packets start at the IPv4 header): with `keep`,
+/// only GRE packets whose key (RFC 2890, after the checksum when present) is
+/// one of `keys`; without, every packet except those. Packets without a key
+/// are never kept by a `keep` filter and never dropped by the other.
+pub fn gre_keys(keys: &[u32], keep: bool) -> Vec<Insn> {
+    let (hit, miss) = if keep { (ACCEPT, REJECT) } else { (REJECT, ACCEPT) };
+    let mut prog = vec![
+        insn(LDX_B_MSH, 0, 0, 0),   // x = IPv4 header length
+        insn(LD_H_IND, 0, 0, 0),    // GRE flags and version
+        insn(JSET_K, 1, 0, 0x2000), // key present?
+        insn(RET_K, 0, 0, miss),
+        insn(JSET_K, 0, 2, 0x8000), // checksum present: the key is 4 bytes later
+        insn(LD_W_IND, 0, 0, 8),
+        insn(JA, 0, 0, 1),
+        insn(LD_W_IND, 0, 0, 4),
+    ];
+    for &key in keys {
+        prog.push(insn(JEQ_K, 0, 1, key));
+        prog.push(insn(RET_K, 0, 0, hit));
+    }
+    prog.push(insn(RET_K, 0, 0, miss));
+    prog
+}
+
+/// Attaches `prog` to socket `fd`, replacing any filter it had.
+pub fn attach(fd: RawFd, prog: &[Insn]) -> Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const Insn,
+    }
+    let len = u16::try_from(prog.len())
+        .ok()
+        .filter(|&n| n <= 4096)
+        .ok_or_else(|| Error::os("attaching a socket filter", std::io::Error::other("over 4096 instructions")))?;
+    let fprog = SockFprog { len, filter: prog.as_ptr() };
+    // SAFETY: SO_ATTACH_FILTER copies `len` instructions from `filter`, which
+    // points into `prog`, alive across the call; both structs have the kernel's layout.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const SockFprog).cast(),
+            std::mem::size_of::<SockFprog>() as u32,
+        )
+    };
+    if rc < 0 {
+        return Err(Error::last("attaching a socket filter"));
+    }
+    Ok(())
+}
+
+/// Removes the filter of socket `fd` (none attached is fine).
+pub fn detach(fd: RawFd) -> Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: SO_DETACH_FILTER ignores its value; `zero` outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            (&zero as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(Error::os("removing a socket filter", e));
+        }
+    }
+    Ok(())
+}
