@@ -789,8 +789,8 @@ mod tests {
     #[test]
     fn program_jumps_land_inside_and_end_in_exit() {
         let f = Filter { ip_protos: vec![47], udp_ports: vec![4789], ethertypes: vec![0x8100, 0x88e7] };
-        for frags in [false, true] {
-            let p = program(&f, 3, frags);
+        for (frags, pass) in [(false, None), (true, None), (false, Some(4)), (true, Some(4))] {
+            let p = program(&f, 3, frags, pass);
             assert_eq!(p.last().unwrap().code, 0x95);
             for (i, ins) in p.iter().enumerate() {
                 if matches!(ins.code, 0x05 | 0x15 | 0x55 | 0x25 | 0x2d) {
