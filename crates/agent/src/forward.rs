@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -397,6 +397,12 @@ pub struct Forwarder {
     cpu_problems: Mutex<Vec<String>>,
     /// Neighbour entries written for the substrate peers.
     neighbours: Mutex<crate::neigh::Neighbours>,
+    /// Dedicated slices' own receive sockets.
+    slice_rx: Mutex<crate::slicerx::SliceRxs>,
+    /// Problems with them, for reports.
+    slice_rx_problems: Mutex<Vec<String>>,
+    /// GRE keys the XDP programs leave to the kernel (AF_XDP modes).
+    pass: Option<Arc<netslice_io::xdp::PassMap>>,
 }
 
 #[derive(Debug)]
@@ -772,6 +778,16 @@ impl Forwarder {
         }
         let s = shared.clone();
         threads.push(spawn("egress-timer".into(), Box::new(move || s.timer.run(&*s, &s.shutdown)))?);
+        let pass = match io_mode {
+            IoMode::Sockets => None,
+            _ => match netslice_io::xdp::PassMap::new() {
+                Ok(m) => Some(Arc::new(m)),
+                Err(e) => {
+                    tracing::warn!("{e}: AF_XDP will take dedicated slices' GRE frames into the shared rings");
+                    None
+                }
+            },
+        };
         Ok(Forwarder {
             shared,
             netns,
@@ -785,6 +801,9 @@ impl Forwarder {
             all_cpus,
             cpu_problems: Mutex::new(Vec::new()),
             neighbours: Mutex::new(crate::neigh::Neighbours::default()),
+            slice_rx: Mutex::new(Default::default()),
+            slice_rx_problems: Mutex::new(Vec::new()),
+            pass,
         })
     }
 
@@ -860,8 +879,8 @@ impl Forwarder {
             if errors.contains_key(&u.ifname) {
                 continue;
             }
-            let (f, link) = (filter.clone(), u.clone());
-            let open = move || XskPort::open(&link, &f);
+            let (f, link, pass) = (filter.clone(), u.clone(), self.pass.clone());
+            let open = move || XskPort::open(&link, &f, pass.as_deref());
             match in_host_ns(self.netns.as_deref(), open) {
                 Ok(x) => {
                     let x = Arc::new(x);
@@ -958,6 +977,17 @@ impl Forwarder {
         let gone: Vec<Arc<Egress>> =
             old.egress.iter().filter(|(k, _)| !plane.egress.contains_key(k)).map(|(_, e)| e.clone()).collect();
         self.shared.plane.store(Arc::new(plane));
+        {
+            let want = crate::slicerx::wanted(cfg, &self.shared.registry, &self.shared.ip, &sets);
+            let netns = self.netns.clone();
+            let open = move |proto: u8| in_host_ns(netns.as_deref(), move || Socket::raw_ip(proto));
+            let mut rxs = self.slice_rx.lock().expect("slice rx lock");
+            let problems = crate::slicerx::sync(&self.shared, &mut rxs, &want, &sets, self.pass.as_deref(), &open);
+            for p in &problems {
+                tracing::warn!("{p}");
+            }
+            *self.slice_rx_problems.lock().expect("slice rx problems lock") = problems;
+        }
         for set in retired {
             // It forwards the frames still queued for it before it stops.
             set.stop();
@@ -1047,6 +1077,7 @@ impl Forwarder {
             let _ = h.join();
         }
         self.shared.xsk.store(Arc::new(Vec::new()));
+        crate::slicerx::stop_all(&mut self.slice_rx.lock().expect("lock"));
         for h in self.threads.lock().expect("lock").drain(..) {
             let _ = h.join();
         }
@@ -1062,11 +1093,17 @@ impl Forwarder {
             None => "inline (each receiving thread forwards)".to_string(),
             Some(w) => format!("{} workers (flow hash)", w.cpus.len()),
         };
+        let rxs = self.slice_rx.lock().expect("slice rx lock");
         for (slice, w) in sets.iter().filter(|(k, _)| !k.is_empty()) {
             let cpus: Vec<usize> = w.cpus.iter().flatten().copied().collect();
             s.push_str(&format!("; {slice} on CPUs {cpus:?}"));
+            let own = crate::slicerx::describe(&rxs, slice, &self.shared.registry, &self.shared.ip);
+            if !own.is_empty() {
+                s.push_str(&format!(" ({})", own.join(", ")));
+            }
         }
-        for p in self.cpu_problems.lock().expect("cpu problems lock").iter() {
+        let problems = self.slice_rx_problems.lock().expect("slice rx problems lock");
+        for p in self.cpu_problems.lock().expect("cpu problems lock").iter().chain(problems.iter()) {
             s.push_str(&format!("; {p}"));
         }
         s
@@ -1372,6 +1409,22 @@ fn configure(
 }
 
 fn ip_rx(shared: &Shared, k: usize) {
+    ip_rx_on(shared, k, &shared.ip[k].sock, None);
+}
+
+/// A receiver of one slice's frames on a socket of its own (see `slicerx`).
+pub(crate) struct OwnRx<'a> {
+    /// Set to stop; the receiver first forwards what its socket still holds.
+    pub stop: &'a AtomicBool,
+    /// Frames received.
+    pub frames: &'a AtomicU64,
+    /// The slice's workers (their single CPU's frames are forwarded inline).
+    pub set: Arc<WorkerSet>,
+}
+
+/// Receives from `sock`, a socket of carrier `k`: the shared one (`own`
+/// `None`, re-pinned with the shared threads) or a dedicated slice's.
+pub(crate) fn ip_rx_on(shared: &Shared, k: usize, sock: &Socket, own: Option<OwnRx<'_>>) {
     let carrier = &shared.ip[k];
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
     shared.pool.refill(&mut bufs);
@@ -1381,18 +1434,29 @@ fn ip_rx(shared: &Shared, k: usize) {
     let mut extra: Vec<Vec<u8>> = Vec::new();
     let mut lens: Vec<usize> = Vec::new();
     let mut out = Dispatch::new();
-    let mut steer = Steer::default();
-    let mut pin = Pin::shared();
+    let (mut steer, mut pin) = match &own {
+        None => (Steer::default(), Some(Pin::shared())),
+        Some(o) => (Steer::inline_for(o.set.clone()), None),
+    };
     let mut busy = Instant::now();
     while !shared.shutdown.load(Ordering::Relaxed) {
-        pin.check(shared);
-        let n = match carrier.sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
+        if let Some(pin) = pin.as_mut() {
+            pin.check(shared);
+        }
+        let stopping = own.as_ref().is_some_and(|o| o.stop.load(Ordering::Relaxed));
+        let n = match sock.recv_batch(&mut bufs, HEADROOM, &mut info) {
             Ok(n) => {
                 busy = Instant::now();
+                if let Some(o) = &own {
+                    o.frames.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 n
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
-                idle(carrier.sock.fd(), busy);
+                if stopping {
+                    break;
+                }
+                idle(sock.fd(), busy);
                 continue;
             }
             Err(e) => {

@@ -17,6 +17,7 @@ pub mod egress;
 pub mod forward;
 pub mod http;
 pub mod neigh;
+pub mod slicerx;
 pub mod slivers;
 pub mod workers;
 pub mod xsk;

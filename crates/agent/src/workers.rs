@@ -166,15 +166,27 @@ pub struct Steer {
     pending: Vec<(Arc<WorkerSet>, usize, Vec<Item>)>,
     plane: Option<Arc<Plane>>,
     now: u64,
+    own: Option<Arc<WorkerSet>>,
 }
 
 impl Steer {
+    /// For a receiver running on a dedicated slice's CPUs: when the slice has
+    /// a single CPU its frames are forwarded inline (handing them to the
+    /// worker on the same CPU would only add a context switch); with more,
+    /// they still spread over its workers by flow.
+    pub fn inline_for(set: Arc<WorkerSet>) -> Steer {
+        Steer { own: Some(set), ..Steer::default() }
+    }
+
     /// Takes the frame in `slot` (leaving it empty) when its rule is served by
     /// workers; returns the verdict back when the caller forwards it inline.
     pub fn take(&mut self, plane: &Arc<Plane>, slot: &mut Vec<u8>, v: Verdict, now: u64) -> Option<Verdict> {
         let Some(set) = v.rule().and_then(|r| plane.steer.get(r as usize)).and_then(|s| s.as_ref()) else {
             return Some(v);
         };
+        if self.own.as_ref().is_some_and(|o| Arc::ptr_eq(o, set) && o.queues.len() == 1) {
+            return Some(v);
+        }
         let w = set.pick(v.flow());
         if self.plane.is_none() {
             self.plane = Some(plane.clone());

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use netslice_dataplane::{Carrier, Registry};
-use netslice_io::xdp::{FRAME_SIZE, Filter, Xsk};
+use netslice_io::xdp::{FRAME_SIZE, Filter, PassMap, Xsk};
 use netslice_model::api::UnderlayLink;
 use netslice_wire::checksum;
 
@@ -90,8 +90,9 @@ pub enum Outer {
 
 impl XskPort {
     /// Opens AF_XDP on the link's interface (calling thread's namespace).
-    pub fn open(u: &UnderlayLink, filter: &Filter) -> netslice_io::Result<XskPort> {
-        let xsk = Xsk::open(&u.ifname, filter)?;
+    /// GRE keys in `pass` are left to the kernel (see `slicerx`).
+    pub fn open(u: &UnderlayLink, filter: &Filter, pass: Option<&PassMap>) -> netslice_io::Result<XskPort> {
+        let xsk = Xsk::open_passing(&u.ifname, filter, pass)?;
         let macs = parse_mac(&u.peer_mac).zip(parse_mac(&u.local_mac));
         Ok(XskPort {
             xsk,

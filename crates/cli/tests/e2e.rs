@@ -656,7 +656,9 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
             let ports_on_1 = t.iter().filter(|(n, c)| n.starts_with("port-") && c == "1").count();
             let ports_off = t.iter().filter(|(n, c)| n.starts_with("port-") && c == "0").count();
             let ports_ok = if host == "t1" { ports_on_1 == 0 } else { ports_on_1 == 1 && ports_off == 1 };
-            worker && rx_off && ports_ok
+            // fast's GRE frames arrive on a socket of its own, read on CPU 1.
+            let own_rx = t.iter().any(|(n, c)| n == "rx-fast-ip0" && c == "1");
+            worker && rx_off && ports_ok && own_rx
         });
     }
     wait_until("h1 to report fast's CPUs", Duration::from_secs(10), || {
@@ -668,11 +670,60 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
             .any(|h| h["name"] == "h1" && h["forwarding"].as_str().unwrap_or("").contains("fast on CPUs [1]"))
     });
 
-    // Traffic of both slices flows: fast's through its pinned threads.
+    // Traffic of both slices flows: fast's through its pinned threads and its
+    // own receive socket at t1 (requests and replies), blue's not.
+    let own_frames = |host: &str| -> u64 {
+        let hosts: serde_json::Value = serde_json::from_str(&tb.ok(&["node", "list", "--json"])).unwrap();
+        let h = hosts.as_array().unwrap().iter().find(|h| h["name"] == host).unwrap().clone();
+        let f = h["forwarding"].as_str().unwrap_or("").to_string();
+        let n = f.split("own gre socket: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+        n.unwrap_or_else(|| panic!("{host} reports no socket of fast's own: {f}"))
+    };
+    let before = own_frames("t1");
     let (ok, v) = tb.ping("fast", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "fast a -> b: {v}");
+    // (Agents report every 2 s.)
+    wait_until("t1 to report fast's pings read on its socket", Duration::from_secs(10), || {
+        own_frames("t1") >= before + 6
+    });
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
+    // Each of fast's frames is read once: by its own socket, not also by the
+    // shared one (which would forward a second copy).
+    let sink =
+        tb.spawn_exec("fast", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9997", "--seconds", "3", "--json"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = tb.exec(
+        "fast",
+        "a",
+        &["tool", "udp-send", "10.0.0.2:9997", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
+    );
+    assert!(out.status.success(), "fast udp-send: {}", text(&out));
+    let out = sink.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["packets"], 2000, "fast's datagrams arrive once each: {v}");
+
+    // A slice without dedicated CPUs on a gre link of the same path: 2000 of
+    // its datagrams cross t1 through the shared socket, none through fast's
+    // (a few frames of fast's own may still come: its slivers re-check each
+    // other's MACs by ARP some seconds after the pings).
+    tb.apply(&spec("plain", "[]"));
+    let (ok, v) = tb.ping("plain", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "plain a -> b: {v}");
+    let after = own_frames("t1");
+    let out = tb.exec(
+        "plain",
+        "a",
+        &["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
+    );
+    assert!(out.status.success(), "plain udp-send: {}", text(&out));
+    wait_until("t1 to forward plain's datagrams", Duration::from_secs(10), || {
+        tb.counter("plain", "ab", "forward", "t1") >= 2003
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let later = own_frames("t1");
+    assert!(later < after + 10, "plain's frames do not reach fast's socket: {after} -> {later}");
+    tb.ok(&["slice", "delete", "plain"]);
     let server = tb.spawn_exec("fast", "b", &["tool", "tcp-server", "--banner", "fast"]);
     std::thread::sleep(Duration::from_millis(500));
     // The slice's own processes run on its CPU (cpuset), other slices' on the rest.
@@ -705,7 +756,7 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     let pid = tb.agent_pid("h1");
     wait_until("h1's threads to be unpinned", Duration::from_secs(15), || {
         let t = thread_cpus(pid);
-        !t.iter().any(|(n, _)| n == "w-fast-0")
+        !t.iter().any(|(n, _)| n == "w-fast-0" || n == "rx-fast-ip0")
             && t.iter().filter(|(n, _)| n.starts_with("rx-ip")).all(|(_, c)| c == "0-1")
     });
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");

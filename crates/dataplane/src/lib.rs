@@ -29,7 +29,7 @@ pub mod nodes;
 pub mod program;
 pub mod registry;
 
-pub use registry::{Carrier, HopAddrs, LinkTypePlugin, NodeTypePlugin, Registry, TypeIdx};
+pub use registry::{Carrier, HopAddrs, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, TypeIdx};
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

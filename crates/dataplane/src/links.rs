@@ -13,7 +13,7 @@ use std::sync::Arc;
 use netslice_model::types::{Layer, LinkTypeInfo};
 use netslice_wire::{EtherType, ethernet, gre, ipv4, itag, vlan, vxlan};
 
-use crate::registry::{Carrier, HopAddrs, LinkTypePlugin};
+use crate::registry::{Carrier, HopAddrs, LabelField, LinkTypePlugin};
 
 /// The built-in link types.
 pub fn builtin() -> Vec<Arc<dyn LinkTypePlugin>> {
@@ -44,6 +44,10 @@ impl LinkTypePlugin for Gre {
 
     fn wire_overhead(&self) -> u32 {
         14 + 20 + GRE_HEADER_LEN as u32
+    }
+
+    fn label_field(&self) -> Option<LabelField> {
+        Some(LabelField::GreKey)
     }
 
     fn encap(&self, label: u32, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {

@@ -34,6 +34,15 @@ pub enum Carrier {
     Ethernet(u16),
 }
 
+/// Where the kernel can find a packet's label, so that the agent can have
+/// it sort packets by label before they are queued (a slice with dedicated
+/// CPUs then gets a receive socket of its own, see the agent's `forward`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabelField {
+    /// The label is the GRE key (RFC 2890) of an [`Carrier::IpProto`] packet.
+    GreKey,
+}
+
 /// Addresses of one hop, for encapsulations that need them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HopAddrs {
@@ -62,6 +71,12 @@ pub trait LinkTypePlugin: Send + Sync + Debug {
     /// it (and may rewrite it in place to expose the frame); `None` if it is not
     /// a well-formed packet of this type.
     fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)>;
+    /// Where the kernel finds the label; `None` (the default): only this
+    /// plugin can, and every slice's packets of this type share the
+    /// substrate receivers.
+    fn label_field(&self) -> Option<LabelField> {
+        None
+    }
 }
 
 /// A virtual node type.
