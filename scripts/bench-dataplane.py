@@ -109,9 +109,11 @@ def best_paced(addr, frame, secs, start_pps):
     return best
 
 
-def tcp(addr, streams, secs, src=None):
-    out = subprocess.run(["ip", "netns", "exec", src or A, "iperf3", "-c", addr, "-p", "5301", "-t", str(secs), "-P",
-                          str(streams), "-J"], capture_output=True, text=True).stdout
+def tcp(addr, streams, secs, src=None, via=None):
+    """iperf3 client in namespace `src` (default A), or under the command prefix `via`."""
+    via = via or ["ip", "netns", "exec", src or A]
+    out = subprocess.run([*via, "iperf3", "-c", addr, "-p", "5301", "-t", str(secs), "-P", str(streams), "-J"],
+                         capture_output=True, text=True, env=ENV).stdout
     doc = json.loads(out or "{}")
     if "sum_received" not in doc.get("end", {}):
         print(f"iperf3 to {addr} failed: {doc.get('error', out[-300:])}", file=sys.stderr)

@@ -15,7 +15,9 @@ and the round-trip time of 200 pings 10 ms apart. Twice: with every thread
 and process on both CPUs (no `qos.cpus`), then with `qos.cpus: [1]` on the
 victim, which puts its slivers' processes, its port readers and its workers on
 CPU 1 and everything else (the aggressor's processes, the shared substrate
-receivers) on CPU 0. Prints a Markdown table for docs/benchmarks.md.
+receivers) on CPU 0. Every process in a slice is started with `netslice slice
+exec`, as a user would, so it runs in its sliver's cgroups. Prints a Markdown
+table for docs/benchmarks.md, and what `node list` reports afterwards.
 """
 
 import argparse
@@ -32,8 +34,16 @@ _spec = importlib.util.spec_from_file_location(
 bd = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bd)
 
-VIC_A, VIC_B = f"{bd.TB}.vic.a", f"{bd.TB}.vic.b"
-AGG_A, AGG_B = f"{bd.TB}.agg.a", f"{bd.TB}.agg.b"
+
+
+def in_slice(slice_, node, *cmd):
+    """`cmd` in a sliver through `slice exec`, so that it runs in the sliver's
+    cgroups (a dedicated slice's CPUs, the others' CPUs) as a user's would."""
+    return [bd.BIN, "slice", "exec", slice_, node, "--", *cmd]
+
+
+def tool(slice_, node, *args):
+    return in_slice(slice_, node, bd.BIN, "tool", *args)
 
 
 def spec(name, cpus):
@@ -48,19 +58,19 @@ def spec(name, cpus):
 
 def ping():
     """-> (p50, p99, max) RTT in ms of 200 pings 10 ms apart from vic.a to vic.b."""
-    out = subprocess.run(bd.tool(VIC_A, "ping", "10.0.0.2", "-c", "200", "-i", "0.01", "--json"),
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(tool("vic", "a", "ping", "10.0.0.2", "-c", "200", "-i", "0.01", "--json"),
+                         capture_output=True, text=True, env=bd.ENV).stdout
     r = json.loads(out or "{}")
     return r.get("rtt_p50_ms") or 0.0, r.get("rtt_p99_ms") or 0.0, r.get("rtt_max_ms") or 0.0, r.get("received", 0)
 
 
 def flood(secs):
     """Starts the aggressor's unpaced 64-byte flood (sink and sender) for `secs`."""
-    sink = subprocess.Popen(bd.tool(AGG_B, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 1),
-                                    "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sink = subprocess.Popen(tool("agg", "b", "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 1),
+                                    "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=bd.ENV)
     time.sleep(0.3)
-    send = subprocess.Popen(bd.tool(AGG_A, "udp-send", "10.0.0.2:9999", "--size", "22", "--seconds", str(secs),
-                                    "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    send = subprocess.Popen(tool("agg", "a", "udp-send", "10.0.0.2:9999", "--size", "22", "--seconds", str(secs),
+                                    "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=bd.ENV)
     time.sleep(1)
     return sink, send
 
@@ -86,19 +96,20 @@ def main():
             bd.sh(bd.BIN, "slice", "apply", "-f", spec("vic", cpus))
             bd.sh(bd.BIN, "slice", "apply", "-f", spec("agg", None))
             pidfile = os.path.join(bd.STATE, f"iperf-{len(rows)}.pid")
-            subprocess.run(["ip", "netns", "exec", VIC_B, "iperf3", "-s", "-D", "-p", "5301", "--pidfile", pidfile],
-                           check=True)
+            subprocess.run(in_slice("vic", "b", "iperf3", "-s", "-D", "-p", "5301", "--pidfile", pidfile), check=True,
+                           env=bd.ENV)
             time.sleep(1)
             iperf = int(open(pidfile).read().strip("\x00\n "))
             bd.PIDS.append(iperf)
-            hosts = json.loads(bd.sh(bd.BIN, "node", "list", "--json").stdout)
-            placed = sorted({h.get("forwarding") or "" for h in hosts} - {""})
-            alone_tcp = bd.tcp("10.0.0.2", 1, secs, src=VIC_A)
+            alone_tcp = bd.tcp("10.0.0.2", 1, secs, via=in_slice("vic", "a"))
             alone_rtt = ping()
             sink, send = flood(secs + 4)
-            loaded_tcp = bd.tcp("10.0.0.2", 1, secs, src=VIC_A)
+            loaded_tcp = bd.tcp("10.0.0.2", 1, secs, via=in_slice("vic", "a"))
             loaded_rtt = ping()
             agg_pps = flood_rate(sink, send)
+            time.sleep(2.5)  # the agents report every 2 s
+            hosts = json.loads(bd.sh(bd.BIN, "node", "list", "--json").stdout)
+            placed = [f"{h['name']}: {h.get('forwarding') or '-'}" for h in hosts]
             rows.append((label, alone_tcp, loaded_tcp, alone_rtt, loaded_rtt, agg_pps, placed))
             os.kill(iperf, signal.SIGTERM)
             bd.PIDS.remove(iperf)
@@ -112,7 +123,9 @@ def main():
             print(f"| {label} | {t0:.2f} Gbit/s | {t1:.2f} Gbit/s{keep} | {r0[0]:.3f} / {r0[1]:.3f} / {r0[2]:.3f} ms"
                   f" | {r1[0]:.3f} / {r1[1]:.3f} / {r1[2]:.3f} ms | {agg / 1e6:.3f} Mpps |")
         for (label, *_, placed) in rows:
-            print(f"\n{label}: node list forwarding: {'; '.join(placed) or '-'}", file=sys.stderr)
+            print(f"\n{label}: node list forwarding after the runs:", file=sys.stderr)
+            for p in placed:
+                print(f"  {p}", file=sys.stderr)
     finally:
         bd.cleanup()
 
