@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use netslice_dataplane::program::{InstanceIface, NodeInstance, NodeProgram, Outputs};
-use netslice_dataplane::{Carrier, DropReason, GsoInfo, HEADROOM, Hop, Registry, Tables, TypeIdx, Verdict, gso};
+use netslice_dataplane::{
+    Carrier, DropReason, GsoInfo, HEADROOM, Hop, LabelField, Registry, Tables, TypeIdx, Verdict, gso,
+};
 use netslice_io::netns;
 use netslice_io::packet::{FrameInfo, PacketSocket};
 use netslice_io::sock::{RecvInfo, Socket, wait_readable};
@@ -93,6 +95,9 @@ pub struct IpCarrier {
     /// UDP carriers: a second socket, without UDP checksums, for payloads the
     /// IP layer must fragment (super-frames).
     pub unchecked: Option<Socket>,
+    /// UDP carriers whose link type locates its label: the selector of the
+    /// port's `SO_REUSEPORT` group (dedicated slices' sockets join it).
+    pub steer: Option<netslice_io::reuseport::ReuseportSteer>,
 }
 
 /// A running fast-path node.
@@ -717,6 +722,30 @@ fn segments(
         .collect()
 }
 
+/// The shared socket of a UDP port whose datagrams carry a label at `offset`:
+/// in a `SO_REUSEPORT` group with a selector attached (so that dedicated
+/// slices' sockets can join it), or, where the kernel refuses that, a plain
+/// socket (every slice's datagrams then share it).
+fn udp_steered(
+    port: u16,
+    offset: u16,
+) -> netslice_io::Result<(Socket, Option<netslice_io::reuseport::ReuseportSteer>)> {
+    let steered = || -> netslice_io::Result<_> {
+        let s = Socket::udp_reuseport(port)?;
+        let steer = netslice_io::reuseport::ReuseportSteer::new(offset)?;
+        steer.set_socket(0, &s)?;
+        steer.attach(&s)?;
+        Ok((s, Some(steer)))
+    };
+    match steered() {
+        Ok(x) => Ok(x),
+        Err(e) => {
+            tracing::warn!("UDP port {port}: {e}; dedicated slices share its receiver");
+            Ok((Socket::udp(port)?, None))
+        }
+    }
+}
+
 impl Forwarder {
     /// Opens a socket for every IP carrier of the registered link types in the
     /// host's namespace (`netns`, or this one), and starts their receivers and the
@@ -728,30 +757,33 @@ impl Forwarder {
         io_mode: IoMode,
         workers: usize,
     ) -> Result<Forwarder, netslice_io::Error> {
-        let mut carriers: Vec<(Carrier, TypeIdx)> = Vec::new();
+        let mut carriers: Vec<(Carrier, TypeIdx, Option<LabelField>)> = Vec::new();
         for (idx, l) in registry.links() {
             let c = l.carrier();
-            if matches!(c, Carrier::IpProto(_) | Carrier::Udp(_)) && !carriers.iter().any(|(x, _)| *x == c) {
-                carriers.push((c, idx));
+            if matches!(c, Carrier::IpProto(_) | Carrier::Udp(_)) && !carriers.iter().any(|(x, _, _)| *x == c) {
+                carriers.push((c, idx, l.label_field()));
             }
         }
         let open = move || -> netslice_io::Result<Vec<IpCarrier>> {
             carriers
                 .into_iter()
-                .map(|(carrier, link_type)| {
-                    let (sock, unchecked) = match carrier {
-                        Carrier::IpProto(p) => (Socket::raw_ip(p)?, None),
+                .map(|(carrier, link_type, field)| {
+                    let (sock, unchecked, steer) = match carrier {
+                        Carrier::IpProto(p) => (Socket::raw_ip(p)?, None, None),
                         Carrier::Udp(port) => {
-                            let mut s = Socket::udp(port)?;
+                            let (mut s, steer) = match field {
+                                Some(LabelField::UdpBe24 { offset }) => udp_steered(port, offset)?,
+                                _ => (Socket::udp(port)?, None),
+                            };
                             // Runs of datagrams of one flow arrive as one buffer.
                             if let Err(e) = s.enable_gro() {
                                 tracing::info!("no UDP GRO on port {port}: {e}");
                             }
-                            (s, Some(Socket::udp_unchecked()?))
+                            (s, Some(Socket::udp_unchecked()?), steer)
                         }
                         Carrier::Ethernet(_) => unreachable!("filtered above"),
                     };
-                    Ok(IpCarrier { carrier, link_type, sock, unchecked })
+                    Ok(IpCarrier { carrier, link_type, sock, unchecked, steer })
                 })
                 .collect()
         };
@@ -980,7 +1012,19 @@ impl Forwarder {
         {
             let want = crate::slicerx::wanted(cfg, &self.shared.registry, &self.shared.ip, &sets);
             let netns = self.netns.clone();
-            let open = move |proto: u8| in_host_ns(netns.as_deref(), move || Socket::raw_ip(proto));
+            let open = move |c: Carrier| {
+                in_host_ns(netns.as_deref(), move || match c {
+                    Carrier::Udp(port) => {
+                        let mut s = Socket::udp_reuseport(port)?;
+                        if let Err(e) = s.enable_gro() {
+                            tracing::info!("no UDP GRO on a slice's socket of port {port}: {e}");
+                        }
+                        Ok(s)
+                    }
+                    Carrier::IpProto(p) => Socket::raw_ip(p),
+                    Carrier::Ethernet(_) => unreachable!("no label field"),
+                })
+            };
             let mut rxs = self.slice_rx.lock().expect("slice rx lock");
             let problems = crate::slicerx::sync(&self.shared, &mut rxs, &want, &sets, self.pass.as_deref(), &open);
             for p in &problems {
@@ -1077,7 +1121,7 @@ impl Forwarder {
             let _ = h.join();
         }
         self.shared.xsk.store(Arc::new(Vec::new()));
-        crate::slicerx::stop_all(&mut self.slice_rx.lock().expect("lock"));
+        crate::slicerx::stop_all(&self.shared.ip, &mut self.slice_rx.lock().expect("lock"));
         for h in self.threads.lock().expect("lock").drain(..) {
             let _ = h.join();
         }

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use netslice_dataplane::{Carrier, Registry};
+use netslice_dataplane::{Carrier, LabelField, Registry};
 use netslice_io::xdp::{FRAME_SIZE, Filter, PassMap, Xsk};
 use netslice_model::api::UnderlayLink;
 use netslice_wire::checksum;
@@ -49,6 +49,11 @@ pub fn filter(registry: &Registry) -> Filter {
             Carrier::Udp(p) if !f.udp_ports.contains(&p) => f.udp_ports.push(p),
             Carrier::Ethernet(et) if !f.ethertypes.contains(&et) => f.ethertypes.push(et),
             _ => {}
+        }
+        if let (Carrier::Udp(p), Some(LabelField::UdpBe24 { offset })) = (l.carrier(), l.label_field())
+            && !f.udp_labels.iter().any(|(q, _)| *q == p)
+        {
+            f.udp_labels.push((p, offset));
         }
     }
     f

@@ -639,12 +639,20 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
         .unwrap();
         p
     };
-    tb.apply(&spec("fast", "[1]"));
+    // fast also has a vxlan link (its own VXLAN socket is checked below).
+    let fast = spec("fast", "[1]");
+    let mut text_of_fast = std::fs::read_to_string(&fast).unwrap();
+    text_of_fast.push_str(
+        "  - name: cd\n    type: vxlan\n    bandwidth: 100Mbit\n    endpoints:\n\
+         \x20     - {node: a, address: 10.0.1.1/24}\n      - {node: b, address: 10.0.1.2/24}\n",
+    );
+    std::fs::write(&fast, text_of_fast).unwrap();
+    tb.apply(&fast);
     tb.apply(&repo_file("examples/blue.yaml"));
 
     // On every host of fast's path, its worker runs on CPU 1 only, and the
     // shared threads (substrate receivers, the egress timer) are moved off
-    // CPU 1; on h1 and h2 fast's port reader is on CPU 1 and blue's is not.
+    // CPU 1; on h1 and h2 fast's port readers (one per link) are on CPU 1 and blue's is not.
     for host in ["h1", "t1", "h2"] {
         let pid = tb.agent_pid(host);
         wait_until(&format!("{host}'s threads to be pinned"), Duration::from_secs(10), || {
@@ -655,9 +663,9 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
             let rx_off = shared.len() >= 3 && shared.iter().all(|(_, c)| c == "0");
             let ports_on_1 = t.iter().filter(|(n, c)| n.starts_with("port-") && c == "1").count();
             let ports_off = t.iter().filter(|(n, c)| n.starts_with("port-") && c == "0").count();
-            let ports_ok = if host == "t1" { ports_on_1 == 0 } else { ports_on_1 == 1 && ports_off == 1 };
-            // fast's GRE frames arrive on a socket of its own, read on CPU 1.
-            let own_rx = t.iter().any(|(n, c)| n == "rx-fast-ip0" && c == "1");
+            let ports_ok = if host == "t1" { ports_on_1 == 0 } else { ports_on_1 == 2 && ports_off == 1 };
+            // fast's GRE and VXLAN frames arrive on sockets of its own, read on CPU 1.
+            let own_rx = ["rx-fast-ip0", "rx-fast-ip1"].iter().all(|r| t.iter().any(|(n, c)| n == r && c == "1"));
             worker && rx_off && ports_ok && own_rx
         });
     }
@@ -672,13 +680,15 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
 
     // Traffic of both slices flows: fast's through its pinned threads and its
     // own receive socket at t1 (requests and replies), blue's not.
-    let own_frames = |host: &str| -> u64 {
+    let own = |host: &str, ty: &str| -> u64 {
         let hosts: serde_json::Value = serde_json::from_str(&tb.ok(&["node", "list", "--json"])).unwrap();
         let h = hosts.as_array().unwrap().iter().find(|h| h["name"] == host).unwrap().clone();
         let f = h["forwarding"].as_str().unwrap_or("").to_string();
-        let n = f.split("own gre socket: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
-        n.unwrap_or_else(|| panic!("{host} reports no socket of fast's own: {f}"))
+        let tag = format!("own {ty} socket: ");
+        let n = f.split(tag.as_str()).nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+        n.unwrap_or_else(|| panic!("{host} reports no {ty} socket of fast's own: {f}"))
     };
+    let own_frames = |host: &str| own(host, "gre");
     let before = own_frames("t1");
     let (ok, v) = tb.ping("fast", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "fast a -> b: {v}");
@@ -690,18 +700,19 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
     // Each of fast's frames is read once: by its own socket, not also by the
     // shared one (which would forward a second copy).
-    let sink =
-        tb.spawn_exec("fast", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9997", "--seconds", "3", "--json"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let out = tb.exec(
-        "fast",
-        "a",
-        &["tool", "udp-send", "10.0.0.2:9997", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
-    );
-    assert!(out.status.success(), "fast udp-send: {}", text(&out));
-    let out = sink.wait_with_output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(v["packets"], 2000, "fast's datagrams arrive once each: {v}");
+    let once_each = |to: &str| {
+        let sink =
+            tb.spawn_exec("fast", "b", &["tool", "udp-sink", "--listen", "0.0.0.0:9997", "--seconds", "3", "--json"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let dst = format!("{to}:9997");
+        let args = ["tool", "udp-send", &dst, "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"];
+        let out = tb.exec("fast", "a", &args);
+        assert!(out.status.success(), "fast udp-send to {to}: {}", text(&out));
+        let out = sink.wait_with_output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(v["packets"], 2000, "fast's datagrams to {to} arrive once each: {v}");
+    };
+    once_each("10.0.0.2");
 
     // A slice without dedicated CPUs on a gre link of the same path: 2000 of
     // its datagrams cross t1 through the shared socket, none through fast's
@@ -724,6 +735,33 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     let later = own_frames("t1");
     assert!(later < after + 10, "plain's frames do not reach fast's socket: {after} -> {later}");
     tb.ok(&["slice", "delete", "plain"]);
+
+    // The same for fast's vxlan link: its datagrams are read on its own VXLAN
+    // socket at t1 (the port's SO_REUSEPORT selector hands them there, by
+    // VNI), once each; blue's vxlan datagrams on the same path never are.
+    let before = own("t1", "vxlan");
+    let (ok, v) = tb.ping("fast", "a", "10.0.1.2", "3");
+    assert!(ok && v["received"] == 3, "fast a -> b over vxlan: {v}");
+    wait_until("t1 to report fast's VXLAN pings read on its socket", Duration::from_secs(10), || {
+        own("t1", "vxlan") >= before + 6
+    });
+    once_each("10.0.1.2");
+    let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "blue a -> b: {v}");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = own("t1", "vxlan");
+    let out = tb.exec(
+        "blue",
+        "a",
+        &["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
+    );
+    assert!(out.status.success(), "blue udp-send: {}", text(&out));
+    wait_until("t1 to forward blue's datagrams", Duration::from_secs(10), || {
+        tb.counter("blue", "ab", "forward", "t1") >= 2000
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let later = own("t1", "vxlan");
+    assert!(later < after + 10, "blue's datagrams do not reach fast's VXLAN socket: {after} -> {later}");
     let server = tb.spawn_exec("fast", "b", &["tool", "tcp-server", "--banner", "fast"]);
     std::thread::sleep(Duration::from_millis(500));
     // The slice's own processes run on its CPU (cpuset), other slices' on the rest.

@@ -102,6 +102,10 @@ impl LinkTypePlugin for Vxlan {
         14 + 20 + 8 + vxlan::HEADER_LEN as u32
     }
 
+    fn label_field(&self) -> Option<LabelField> {
+        Some(LabelField::UdpBe24 { offset: 4 })
+    }
+
     fn encap(&self, label: u32, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
         let start = frame.start.checked_sub(vxlan::HEADER_LEN)?;
         vxlan::Repr { vni: label }.emit(&mut vxlan::Packet::new_unchecked(&mut buf[start..frame.start])).ok()?;

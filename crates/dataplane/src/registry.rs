@@ -41,6 +41,12 @@ pub enum Carrier {
 pub enum LabelField {
     /// The label is the GRE key (RFC 2890) of an [`Carrier::IpProto`] packet.
     GreKey,
+    /// The label is the 24-bit big-endian field at this byte offset in the
+    /// payload of a [`Carrier::Udp`] datagram (VXLAN's VNI: offset 4).
+    UdpBe24 {
+        /// Offset in the UDP payload.
+        offset: u16,
+    },
 }
 
 /// Addresses of one hop, for encapsulations that need them.

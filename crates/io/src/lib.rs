@@ -4,6 +4,7 @@
 //! - [`netns`]: named network namespaces; running code inside one on a thread.
 //! - [`tap`]: persistent TAP devices (so a sliver's interface outlives an agent restart).
 //! - [`cbpf`]: classic BPF socket filters (ethertypes, GRE keys).
+//! - [`reuseport`]: steering a UDP port's datagrams between sockets by a label in the payload.
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
 //! - [`cpu`]: pinning threads to CPUs.
 //! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
@@ -14,9 +15,11 @@ pub mod cbpf;
 pub mod cgroup;
 pub mod cmd;
 pub mod cpu;
+pub(crate) mod ebpf;
 pub mod netns;
 pub mod packet;
 pub mod process;
+pub mod reuseport;
 pub mod sock;
 pub mod tap;
 pub mod xdp;

@@ -119,6 +119,34 @@ impl Socket {
         Ok(s)
     }
 
+    /// A UDP socket bound to `0.0.0.0:port` with `SO_REUSEPORT`, so that
+    /// more sockets can share the port; which of them gets a datagram is up
+    /// to the group's program ([`crate::reuseport`]).
+    pub fn udp_reuseport(port: u16) -> Result<Socket> {
+        // SAFETY: plain socket(2) call; the returned fd is checked and then owned.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(Error::last("opening a UDP socket"));
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let s = Socket { fd: unsafe { OwnedFd::from_raw_fd(fd) }, gro: false, gso: AtomicBool::new(true) };
+        set_int(s.fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).map_err(|e| Error::os("setting SO_REUSEPORT", e))?;
+        let a = sockaddr(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+        // SAFETY: `a` is a valid sockaddr_in of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                s.fd(),
+                (&a as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(Error::last(format!("binding UDP port {port}")));
+        }
+        s.tune()?;
+        Ok(s)
+    }
+
     /// A send-only UDP socket (bound to an ephemeral port in the calling
     /// thread's namespace) whose datagrams carry no UDP checksum
     /// (`SO_NO_CHECK`), as RFC 7348 recommends for VXLAN over IPv4. A

@@ -19,12 +19,14 @@
 //! producer and consumer indices; the RX and fill rings belong to the receiving
 //! thread, the TX and completion rings to whoever holds the TX lock.
 
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::ebpf::{self, Asm, B, H, Insn, JEQ, JGT, JNE, Label, W, bpf, net16, owned, put_u32, put_u64};
 use crate::{Error, Result};
 
 /// Bytes of one UMEM frame.
@@ -36,24 +38,14 @@ const RING: u32 = 2048;
 /// Largest frame stolen: one UMEM frame less the kernel's XDP headroom.
 pub const MAX_STEAL: usize = FRAME_SIZE - 256;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const XDP_PASS: i32 = 2;
-const HELPER_REDIRECT_MAP: i32 = 51;
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_MAP_TYPE_HASH: u32 = 1;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 /// IPv4 protocol number of GRE.
 const GRE: u8 = 47;
-const HELPER_XDP_GET_BUFF_LEN: i32 = 188;
 
 /// What the XDP program steals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,18 +54,50 @@ pub struct Filter {
     pub ip_protos: Vec<u8>,
     /// UDP destination ports (4789 = VXLAN).
     pub udp_ports: Vec<u16>,
+    /// UDP ports whose datagrams carry a 24-bit label at this offset in the
+    /// payload (VXLAN: 4789, 4), checked against the pass map.
+    pub udp_labels: Vec<(u16, u16)>,
     /// Ethernet types (0x8100, 0x88e7).
     pub ethertypes: Vec<u16>,
 }
 
-/// GRE keys the XDP programs leave to the kernel: a BPF hash map shared by
+/// A label the XDP programs leave to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PassKey {
+    /// A GRE key.
+    Gre(u32),
+    /// A 24-bit label of a UDP port listed in [`Filter::udp_labels`].
+    Udp {
+        /// Destination port.
+        port: u16,
+        /// The label (VXLAN: the VNI).
+        label: u32,
+    },
+}
+
+impl PassKey {
+    /// The map key: a tag (the IP protocol, or 0x10000 + the UDP port), then
+    /// the label's 4 bytes as they lie in the packet (a 24-bit label with the
+    /// byte after it zeroed).
+    fn bytes(self) -> [u8; 8] {
+        let (tag, word) = match self {
+            PassKey::Gre(key) => (u32::from(GRE), key.to_be_bytes()),
+            PassKey::Udp { port, label } => (0x1_0000 | u32::from(port), (label << 8).to_be_bytes()),
+        };
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&tag.to_ne_bytes());
+        k[4..].copy_from_slice(&word);
+        k
+    }
+}
+
+/// Labels the XDP programs leave to the kernel: a BPF hash map shared by
 /// every program that was opened with it, so a change applies to all at once
-/// without reloading them. Keys are `(47, GRE key as its bytes lie in the
-/// packet)`.
+/// without reloading them.
 #[derive(Debug)]
 pub struct PassMap {
     fd: OwnedFd,
-    keys: Mutex<std::collections::BTreeSet<u32>>,
+    keys: Mutex<BTreeSet<PassKey>>,
 }
 
 /// Most keys a [`PassMap`] holds.
@@ -82,285 +106,150 @@ pub const PASS_MAP_SIZE: u32 = 4096;
 impl PassMap {
     /// An empty map.
     pub fn new() -> Result<PassMap> {
-        let mut attr = [0u8; 72];
-        put_u32(&mut attr, 0, BPF_MAP_TYPE_HASH);
-        put_u32(&mut attr, 4, 8); // key: protocol, label
-        put_u32(&mut attr, 8, 1); // value: unused
-        put_u32(&mut attr, 12, PASS_MAP_SIZE);
-        let fd = owned(bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| Error::os("creating the XDP pass map", e))?, "map")?;
-        Ok(PassMap { fd, keys: Mutex::new(Default::default()) })
+        let fd = ebpf::map_create(ebpf::BPF_MAP_TYPE_HASH, 8, 1, PASS_MAP_SIZE, "the XDP pass map")?;
+        Ok(PassMap { fd, keys: Mutex::new(BTreeSet::new()) })
     }
 
-    /// Makes the map hold exactly the GRE keys `want`. On an error the keys
-    /// handled so far stay changed; a later call converges.
-    pub fn set_gre_keys(&self, want: &std::collections::BTreeSet<u32>) -> Result<()> {
+    /// Makes the map hold exactly `want`. On an error the keys handled so
+    /// far stay changed; a later call converges.
+    pub fn set(&self, want: &BTreeSet<PassKey>) -> Result<()> {
         let mut have = self.keys.lock().expect("pass map lock");
-        let entry = |key: u32| {
-            let mut k = [0u8; 8];
-            k[..4].copy_from_slice(&u32::from(GRE).to_ne_bytes());
-            k[4..].copy_from_slice(&key.to_be_bytes());
-            k
-        };
         for &key in want.difference(&have.clone()) {
-            let k = entry(key);
-            let v = [1u8];
-            let mut attr = [0u8; 32];
-            put_u32(&mut attr, 0, self.fd.as_raw_fd() as u32);
-            put_u64(&mut attr, 8, k.as_ptr() as u64);
-            put_u64(&mut attr, 16, v.as_ptr() as u64);
-            bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| Error::os(format!("passing GRE key {key}"), e))?;
+            ebpf::map_update(self.fd.as_raw_fd(), &key.bytes(), &[1])
+                .map_err(|e| Error::os(format!("passing {key:?} to the kernel"), e))?;
             have.insert(key);
         }
         for &key in have.clone().difference(want) {
-            let k = entry(key);
-            let mut attr = [0u8; 32];
-            put_u32(&mut attr, 0, self.fd.as_raw_fd() as u32);
-            put_u64(&mut attr, 8, k.as_ptr() as u64);
-            match bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(Error::os(format!("no longer passing GRE key {key}"), e)),
-            }
+            ebpf::map_delete(self.fd.as_raw_fd(), &key.bytes())
+                .map_err(|e| Error::os(format!("no longer passing {key:?}"), e))?;
             have.remove(&key);
         }
         Ok(())
     }
-}
 
-// --- a small BPF assembler
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-/// Jump targets resolved after assembly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Label {
-    Pass,
-    Steal,
-    Gre,
-}
-
-#[derive(Debug, Default)]
-struct Asm {
-    insns: Vec<Insn>,
-    fixups: Vec<(usize, Label)>,
-}
-
-impl Asm {
-    fn op(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
-        self.insns.push(Insn { code, regs: (src << 4) | (dst & 0x0f), off, imm });
-    }
-    fn mov_reg(&mut self, dst: u8, src: u8) {
-        self.op(0xbf, dst, src, 0, 0);
-    }
-    fn mov_imm(&mut self, dst: u8, imm: i32) {
-        self.op(0xb7, dst, 0, 0, imm);
-    }
-    fn add_imm(&mut self, dst: u8, imm: i32) {
-        self.op(0x07, dst, 0, 0, imm);
-    }
-    fn and_imm(&mut self, dst: u8, imm: i32) {
-        self.op(0x57, dst, 0, 0, imm);
-    }
-    fn ldx(&mut self, size: u8, dst: u8, src: u8, off: i16) {
-        // BPF_LDX | BPF_MEM | size (W 0x00, H 0x08, B 0x10)
-        self.op(0x61 | size, dst, src, off, 0);
-    }
-    fn jmp_imm(&mut self, code: u8, dst: u8, imm: i32, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.op(code, dst, 0, 0, imm);
-    }
-    /// A conditional jump over the next `skip` instructions.
-    fn skip_imm(&mut self, code: u8, dst: u8, imm: i32, skip: i16) {
-        self.op(code, dst, 0, skip, imm);
-    }
-    fn jgt_reg(&mut self, dst: u8, src: u8, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.op(0x2d, dst, src, 0, 0);
-    }
-    fn ja(&mut self, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.op(0x05, 0, 0, 0, 0);
-    }
-    fn stx_w(&mut self, dst: u8, off: i16, src: u8) {
-        // BPF_STX | BPF_MEM | BPF_W
-        self.op(0x63, dst, src, off, 0);
-    }
-    fn st_w(&mut self, dst: u8, off: i16, imm: i32) {
-        // BPF_ST | BPF_MEM | BPF_W
-        self.op(0x62, dst, 0, off, imm);
-    }
-    fn call(&mut self, helper: i32) {
-        self.op(0x85, 0, 0, 0, helper);
-    }
-    fn exit(&mut self) {
-        self.op(0x95, 0, 0, 0, 0);
-    }
-    fn ld_map_fd(&mut self, dst: u8, fd: RawFd) {
-        // BPF_LD | BPF_IMM | BPF_DW with src = BPF_PSEUDO_MAP_FD, then the high half.
-        self.op(0x18, dst, 1, 0, fd);
-        self.op(0, 0, 0, 0, 0);
-    }
-    fn resolve(mut self, pass: usize, steal: usize, gre: usize) -> Vec<Insn> {
-        for (at, l) in self.fixups {
-            let to = match l {
-                Label::Pass => pass,
-                Label::Steal => steal,
-                Label::Gre => gre,
-            };
-            self.insns[at].off = (to as i64 - at as i64 - 1) as i16;
-        }
-        self.insns
+    /// Makes the map hold exactly the GRE keys `want` (and no other label).
+    pub fn set_gre_keys(&self, want: &BTreeSet<u32>) -> Result<()> {
+        self.set(&want.iter().map(|&k| PassKey::Gre(k)).collect())
     }
 }
 
-const LDX_W: u8 = 0x00;
-const LDX_H: u8 = 0x08;
-const LDX_B: u8 = 0x10;
-const JEQ: u8 = 0x15;
-const JNE: u8 = 0x55;
-const JGT: u8 = 0x25;
+/// Looks the 8-byte key at r10-8 up in map `pass`: found, pass; else steal.
+fn pass_or_steal(a: &mut Asm, pass: RawFd, to_pass: Label, to_steal: Label) {
+    a.mov_reg(2, 10);
+    a.add_imm(2, -8);
+    a.ld_map_fd(1, pass);
+    a.call(ebpf::HELPER_MAP_LOOKUP_ELEM);
+    a.jmp_imm(JNE, 0, 0, to_pass);
+    a.ja(to_steal);
+}
 
 /// The XDP program for `f`, redirecting to the XSKMAP `map_fd`. With `frags`,
 /// frames spanning several buffers are measured and left to the kernel. With
-/// `pass`, GRE packets whose key is in that map are left to the kernel too.
+/// `pass`, GRE packets and labelled UDP datagrams whose label is in that map
+/// are left to the kernel too.
 fn program(f: &Filter, map_fd: RawFd, frags: bool, pass: Option<RawFd>) -> Vec<Insn> {
     let mut a = Asm::default();
-    let sw = |v: u16| i32::from(v.swap_bytes()); // a network-order u16 as ldxh reads it
+    let (to_pass, to_steal, to_gre) = (a.label(), a.label(), a.label());
+    let labelled: Vec<(u16, u16, Label)> = match pass {
+        Some(_) => f
+            .udp_labels
+            .iter()
+            .filter(|(port, _)| f.udp_ports.contains(port))
+            .map(|&(port, off)| (port, off, a.label()))
+            .collect(),
+        None => Vec::new(),
+    };
     a.mov_reg(6, 1); // r6 = ctx
-    a.ldx(LDX_W, 2, 6, 0); // r2 = data
-    a.ldx(LDX_W, 3, 6, 4); // r3 = data_end
+    a.ldx(W, 2, 6, 0); // r2 = data
+    a.ldx(W, 3, 6, 4); // r3 = data_end
     a.mov_reg(4, 2);
     a.add_imm(4, 14);
-    a.jgt_reg(4, 3, Label::Pass);
-    a.ldx(LDX_H, 5, 2, 12); // ethertype
+    a.jgt_reg(4, 3, to_pass);
+    a.ldx(H, 5, 2, 12); // ethertype
     for &et in &f.ethertypes {
-        a.jmp_imm(JEQ, 5, sw(et), Label::Steal);
+        a.jmp_imm(JEQ, 5, net16(et), to_steal);
     }
-    a.jmp_imm(JNE, 5, sw(0x0800), Label::Pass);
+    a.jmp_imm(JNE, 5, net16(0x0800), to_pass);
     a.mov_reg(4, 2);
     a.add_imm(4, 34);
-    a.jgt_reg(4, 3, Label::Pass);
-    a.ldx(LDX_B, 5, 2, 14);
-    a.jmp_imm(JNE, 5, 0x45, Label::Pass); // IPv4 without options only
-    a.ldx(LDX_H, 5, 2, 20);
+    a.jgt_reg(4, 3, to_pass);
+    a.ldx(B, 5, 2, 14);
+    a.jmp_imm(JNE, 5, 0x45, to_pass); // IPv4 without options only
+    a.ldx(H, 5, 2, 20);
     a.and_imm(5, 0xff3f); // MF and fragment offset
-    a.jmp_imm(JNE, 5, 0, Label::Pass); // fragments: the kernel reassembles
-    a.ldx(LDX_B, 5, 2, 23); // protocol
+    a.jmp_imm(JNE, 5, 0, to_pass); // fragments: the kernel reassembles
+    a.ldx(B, 5, 2, 23); // protocol
     for &p in &f.ip_protos {
-        let to = if p == GRE && pass.is_some() { Label::Gre } else { Label::Steal };
+        let to = if p == GRE && pass.is_some() { to_gre } else { to_steal };
         a.jmp_imm(JEQ, 5, i32::from(p), to);
     }
     if !f.udp_ports.is_empty() {
-        a.jmp_imm(JNE, 5, 17, Label::Pass);
+        a.jmp_imm(JNE, 5, 17, to_pass);
         a.mov_reg(4, 2);
         a.add_imm(4, 42);
-        a.jgt_reg(4, 3, Label::Pass);
-        a.ldx(LDX_H, 5, 2, 36); // UDP destination port
+        a.jgt_reg(4, 3, to_pass);
+        a.ldx(H, 5, 2, 36); // UDP destination port
         for &port in &f.udp_ports {
-            a.jmp_imm(JEQ, 5, sw(port), Label::Steal);
+            let to = labelled.iter().find(|(p, _, _)| *p == port).map(|(_, _, l)| *l).unwrap_or(to_steal);
+            a.jmp_imm(JEQ, 5, net16(port), to);
         }
     }
-    a.ja(Label::Pass);
-    let gre = a.insns.len();
-    if let Some(pass) = pass {
-        // GRE: look the key up in the pass map; a malformed header is stolen
-        // (the agent counts it).
-        let sw = |v: u16| i32::from(v.swap_bytes());
+    a.ja(to_pass);
+    // (The verifier refuses unreachable code: each block only when jumped to.)
+    a.here(to_gre);
+    if let Some(pass) = pass.filter(|_| f.ip_protos.contains(&GRE)) {
+        // GRE: look the key up; a malformed header is stolen (the agent counts it).
         a.mov_reg(4, 2);
         a.add_imm(4, 14 + 20 + 8);
-        a.jgt_reg(4, 3, Label::Steal);
-        a.ldx(LDX_H, 5, 2, 14 + 20); // flags
+        a.jgt_reg(4, 3, to_steal);
+        a.ldx(H, 5, 2, 14 + 20); // flags
         a.mov_reg(7, 5);
-        a.and_imm(7, sw(0x2000)); // key present
-        a.jmp_imm(JEQ, 7, 0, Label::Steal);
+        a.and_imm(7, net16(0x2000)); // key present
+        a.jmp_imm(JEQ, 7, 0, to_steal);
         a.mov_reg(4, 2);
         a.add_imm(4, 14 + 20 + 4);
-        a.and_imm(5, sw(0x8000)); // checksum present: the key follows it
+        a.and_imm(5, net16(0x8000)); // checksum present: the key follows it
         a.skip_imm(JEQ, 5, 0, 1);
         a.add_imm(4, 4);
         a.mov_reg(7, 4);
         a.add_imm(7, 4);
-        a.jgt_reg(7, 3, Label::Steal);
-        a.ldx(LDX_W, 5, 4, 0); // the key, as its bytes lie in the packet
+        a.jgt_reg(7, 3, to_steal);
+        a.ldx(W, 5, 4, 0); // the key, as its bytes lie in the packet
         a.stx_w(10, -4, 5);
         a.st_w(10, -8, i32::from(GRE));
-        a.mov_reg(2, 10);
-        a.add_imm(2, -8);
-        a.ld_map_fd(1, pass);
-        a.call(HELPER_MAP_LOOKUP_ELEM);
-        a.jmp_imm(JNE, 0, 0, Label::Pass);
-        a.ja(Label::Steal);
+        pass_or_steal(&mut a, pass, to_pass, to_steal);
     }
-    let steal = a.insns.len();
+    if let Some(pass) = pass {
+        // Labelled UDP: the 24 bits at the offset in the payload.
+        for &(port, off, l) in &labelled {
+            let at = 42 + i32::from(off);
+            a.here(l);
+            a.label24_to_stack(2, at, 3, to_steal);
+            a.st_w(10, -8, (0x1_0000 | u32::from(port)) as i32);
+            pass_or_steal(&mut a, pass, to_pass, to_steal);
+        }
+    }
+    a.here(to_steal);
     if frags {
         a.mov_reg(1, 6);
-        a.call(HELPER_XDP_GET_BUFF_LEN);
-        a.jmp_imm(JGT, 0, MAX_STEAL as i32, Label::Pass);
+        a.call(ebpf::HELPER_XDP_GET_BUFF_LEN);
+        a.jmp_imm(JGT, 0, MAX_STEAL as i32, to_pass);
     }
-    a.ldx(LDX_W, 2, 6, 16); // rx_queue_index
+    a.ldx(W, 2, 6, 16); // rx_queue_index
     a.ld_map_fd(1, map_fd);
     a.mov_imm(3, XDP_PASS); // no socket on the queue: pass
-    a.call(HELPER_REDIRECT_MAP);
+    a.call(ebpf::HELPER_REDIRECT_MAP);
     a.exit();
-    let pass_at = a.insns.len();
+    a.here(to_pass);
     a.mov_imm(0, XDP_PASS);
     a.exit();
-    a.resolve(pass_at, steal, gre)
-}
-
-fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
-    // SAFETY: bpf(2) reads (and for some commands writes) `attr.len()` bytes of
-    // the attribute union, which `attr` provides; pointers inside it point to
-    // memory that outlives the call.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
-}
-
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn owned(fd: libc::c_long, what: &str) -> Result<OwnedFd> {
-    let fd = i32::try_from(fd).map_err(|_| Error::os(what, io::Error::other("bad descriptor")))?;
-    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    a.finish()
 }
 
 fn load(f: &Filter, map: RawFd, frags: bool, pass: Option<RawFd>) -> Result<OwnedFd> {
     let insns = program(f, map, frags, pass);
-    let license = CString::new("Apache-2.0").expect("no NUL");
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = [0u8; 128];
-    put_u32(&mut attr, 0, BPF_PROG_TYPE_XDP);
-    put_u32(&mut attr, 4, insns.len() as u32);
-    put_u64(&mut attr, 8, insns.as_ptr() as u64);
-    put_u64(&mut attr, 16, license.as_ptr() as u64);
-    put_u32(&mut attr, 24, 1); // log_level
-    put_u32(&mut attr, 28, log.len() as u32);
-    put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
-    put_u32(&mut attr, 44, if frags { BPF_F_XDP_HAS_FRAGS } else { 0 }); // prog_flags
-    attr[48..48 + 11].copy_from_slice(b"netslice_rx"); // prog_name
-    put_u32(&mut attr, 68, BPF_XDP); // expected_attach_type
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => owned(fd, "loading the XDP program"),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let last: Vec<&str> = text.lines().rev().take(3).collect();
-            Err(Error::os(format!("loading the XDP program (verifier: {})", last.join(" | ")), e))
-        }
-    }
+    let flags = if frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
+    ebpf::prog_load(BPF_PROG_TYPE_XDP, &insns, "netslice_rx", BPF_XDP, flags)
 }
 
 fn ifindex(ifname: &str) -> Result<u32> {
@@ -508,12 +397,7 @@ impl Xsk {
         let pass = pass.map(|p| p.fd.as_raw_fd());
         let ifidx = ifindex(ifname)?;
         // The XSKMAP: queue index -> socket.
-        let mut attr = [0u8; 72];
-        put_u32(&mut attr, 0, BPF_MAP_TYPE_XSKMAP);
-        put_u32(&mut attr, 4, 4);
-        put_u32(&mut attr, 8, 4);
-        put_u32(&mut attr, 12, 1);
-        let map = owned(bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| Error::os("creating an XSKMAP", e))?, "XSKMAP")?;
+        let map = ebpf::map_create(ebpf::BPF_MAP_TYPE_XSKMAP, 4, 4, 1, "an XSKMAP")?;
         let prog = match load(filter, map.as_raw_fd(), true, pass) {
             Ok(p) => p,
             // Kernels without multi-buffer XDP: the plain program (attach then
@@ -528,7 +412,7 @@ impl Xsk {
             put_u32(&mut attr, 4, ifidx);
             put_u32(&mut attr, 8, BPF_XDP);
             put_u32(&mut attr, 12, flags);
-            match bpf(BPF_LINK_CREATE, &mut attr) {
+            match bpf(ebpf::BPF_LINK_CREATE, &mut attr) {
                 Ok(fd) => {
                     link = Some((owned(fd, "XDP link")?, mode));
                     break;
@@ -635,7 +519,7 @@ impl Xsk {
             put_u32(&mut attr, 0, map.as_raw_fd() as u32);
             put_u64(&mut attr, 8, &key as *const u32 as u64);
             put_u64(&mut attr, 16, &val as *const u32 as u64);
-            bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| Error::os("registering the AF_XDP socket", e))?;
+            bpf(ebpf::BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| Error::os("registering the AF_XDP socket", e))?;
             let free = (half..NUM_FRAMES as u32).map(|i| u64::from(i) * FRAME_SIZE as u64).collect();
             Ok((RxSide { rx, fill }, TxSide { tx, comp, free }))
         })();
@@ -788,7 +672,12 @@ mod tests {
 
     #[test]
     fn program_jumps_land_inside_and_end_in_exit() {
-        let f = Filter { ip_protos: vec![47], udp_ports: vec![4789], ethertypes: vec![0x8100, 0x88e7] };
+        let f = Filter {
+            ip_protos: vec![47],
+            udp_ports: vec![4789],
+            udp_labels: vec![(4789, 4)],
+            ethertypes: vec![0x8100, 0x88e7],
+        };
         for (frags, pass) in [(false, None), (true, None), (false, Some(4)), (true, Some(4))] {
             let p = program(&f, 3, frags, pass);
             assert_eq!(p.last().unwrap().code, 0x95);

@@ -66,7 +66,7 @@ fn carrier_frames_are_stolen_and_the_rest_reaches_the_kernel() {
         return;
     }
     let pair = Pair::new();
-    let filter = Filter { ip_protos: vec![47], udp_ports: vec![4789], ethertypes: vec![] };
+    let filter = Filter { ip_protos: vec![47], udp_ports: vec![4789], ..Default::default() };
     let xsk = {
         let f = filter.clone();
         netns::run_in(&pair.b, move || Xsk::open("xb0", &f)).expect("AF_XDP on veth")
@@ -275,7 +275,7 @@ fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
     // to the kernel, where the filters hand them to the dedicated socket.
     let pass = std::sync::Arc::new(netslice_io::xdp::PassMap::new().unwrap());
     pass.set_gre_keys(&[7, 9].into()).unwrap();
-    let filter = Filter { ip_protos: vec![47], udp_ports: vec![], ethertypes: vec![] };
+    let filter = Filter { ip_protos: vec![47], ..Default::default() };
     let xsk = netns::run_in(&pair.b, {
         let pass = pass.clone();
         move || Xsk::open_passing("xb0", &filter, Some(&pass))
@@ -301,4 +301,78 @@ fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
     send();
     assert_eq!(markers_raw(&shared), [1, 2, 3, 4, 5], "no filter: the shared socket gets everything");
     assert_eq!(markers_raw(&dedicated), [3]);
+}
+
+/// A VXLAN-like datagram: 8-byte header with `vni`, then a marker byte.
+fn vxlan(vni: u32, marker: u8) -> Vec<u8> {
+    let mut p = vec![0x08, 0, 0, 0];
+    p.extend_from_slice(&(vni << 8).to_be_bytes());
+    p.extend_from_slice(&[marker; 40]);
+    p
+}
+
+#[test]
+fn vxlan_labels_steer_datagrams_between_sockets_of_one_port() {
+    if !root() {
+        return;
+    }
+    use netslice_io::reuseport::ReuseportSteer;
+    use netslice_io::xdp::{PassKey, PassMap};
+    let pair = Pair::new();
+    let (shared, dedicated, steer) = netns::run_in(&pair.b, || {
+        let shared = Socket::udp_reuseport(4789)?;
+        let steer = ReuseportSteer::new(4)?;
+        steer.set_socket(0, &shared)?;
+        steer.attach(&shared)?;
+        let dedicated = Socket::udp_reuseport(4789)?;
+        Ok((shared, dedicated, steer))
+    })
+    .unwrap();
+    let tx = netns::run_in(&pair.a, || Socket::udp(4790)).unwrap();
+    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4789);
+    // Markers: 1 VNI 7, 2 VNI 9, 3 VNI 8, 4 a datagram too short for a header.
+    let pkts = [vxlan(7, 1), vxlan(9, 2), vxlan(8, 3), vec![4; 5]];
+    let send = || {
+        let msgs: Vec<(&[u8], SocketAddrV4)> = pkts.iter().map(|p| (p.as_slice(), dst)).collect();
+        assert_eq!(tx.send_batch(&msgs).0, pkts.len());
+    };
+    let markers_udp = |s: &Socket| {
+        let mut got = markers_raw(s);
+        got.dedup();
+        got
+    };
+
+    // Registered but no label yet: everything to the shared socket (index 0),
+    // none spread by flow hash to the other member of the group.
+    steer.set_socket(1, &dedicated).unwrap();
+    send();
+    assert_eq!(markers_udp(&shared), [1, 2, 3, 4]);
+    assert_eq!(markers_udp(&dedicated), Vec::<u8>::new());
+
+    // VNIs 7 and 9 to socket 1.
+    steer.set_labels(&[(7, 1), (9, 1)].into()).unwrap();
+    send();
+    assert_eq!(markers_udp(&dedicated), [1, 2], "the dedicated socket gets its VNIs");
+    assert_eq!(markers_udp(&shared), [3, 4], "the shared socket the rest");
+
+    // With AF_XDP: VNIs in the pass map reach the kernel (and the group).
+    let pass = std::sync::Arc::new(PassMap::new().unwrap());
+    pass.set(&[PassKey::Udp { port: 4789, label: 7 }, PassKey::Udp { port: 4789, label: 9 }].into()).unwrap();
+    let filter = Filter { udp_ports: vec![4789], udp_labels: vec![(4789, 4)], ..Default::default() };
+    let xsk = netns::run_in(&pair.b, {
+        let pass = pass.clone();
+        move || Xsk::open_passing("xb0", &filter, Some(&pass))
+    })
+    .expect("AF_XDP on veth");
+    send();
+    assert_eq!(markers_xsk(&xsk), [3, 4], "AF_XDP steals the other datagrams");
+    assert_eq!(markers_udp(&dedicated), [1, 2], "the passed VNIs reach the dedicated socket");
+    assert_eq!(markers_udp(&shared), Vec::<u8>::new());
+    drop(xsk);
+
+    // A label whose socket is gone falls back to the shared socket.
+    steer.clear_socket(1).unwrap();
+    send();
+    assert_eq!(markers_udp(&shared), [1, 2, 3, 4]);
+    assert_eq!(markers_udp(&dedicated), Vec::<u8>::new());
 }
