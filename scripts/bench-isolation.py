@@ -2,10 +2,10 @@
 """Isolation benchmark: what a slice's dedicated CPUs (`qos.cpus`) keep for it
 when another slice floods the same hosts.
 
-    sudo scripts/bench.sh --isolation [--seconds 10]
+    sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
 
 Two slices on the example testbed, each with sliver a on h1 and sliver b on h2
-joined by one `gre` link through the transit host t1 (1 Gbit/s guaranteed, 10
+joined by one `gre` (or `--link vxlan`) link through the transit host t1 (1 Gbit/s guaranteed, 10
 Gbit/s ceiling): the victim `vic` and the aggressor `agg`. The aggressor's
 sliver a sends 64-byte UDP datagrams unpaced to its sliver b: a load on the
 CPUs (sender, receiver, three agents), not on bandwidth (it stays far below
@@ -46,12 +46,15 @@ def tool(slice_, node, *args):
     return in_slice(slice_, node, bd.BIN, "tool", *args)
 
 
+LINK = "gre"  # set by --link
+
+
 def spec(name, cpus):
     qos = f"qos: {{cpus: {cpus}}}\n" if cpus else ""
     path = os.path.join(bd.STATE, f"{name}.yaml")
     with open(path, "w") as f:
         f.write(f"name: {name}\n{qos}nodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\n"
-                "links:\n  - name: ab\n    type: gre\n    bandwidth: 1Gbit\n    ceiling: 10Gbit\n"
+                f"links:\n  - name: ab\n    type: {LINK}\n    bandwidth: 1Gbit\n    ceiling: 10Gbit\n"
                 "    endpoints:\n      - {node: a, address: 10.0.0.1/24}\n      - {node: b, address: 10.0.0.2/24}\n")
     return path
 
@@ -85,7 +88,10 @@ def flood_rate(sink, send):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--link", choices=["gre", "vxlan"], default="gre", help="the slices' link type")
     args = ap.parse_args()
+    global LINK
+    LINK = args.link
     secs = args.seconds
     rows = []
     try:
@@ -114,7 +120,7 @@ def main():
             os.kill(iperf, signal.SIGTERM)
             bd.PIDS.remove(iperf)
             bd.sh(bd.BIN, "testbed", "down", bd.TB)
-        print(f"{secs} s per TCP run; the aggressor floods unpaced 64-byte UDP\n")
+        print(f"{secs} s per TCP run, {LINK} links; the aggressor floods unpaced 64-byte UDP\n")
         print("| victim's CPUs | victim TCP alone | victim TCP during the flood | victim RTT alone (p50 / p99 / max)"
               " | victim RTT during the flood (p50 / p99 / max) | aggressor delivered |")
         print("| --- | --- | --- | --- | --- | --- |")

@@ -7,7 +7,7 @@
 # dedicated CPUs keep for it while another slice floods the same hosts.
 #
 #   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
-#   sudo scripts/bench.sh --isolation [--seconds 10]
+#   sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
