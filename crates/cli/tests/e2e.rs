@@ -789,6 +789,25 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     assert!(msg.contains("qos.cpus[0]") && msg.contains("dedicated to another slice"), "{msg}");
     assert!(!tb.ok(&["slice", "list", "--json"]).contains("greedy"));
 
+    // fast gives CPU 1 back but stays: its own receivers stop on every host,
+    // the shared GRE socket takes its keys back and the VXLAN selector its
+    // VNIs, and its traffic still arrives, once each.
+    let released = std::fs::read_to_string(&fast).unwrap().replace("qos: {cpus: [1]}", "qos: {cpus: []}");
+    let fast_shared = dir.path().join("fast-shared.yaml");
+    std::fs::write(&fast_shared, released).unwrap();
+    tb.apply(&fast_shared);
+    for host in ["h1", "t1", "h2"] {
+        let pid = tb.agent_pid(host);
+        wait_until(&format!("{host}'s receivers of fast to stop"), Duration::from_secs(15), || {
+            !thread_cpus(pid).iter().any(|(n, _)| n.starts_with("rx-fast-") || n == "w-fast-0")
+        });
+    }
+    for to in ["10.0.0.2", "10.0.1.2"] {
+        let (ok, v) = tb.ping("fast", "a", to, "3");
+        assert!(ok && v["received"] == 3, "fast a -> b ({to}) on shared receivers: {v}");
+        once_each(to);
+    }
+
     // Deleting fast returns CPU 1 to everyone and stops its worker.
     tb.ok(&["slice", "delete", "fast"]);
     let pid = tb.agent_pid("h1");
