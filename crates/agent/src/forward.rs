@@ -406,7 +406,8 @@ pub struct Forwarder {
     slice_rx: Mutex<crate::slicerx::SliceRxs>,
     /// Problems with them, for reports.
     slice_rx_problems: Mutex<Vec<String>>,
-    /// GRE keys the XDP programs leave to the kernel (AF_XDP modes).
+    /// Labels (GRE keys, VNIs) the XDP programs leave to the kernel, for the
+    /// dedicated slices' sockets (AF_XDP modes).
     pass: Option<Arc<netslice_io::xdp::PassMap>>,
 }
 
@@ -815,7 +816,7 @@ impl Forwarder {
             _ => match netslice_io::xdp::PassMap::new() {
                 Ok(m) => Some(Arc::new(m)),
                 Err(e) => {
-                    tracing::warn!("{e}: AF_XDP will take dedicated slices' GRE frames into the shared rings");
+                    tracing::warn!("{e}: AF_XDP will take dedicated slices' frames into the shared rings");
                     None
                 }
             },

@@ -3,8 +3,9 @@
 //! It registers with the manager, watches its desired config by long-polling the
 //! REST API, and reconciles (kube-rs style: idempotent, requeued with backoff on
 //! error): slivers first ([`slivers`]), then the redirector tables and ports of the
-//! forwarding threads ([`forward`]). It reports applied revision, problems and
-//! per-rule counters every few seconds.
+//! forwarding threads ([`forward`]; worker threads and dedicated CPUs in
+//! [`workers`], dedicated slices' own receive sockets in [`slicerx`]). It
+//! reports applied revision, problems and per-rule counters every few seconds.
 //!
 //! The last desired config is cached in the state directory, so a restarted agent
 //! rebuilds its data plane at once, even while the manager is unreachable; the
