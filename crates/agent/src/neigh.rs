@@ -85,19 +85,3 @@ impl Neighbours {
         problems
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs_are_recognised() {
-        let is_mac = |s: &str| parse_mac(s).is_some();
-        assert!(is_mac("06:21:ea:4b:f1:41"));
-        assert!(is_mac("06:21:EA:4B:F1:41"));
-        assert!(!is_mac(""));
-        assert!(!is_mac("06:21:ea:4b:f1"));
-        assert!(!is_mac("06:21:ea:4b:f1:4g"));
-        assert!(!is_mac("0621:ea:4b:f1:41:1"));
-    }
-}

@@ -50,7 +50,15 @@ pub struct SliceRx {
 }
 
 /// Receivers by (slice, carrier index).
-pub type SliceRxs = BTreeMap<(String, usize), SliceRx>;
+type Rxs = BTreeMap<(String, usize), SliceRx>;
+
+/// The dedicated slices' receivers of one agent, and what the shared GRE
+/// sockets' filters drop now (so an unchanged config attaches nothing).
+#[derive(Debug, Default)]
+pub struct SliceRxs {
+    rxs: Rxs,
+    excluded: BTreeMap<usize, Vec<u32>>,
+}
 
 /// The labels each dedicated slice (a key of `sets` other than "") should
 /// receive on a socket of its own, by (slice, index into `carriers`).
@@ -77,10 +85,24 @@ pub fn wanted(
     want
 }
 
-fn keys_of(rxs: &SliceRxs, k: usize) -> Vec<u32> {
-    let all: BTreeSet<u32> =
-        rxs.iter().filter(|((_, c), _)| *c == k).flat_map(|(_, r)| r.keys.iter().copied()).collect();
-    all.into_iter().collect()
+fn keys_of(rxs: &Rxs, k: usize) -> BTreeSet<u32> {
+    rxs.iter().filter(|((_, c), _)| *c == k).flat_map(|(_, r)| r.keys.iter().copied()).collect()
+}
+
+/// Makes the shared GRE socket of carrier `k` drop exactly `keys`.
+fn exclude(
+    carriers: &[IpCarrier],
+    excluded: &mut BTreeMap<usize, Vec<u32>>,
+    k: usize,
+    keys: BTreeSet<u32>,
+) -> netslice_io::Result<()> {
+    let keys: Vec<u32> = keys.into_iter().collect();
+    if excluded.get(&k).map_or(keys.is_empty(), |now| *now == keys) {
+        return Ok(());
+    }
+    carriers[k].sock.filter_gre_keys(&keys, false)?;
+    excluded.insert(k, keys);
+    Ok(())
 }
 
 fn is_gre(carriers: &[IpCarrier], k: usize) -> bool {
@@ -141,13 +163,14 @@ fn retire(carriers: &[IpCarrier], k: usize, rx: SliceRx) {
 /// an IP protocol, a `SO_REUSEPORT` socket for a UDP port).
 pub fn sync(
     shared: &Arc<Shared>,
-    rxs: &mut SliceRxs,
+    state: &mut SliceRxs,
     want: &BTreeMap<(String, usize), BTreeSet<u32>>,
     sets: &BTreeMap<String, Arc<WorkerSet>>,
     pass: Option<&PassMap>,
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Vec<String> {
     let ip = &shared.ip;
+    let SliceRxs { rxs, excluded } = state;
     let mut problems = Vec::new();
     // Carriers whose shared socket or selector may change (before receivers go).
     let carriers: BTreeSet<usize> = want.keys().map(|(_, k)| *k).chain(rxs.keys().map(|(_, k)| *k)).collect();
@@ -172,10 +195,9 @@ pub fn sync(
     }
     // 2. The shared GRE sockets drop every key about to be dedicated.
     for &k in carriers.iter().filter(|&&k| is_gre(ip, k)) {
-        let mut keys: BTreeSet<u32> = keys_of(rxs, k).into_iter().collect();
+        let mut keys = keys_of(rxs, k);
         keys.extend(want.iter().filter(|((_, c), _)| *c == k).flat_map(|(_, v)| v.iter().copied()));
-        let keys: Vec<u32> = keys.into_iter().collect();
-        if let Err(e) = ip[k].sock.filter_gre_keys(&keys, false) {
+        if let Err(e) = exclude(ip, excluded, k, keys) {
             problems.push(format!("the shared receive socket cannot leave dedicated slices' labels out: {e}"));
         }
     }
@@ -210,7 +232,7 @@ pub fn sync(
     // programs pass exactly what the slices' sockets take.
     for &k in &carriers {
         if is_gre(ip, k) {
-            if let Err(e) = ip[k].sock.filter_gre_keys(&keys_of(rxs, k), false) {
+            if let Err(e) = exclude(ip, excluded, k, keys_of(rxs, k)) {
                 problems.push(format!("the shared receive socket cannot take labels back: {e}"));
             }
         } else {
@@ -280,15 +302,17 @@ fn start(
 }
 
 /// Stops every receiver (the agent is stopping).
-pub fn stop_all(carriers: &[IpCarrier], rxs: &mut SliceRxs) {
-    for ((_, k), rx) in std::mem::take(rxs) {
+pub fn stop_all(carriers: &[IpCarrier], state: &mut SliceRxs) {
+    for ((_, k), rx) in std::mem::take(&mut state.rxs) {
         retire(carriers, k, rx);
     }
 }
 
 /// For reports: `gre socket, N frames` per receiver of `slice`.
-pub fn describe(rxs: &SliceRxs, slice: &str, registry: &Registry, carriers: &[IpCarrier]) -> Vec<String> {
-    rxs.iter()
+pub fn describe(state: &SliceRxs, slice: &str, registry: &Registry, carriers: &[IpCarrier]) -> Vec<String> {
+    state
+        .rxs
+        .iter()
         .filter(|((s, _), _)| s == slice)
         .map(|((_, k), rx)| {
             let name = registry.link(carriers[*k].link_type).map(|l| l.info().name).unwrap_or_default();

@@ -95,7 +95,7 @@ pub enum Outer {
 
 impl XskPort {
     /// Opens AF_XDP on the link's interface (calling thread's namespace).
-    /// GRE keys in `pass` are left to the kernel (see `slicerx`).
+    /// Labels in `pass` are left to the kernel (see `slicerx`).
     pub fn open(u: &UnderlayLink, filter: &Filter, pass: Option<&PassMap>) -> netslice_io::Result<XskPort> {
         let xsk = Xsk::open_passing(&u.ifname, filter, pass)?;
         let macs = parse_mac(&u.peer_mac).zip(parse_mac(&u.local_mac));
@@ -208,6 +208,17 @@ pub fn classify(frame: &[u8]) -> Option<(Carrier, std::ops::Range<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_are_recognised() {
+        let is_mac = |s: &str| parse_mac(s).is_some();
+        assert!(is_mac("06:21:ea:4b:f1:41"));
+        assert!(is_mac("06:21:EA:4B:F1:41"));
+        assert!(!is_mac(""));
+        assert!(!is_mac("06:21:ea:4b:f1"));
+        assert!(!is_mac("06:21:ea:4b:f1:4g"));
+        assert!(!is_mac("0621:ea:4b:f1:41:1"));
+    }
 
     #[test]
     fn received_frames_are_classified_by_carrier() {

@@ -688,13 +688,12 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
         let n = f.split(tag.as_str()).nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
         n.unwrap_or_else(|| panic!("{host} reports no {ty} socket of fast's own: {f}"))
     };
-    let own_frames = |host: &str| own(host, "gre");
-    let before = own_frames("t1");
+    let before = own("t1", "gre");
     let (ok, v) = tb.ping("fast", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "fast a -> b: {v}");
     // (Agents report every 2 s.)
     wait_until("t1 to report fast's pings read on its socket", Duration::from_secs(10), || {
-        own_frames("t1") >= before + 6
+        own("t1", "gre") >= before + 6
     });
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
@@ -721,19 +720,22 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     tb.apply(&spec("plain", "[]"));
     let (ok, v) = tb.ping("plain", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "plain a -> b: {v}");
-    let after = own_frames("t1");
-    let out = tb.exec(
-        "plain",
-        "a",
-        &["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
-    );
-    assert!(out.status.success(), "plain udp-send: {}", text(&out));
-    wait_until("t1 to forward plain's datagrams", Duration::from_secs(10), || {
-        tb.counter("plain", "ab", "forward", "t1") >= 2003
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    let later = own_frames("t1");
-    assert!(later < after + 10, "plain's frames do not reach fast's socket: {after} -> {later}");
+    // `other` sends 2000 datagrams over its link ab through t1 (whose rule
+    // counts at least `floor` frames then); fast's `ty` socket there reads
+    // none of them.
+    let not_to_fast = |other: &str, ty: &str, floor: u64| {
+        let after = own("t1", ty);
+        let args = ["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"];
+        let out = tb.exec(other, "a", &args);
+        assert!(out.status.success(), "{other} udp-send: {}", text(&out));
+        wait_until(&format!("t1 to forward {other}'s datagrams"), Duration::from_secs(10), || {
+            tb.counter(other, "ab", "forward", "t1") >= floor
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let later = own("t1", ty);
+        assert!(later < after + 10, "{other}'s frames do not reach fast's {ty} socket: {after} -> {later}");
+    };
+    not_to_fast("plain", "gre", 2003);
     tb.ok(&["slice", "delete", "plain"]);
 
     // The same for fast's vxlan link: its datagrams are read on its own VXLAN
@@ -749,19 +751,7 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
     std::thread::sleep(Duration::from_secs(3));
-    let after = own("t1", "vxlan");
-    let out = tb.exec(
-        "blue",
-        "a",
-        &["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"],
-    );
-    assert!(out.status.success(), "blue udp-send: {}", text(&out));
-    wait_until("t1 to forward blue's datagrams", Duration::from_secs(10), || {
-        tb.counter("blue", "ab", "forward", "t1") >= 2000
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    let later = own("t1", "vxlan");
-    assert!(later < after + 10, "blue's datagrams do not reach fast's VXLAN socket: {after} -> {later}");
+    not_to_fast("blue", "vxlan", 2000);
     let server = tb.spawn_exec("fast", "b", &["tool", "tcp-server", "--banner", "fast"]);
     std::thread::sleep(Duration::from_millis(500));
     // The slice's own processes run on its CPU (cpuset), other slices' on the rest.

@@ -126,11 +126,6 @@ impl PassMap {
         }
         Ok(())
     }
-
-    /// Makes the map hold exactly the GRE keys `want` (and no other label).
-    pub fn set_gre_keys(&self, want: &BTreeSet<u32>) -> Result<()> {
-        self.set(&want.iter().map(|&k| PassKey::Gre(k)).collect())
-    }
 }
 
 /// Looks the 8-byte key at r10-8 up in map `pass`: found, pass; else steal.

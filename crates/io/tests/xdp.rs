@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use netslice_io::netns;
 use netslice_io::sock::{RecvInfo, Socket};
-use netslice_io::xdp::{Filter, Xsk};
+use netslice_io::xdp::{Filter, PassKey, Xsk};
 
 fn root() -> bool {
     netslice_io::process::need_root_for_tests()
@@ -274,7 +274,7 @@ fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
     // With AF_XDP: what is not in the pass map is stolen; keys 7 and 9 pass
     // to the kernel, where the filters hand them to the dedicated socket.
     let pass = std::sync::Arc::new(netslice_io::xdp::PassMap::new().unwrap());
-    pass.set_gre_keys(&[7, 9].into()).unwrap();
+    pass.set(&[PassKey::Gre(7), PassKey::Gre(9)].into()).unwrap();
     let filter = Filter { ip_protos: vec![47], ..Default::default() };
     let xsk = netns::run_in(&pair.b, {
         let pass = pass.clone();
@@ -287,13 +287,13 @@ fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
     assert_eq!(markers_raw(&shared), Vec::<u8>::new(), "and only it");
 
     // Keys leave the map (and the filter): everything is stolen again.
-    pass.set_gre_keys(&[9].into()).unwrap();
+    pass.set(&[PassKey::Gre(9)].into()).unwrap();
     dedicated.filter_gre_keys(&[9], true).unwrap();
     shared.filter_gre_keys(&[9], false).unwrap();
     send();
     assert_eq!(markers_xsk(&xsk), [1, 2, 4, 5]);
     assert_eq!(markers_raw(&dedicated), [3]);
-    pass.set_gre_keys(&Default::default()).unwrap();
+    pass.set(&Default::default()).unwrap();
     shared.filter_gre_keys(&[], false).unwrap();
     send();
     assert_eq!(markers_xsk(&xsk), [1, 2, 3, 4, 5]);
@@ -317,7 +317,7 @@ fn vxlan_labels_steer_datagrams_between_sockets_of_one_port() {
         return;
     }
     use netslice_io::reuseport::ReuseportSteer;
-    use netslice_io::xdp::{PassKey, PassMap};
+    use netslice_io::xdp::PassMap;
     let pair = Pair::new();
     let (shared, dedicated, steer) = netns::run_in(&pair.b, || {
         let shared = Socket::udp_reuseport(4789)?;
