@@ -4,17 +4,20 @@
 # and Open vSwitch's userspace datapath, all in one run. Prints a Markdown table
 # for docs/benchmarks.md. Installs iperf3 (and openvswitch-switch) if missing.
 # With --isolation it runs scripts/bench-isolation.py instead: what a slice's
-# dedicated CPUs keep for it while another slice floods the same hosts.
+# dedicated CPUs keep for it while another slice floods the same hosts. With
+# --floor it runs scripts/bench-floor.py: chains of zero-logic relays in the
+# shape of a netslice path, the I/O floor on this machine.
 #
 #   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
 #   sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
+#   sudo scripts/bench.sh --floor [--rounds 3] [--seconds 4] [--only tap1,chain3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-for tool in iperf3 ip python3; do
+for tool in iperf3 ip python3 ethtool; do
     command -v $tool >/dev/null 2>&1 || {
         as_root apt-get update
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 iproute2 python3
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 iproute2 python3 ethtool
         break
     }
 done
@@ -22,6 +25,9 @@ cargo build --release --quiet --bin netslice
 if [ "${1:-}" = --isolation ]; then
     shift
     as_root python3 scripts/bench-isolation.py "$@"
+elif [ "${1:-}" = --floor ]; then
+    shift
+    as_root python3 scripts/bench-floor.py "$@"
 else
     as_root python3 scripts/bench-dataplane.py "$@"
 fi

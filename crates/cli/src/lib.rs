@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod relay;
 pub mod slice;
 pub mod testbed;
 pub mod tools;

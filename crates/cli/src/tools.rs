@@ -119,6 +119,18 @@ pub enum ToolCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Relay frames between pairs of interfaces with no logic at all: the I/O
+    /// floor of a data path (see scripts/bench-floor.py). Prints "ready" once
+    /// every endpoint is open.
+    Relay {
+        /// Endpoints in pairs, each tap:NAMESPACE:IFNAME or xsk:NAMESPACE:IFNAME;
+        /// the first is relayed with the second, the third with the fourth, ...
+        #[arg(required = true, num_args = 2..)]
+        ends: Vec<crate::relay::Endpoint>,
+        /// Stop after this many seconds and print the counts (default: run until killed).
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
     /// Count UDP datagrams arriving on a port for a while.
     UdpSink {
         /// Address to listen on.
@@ -393,6 +405,15 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
         ToolCmd::UdpSend { addr, size, seconds, count, rate, json } => {
             let s = udp_send(addr, size, Duration::from_secs_f64(seconds), count, rate.map(|r| r.bps()))?;
             print_udp("sent", &s, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolCmd::Relay { ends, seconds } => {
+            let c = crate::relay::run(&ends, seconds)?;
+            println!(
+                "relayed {} frames, {} not taken",
+                c.frames.load(std::sync::atomic::Ordering::Relaxed),
+                c.dropped.load(std::sync::atomic::Ordering::Relaxed)
+            );
             Ok(ExitCode::SUCCESS)
         }
         ToolCmd::UdpSink { listen, seconds, json } => {

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""The I/O floor: what chains of zero-logic relays deliver on this machine.
+
+`netslice tool relay` moves frames between interfaces with the agents' own I/O
+(TAP in offload mode, AF_XDP on veths) and wait policy, and nothing else: no
+redirector, no encapsulation, no scheduler. Chained in the shape of a netslice
+path (sliver a -> agent on h1 -> agent on t1 -> agent on h2 -> sliver b, each a
+process of its own), the relays measure what the I/O alone allows, next to the
+kernel's own paths, all in one run and in rounds (the machine drifts):
+
+  veth      sliver a and sliver b joined by one veth pair (no forwarding at all)
+  bridge    a veth from each sliver into a Linux bridge (the kernel path of
+            scripts/bench-dataplane.py)
+  tap1      one relay between the slivers' TAPs (one userspace hop, TAP I/O only)
+  xsk1      one relay between AF_XDP sockets on veths into the slivers
+  chain3    TAP -> relay -> veth -> relay -> veth -> relay -> TAP: three
+            processes, AF_XDP on the substrate veths (netslice's default I/O)
+  chain3x   the same with veths into the slivers, AF_XDP everywhere
+  netslice  the real thing for comparison: the example testbed with the
+            benchmark slice (examples/bench.yaml), sliver a on h1 -> sliver b on
+            h2 over its gre link via t1, default I/O (AF_XDP on the substrate)
+
+UDP: `netslice tool udp-send` into `udp-sink`, 1372-byte frames (the highest
+paced rate delivering >= 99%, steps of 1.1x, and an unpaced sender) and 64-byte
+frames (unpaced). The slivers' checksum and segmentation offloads are off in
+every scenario (a relay cannot put a partial checksum on an AF_XDP ring), so
+TCP is not measured here. Sender, receiver and relays share the two cores.
+
+  sudo python3 scripts/bench-floor.py [--rounds 3] [--seconds 4] [--only tap1,chain3]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("NETSLICE_BIN", os.path.join(ROOT, "target", "release", "netslice"))
+P = "fl%d" % (os.getpid() % 100000)
+A, B, H1, T, H2 = (P + x for x in ("a", "b", "h1", "t", "h2"))
+SCENARIOS = ["veth", "bridge", "tap1", "xsk1", "chain3", "chain3x", "netslice"]
+STATE = tempfile.mkdtemp(prefix="netslice-floor-")
+ENV = dict(os.environ, NETSLICE_STATE_ROOT=STATE, NETSLICE_TESTBED=P)
+# Where the UDP runs go: sender's namespace, receiver's namespace, address.
+PATH = {"src": A, "dst": B, "addr": "10.77.0.2"}
+
+
+def sh(*args, check=True):
+    r = subprocess.run(args, capture_output=True, text=True, env=ENV)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+def tool(ns, *args):
+    return ["ip", "netns", "exec", ns, BIN, "tool", *args]
+
+
+def udp(frame, secs, rate=None):
+    """-> (received pps, fraction delivered)."""
+    sink = subprocess.Popen(tool(PATH["dst"], "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        args = ["udp-send", f"{PATH['addr']}:9999", "--size", str(frame - 42), "--seconds", str(secs), "--json"]
+        if rate:
+            args += ["--rate", f"{int(rate)}bit"]
+        s = json.loads(subprocess.run(tool(PATH["src"], *args), check=True, capture_output=True, text=True).stdout)
+        r = json.loads(sink.communicate(timeout=60)[0])
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+    return r["packets"] / max(s["seconds"], 1e-9), r["packets"] / max(s["packets"], 1)
+
+
+def best_paced(frame, secs, start_pps):
+    """Highest received pps with >= 99% delivered: down by 0.8x from
+    `start_pps` until a rate passes, then up by 1.1x until one fails."""
+    best, pps = 0.0, start_pps
+    for _ in range(8):
+        got, frac = udp(frame, secs, pps * frame * 8)
+        if frac >= 0.99:
+            best = got
+            break
+        pps *= 0.8
+    if not best:
+        return 0.0
+    for _ in range(10):
+        pps *= 1.1
+        got, frac = udp(frame, secs, pps * frame * 8)
+        if frac < 0.99:
+            break
+        best = max(best, got)
+    return best
+
+
+def veth(a, ns_a, b, ns_b):
+    sh("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b)
+    sh("ip", "-n", ns_a, "link", "set", a, "up")
+    sh("ip", "-n", ns_b, "link", "set", b, "up")
+
+
+def relay(procs, *ends):
+    p = subprocess.Popen([BIN, "tool", "relay", *ends], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    if p.stdout.readline().strip() != "ready":
+        p.wait(timeout=10)
+        raise RuntimeError(f"relay {' '.join(ends)}: {p.stderr.read().strip()}")
+
+
+def offloads_off(ns):
+    for line in sh("ip", "-n", ns, "-o", "link").stdout.splitlines():
+        ifname = line.split(":")[1].strip().split("@")[0]
+        if ifname != "lo":
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off")
+
+
+def setup(kind, procs):
+    if kind == "netslice":
+        sh(BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", P)
+        sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
+        PATH.update(src=f"{P}.bench.a", dst=f"{P}.bench.b", addr="10.0.0.2")
+        for ns in (PATH["src"], PATH["dst"]):
+            offloads_off(ns)
+        for _ in range(20):
+            if sh(*tool(PATH["src"], "ping", PATH["addr"], "-c", "1", "-W", "0.5"), check=False).returncode == 0:
+                return
+        raise RuntimeError("netslice: sliver b does not answer pings")
+    PATH.update(src=A, dst=B, addr="10.77.0.2")
+    for n in (A, B, H1, T, H2):
+        sh("ip", "netns", "add", n)
+    if kind == "veth":
+        veth("x0", A, "x0", B)
+    elif kind == "bridge":
+        sh("ip", "-n", T, "link", "add", "kbr", "type", "bridge")
+        sh("ip", "-n", T, "link", "set", "kbr", "up")
+        veth("pa", T, "x0", A)
+        veth("pb", T, "x0", B)
+        for n in ("pa", "pb"):
+            sh("ip", "-n", T, "link", "set", n, "master", "kbr")
+    elif kind == "tap1":
+        relay(procs, f"tap:{A}:x0", f"tap:{B}:x0")
+    elif kind == "xsk1":
+        veth("pa", T, "x0", A)
+        veth("pb", T, "x0", B)
+        relay(procs, f"xsk:{T}:pa", f"xsk:{T}:pb")
+    elif kind in ("chain3", "chain3x"):
+        veth("h1t", H1, "ta", T)
+        veth("tb", T, "h2t", H2)
+        if kind == "chain3":
+            first, last = f"tap:{A}:x0", f"tap:{B}:x0"
+        else:
+            veth("x0", A, "h1a", H1)
+            veth("h2b", H2, "x0", B)
+            first, last = f"xsk:{H1}:h1a", f"xsk:{H2}:h2b"
+        relay(procs, first, f"xsk:{H1}:h1t")
+        relay(procs, f"xsk:{T}:ta", f"xsk:{T}:tb")
+        relay(procs, f"xsk:{H2}:h2t", last)
+    else:
+        raise ValueError(kind)
+    for ns, ip in ((A, "10.77.0.1"), (B, "10.77.0.2")):
+        sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", "x0")
+        sh("ip", "-n", ns, "link", "set", "x0", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", "x0", "tx", "off", "tso", "off", "gso", "off")
+    for _ in range(20):
+        if sh(*tool(A, "ping", "10.77.0.2", "-c", "1", "-W", "0.5"), check=False).returncode == 0:
+            return
+    raise RuntimeError(f"{kind}: sliver b does not answer pings")
+
+
+def teardown(procs):
+    for p in procs:  # our relays, by PID
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    procs.clear()
+    for n in (A, B, H1, T, H2):
+        sh("ip", "netns", "del", n, check=False)
+    if PATH["src"] != A:
+        sh(BIN, "testbed", "down", P, check=False)
+
+
+def fmt(vals, scale=1.0, digits=0):
+    vals = [v * scale for v in vals]
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f"{med:,.{digits}f}"
+    return f"{med:,.{digits}f} ({min(vals):,.{digits}f} - {max(vals):,.{digits}f})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--only", default=",".join(SCENARIOS))
+    args = ap.parse_args()
+    kinds = [k for k in args.only.split(",") if k]
+    for k in kinds:
+        if k not in SCENARIOS:
+            sys.exit(f"unknown scenario {k!r}; known: {', '.join(SCENARIOS)}")
+    if os.geteuid() != 0:
+        sys.exit("run as root (namespaces, TAPs, AF_XDP)")
+    if not os.access(BIN, os.X_OK):
+        sys.exit(f"{BIN} missing: cargo build --release --bin netslice")
+    res = {k: {"paced": [], "unpaced": [], "small": []} for k in kinds}
+    procs = []
+    try:
+        for r in range(args.rounds):
+            for k in kinds:
+                t0 = time.time()
+                setup(k, procs)
+                try:
+                    unpaced, _ = udp(1372, args.seconds)
+                    paced = best_paced(1372, args.seconds, unpaced * 0.9)
+                    small, _ = udp(64, args.seconds)
+                finally:
+                    teardown(procs)
+                res[k]["paced"].append(paced)
+                res[k]["unpaced"].append(unpaced)
+                res[k]["small"].append(small)
+                print(f"round {r + 1}/{args.rounds} {k}: 1372 B >= 99% {paced:,.0f} pps, unpaced {unpaced:,.0f} pps; "
+                      f"64 B {small / 1e6:.3f} Mpps ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    finally:
+        teardown(procs)
+        shutil.rmtree(STATE, ignore_errors=True)
+    print(f"\nMedian (min - max) of {args.rounds} rounds, {args.seconds:g} s per measurement:\n")
+    print("| scenario | UDP 1372 B, >= 99% delivered | Gbit/s | UDP 1372 B, unpaced sender | UDP 64 B, unpaced sender |")
+    print("| --- | --- | --- | --- | --- |")
+    for k in kinds:
+        v = res[k]
+        print(f"| {k} | {fmt(v['paced'])} pps | {fmt(v['paced'], 1372 * 8 / 1e9, 2)} | {fmt(v['unpaced'])} pps "
+              f"| {fmt(v['small'], 1e-6, 3)} Mpps |")
+
+
+if __name__ == "__main__":
+    main()
