@@ -23,8 +23,22 @@ kernel's own paths, all in one run and in rounds (the machine drifts):
 UDP: `netslice tool udp-send` into `udp-sink`, 1372-byte frames (the highest
 paced rate delivering >= 99%, steps of 1.1x, and an unpaced sender) and 64-byte
 frames (unpaced). The slivers' checksum and segmentation offloads are off in
-every scenario (a relay cannot put a partial checksum on an AF_XDP ring), so
-TCP is not measured here. Sender, receiver and relays share the two cores.
+these scenarios (a relay cannot put a partial checksum on an AF_XDP ring).
+
+TCP (iperf3, one stream) runs in the tcp-* scenarios, with the slivers'
+offloads on, so TCP hands over super-frames as it does through netslice:
+
+  tcp-bridge    the kernel path (as `bridge`)
+  tcp-tap1      one relay between the slivers' TAPs (super-frames pass whole)
+  tcp-chain3u   TAP -> relay -> relay -> relay -> TAP, the relays exchanging
+                frames (super-frames whole, behind their virtio-net header) as
+                UDP datagrams without checksum over veths of MTU 9000 (the
+                default substrate MTU): the I/O of netslice's VXLAN path over
+                socket I/O
+  tcp-netslice  the example testbed with socket I/O, over the benchmark
+                slice's vxlan link
+
+Sender, receiver and relays share the two cores.
 
   sudo python3 scripts/bench-floor.py [--rounds 3] [--seconds 4] [--only tap1,chain3]
 """
@@ -43,7 +57,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("NETSLICE_BIN", os.path.join(ROOT, "target", "release", "netslice"))
 P = "fl%d" % (os.getpid() % 100000)
 A, B, H1, T, H2 = (P + x for x in ("a", "b", "h1", "t", "h2"))
-SCENARIOS = ["veth", "bridge", "tap1", "xsk1", "chain3", "chain3x", "netslice"]
+SCENARIOS = ["veth", "bridge", "tap1", "xsk1", "chain3", "chain3x", "netslice",
+             "tcp-bridge", "tcp-tap1", "tcp-chain3u", "tcp-netslice"]
 STATE = tempfile.mkdtemp(prefix="netslice-floor-")
 ENV = dict(os.environ, NETSLICE_STATE_ROOT=STATE, NETSLICE_TESTBED=P)
 # Where the UDP runs go: sender's namespace, receiver's namespace, address.
@@ -100,6 +115,25 @@ def best_paced(frame, secs, start_pps):
     return best
 
 
+def tcp(secs):
+    """One iperf3 stream from the sender's namespace to the receiver's, Gbit/s."""
+    pidfile = os.path.join(STATE, "iperf3.pid")
+    sh("ip", "netns", "exec", PATH["dst"], "iperf3", "-s", "-D", "-p", "5302", "--pidfile", pidfile)
+    try:
+        time.sleep(0.5)
+        out = sh("ip", "netns", "exec", PATH["src"], "iperf3", "-c", PATH["addr"], "-p", "5302", "-t", str(secs), "-J",
+                 check=False).stdout
+    finally:
+        try:
+            os.kill(int(open(pidfile).read().strip("\x00\n ")), 15)
+        except (OSError, ValueError):
+            pass
+    doc = json.loads(out or "{}")
+    if "sum_received" not in doc.get("end", {}):
+        raise RuntimeError(f"iperf3 failed: {doc.get('error', out[-300:])}")
+    return doc["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
 def veth(a, ns_a, b, ns_b):
     sh("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b)
     sh("ip", "-n", ns_a, "link", "set", a, "up")
@@ -122,12 +156,21 @@ def offloads_off(ns):
 
 
 def setup(kind, procs):
+    offloads = kind.startswith("tcp-")
+    kind = kind.removeprefix("tcp-")
     if kind == "netslice":
-        sh(BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", P)
+        env = dict(ENV, NETSLICE_IO="sockets") if offloads else ENV
+        r = subprocess.run([BIN, "testbed", "up", os.path.join(ROOT, "examples", "substrate.yaml"), "--name", P],
+                           env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"testbed up: {r.stderr.strip()}")
         sh(BIN, "slice", "apply", "-f", os.path.join(ROOT, "examples", "bench.yaml"))
-        PATH.update(src=f"{P}.bench.a", dst=f"{P}.bench.b", addr="10.0.0.2")
+        # UDP over the gre link with the default I/O; TCP over the vxlan link
+        # with socket I/O (the shape of tcp-chain3u).
+        PATH.update(src=f"{P}.bench.a", dst=f"{P}.bench.b", addr="10.0.2.2" if offloads else "10.0.0.2")
         for ns in (PATH["src"], PATH["dst"]):
-            offloads_off(ns)
+            if not offloads:
+                offloads_off(ns)
         for _ in range(20):
             if sh(*tool(PATH["src"], "ping", PATH["addr"], "-c", "1", "-W", "0.5"), check=False).returncode == 0:
                 return
@@ -162,13 +205,24 @@ def setup(kind, procs):
         relay(procs, first, f"xsk:{H1}:h1t")
         relay(procs, f"xsk:{T}:ta", f"xsk:{T}:tb")
         relay(procs, f"xsk:{H2}:h2t", last)
+    elif kind == "chain3u":
+        veth("h1t", H1, "ta", T)
+        veth("tb", T, "h2t", H2)
+        for ns, dev, ip in ((H1, "h1t", "10.78.1.1"), (T, "ta", "10.78.1.2"), (T, "tb", "10.78.2.2"),
+                            (H2, "h2t", "10.78.2.1")):
+            sh("ip", "-n", ns, "link", "set", dev, "mtu", "9000")
+            sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", dev)
+        relay(procs, f"tap:{A}:x0", f"udp:{H1}:5000:10.78.1.2:5001")
+        relay(procs, f"udp:{T}:5001:10.78.1.1:5000", f"udp:{T}:5002:10.78.2.1:5000")
+        relay(procs, f"udp:{H2}:5000:10.78.2.2:5002", f"tap:{B}:x0")
     else:
         raise ValueError(kind)
     for ns, ip in ((A, "10.77.0.1"), (B, "10.77.0.2")):
         sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", "x0")
         sh("ip", "-n", ns, "link", "set", "x0", "up")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", ns, "ethtool", "-K", "x0", "tx", "off", "tso", "off", "gso", "off")
+        if not offloads:
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", "x0", "tx", "off", "tso", "off", "gso", "off")
     for _ in range(20):
         if sh(*tool(A, "ping", "10.77.0.2", "-c", "1", "-W", "0.5"), check=False).returncode == 0:
             return
@@ -209,7 +263,7 @@ def main():
         sys.exit("run as root (namespaces, TAPs, AF_XDP)")
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} missing: cargo build --release --bin netslice")
-    res = {k: {"paced": [], "unpaced": [], "small": []} for k in kinds}
+    res = {k: {"paced": [], "unpaced": [], "small": [], "tcp": []} for k in kinds}
     procs = []
     try:
         for r in range(args.rounds):
@@ -217,26 +271,39 @@ def main():
                 t0 = time.time()
                 setup(k, procs)
                 try:
-                    unpaced, _ = udp(1372, args.seconds)
-                    paced = best_paced(1372, args.seconds, unpaced * 0.9)
-                    small, _ = udp(64, args.seconds)
+                    if k.startswith("tcp-"):
+                        res[k]["tcp"].append(tcp(args.seconds))
+                        got = f"TCP {res[k]['tcp'][-1]:.2f} Gbit/s"
+                    else:
+                        unpaced, _ = udp(1372, args.seconds)
+                        paced = best_paced(1372, args.seconds, unpaced * 0.9)
+                        small, _ = udp(64, args.seconds)
+                        res[k]["paced"].append(paced)
+                        res[k]["unpaced"].append(unpaced)
+                        res[k]["small"].append(small)
+                        got = f"1372 B >= 99% {paced:,.0f} pps, unpaced {unpaced:,.0f} pps; 64 B {small / 1e6:.3f} Mpps"
                 finally:
                     teardown(procs)
-                res[k]["paced"].append(paced)
-                res[k]["unpaced"].append(unpaced)
-                res[k]["small"].append(small)
-                print(f"round {r + 1}/{args.rounds} {k}: 1372 B >= 99% {paced:,.0f} pps, unpaced {unpaced:,.0f} pps; "
-                      f"64 B {small / 1e6:.3f} Mpps ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                print(f"round {r + 1}/{args.rounds} {k}: {got} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     finally:
         teardown(procs)
         shutil.rmtree(STATE, ignore_errors=True)
-    print(f"\nMedian (min - max) of {args.rounds} rounds, {args.seconds:g} s per measurement:\n")
-    print("| scenario | UDP 1372 B, >= 99% delivered | Gbit/s | UDP 1372 B, unpaced sender | UDP 64 B, unpaced sender |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"\nMedian (min - max) of {args.rounds} rounds, {args.seconds:g} s per measurement:")
+    if any(res[k]["paced"] for k in kinds):
+        print("\n| scenario | UDP 1372 B, >= 99% delivered | Gbit/s | UDP 1372 B, unpaced sender "
+              "| UDP 64 B, unpaced sender |")
+        print("| --- | --- | --- | --- | --- |")
     for k in kinds:
         v = res[k]
-        print(f"| {k} | {fmt(v['paced'])} pps | {fmt(v['paced'], 1372 * 8 / 1e9, 2)} | {fmt(v['unpaced'])} pps "
-              f"| {fmt(v['small'], 1e-6, 3)} Mpps |")
+        if v["paced"]:
+            print(f"| {k} | {fmt(v['paced'])} pps | {fmt(v['paced'], 1372 * 8 / 1e9, 2)} | {fmt(v['unpaced'])} pps "
+                  f"| {fmt(v['small'], 1e-6, 3)} Mpps |")
+    tcps = [k for k in kinds if res[k]["tcp"]]
+    if tcps:
+        print("\n| scenario | TCP, 1 stream |")
+        print("| --- | --- |")
+        for k in tcps:
+            print(f"| {k} | {fmt(res[k]['tcp'], 1.0, 2)} Gbit/s |")
 
 
 if __name__ == "__main__":

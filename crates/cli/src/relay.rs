@@ -6,10 +6,13 @@
 //! the I/O alone costs on this machine (`scripts/bench-floor.py`).
 //!
 //! An endpoint is `tap:NAMESPACE:IFNAME` (the persistent TAP is created if
-//! missing, as the agents do for slivers) or `xsk:NAMESPACE:IFNAME` (an AF_XDP
+//! missing, as the agents do for slivers), `xsk:NAMESPACE:IFNAME` (an AF_XDP
 //! socket on queue 0 of an existing interface; its XDP program takes every IPv4
-//! and ARP frame). Frames from a TAP keep their virtio-net header when they go
-//! to another TAP (super-frames pass whole); a frame that still needs a
+//! and ARP frame) or `udp:NAMESPACE:PORT:PEER_IP:PEER_PORT` (frames as UDP
+//! datagrams to and from another relay, each behind its virtio-net header,
+//! without UDP checksum, sent and received in batches as the agents do).
+//! Frames from a TAP keep their virtio-net header when they go to another TAP
+//! or through UDP (super-frames pass whole); a frame that still needs a
 //! checksum or segmentation cannot go to an AF_XDP socket and is counted as
 //! dropped, so switch the slivers' offloads off for such chains
 //! (`ethtool -K IF tx off tso off gso off`).
@@ -21,9 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use netslice_io::netns;
+use netslice_io::sock::{RecvInfo, Socket, wait_readable};
 use netslice_io::tap::{Tap, VNET_HDR_LEN};
 use netslice_io::xdp::{Filter, Xsk};
-use netslice_io::{netns, sock::wait_readable};
 
 /// Frames moved per wake-up (a TAP read or an AF_XDP ring batch).
 const BATCH: usize = 64;
@@ -49,6 +53,18 @@ pub enum Endpoint {
         /// Interface name.
         ifname: String,
     },
+    /// A UDP socket on `port` in a namespace, exchanging frames with a relay
+    /// at `peer`: each datagram carries one frame behind its virtio-net header
+    /// (so super-frames cross whole, fragmented by the IP layer, as netslice's
+    /// do), sent without a UDP checksum.
+    Udp {
+        /// Network namespace.
+        netns: String,
+        /// Local UDP port (on every address).
+        port: u16,
+        /// Where the other relay listens.
+        peer: std::net::SocketAddrV4,
+    },
 }
 
 impl FromStr for Endpoint {
@@ -59,16 +75,26 @@ impl FromStr for Endpoint {
         let (Some(kind), Some(ns), Some(ifname)) = (it.next(), it.next(), it.next()) else {
             bail!("endpoint {s:?}: expected tap:NAMESPACE:IFNAME or xsk:NAMESPACE:IFNAME");
         };
-        if ns.is_empty() || ifname.is_empty() || ifname.len() >= 16 || ifname.contains(['/', ':', ' ']) {
+        if ns.is_empty()
+            || ifname.is_empty()
+            || (kind != "udp" && (ifname.len() >= 16 || ifname.contains(['/', ':', ' '])))
+        {
             bail!(
                 "endpoint {s:?}: namespace and interface name (under 16 bytes) must not be empty or contain '/', ':' or spaces"
             );
         }
         let (netns, ifname) = (ns.to_string(), ifname.to_string());
+        if kind == "udp" {
+            let (port, peer) = ifname.split_once(':').unwrap_or((&ifname, ""));
+            let (Ok(port), Ok(peer)) = (port.parse::<u16>(), peer.parse::<std::net::SocketAddrV4>()) else {
+                bail!("endpoint {s:?}: expected udp:NAMESPACE:PORT:PEER_IP:PEER_PORT");
+            };
+            return Ok(Endpoint::Udp { netns, port, peer });
+        }
         match kind {
             "tap" => Ok(Endpoint::Tap { netns, ifname }),
             "xsk" => Ok(Endpoint::Xsk { netns, ifname }),
-            _ => bail!("endpoint {s:?}: kind {kind:?} is neither tap nor xsk"),
+            _ => bail!("endpoint {s:?}: kind {kind:?} is not tap, xsk or udp"),
         }
     }
 }
@@ -78,6 +104,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tap { netns, ifname } => write!(f, "tap:{netns}:{ifname}"),
             Endpoint::Xsk { netns, ifname } => write!(f, "xsk:{netns}:{ifname}"),
+            Endpoint::Udp { netns, port, peer } => write!(f, "udp:{netns}:{port}:{peer}"),
         }
     }
 }
@@ -86,6 +113,7 @@ impl fmt::Display for Endpoint {
 enum Port {
     Tap(Tap),
     Xsk(Box<Xsk>),
+    Udp { rx: Socket, tx: Socket, peer: std::net::SocketAddrV4 },
 }
 
 impl Port {
@@ -100,6 +128,11 @@ impl Port {
                     netns::run_in(&ns, move || Xsk::open(&ifname, &filter)).with_context(|| e.to_string())?,
                 )))
             }
+            Endpoint::Udp { netns: ns, port, peer } => {
+                let (rx, tx) = netns::run_in(&ns, move || Ok((Socket::udp(port)?, Socket::udp_unchecked()?)))
+                    .with_context(|| e.to_string())?;
+                Ok(Port::Udp { rx, tx, peer })
+            }
         }
     }
 
@@ -107,6 +140,7 @@ impl Port {
         match self {
             Port::Tap(t) => t.fd(),
             Port::Xsk(x) => x.fd(),
+            Port::Udp { rx, .. } => rx.fd(),
         }
     }
 }
@@ -116,11 +150,16 @@ impl Port {
 struct Batch {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
+    info: Vec<RecvInfo>,
 }
 
 impl Batch {
     fn new() -> Batch {
-        Batch { bufs: (0..BATCH).map(|_| vec![0u8; BUF]).collect(), lens: Vec::with_capacity(BATCH) }
+        Batch {
+            bufs: (0..BATCH).map(|_| vec![0u8; BUF]).collect(),
+            lens: Vec::with_capacity(BATCH),
+            info: vec![RecvInfo::default(); BATCH],
+        }
     }
 
     /// Takes what `from` has queued, up to a batch.
@@ -145,6 +184,12 @@ impl Batch {
                     lens.push(VNET_HDR_LEN + f.len());
                 });
             }
+            Port::Udp { rx, .. } => {
+                let n = rx.recv_batch(&mut self.bufs, 0, &mut self.info).unwrap_or(0);
+                // Buffers outsize any datagram; one too short for a header
+                // becomes an empty frame that no port takes.
+                self.lens.extend(self.info[..n].iter().map(|i| i.len.max(VNET_HDR_LEN)));
+            }
         }
     }
 
@@ -153,6 +198,12 @@ impl Batch {
         match to {
             Port::Tap(t) => {
                 self.lens.iter().zip(&self.bufs).filter(|(n, b)| t.write(&b[..**n]).is_err()).count() as u64
+            }
+            Port::Udp { tx, peer, .. } => {
+                let msgs: Vec<(&[u8], std::net::SocketAddrV4)> =
+                    self.lens.iter().zip(&self.bufs).map(|(n, b)| (&b[..*n], *peer)).collect();
+                let (sent, _) = tx.send_batch(&msgs);
+                (msgs.len() - sent) as u64
             }
             Port::Xsk(x) => {
                 // Frames that need the kernel's offloads (a partial checksum,
@@ -248,10 +299,22 @@ mod tests {
 
     #[test]
     fn endpoints_parse_and_print_back() {
-        for s in ["tap:ns1:tap0", "xsk:db1.t1:veth-a"] {
+        for s in ["tap:ns1:tap0", "xsk:db1.t1:veth-a", "udp:ns2:5000:10.0.0.1:5001"] {
             assert_eq!(s.parse::<Endpoint>().unwrap().to_string(), s);
         }
-        for bad in ["tap", "tap:ns", "udp:ns:eth0", "tap::eth0", "xsk:ns:", "tap:ns:a/b", "tap:ns:0123456789abcdef"] {
+        for bad in [
+            "tap",
+            "tap:ns",
+            "raw:ns:eth0",
+            "tap::eth0",
+            "xsk:ns:",
+            "tap:ns:a/b",
+            "tap:ns:0123456789abcdef",
+            "udp:ns:eth0",
+            "udp:ns:5000",
+            "udp:ns:5000:10.0.0.1",
+            "udp:ns:70000:10.0.0.1:1",
+        ] {
             let e = bad.parse::<Endpoint>().unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }

@@ -123,8 +123,9 @@ pub enum ToolCmd {
     /// floor of a data path (see scripts/bench-floor.py). Prints "ready" once
     /// every endpoint is open.
     Relay {
-        /// Endpoints in pairs, each tap:NAMESPACE:IFNAME or xsk:NAMESPACE:IFNAME;
-        /// the first is relayed with the second, the third with the fourth, ...
+        /// Endpoints in pairs, each tap:NAMESPACE:IFNAME, xsk:NAMESPACE:IFNAME or
+        /// udp:NAMESPACE:PORT:PEER_IP:PEER_PORT; the first is relayed with the
+        /// second, the third with the fourth, ...
         #[arg(required = true, num_args = 2..)]
         ends: Vec<crate::relay::Endpoint>,
         /// Stop after this many seconds and print the counts (default: run until killed).

@@ -1,6 +1,6 @@
 //! `netslice tool relay` (the I/O floor of scripts/bench-floor.py) moves real
-//! frames between real interfaces: TAP to TAP, and AF_XDP socket to AF_XDP
-//! socket on veths, in namespaces of the test's own.
+//! frames between real interfaces: TAP to TAP, AF_XDP socket to AF_XDP socket
+//! on veths, and TAP to UDP socket and back, in namespaces of the test's own.
 
 mod common;
 
@@ -134,7 +134,7 @@ fn ip(args: &[&str]) {
 }
 
 #[test]
-fn relay_carries_frames_tap_to_tap_and_af_xdp_to_af_xdp() {
+fn relay_carries_frames_between_taps_af_xdp_sockets_and_udp_sockets() {
     if !need_root() {
         return;
     }
@@ -152,12 +152,23 @@ fn relay_carries_frames_tap_to_tap_and_af_xdp_to_af_xdp() {
     }
     let ends = [format!("xsk:{}:pa", s.ns(2)), format!("xsk:{}:pb", s.ns(2))];
     s.carries(&ends, true);
+    drop(s);
+
+    // TAP -> UDP -> UDP -> TAP: two relays exchanging frames as datagrams
+    // over the loopback of a middle namespace.
+    let mut s = Scene::new(&["a", "b", "m"]);
+    ip(&["-n", s.ns(2), "link", "set", "lo", "up"]);
+    let m = s.ns(2).to_string();
+    s.relay(&[format!("tap:{}:x0", s.ns(0)), format!("udp:{m}:5000:127.0.0.1:5001")]);
+    let ends = [format!("udp:{m}:5001:127.0.0.1:5000"), format!("tap:{}:x0", s.ns(1))];
+    s.carries(&ends, false);
 }
 
 #[test]
 fn relay_refuses_bad_endpoints_with_a_clear_error() {
     for (args, want) in [
-        (vec!["udp:x:y", "tap:x:y"], "neither tap nor xsk"),
+        (vec!["raw:x:y", "tap:x:y"], "is not tap, xsk or udp"),
+        (vec!["udp:x:5000", "tap:x:y"], "expected udp:NAMESPACE:PORT:PEER_IP:PEER_PORT"),
         (vec!["tap:x", "tap:x:y"], "expected tap:NAMESPACE:IFNAME"),
         (vec!["tap:a:x", "tap:b:x", "tap:c:x"], "in pairs"),
     ] {
