@@ -15,7 +15,10 @@
 //! or through UDP (super-frames pass whole); a frame that still needs a
 //! checksum or segmentation cannot go to an AF_XDP socket and is counted as
 //! dropped, so switch the slivers' offloads off for such chains
-//! (`ethtool -K IF tx off tso off gso off`).
+//! (`ethtool -K IF tx off tso off gso off`). TAPs stay after the relay exits
+//! (they are persistent, like slivers' TAPs) until their namespace is deleted
+//! or `ip link del` removes them. It is a measuring tool: pointed at a live
+//! sliver's TAP it would compete with the agent for its frames.
 
 use std::fmt;
 use std::str::FromStr;
