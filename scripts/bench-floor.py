@@ -41,6 +41,12 @@ offloads on, so TCP hands over super-frames as it does through netslice:
 Sender, receiver and relays share the two cores.
 
   sudo python3 scripts/bench-floor.py [--rounds 3] [--seconds 4] [--only tap1,chain3]
+
+With --profile PPS it measures nothing else: for each UDP scenario it sends
+1372-byte frames paced at PPS, records every CPU with `perf record -a -g` for
+--seconds meanwhile, and prints who used the CPU (by thread, with PIDs: the
+relays' and agents' threads have the same names in every process); the
+recording stays in /tmp/netslice-floor-KIND.data for `perf report -i`.
 """
 
 import argparse
@@ -249,11 +255,42 @@ def fmt(vals, scale=1.0, digits=0):
     return f"{med:,.{digits}f} ({min(vals):,.{digits}f} - {max(vals):,.{digits}f})"
 
 
+def profile(kind, pps, secs):
+    """Paced 1372-byte UDP at `pps` for `secs` + 4 s, `perf record -a -g`
+    over `secs` of it; prints the delivered fraction and the busiest threads."""
+    data = f"/tmp/netslice-floor-{kind}.data"
+    sink = subprocess.Popen(tool(PATH["dst"], "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 6),
+                                 "--json"), stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        send = subprocess.Popen(tool(PATH["src"], "udp-send", f"{PATH['addr']}:9999", "--size", "1330", "--seconds",
+                                     str(secs + 4), "--rate", f"{int(pps * 1372 * 8)}bit", "--json"),
+                                stdout=subprocess.PIPE, text=True)
+        time.sleep(2)
+        sh("perf", "record", "-a", "-g", "-o", data, "--", "sleep", str(secs))
+        sent = json.loads(send.communicate(timeout=60)[0])["packets"]
+        got = json.loads(sink.communicate(timeout=60)[0])["packets"]
+    finally:
+        for p in (sink, locals().get("send")):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    rep = sh("perf", "report", "-i", data, "--no-children", "--sort", "pid", "-g", "none", "--stdio").stdout
+    top = [line.strip() for line in rep.splitlines() if line.strip() and not line.startswith("#")][:8]
+    print(f"{kind}: {pps:,.0f} pps offered, {got / max(sent, 1):.1%} delivered while recorded; CPU by thread "
+          f"(share of all samples on all CPUs):")
+    for line in top:
+        print(f"    {line}")
+    print(f"    (perf report -i {data} --no-children --tid TID --sort sym -g none --stdio)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--only", default=",".join(SCENARIOS))
+    ap.add_argument("--profile", type=float, metavar="PPS",
+                    help="record CPU profiles at this paced rate of 1372-byte frames instead of measuring")
     args = ap.parse_args()
     kinds = [k for k in args.only.split(",") if k]
     for k in kinds:
@@ -265,6 +302,22 @@ def main():
         sys.exit(f"{BIN} missing: cargo build --release --bin netslice")
     res = {k: {"paced": [], "unpaced": [], "small": [], "tcp": []} for k in kinds}
     procs = []
+    if args.profile:
+        if not shutil.which("perf"):
+            sys.exit("--profile needs perf (Debian: linux-perf)")
+        try:
+            for k in kinds:
+                if k.startswith("tcp-"):
+                    continue
+                setup(k, procs)
+                try:
+                    profile(k, args.profile, args.seconds)
+                finally:
+                    teardown(procs)
+        finally:
+            teardown(procs)
+            shutil.rmtree(STATE, ignore_errors=True)
+        return
     try:
         for r in range(args.rounds):
             for k in kinds:

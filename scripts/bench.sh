@@ -10,7 +10,7 @@
 #
 #   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
 #   sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
-#   sudo scripts/bench.sh --floor [--rounds 3] [--seconds 4] [--only tap1,chain3]
+#   sudo scripts/bench.sh --floor [--rounds 3] [--seconds 4] [--only tap1,chain3] [--profile PPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
