@@ -259,6 +259,7 @@ def profile(kind, pps, secs):
     """Paced 1372-byte UDP at `pps` for `secs` + 4 s, `perf record -a -g`
     over `secs` of it; prints the delivered fraction and the busiest threads."""
     data = f"/tmp/netslice-floor-{kind}.data"
+    send = None
     sink = subprocess.Popen(tool(PATH["dst"], "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 6),
                                  "--json"), stdout=subprocess.PIPE, text=True)
     try:
@@ -271,7 +272,7 @@ def profile(kind, pps, secs):
         sent = json.loads(send.communicate(timeout=60)[0])["packets"]
         got = json.loads(sink.communicate(timeout=60)[0])["packets"]
     finally:
-        for p in (sink, locals().get("send")):
+        for p in (sink, send):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
