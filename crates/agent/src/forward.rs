@@ -49,8 +49,9 @@ const BATCH: usize = 32;
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Waits for `fd` to become readable: yields while the last frame was less
-/// than [`SPIN`] ago, else sleeps in `poll`.
-fn idle(fd: std::os::fd::RawFd, last_busy: Instant) {
+/// than [`SPIN`] ago, else sleeps in `poll` (at most 200 ms). Every receiving
+/// thread waits this way (and `netslice tool relay`, to measure the same I/O).
+pub fn idle(fd: std::os::fd::RawFd, last_busy: Instant) {
     if last_busy.elapsed() < SPIN {
         std::thread::yield_now();
     } else {

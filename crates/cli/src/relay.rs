@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use netslice_io::netns;
-use netslice_io::sock::{RecvInfo, Socket, wait_readable};
+use netslice_io::sock::{RecvInfo, Socket};
 use netslice_io::tap::{Tap, VNET_HDR_LEN};
 use netslice_io::xdp::{Filter, Xsk};
 
@@ -36,8 +36,6 @@ use netslice_io::xdp::{Filter, Xsk};
 const BATCH: usize = 64;
 /// Room for one frame behind its virtio-net header (a TAP super-frame).
 const BUF: usize = VNET_HDR_LEN + 65_550;
-/// How long a relay thread spins before it sleeps (as the agents' receivers).
-const SPIN: Duration = Duration::from_micros(50);
 
 /// Where a relay takes or puts frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,20 +238,14 @@ pub struct Counts {
 
 fn pump(from: Arc<Port>, to: Arc<Port>, counts: Arc<Counts>, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
-    let mut idle_since: Option<Instant> = None;
+    let mut last_busy = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         batch.fill(&from);
         if batch.lens.is_empty() {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < SPIN {
-                std::thread::yield_now();
-            } else {
-                let _ = wait_readable(from.fd(), 200);
-                idle_since = None;
-            }
+            netslice_agent::forward::idle(from.fd(), last_busy);
             continue;
         }
-        idle_since = None;
+        last_busy = Instant::now();
         let dropped = batch.drain(&to);
         counts.frames.fetch_add(batch.lens.len() as u64 - dropped, Ordering::Relaxed);
         counts.dropped.fetch_add(dropped, Ordering::Relaxed);

@@ -117,19 +117,8 @@ pub fn attach(fd: RawFd, prog: &[Insn]) -> Result<()> {
 
 /// Removes the filter of socket `fd` (none attached is fine).
 pub fn detach(fd: RawFd) -> Result<()> {
-    let zero: libc::c_int = 0;
-    // SAFETY: SO_DETACH_FILTER ignores its value; `zero` outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            (&zero as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
+    // SO_DETACH_FILTER ignores its value.
+    if let Err(e) = crate::sock::set_int(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0) {
         if e.raw_os_error() != Some(libc::ENOENT) {
             return Err(Error::os("removing a socket filter", e));
         }

@@ -98,21 +98,8 @@ impl ReuseportSteer {
 
     /// Makes the program choose the socket of `sock`'s group.
     pub fn attach(&self, sock: &Socket) -> Result<()> {
-        let fd: libc::c_int = self.prog.as_raw_fd();
-        // SAFETY: setsockopt reads one c_int (the program's descriptor) from `fd`.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.fd(),
-                libc::SOL_SOCKET,
-                SO_ATTACH_REUSEPORT_EBPF,
-                (&fd as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(Error::last("attaching the reuseport program"));
-        }
-        Ok(())
+        crate::sock::set_int(sock.fd(), libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, self.prog.as_raw_fd())
+            .map_err(|e| Error::os("attaching the reuseport program", e))
     }
 
     /// Registers `sock` (bound to the group's port with `SO_REUSEPORT`) as

@@ -70,7 +70,8 @@ impl Default for RecvInfo {
 /// Linux is 24 bytes), 8-byte aligned as `cmsghdr` needs.
 type CmsgSpace = [u64; 3];
 
-fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+/// Sets an integer socket option.
+pub(crate) fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid pointer to `v`.
     let rc = unsafe {
         libc::setsockopt(fd, level, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use netslice_io::netns;
 use netslice_io::sock::{RecvInfo, Socket};
-use netslice_io::xdp::{Filter, PassKey, Xsk};
+use netslice_io::xdp::{Filter, PassKey, PassMap, Xsk};
 
 fn root() -> bool {
     netslice_io::process::need_root_for_tests()
@@ -246,6 +246,19 @@ fn markers_xsk(x: &Xsk) -> Vec<u8> {
     got
 }
 
+/// An AF_XDP socket on `xb0` in namespace `ns` stealing `filter`'s frames
+/// except those whose label is in the returned pass map (`keys` at first).
+fn xsk_passing(ns: &str, keys: &[PassKey], filter: Filter) -> (std::sync::Arc<PassMap>, Xsk) {
+    let pass = std::sync::Arc::new(PassMap::new().unwrap());
+    pass.set(&keys.iter().copied().collect()).unwrap();
+    let xsk = netns::run_in(ns, {
+        let pass = pass.clone();
+        move || Xsk::open_passing("xb0", &filter, Some(&pass))
+    })
+    .expect("AF_XDP on veth");
+    (pass, xsk)
+}
+
 #[test]
 fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
     if !root() {
@@ -273,14 +286,8 @@ fn gre_keys_split_between_a_dedicated_socket_and_the_shared_paths() {
 
     // With AF_XDP: what is not in the pass map is stolen; keys 7 and 9 pass
     // to the kernel, where the filters hand them to the dedicated socket.
-    let pass = std::sync::Arc::new(netslice_io::xdp::PassMap::new().unwrap());
-    pass.set(&[PassKey::Gre(7), PassKey::Gre(9)].into()).unwrap();
     let filter = Filter { ip_protos: vec![47], ..Default::default() };
-    let xsk = netns::run_in(&pair.b, {
-        let pass = pass.clone();
-        move || Xsk::open_passing("xb0", &filter, Some(&pass))
-    })
-    .expect("AF_XDP on veth");
+    let (pass, xsk) = xsk_passing(&pair.b, &[PassKey::Gre(7), PassKey::Gre(9)], filter);
     send();
     assert_eq!(markers_xsk(&xsk), [4, 5], "AF_XDP steals the other keys");
     assert_eq!(markers_raw(&dedicated), [1, 2, 3], "the passed keys reach the dedicated socket");
@@ -317,7 +324,6 @@ fn vxlan_labels_steer_datagrams_between_sockets_of_one_port() {
         return;
     }
     use netslice_io::reuseport::ReuseportSteer;
-    use netslice_io::xdp::PassMap;
     let pair = Pair::new();
     let (shared, dedicated, steer) = netns::run_in(&pair.b, || {
         let shared = Socket::udp_reuseport(4789)?;
@@ -356,14 +362,9 @@ fn vxlan_labels_steer_datagrams_between_sockets_of_one_port() {
     assert_eq!(markers_udp(&shared), [3, 4], "the shared socket the rest");
 
     // With AF_XDP: VNIs in the pass map reach the kernel (and the group).
-    let pass = std::sync::Arc::new(PassMap::new().unwrap());
-    pass.set(&[PassKey::Udp { port: 4789, label: 7 }, PassKey::Udp { port: 4789, label: 9 }].into()).unwrap();
     let filter = Filter { udp_ports: vec![4789], udp_labels: vec![(4789, 4)], ..Default::default() };
-    let xsk = netns::run_in(&pair.b, {
-        let pass = pass.clone();
-        move || Xsk::open_passing("xb0", &filter, Some(&pass))
-    })
-    .expect("AF_XDP on veth");
+    let keys = [PassKey::Udp { port: 4789, label: 7 }, PassKey::Udp { port: 4789, label: 9 }];
+    let (_pass, xsk) = xsk_passing(&pair.b, &keys, filter);
     send();
     assert_eq!(markers_xsk(&xsk), [3, 4], "AF_XDP steals the other datagrams");
     assert_eq!(markers_udp(&dedicated), [1, 2], "the passed VNIs reach the dedicated socket");
