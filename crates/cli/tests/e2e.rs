@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -444,16 +444,7 @@ fn flood_case(mode: &str, aggr: &str) {
         frame_bits(&sent) / 1e6,
         aggr / 1e6
     );
-    let where_lost = || {
-        let v = tb.show("victim");
-        let c: Vec<String> = v["counters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| format!("{} {} {} {}", c["host"], c["stage"], c["packets"], c["drops"]))
-            .collect();
-        c.join("; ")
-    };
+    let where_lost = || tb.counters_text("victim");
     assert!(
         victim >= 0.95 * 20e6,
         "victim kept {:.1} Mbit/s of its 20 Mbit/s guarantee (counters: {})",
@@ -720,22 +711,38 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     tb.apply(&spec("plain", "[]"));
     let (ok, v) = tb.ping("plain", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "plain a -> b: {v}");
-    // `other` sends 2000 datagrams over its link ab through t1 (whose rule
-    // counts at least `floor` frames then); fast's `ty` socket there reads
-    // none of them.
-    let not_to_fast = |other: &str, ty: &str, floor: u64| {
+    // `other` sends 2000 datagrams over its link ab through t1; fast's `ty`
+    // socket there reads none of them. The check waits until t1 has forwarded
+    // at least 1900 of them: on this test's sockets-and-workers pass every
+    // thread but fast's shares CPU 0 with the sender and three debug-built
+    // agents, and a stall there may cost a few datagrams at a full queue
+    // (seen once in CI: t1's count stayed short of all 2000). Fast's socket
+    // reading them would show as ~2000, far above the 10 allowed.
+    let not_to_fast = |other: &str, ty: &str| {
         let after = own("t1", ty);
-        let args = ["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "20Mbit", "--json"];
+        let start = tb.counter(other, "ab", "forward", "t1");
+        let args = ["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "10Mbit", "--json"];
         let out = tb.exec(other, "a", &args);
         assert!(out.status.success(), "{other} udp-send: {}", text(&out));
-        wait_until(&format!("t1 to forward {other}'s datagrams"), Duration::from_secs(10), || {
-            tb.counter(other, "ab", "forward", "t1") >= floor
-        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = tb.counter(other, "ab", "forward", "t1");
+            if n >= start + 1900 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "t1 forwarded {} of {other}'s 2000 datagrams within 10 s; counters: {}",
+                n.saturating_sub(start),
+                tb.counters_text(other)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         std::thread::sleep(Duration::from_secs(3));
         let later = own("t1", ty);
         assert!(later < after + 10, "{other}'s frames do not reach fast's {ty} socket: {after} -> {later}");
     };
-    not_to_fast("plain", "gre", 2003);
+    not_to_fast("plain", "gre");
     tb.ok(&["slice", "delete", "plain"]);
 
     // The same for fast's vxlan link: its datagrams are read on its own VXLAN
@@ -751,7 +758,7 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
     let (ok, v) = tb.ping("blue", "a", "10.0.0.2", "3");
     assert!(ok && v["received"] == 3, "blue a -> b: {v}");
     std::thread::sleep(Duration::from_secs(3));
-    not_to_fast("blue", "vxlan", 2000);
+    not_to_fast("blue", "vxlan");
     let server = tb.spawn_exec("fast", "b", &["tool", "tcp-server", "--banner", "fast"]);
     std::thread::sleep(Duration::from_millis(500));
     // The slice's own processes run on its CPU (cpuset), other slices' on the rest.

@@ -124,6 +124,21 @@ impl Testbed {
             .sum()
     }
 
+    /// Every counter of `slice` with its drops, one line per rule (for
+    /// failure messages that say where frames were lost).
+    pub fn counters_text(&self, slice: &str) -> String {
+        let v = self.show(slice);
+        let c: Vec<String> = v["counters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!("{} {} {} {} {} {}", c["host"], c["link"], c["direction"], c["stage"], c["packets"], c["drops"])
+            })
+            .collect();
+        c.join("; ")
+    }
+
     pub fn namespaces(&self) -> Vec<String> {
         let prefix = format!("{}.", self.name);
         std::fs::read_dir("/run/netns")
