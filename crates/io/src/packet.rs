@@ -92,32 +92,11 @@ impl PacketSocket {
         if rc < 0 {
             return Err(Error::last(format!("binding a packet socket to {ifname}")));
         }
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt reads one c_int from a valid pointer.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_AUXDATA,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(Error::last("enabling PACKET_AUXDATA"));
-        }
+        crate::sock::set_int(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1)
+            .map_err(|e| Error::os("enabling PACKET_AUXDATA", e))?;
         for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-            let size: libc::c_int = 8 << 20;
-            // SAFETY: as above; failure only leaves the default buffer size.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
-                );
-            }
+            // Failure only leaves the default buffer size.
+            let _ = crate::sock::set_int(fd.as_raw_fd(), libc::SOL_SOCKET, opt, 8 << 20);
         }
         Ok(PacketSocket { fd, ifindex })
     }
