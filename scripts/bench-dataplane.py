@@ -35,6 +35,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "netslice")
 TB = "db%d" % (os.getpid() % 100000)
@@ -50,7 +53,7 @@ def sh(*args, check=True, **kw):
 
 
 def tool(ns, *args):
-    return ["ip", "netns", "exec", ns, BIN, "tool", *args]
+    return benchlib.tool_cmd(BIN, ns, *args)
 
 
 def cpu_seconds(pids):
@@ -69,44 +72,21 @@ def cpu_seconds(pids):
 def udp(addr, frame, secs, rate=None, cpu_of=(), src=None, dst=None):
     """-> (sent pps, received pps, fraction delivered, CPU seconds of cpu_of,
     datagrams received); from namespace `src` (sliver a) to `dst` (sliver b)."""
-    src, dst = src or A, dst or B
-    size = frame - 42
-    sink = subprocess.Popen(tool(dst, "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    args = ["udp-send", f"{addr}:9999", "--size", str(size), "--seconds", str(secs), "--json"]
-    if rate:
-        args += ["--rate", f"{int(rate)}bit"]
-    cpu0 = cpu_seconds(cpu_of)
-    s = json.loads(subprocess.run(tool(src, *args), check=True, capture_output=True, text=True).stdout)
-    out, _ = sink.communicate(timeout=60)
-    cpu = cpu_seconds(cpu_of) - cpu0
-    r = json.loads(out)
-    got = r["packets"] / max(s["seconds"], 1e-9) if s["packets"] else 0.0
-    return s["pps"], got, r["packets"] / max(s["packets"], 1), cpu, r["packets"]
+    cpu0 = []
+    sent, got = benchlib.udp_run(BIN, src or A, dst or B, addr, frame, secs, rate,
+                                 on_send=lambda: cpu0.append(cpu_seconds(cpu_of)))
+    cpu = cpu_seconds(cpu_of) - cpu0[0]
+    return sent["pps"], benchlib.received_pps(sent, got), benchlib.delivered(sent, got), cpu, got["packets"]
 
 
 def best_paced(addr, frame, secs, start_pps):
     """The highest delivered pps with >= 99% arriving: starts at 0.6x the
     unpaced rate, steps down (x0.6) until a rate passes, then up (x1.25) until
     one fails."""
-    best = 0.0
-    pps = max(start_pps * 0.6, 10_000)
-    for _ in range(5):
+    def measure(pps):
         _, got, frac, _, _ = udp(addr, frame, secs, rate=pps * frame * 8)
-        if frac >= 0.99:
-            best = got
-            break
-        pps *= 0.6
-    if not best:
-        return 0.0
-    for _ in range(8):
-        pps *= 1.25
-        _, got, frac, _, _ = udp(addr, frame, secs, rate=pps * frame * 8)
-        if frac < 0.99:
-            break
-        best = max(best, got)
-    return best
+        return got, frac
+    return benchlib.best_paced(measure, max(start_pps * 0.6, 10_000), 0.6, 1.25, 5, 8)
 
 
 def tcp(addr, streams, secs, src=None, via=None):

@@ -59,6 +59,9 @@ import tempfile
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("NETSLICE_BIN", os.path.join(ROOT, "target", "release", "netslice"))
 P = "fl%d" % (os.getpid() % 100000)
@@ -79,46 +82,19 @@ def sh(*args, check=True):
 
 
 def tool(ns, *args):
-    return ["ip", "netns", "exec", ns, BIN, "tool", *args]
+    return benchlib.tool_cmd(BIN, ns, *args)
 
 
 def udp(frame, secs, rate=None):
     """-> (received pps, fraction delivered)."""
-    sink = subprocess.Popen(tool(PATH["dst"], "udp-sink", "--listen", "0.0.0.0:9999", "--seconds", str(secs + 2), "--json"),
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.5)
-        args = ["udp-send", f"{PATH['addr']}:9999", "--size", str(frame - 42), "--seconds", str(secs), "--json"]
-        if rate:
-            args += ["--rate", f"{int(rate)}bit"]
-        s = json.loads(subprocess.run(tool(PATH["src"], *args), check=True, capture_output=True, text=True).stdout)
-        r = json.loads(sink.communicate(timeout=60)[0])
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait()
-    return r["packets"] / max(s["seconds"], 1e-9), r["packets"] / max(s["packets"], 1)
+    sent, got = benchlib.udp_run(BIN, PATH["src"], PATH["dst"], PATH["addr"], frame, secs, rate)
+    return benchlib.received_pps(sent, got), benchlib.delivered(sent, got)
 
 
 def best_paced(frame, secs, start_pps):
     """Highest received pps with >= 99% delivered: down by 0.8x from
     `start_pps` until a rate passes, then up by 1.1x until one fails."""
-    best, pps = 0.0, start_pps
-    for _ in range(8):
-        got, frac = udp(frame, secs, pps * frame * 8)
-        if frac >= 0.99:
-            best = got
-            break
-        pps *= 0.8
-    if not best:
-        return 0.0
-    for _ in range(10):
-        pps *= 1.1
-        got, frac = udp(frame, secs, pps * frame * 8)
-        if frac < 0.99:
-            break
-        best = max(best, got)
-    return best
+    return benchlib.best_paced(lambda pps: udp(frame, secs, pps * frame * 8), start_pps, 0.8, 1.1, 8, 10)
 
 
 def tcp(secs):

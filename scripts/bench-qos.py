@@ -163,8 +163,6 @@ def main():
         apply("aggr", two_node("aggr", "h3", "h4", "bandwidth: 20Mbit, ceiling: 100Mbit"))
         vx, vy, ax, ay = sliver("victim", "x"), sliver("victim", "y"), sliver("aggr", "x"), sliver("aggr", "y")
         idle = ping(vx, "10.0.0.2")
-        sinks_pings = []
-        res = {}
 
         def contended(pairs, ping_ns, ping_addr):
             sinks = [spawn(r, "udp-sink", "--listen", f"0.0.0.0:{port}", "--seconds", str(secs + 3), "--json")
