@@ -290,7 +290,21 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
         let (ok, v) = tb.ping("bench", "a", addr, "1");
         assert!(ok, "a -> {addr}: {v}");
     }
-    for (link, addr) in [("vxlan", "10.0.2.2"), ("gre", "10.0.0.2")] {
+    // Frames sliver a's kernel dropped at its end of the link (the TAP's queue
+    // was full): sliver interfaces are named eth0, eth1, ... in the order of
+    // the node's links in examples/bench.yaml (ab: gre, abx: vxlan).
+    let plan = tb.show("bench")["plan"]["nodes"].clone();
+    let ns_a =
+        plan.as_array().unwrap().iter().find(|n| n["name"] == "a").unwrap()["netns"].as_str().unwrap().to_string();
+    let tap_drops = |ifname: &str| -> u64 {
+        let path = format!("/sys/class/net/{ifname}/statistics/tx_dropped");
+        let out = std::process::Command::new("ip").args(["netns", "exec", &ns_a, "cat", &path]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{path} in sliver a: {}", text(&out)))
+    };
+    for (link, addr, ifname) in [("vxlan", "10.0.2.2", "eth1"), ("gre", "10.0.0.2", "eth0")] {
         for (size, rate) in [("1330", Some("300Mbit")), ("1330", None), ("22", None), ("3000", Some("300Mbit"))] {
             let sink = tb.spawn_exec(
                 "bench",
@@ -303,14 +317,16 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             if let Some(r) = rate {
                 args.extend(["--rate", r]);
             }
+            let dropped_before = tap_drops(ifname);
             let out = tb.exec("bench", "a", &args);
             assert!(out.status.success(), "udp-send: {}", text(&out));
             let out = sink.wait_with_output().unwrap();
+            let at_tap = tap_drops(ifname) - dropped_before;
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let case = format!("{link}, {size}-byte payloads, rate {rate:?}: {v}");
             let got = v["packets"].as_u64().unwrap_or(0);
             // One line per case (shown with --no-capture), for the record on order.
-            eprintln!("burst {case}");
+            eprintln!("burst {case}, {at_tap} dropped at the TAP");
             assert_eq!(v["bad"], 0, "every datagram whole: {case}");
             // Order: strict, because sliver a already knows b's MAC (the
             // pings above). Without them, the first datagrams of the first
@@ -319,9 +335,23 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             // thread that got the ARP answer while udp-send sends newer ones.
             // That is the sender's kernel, not the data plane.
             assert_eq!(v["out_of_order"], 0, "datagrams out of order: {case}");
-            // Unpaced, the sender outruns the path and loses some; paced, all arrive.
-            let floor = if rate.is_some() { 19_000 } else { 1_000 };
-            assert!(got >= floor, "{got} of 20000 arrived: {case}");
+            // Unpaced, the sender outruns the path and loses some. Paced, what
+            // the data plane took from sliver a's TAP arrives (at most 1%
+            // lost past it). The TAP's own queue (1000 frames, 37 ms at this
+            // rate) may still overflow while the ingress agent waits for a
+            // core: on the sockets-and-workers pass (debug builds, ~10 busy
+            // threads on 2 cores) 200 - 1300 of the 20000 were dropped there
+            // in about one run of five, and nowhere else.
+            if rate.is_some() {
+                assert!(
+                    got + at_tap >= 19_800,
+                    "{got} of 20000 arrived and {at_tap} were dropped at the TAP: {case}; counters: {}",
+                    tb.counters_text("bench")
+                );
+                assert!(got >= 15_000, "{got} of 20000 arrived ({at_tap} dropped at the TAP): {case}");
+            } else {
+                assert!(got >= 1_000, "{got} of 20000 arrived: {case}");
+            }
         }
     }
     if std::env::var("NETSLICE_IO").as_deref() == Ok("sockets") {
