@@ -124,6 +124,19 @@ impl Testbed {
             .sum()
     }
 
+    /// Frames the kernel of `slice`'s sliver `node` dropped on its way out of
+    /// interface `ifname` (the TAP's queue was full: the agent did not read
+    /// it in time). Sliver interfaces are named eth0, eth1, ... in the order
+    /// of the node's links in the spec.
+    pub fn tx_dropped(&self, slice: &str, node: &str, ifname: &str) -> u64 {
+        let show = self.show(slice);
+        let nodes = show["plan"]["nodes"].as_array().cloned().unwrap_or_default();
+        let ns = nodes.iter().find(|n| n["name"] == node).and_then(|n| n["netns"].as_str()).expect("sliver netns");
+        let path = format!("/sys/class/net/{ifname}/statistics/tx_dropped");
+        let out = Command::new("ip").args(["netns", "exec", ns, "cat", &path]).output().expect("ip netns exec");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{path} in {ns}: {}", text(&out)))
+    }
+
     /// Every counter of `slice` with its drops, one line per rule (for
     /// failure messages that say where frames were lost).
     pub fn counters_text(&self, slice: &str) -> String {
