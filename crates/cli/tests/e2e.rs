@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -747,21 +747,19 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
         let args = ["tool", "udp-send", "10.0.0.2:9", "--size", "100", "--count", "2000", "--rate", "10Mbit", "--json"];
         let out = tb.exec(other, "a", &args);
         assert!(out.status.success(), "{other} udp-send: {}", text(&out));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let n = tb.counter(other, "ab", "forward", "t1");
-            if n >= start + 1900 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "t1 forwarded {} of {other}'s 2000 datagrams within 10 s ({} dropped at a's TAP so far); counters: {}",
-                n.saturating_sub(start),
-                tb.tx_dropped(other, "a", "eth0"),
-                tb.counters_text(other)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let forwarded = || tb.counter(other, "ab", "forward", "t1").saturating_sub(start);
+        wait_until_or(
+            Duration::from_secs(10),
+            || forwarded() >= 1900,
+            || {
+                format!(
+                    "t1 forwarded {} of {other}'s 2000 datagrams within 10 s ({} dropped at a's TAP so far); counters: {}",
+                    forwarded(),
+                    tb.tx_dropped(other, "a", "eth0"),
+                    tb.counters_text(other)
+                )
+            },
+        );
         std::thread::sleep(Duration::from_secs(3));
         let later = own("t1", ty);
         assert!(later < after + 10, "{other}'s frames do not reach fast's {ty} socket: {after} -> {later}");

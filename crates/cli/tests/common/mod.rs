@@ -180,7 +180,13 @@ pub fn kill9(pid: i32) {
     assert!(st.success(), "kill -9 {pid}");
 }
 
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    wait_until_or(timeout, f, || format!("timed out waiting for {what}"));
+}
+
+/// Like [`wait_until`], but on timeout panics with what `state` says then
+/// (for waits whose failure should show where things stood).
+pub fn wait_until_or(timeout: Duration, mut f: impl FnMut() -> bool, state: impl FnOnce() -> String) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if f() {
@@ -188,5 +194,5 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("timed out waiting for {what}");
+    panic!("{}", state());
 }
