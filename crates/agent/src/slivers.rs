@@ -82,7 +82,7 @@ impl Slivers {
         let mut ports = HashMap::new();
         // Fast-path nodes run inside the data plane: no namespace for them.
         let slow: Vec<&SliverConfig> = cfg.slivers.iter().filter(|s| !s.fast_path).collect();
-        let wanted: BTreeSet<&str> = slow.iter().map(|s| s.netns.as_str()).collect();
+        let wanted: BTreeSet<&str> = slow.iter().filter_map(|s| s.netns.as_deref()).collect();
         // Tear down slivers no longer wanted first, freeing their resources.
         let gone: Vec<String> = self.ledger.slivers.keys().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
         for ns in gone {
@@ -121,7 +121,7 @@ impl Slivers {
     /// Creates or updates one sliver; its processes are confined to `cpus`
     /// (empty: every CPU).
     fn ensure(&mut self, s: &SliverConfig, cpus: &[usize]) -> Result<Vec<(u32, Arc<Tap>)>, String> {
-        let ns = s.netns.as_str();
+        let ns = s.netns.as_deref().ok_or("the desired config gives this sliver no namespace")?;
         // Record intent before touching the kernel.
         let rec = self
             .ledger

@@ -21,6 +21,88 @@ use serde::de::DeserializeOwned;
 use crate::Target;
 use crate::testbed;
 
+/// A path of the manager's API. Only the constructors below make one: names
+/// are checked first (a name that is not a valid slice, user or host name is
+/// refused here, with the rule it breaks, before any request exists), and
+/// every segment is percent-encoded on top, so that no name can become another
+/// path (`slice delete ../users/dave` can never reach `/api/v1/users/dave`; a
+/// URL parser treats `..` and even `%2e%2e` as "up one level", so encoding
+/// alone would not do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route(String);
+
+/// Characters left as they are in a path segment: RFC 3986 unreserved, but `.`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+fn seg(s: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(s, SEGMENT)
+}
+
+impl Route {
+    /// `/healthz`.
+    pub fn healthz() -> Route {
+        Route("/healthz".into())
+    }
+
+    /// `/api/v1/whoami`.
+    pub fn whoami() -> Route {
+        Route("/api/v1/whoami".into())
+    }
+
+    /// `/api/v1/substrate/usage`.
+    pub fn usage() -> Route {
+        Route("/api/v1/substrate/usage".into())
+    }
+
+    /// `/api/v1/types`.
+    pub fn types() -> Route {
+        Route("/api/v1/types".into())
+    }
+
+    /// `/api/v1/slices`.
+    pub fn slices() -> Route {
+        Route("/api/v1/slices".into())
+    }
+
+    /// `/api/v1/users`.
+    pub fn users() -> Route {
+        Route("/api/v1/users".into())
+    }
+
+    /// `/api/v1/nodes`.
+    pub fn nodes() -> Route {
+        Route("/api/v1/nodes".into())
+    }
+
+    /// `/api/v1/audit`.
+    pub fn audit() -> Route {
+        Route("/api/v1/audit".into())
+    }
+
+    /// `/api/v1/slices/{name}`, the name checked.
+    pub fn slice(name: &str) -> Result<Route> {
+        netslice_model::names::slice(name).map_err(|e| anyhow!("slice name {e}"))?;
+        Ok(Route(format!("/api/v1/slices/{}", seg(name))))
+    }
+
+    /// `/api/v1/slices/{name}/renew`, the name checked.
+    pub fn renew(name: &str) -> Result<Route> {
+        netslice_model::names::slice(name).map_err(|e| anyhow!("slice name {e}"))?;
+        Ok(Route(format!("/api/v1/slices/{}/renew", seg(name))))
+    }
+
+    /// `/api/v1/users/{name}`, the name checked.
+    pub fn user(name: &str) -> Result<Route> {
+        netslice_model::names::user(name).map_err(|e| anyhow!("user name {e}"))?;
+        Ok(Route(format!("/api/v1/users/{}", seg(name))))
+    }
+
+    /// The path.
+    pub fn path(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A client of one manager.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -145,12 +227,9 @@ impl Client {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, self.url(path)).timeout(std::time::Duration::from_secs(30));
+    fn req(&self, method: reqwest::Method, route: &Route) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.base, route.path());
+        let r = self.http.request(method, url).timeout(std::time::Duration::from_secs(30));
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,
@@ -174,6 +253,7 @@ impl Client {
         };
         match serde_json::from_slice::<ApiError>(&bytes) {
             Ok(e) => Err(anyhow!("{e}{hint}")),
+            Err(_) if bytes.is_empty() => Err(anyhow!("manager answered {status} with no explanation{hint}")),
             Err(_) => Err(anyhow!("manager answered {status}: {}{hint}", String::from_utf8_lossy(&bytes))),
         }
     }
@@ -190,23 +270,35 @@ impl Client {
     }
 
     /// GET a JSON document.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.req(reqwest::Method::GET, path).send().await.map_err(|e| self.unreachable(e))?;
+    pub async fn get<T: DeserializeOwned>(&self, route: &Route) -> Result<T> {
+        self.get_query(route, &[]).await
+    }
+
+    /// GET a JSON document with query parameters (encoded).
+    pub async fn get_query<T: DeserializeOwned>(&self, route: &Route, query: &[(&str, String)]) -> Result<T> {
+        let resp = self.req(reqwest::Method::GET, route).query(query).send().await.map_err(|e| self.unreachable(e))?;
         Ok(self.decode(resp).await?.1)
     }
 
     /// POST a JSON body.
-    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let resp = self.req(reqwest::Method::POST, path).json(body).send().await.map_err(|e| self.unreachable(e))?;
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, route: &Route, body: &B) -> Result<T> {
+        let resp = self.req(reqwest::Method::POST, route).json(body).send().await.map_err(|e| self.unreachable(e))?;
         Ok(self.decode(resp).await?.1)
     }
 
-    /// PUT a text body; returns the status, the `x-netslice-result` header and
-    /// the decoded answer.
-    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<(StatusCode, String, T)> {
+    /// PUT a document (its media type from its format); returns the status,
+    /// the `x-netslice-result` header and the decoded answer.
+    pub async fn put_doc<T: DeserializeOwned>(
+        &self,
+        route: &Route,
+        query: &[(&str, String)],
+        body: String,
+    ) -> Result<(StatusCode, String, T)> {
+        let media = netslice_model::Format::guess(&body).media_type();
         let resp = self
-            .req(reqwest::Method::PUT, path)
-            .header("content-type", "application/yaml")
+            .req(reqwest::Method::PUT, route)
+            .query(query)
+            .header("content-type", media)
             .body(body)
             .send()
             .await
@@ -218,13 +310,31 @@ impl Client {
     }
 
     /// DELETE.
-    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.req(reqwest::Method::DELETE, path).send().await.map_err(|e| self.unreachable(e))?;
+    pub async fn delete<T: DeserializeOwned>(&self, route: &Route) -> Result<T> {
+        let resp = self.req(reqwest::Method::DELETE, route).send().await.map_err(|e| self.unreachable(e))?;
         Ok(self.decode(resp).await?.1)
     }
 
     /// Whether `/healthz` answers.
     pub async fn healthy(&self) -> bool {
-        matches!(self.req(reqwest::Method::GET, "/healthz").send().await, Ok(r) if r.status().is_success())
+        matches!(self.req(reqwest::Method::GET, &Route::healthz()).send().await, Ok(r) if r.status().is_success())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_segments_encoded() {
+        // The review's path tricks are refused before any request exists.
+        let e = Route::slice("../users/dave").unwrap_err().to_string();
+        assert!(e.contains("not a valid name"), "{e}");
+        assert!(Route::user("../slices/x").is_err());
+        assert!(Route::slice("../etc").is_err());
+        assert_eq!(Route::slice("red").unwrap().path(), "/api/v1/slices/red");
+        assert_eq!(Route::renew("red-2").unwrap().path(), "/api/v1/slices/red-2/renew");
+        assert_eq!(Route::user("Dave_1").unwrap().path(), "/api/v1/users/Dave_1");
+        assert_eq!(seg("../a b/%").to_string(), "%2E%2E%2Fa%20b%2F%25");
     }
 }

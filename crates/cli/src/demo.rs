@@ -89,7 +89,10 @@ fn run_json<T: serde::de::DeserializeOwned>(netns: &str, args: &[&str]) -> Resul
 }
 
 fn netns_of(info: &SliceInfo, node: &str) -> Result<String> {
-    info.plan.node(node).map(|n| n.netns.clone()).ok_or_else(|| anyhow!("slice {} has no node {node}", info.name))
+    info.plan
+        .node(node)
+        .and_then(|n| n.netns.clone())
+        .ok_or_else(|| anyhow!("slice {} has no sliver {node}", info.name))
 }
 
 fn ping_row(
@@ -195,8 +198,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     step(6, total, "summary");
     // Let the agents report their latest counters.
     std::thread::sleep(Duration::from_millis(2500));
-    let red_now: SliceInfo = rt.block_on(client.get("/api/v1/slices/red"))?;
-    let blue_now: SliceInfo = rt.block_on(client.get("/api/v1/slices/blue"))?;
+    let red_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("red")?))?;
+    let blue_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("blue")?))?;
     println!("\nnetslice demo: {} ({} hosts)", st.name, 4);
     println!("{:<6} {:<38} result", "slice", "check");
     for r in &rows {

@@ -121,30 +121,23 @@ pub struct ManagerArgs {
     /// Enrollment token agents present to register (read, or created if missing); default: beside the database.
     #[arg(long)]
     pub enroll_token_file: Option<PathBuf>,
-    /// Lease of a slice that asks for none (e.g. 24h, 90m, 3600).
+    /// Lease of a slice that asks for none (e.g. 24h, 90m, 3600s).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    pub lease_default: Duration,
+    pub lease_default: netslice_model::Micros,
     /// Longest lease a slice may have.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
-    pub lease_max: Duration,
+    pub lease_max: netslice_model::Micros,
 }
 
-/// Parses `90`, `90s`, `30m`, `24h`, `7d`.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86_400),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 30m, 24h, 7d)"))?;
-    let secs = n
-        .checked_mul(mult)
-        .filter(|v| *v > 0 && *v <= 10 * 365 * 86_400)
-        .ok_or_else(|| format!("{s:?} is outside 1s..3650d"))?;
-    Ok(Duration::from_secs(secs))
+/// Parses a duration in the one grammar of netslice (specs, API and command
+/// line alike, `netslice_model::Micros`): a number and a unit, `us`, `ms`,
+/// `s`, `m`, `h` or `d` (`90s`, `30m`, `24h`, `7d`, `1.5h`).
+pub fn parse_duration(s: &str) -> std::result::Result<netslice_model::Micros, String> {
+    let d: netslice_model::Micros = s.parse().map_err(|e: netslice_model::units::UnitError| e.0)?;
+    if d.secs() == 0 || d.secs() > 10 * 365 * 86_400 {
+        return Err(format!("{s:?} is outside 1s..3650d"));
+    }
+    Ok(d)
 }
 
 /// `netslice node`.
@@ -331,7 +324,7 @@ pub enum SliceCmd {
         name: String,
         /// New lease from now (default: the operator's default lease).
         #[arg(long = "for", value_parser = parse_duration)]
-        duration: Option<Duration>,
+        duration: Option<netslice_model::Micros>,
         #[command(flatten)]
         target: Target,
     },
@@ -438,7 +431,7 @@ fn run_manager(a: ManagerArgs) -> Result<ExitCode> {
     }
     let rt = runtime()?;
     if a.lease_default > a.lease_max {
-        anyhow::bail!("--lease-default ({:?}) is longer than --lease-max ({:?})", a.lease_default, a.lease_max);
+        anyhow::bail!("--lease-default ({}) is longer than --lease-max ({})", a.lease_default, a.lease_max);
     }
     rt.block_on(async {
         let mut opts = netslice_manager::Options::new(a.listen, a.db.clone(), substrate);
@@ -451,8 +444,7 @@ fn run_manager(a: ManagerArgs) -> Result<ExitCode> {
         if let Some(f) = a.enroll_token_file {
             opts.enroll_token_file = f;
         }
-        opts.policy =
-            netslice_manager::Policy { lease_default: a.lease_default.as_secs(), lease_max: a.lease_max.as_secs() };
+        opts.policy = netslice_manager::Policy { lease_default: a.lease_default.secs(), lease_max: a.lease_max.secs() };
         let started = netslice_manager::start(opts, shutdown_signal()).await?;
         tracing::info!("clients trust {}", started.cert.display());
         if let Some(f) = &a.addr_file {

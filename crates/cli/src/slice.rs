@@ -9,7 +9,7 @@ use netslice_model::SliceSpec;
 use netslice_model::api::{HostInfo, SliceInfo, SliceState, SliceSummary};
 use reqwest::StatusCode;
 
-use crate::client::Client;
+use crate::client::{Client, Route};
 use crate::{SliceCmd, Target};
 
 /// Reads a spec file (or stdin for `-`) and validates it, naming the file.
@@ -43,7 +43,7 @@ pub fn bytes(n: u64) -> String {
 /// Applies a spec and waits for the slice to become ready.
 pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -> Result<SliceInfo> {
     let (status, result, info): (StatusCode, String, SliceInfo) = client
-        .put_text(&format!("/api/v1/slices/{}", spec.name), text)
+        .put_doc(&Route::slice(&spec.name)?, &[], text)
         .await
         .with_context(|| format!("applying slice {}", spec.name))?;
     match (status, result.as_str()) {
@@ -59,10 +59,11 @@ pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -
 
 /// Polls a slice until it is ready; fails if it fails or the time runs out.
 pub async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> Result<SliceInfo> {
+    let route = Route::slice(name)?;
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
     loop {
-        let info: SliceInfo = client.get(&format!("/api/v1/slices/{name}")).await?;
+        let info: SliceInfo = client.get(&route).await?;
         let line =
             format!("{}{}", info.state.as_str(), info.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
         if line != last {
@@ -87,14 +88,15 @@ pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
     struct Deleted {
         revision: u64,
     }
-    let d: Deleted = client.delete(&format!("/api/v1/slices/{name}")).await?;
+    let route = Route::slice(name)?;
+    let d: Deleted = client.delete(&route).await?;
     eprintln!("slice {name} deleted (revision {})", d.revision);
     if wait == 0 {
         return Ok(());
     }
     let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
-        let hosts: Vec<HostInfo> = client.get("/api/v1/nodes").await?;
+        let hosts: Vec<HostInfo> = client.get(&Route::nodes()).await?;
         let behind: Vec<&str> = hosts
             .iter()
             .filter(|h| h.applied_revision.is_none_or(|a| a < h.desired_revision))
@@ -102,7 +104,7 @@ pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
             .collect();
         // Once every host applied the deletion the manager forgets the slice
         // (its housekeeping runs every second).
-        let gone = behind.is_empty() && client.get::<SliceInfo>(&format!("/api/v1/slices/{name}")).await.is_err();
+        let gone = behind.is_empty() && client.get::<SliceInfo>(&route).await.is_err();
         if gone {
             eprintln!("slice {name}: torn down on every host");
             return Ok(());
@@ -138,7 +140,7 @@ pub fn until(t: u64) -> String {
 /// Asks the manager whether a spec would be admitted and prints the plan.
 pub async fn dry_run(client: &Client, spec: &SliceSpec, text: String) -> Result<()> {
     let (_, _, d): (StatusCode, String, netslice_manager::api::DryRun) = client
-        .put_text(&format!("/api/v1/slices/{}?dry_run=true", spec.name), text)
+        .put_doc(&Route::slice(&spec.name)?, &[("dry_run", "true".into())], text)
         .await
         .with_context(|| format!("slice {} would be refused", spec.name))?;
     println!("slice {} would be admitted ({}); nothing was reserved", spec.name, d.action);
@@ -165,7 +167,7 @@ pub async fn dry_run(client: &Client, spec: &SliceSpec, text: String) -> Result<
 /// `substrate show`.
 pub async fn substrate_show(target: &Target, json: bool) -> Result<ExitCode> {
     let client = Client::from_target(target)?;
-    let u: netslice_model::api::SubstrateUsage = client.get("/api/v1/substrate/usage").await?;
+    let u: netslice_model::api::SubstrateUsage = client.get(&Route::usage()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&u)?);
         return Ok(ExitCode::SUCCESS);
@@ -203,7 +205,7 @@ pub async fn substrate_show(target: &Target, json: bool) -> Result<ExitCode> {
 /// `whoami`.
 pub async fn whoami(target: &Target) -> Result<ExitCode> {
     let client = Client::from_target(target)?;
-    let w: netslice_manager::api::WhoAmI = client.get("/api/v1/whoami").await?;
+    let w: netslice_manager::api::WhoAmI = client.get(&Route::whoami()).await?;
     println!("{} ({}) at {}", w.name, w.role, client.base());
     Ok(ExitCode::SUCCESS)
 }
@@ -235,7 +237,7 @@ pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
         }
     };
     let client = Client::new(&base, ca.as_deref(), Some(token.clone()))?;
-    let w: netslice_manager::api::WhoAmI = client.get("/api/v1/whoami").await?;
+    let w: netslice_manager::api::WhoAmI = client.get(&Route::whoami()).await?;
     let dir = crate::client::config_dir().context("no HOME or XDG_CONFIG_HOME to keep the login in")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     netslice_manager::auth::write_secret(&dir.join("token"), &token)
@@ -264,7 +266,7 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
                 name: name.clone(),
                 role: Some(if operator { "operator" } else { "developer" }.into()),
             };
-            let t: netslice_manager::api::UserToken = client.post_json("/api/v1/users", &body).await?;
+            let t: netslice_manager::api::UserToken = client.post_json(&Route::users(), &body).await?;
             match save_token {
                 Some(f) => {
                     netslice_manager::auth::write_secret(&f, &t.token)
@@ -278,8 +280,9 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
             }
         }
         crate::UserCmd::Revoke { name, target } => {
+            let route = Route::user(&name)?;
             let client = Client::from_target(&target)?;
-            let r: netslice_manager::api::Revoked = client.delete(&format!("/api/v1/users/{name}")).await?;
+            let r: netslice_manager::api::Revoked = client.delete(&route).await?;
             eprintln!("{} token(s) of {name} revoked", r.tokens);
         }
     }
@@ -301,15 +304,12 @@ fn print_info(info: &SliceInfo) {
     println!("nodes:");
     for n in &info.plan.nodes {
         let spec = info.spec.node(&n.name);
-        println!(
-            "  {:<10} {:<9} host {:<8} netns {}  cpu {} memory {}",
-            n.name,
-            spec.map(|s| s.node_type.as_str()).unwrap_or("?"),
-            n.host,
-            n.netns,
-            spec.map(|s| s.cpu).unwrap_or_default(),
-            spec.map(|s| s.memory.to_string()).unwrap_or_default()
-        );
+        let kind = spec.map(|s| s.node_type.as_str()).unwrap_or("?");
+        let reserved = format!("cpu {} memory {}", n.cpu_milli as f64 / 1000.0, netslice_model::Memory(n.memory));
+        match &n.netns {
+            Some(ns) => println!("  {:<10} {:<9} host {:<8} netns {ns}  {reserved}", n.name, kind, n.host),
+            None => println!("  {:<10} {:<9} host {:<8} fast path in the agent  {reserved}", n.name, kind, n.host),
+        }
         for i in &n.interfaces {
             let addrs: Vec<String> = info
                 .spec
@@ -323,7 +323,8 @@ fn print_info(info: &SliceInfo) {
     }
     for p in &info.programs {
         let stats: Vec<String> = p.stats.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
-        println!("  program {} on {}: {}", p.node, p.host, stats.join(" "));
+        let stats = if stats.is_empty() { "no frames yet".to_string() } else { stats.join(" ") };
+        println!("  program {} on {}: {stats}", p.node, p.host);
     }
     println!("links:");
     for l in &info.plan.links {
@@ -362,7 +363,7 @@ fn print_info(info: &SliceInfo) {
 /// `node list`.
 pub async fn node_list(target: &Target, json: bool) -> Result<ExitCode> {
     let client = Client::from_target(target)?;
-    let hosts: Vec<HostInfo> = client.get("/api/v1/nodes").await?;
+    let hosts: Vec<HostInfo> = client.get(&Route::nodes()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&hosts)?);
         return Ok(ExitCode::SUCCESS);
@@ -391,8 +392,10 @@ pub async fn node_list(target: &Target, json: bool) -> Result<ExitCode> {
 
 /// The namespace of a sliver, checked to exist on this machine.
 pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<String> {
+    let route = Route::slice(slice)?;
+    netslice_model::names::lowercase(node, netslice_model::spec::MAX_NAME).map_err(|e| anyhow!("node name {e}"))?;
     let client = Client::from_target(target)?;
-    let info: SliceInfo = match client.get(&format!("/api/v1/slices/{slice}")).await {
+    let info: SliceInfo = match client.get(&route).await {
         Ok(i) => i,
         Err(e) if !client.healthy().await => {
             // The manager is down, but slivers keep running: on a local testbed the
@@ -418,14 +421,20 @@ pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<St
             info.plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
         )
     })?;
-    if !netslice_io::netns::exists(&n.netns) {
+    let Some(ns) = &n.netns else {
+        let kind = info.spec.node(node).map(|s| s.node_type.as_str()).unwrap_or("fast-path");
         bail!(
-            "sliver {slice}/{node} (namespace {}) is not on this machine or not created yet ({})",
-            n.netns,
+            "{slice}/{node} is a fast-path node ({kind}): it runs inside the agent of {} and has no namespace to run programs in; exec into a slowpath node, and see `netslice slice show {slice}` for its counters",
+            n.host
+        );
+    };
+    if !netslice_io::netns::exists(ns) {
+        bail!(
+            "sliver {slice}/{node} (namespace {ns}) is not on this machine or not created yet ({})",
             info.state.as_str()
         );
     }
-    Ok(n.netns.clone())
+    Ok(ns.clone())
 }
 
 /// Replaces this process with `cmd` inside the sliver (and its cgroups, if any).
@@ -455,7 +464,7 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
         }
         SliceCmd::List { target, json } => {
             let client = Client::from_target(&target)?;
-            let v: Vec<SliceSummary> = client.get("/api/v1/slices").await?;
+            let v: Vec<SliceSummary> = client.get(&Route::slices()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if v.is_empty() {
@@ -480,8 +489,9 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             }
         }
         SliceCmd::Show { name, target, json } => {
+            let route = Route::slice(&name)?;
             let client = Client::from_target(&target)?;
-            let info: SliceInfo = client.get(&format!("/api/v1/slices/{name}")).await?;
+            let info: SliceInfo = client.get(&route).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
@@ -489,13 +499,14 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             }
         }
         SliceCmd::Renew { name, duration, target } => {
+            let route = Route::renew(&name)?;
             let client = Client::from_target(&target)?;
-            let body = netslice_manager::api::Renew { seconds: duration.map(|d| d.as_secs()) };
-            let r: netslice_manager::api::Renewed =
-                client.post_json(&format!("/api/v1/slices/{name}/renew"), &body).await?;
+            let body = netslice_manager::api::Renew { seconds: None, duration };
+            let r: netslice_manager::api::Renewed = client.post_json(&route, &body).await?;
             eprintln!("slice {name}: lease ends {}", until(r.expires));
         }
         SliceCmd::Delete { name, wait, target } => {
+            Route::slice(&name)?;
             let client = Client::from_target(&target)?;
             delete(&client, &name, wait).await?;
         }
@@ -514,7 +525,7 @@ pub async fn types(target: &Target, json: bool, builtin: bool) -> Result<ExitCod
     let info: netslice_model::types::TypesInfo = if builtin {
         netslice_dataplane::Registry::builtin().info()
     } else {
-        Client::from_target(target)?.get("/api/v1/types").await?
+        Client::from_target(target)?.get(&Route::types()).await?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);

@@ -234,7 +234,7 @@ pub async fn wait_hosts_ready(client: &Client, timeout: Duration) -> Result<Vec<
     let deadline = Instant::now() + timeout;
     let mut last_missing = String::new();
     loop {
-        let hosts: Result<Vec<HostInfo>> = client.get("/api/v1/nodes").await;
+        let hosts: Result<Vec<HostInfo>> = client.get(&crate::client::Route::nodes()).await;
         if let Ok(hosts) = &hosts {
             let missing: Vec<&str> =
                 hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.as_str()).collect();

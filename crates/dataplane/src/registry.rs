@@ -94,6 +94,13 @@ pub trait NodeTypePlugin: Send + Sync + Debug {
     /// The packet program of a fast-path node (`None` for slow-path types, whose
     /// nodes are namespace slivers run by the agent).
     fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String>;
+    /// Memory a fast-path node holds in the agent with these parameters (its
+    /// tables and queues at their limits), bytes; the manager reserves it on
+    /// the node's host. Default: 1 MiB.
+    fn memory(&self, node: &NodeDecl<'_>) -> u64 {
+        let _ = node;
+        netslice_model::types::FAST_PATH_MEMORY
+    }
 }
 
 /// The registries of one deployment.
@@ -186,5 +193,9 @@ impl TypeCatalog for Registry {
 
     fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<(String, String)> {
         self.node(node_type).map(|n| n.check(node)).unwrap_or_default()
+    }
+
+    fn node_memory(&self, node_type: &str, node: &NodeDecl<'_>) -> u64 {
+        self.node(node_type).map(|n| n.memory(node)).unwrap_or(netslice_model::types::FAST_PATH_MEMORY)
     }
 }

@@ -214,7 +214,9 @@ impl Allocations {
     /// Adds what a plan holds.
     pub fn add(&mut self, p: &SlicePlan) {
         for n in &p.nodes {
-            *self.slivers.entry(n.host.clone()).or_default() += 1;
+            if n.netns.is_some() {
+                *self.slivers.entry(n.host.clone()).or_default() += 1;
+            }
             *self.cpu_milli.entry(n.host.clone()).or_default() += n.cpu_milli;
             *self.memory.entry(n.host.clone()).or_default() += n.memory;
             for i in &n.interfaces {
@@ -247,7 +249,9 @@ impl Allocations {
     /// Removes what a plan holds (the exact inverse of [`add`](Self::add)).
     pub fn remove(&mut self, p: &SlicePlan) {
         for n in &p.nodes {
-            if let Some(c) = self.slivers.get_mut(&n.host) {
+            if n.netns.is_some()
+                && let Some(c) = self.slivers.get_mut(&n.host)
+            {
                 *c = c.saturating_sub(1);
                 if *c == 0 {
                     self.slivers.remove(&n.host);
@@ -345,6 +349,51 @@ pub fn sliver_netns(substrate: &str, slice: &str, node: &str) -> String {
     format!("{substrate}.{slice}.{node}")
 }
 
+/// Guaranteed bandwidth one agent core is charged for carrying through a
+/// fast-path node: 4 Gbit/s (a conservative reading of docs/benchmarks.md,
+/// where a node program costs 24-39 ns per 1372-byte frame and an agent
+/// core moves 0.5-1.1 Mpps of I/O; 4 Gbit/s of 1372-byte frames is 364
+/// kpps). The measured, per-host forwarding budget replaces this constant
+/// when forwarding capacity becomes an admitted resource.
+pub const FAST_PATH_BPS_PER_CORE: u64 = 4_000_000_000;
+
+/// What a virtual node reserves on its host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeDemand {
+    /// CPU cores.
+    pub cpu: f64,
+    /// Memory, bytes.
+    pub memory: u64,
+    /// Whether it is a sliver (a namespace, taking a sliver slot); fast-path
+    /// nodes are not.
+    pub sliver: bool,
+}
+
+/// What node `n` of `spec` reserves. A sliver: its CPU and memory limits. A
+/// fast-path node runs in the agent's forwarding threads, so it is charged
+/// for that work and its state: CPU for the guaranteed bandwidth of its links
+/// at [`FAST_PATH_BPS_PER_CORE`] (at least 0.01), memory as its type says
+/// (its tables at their limits), and no sliver slot.
+pub fn node_demand(spec: &SliceSpec, n: &netslice_model::spec::NodeSpec, types: &dyn TypeCatalog) -> NodeDemand {
+    if !types.node_type(&n.node_type).is_some_and(|t| t.fast_path) {
+        return NodeDemand { cpu: n.cpu(), memory: n.memory().bytes(), sliver: true };
+    }
+    let bps: u64 = spec
+        .links
+        .iter()
+        .filter(|l| l.endpoints.iter().any(|e| e.node == n.name))
+        .map(|l| l.bandwidth.bps())
+        .fold(0u64, u64::saturating_add);
+    let milli = (u128::from(bps) * 1000).div_ceil(u128::from(FAST_PATH_BPS_PER_CORE)).max(10);
+    let interfaces = spec.interface_decls(&n.name);
+    let decl = netslice_model::types::NodeDecl { params: &n.params, interfaces: &interfaces, routes: &n.routes };
+    NodeDemand {
+        cpu: milli.min(1 << 40) as f64 / 1000.0,
+        memory: types.node_memory(&n.node_type, &decl),
+        sliver: false,
+    }
+}
+
 /// Plans a new slice against the substrate, given what other slices hold. On
 /// success the caller records the plan (e.g. with [`Allocations::add`]).
 pub fn plan(
@@ -408,9 +457,11 @@ pub fn replan(
     let prev_node = |name: &str| previous.and_then(|(s, pl)| Some((s.node(name)?, pl.node(name)?)));
     let mut v = vne::VNet { share_hosts: spec.share_hosts, ..vne::VNet::default() };
     let mut mtu_problems: Vec<Option<PlanError>> = Vec::new();
-    for n in &spec.nodes {
-        v.cpu.push(n.cpu);
-        v.mem.push(n.memory.bytes());
+    let demands: Vec<NodeDemand> = spec.nodes.iter().map(|n| node_demand(spec, n, types)).collect();
+    for (n, d) in spec.nodes.iter().zip(&demands) {
+        v.cpu.push(d.cpu);
+        v.mem.push(d.memory);
+        v.sliver.push(d.sliver);
         // A running node stays where it is (its programs keep running).
         let stay =
             prev_node(&n.name).filter(|(old, _)| old.node_type == n.node_type).map(|(_, plan)| plan.host.clone());
@@ -527,10 +578,10 @@ pub fn replan(
         .map(|(i, n)| NodePlan {
             name: n.name.clone(),
             host: substrate.hosts[e.hosts[i]].name.clone(),
-            netns: sliver_netns(&substrate.name, &spec.name, &n.name),
+            netns: demands[i].sliver.then(|| sliver_netns(&substrate.name, &spec.name, &n.name)),
             interfaces: Vec::new(),
-            cpu_milli: (n.cpu * 1000.0).round() as u64,
-            memory: n.memory.bytes(),
+            cpu_milli: (demands[i].cpu * 1000.0).round() as u64,
+            memory: demands[i].memory,
         })
         .collect();
     let mut wanted_ports: Vec<(usize, usize, usize, Option<u32>)> = Vec::new(); // link, endpoint, node, kept port
@@ -781,8 +832,8 @@ pub fn node_configs(
                     fast_path: types.node_type(&ns.node_type).is_some_and(|t| t.fast_path),
                     params: ns.params.clone(),
                     netns: np.netns.clone(),
-                    cpu: ns.cpu,
-                    memory: ns.memory,
+                    cpu: np.cpu_milli as f64 / 1000.0,
+                    memory: netslice_model::Memory(np.memory),
                     ip_forward: ns.ip_forward,
                     interfaces,
                     routes: ns.routes.clone(),

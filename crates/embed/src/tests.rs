@@ -74,7 +74,7 @@ fn plans_transit_path_and_forwarding_closes() {
     let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
     assert_eq!(p.links[0].path, ["h1", "t1", "h2"]);
     assert_eq!(p.links[0].underlay, ["h1-t1", "t1-h2"]);
-    assert_eq!(p.nodes[0].netns, "lab.red.a");
+    assert_eq!(p.nodes[0].netns.as_deref(), Some("lab.red.a"));
     let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
     let pa = p.nodes[0].interfaces[0].port;
     let pb = p.nodes[1].interfaces[0].port;
@@ -261,4 +261,59 @@ fn bad_cpu_lists_are_refused_by_field() {
         let e = SliceSpec::from_text(&text).unwrap_err().to_string();
         assert!(e.contains(field), "{cpus}: {e}");
     }
+}
+
+#[test]
+fn fast_path_nodes_are_charged_their_forwarding_work_not_a_sliver() {
+    // h3 holds one sliver.
+    let s = Substrate::from_text(
+        r#"
+name: lab
+hosts:
+  - { name: h1, role: vnode }
+  - { name: h2, role: vnode }
+  - { name: h3, role: vnode, slivers: 1 }
+links:
+  - { endpoints: [h1, h3], bandwidth: 1Gbit }
+  - { endpoints: [h2, h3], bandwidth: 1Gbit }
+"#,
+    )
+    .unwrap();
+    let spec = SliceSpec::from_text(
+        r#"
+name: sw
+share_hosts: true
+nodes:
+  - { name: a, host: h1 }
+  - { name: b, host: h2 }
+  - { name: s, type: l2switch, host: h3 }
+  - { name: t, type: router, host: h3 }
+  - { name: c, host: h3 }
+links:
+  - { name: as, bandwidth: 300Mbit, endpoints: [ { node: a }, { node: s } ] }
+  - { name: bs, bandwidth: 100Mbit, endpoints: [ { node: b }, { node: s } ] }
+  - { name: st, bandwidth: 1Mbit, endpoints: [ { node: s }, { node: t, address: 10.0.0.1/24 } ] }
+  - { name: tc, bandwidth: 1Mbit, endpoints: [ { node: t, address: 10.0.1.1/24 }, { node: c } ] }
+"#,
+    )
+    .unwrap();
+    // Two fast-path nodes and a sliver on a host with one sliver slot.
+    let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
+    let sw = p.node("s").unwrap();
+    assert_eq!(sw.netns, None, "a fast-path node has no namespace");
+    // 401 Mbit/s of guaranteed frames at 4 Gbit/s per core: 100.25 -> 101 millicores.
+    assert_eq!(sw.cpu_milli, 101);
+    assert_eq!(sw.memory, netslice_model::types::FAST_PATH_MEMORY);
+    assert_eq!(p.node("t").unwrap().cpu_milli, 10, "at least 0.01 cores");
+    let a = p.node("a").unwrap();
+    assert_eq!((a.cpu_milli, a.memory), (500, 256 << 20), "slivers keep their limits");
+    let held = Allocations::from_plans([&p]);
+    assert_eq!(held.slivers.get("h3"), Some(&1), "only c takes a sliver slot on h3");
+    assert_eq!(held.cpu_milli["h3"], 101 + 10 + 500);
+    let mut back = held.clone();
+    back.remove(&p);
+    assert_eq!(back, Allocations::default(), "remove is the exact inverse of add");
+    let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
+    let cfg = cfgs["h3"].slivers.iter().find(|x| x.node == "s").unwrap();
+    assert!(cfg.fast_path && cfg.netns.is_none());
 }

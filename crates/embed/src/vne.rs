@@ -88,7 +88,7 @@ impl PNet {
         for (i, &h) in e.hosts.iter().enumerate() {
             self.cpu[h] -= v.cpu[i];
             self.mem[h] = self.mem[h].saturating_sub(v.mem[i]);
-            self.slots[h] = self.slots[h].saturating_sub(1);
+            self.slots[h] = self.slots[h].saturating_sub(v.slot_demand(i));
             self.ports[h] = self.ports[h].saturating_sub(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
@@ -107,7 +107,7 @@ impl PNet {
         for (i, &h) in e.hosts.iter().enumerate() {
             self.cpu[h] += v.cpu[i];
             self.mem[h] = self.mem[h].saturating_add(v.mem[i]);
-            self.slots[h] = self.slots[h].saturating_add(1);
+            self.slots[h] = self.slots[h].saturating_add(v.slot_demand(i));
             self.ports[h] = self.ports[h].saturating_add(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
@@ -127,6 +127,9 @@ pub struct VNet {
     pub cpu: Vec<f64>,
     /// Memory per virtual node, bytes.
     pub mem: Vec<u64>,
+    /// Whether a virtual node is a sliver and takes a sliver slot (fast-path
+    /// nodes do not); missing entries count as slivers.
+    pub sliver: Vec<bool>,
     /// Host a virtual node must go to, if pinned.
     pub pins: Vec<Option<usize>>,
     /// Virtual links: `(node a, node b, bandwidth both ways)`.
@@ -141,6 +144,11 @@ pub struct VNet {
 }
 
 impl VNet {
+    /// Sliver slots virtual node `u` needs: 1, or 0 for a fast-path node.
+    pub fn slot_demand(&self, u: usize) -> u32 {
+        u32::from(self.sliver.get(u).copied().unwrap_or(true))
+    }
+
     /// Interfaces (ports) virtual node `u` needs: one per virtual link end.
     pub fn port_demand(&self, u: usize) -> u32 {
         self.links.iter().map(|l| u32::from(l.0 == u) + u32::from(l.1 == u)).sum()
@@ -236,7 +244,7 @@ fn fits(p: &PNet, v: &VNet, node: usize, host: usize) -> bool {
     p.eligible[host]
         && p.cpu[host] + 1e-9 >= v.cpu[node]
         && p.mem[host] >= v.mem[node]
-        && p.slots[host] >= 1
+        && p.slots[host] >= v.slot_demand(node)
         && p.ports[host] >= v.port_demand(node)
 }
 
@@ -573,7 +581,7 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
             }
             w.cpu[h] -= v.cpu[u];
             w.mem[h] = w.mem[h].saturating_sub(v.mem[u]);
-            w.slots[h] = w.slots[h].saturating_sub(1);
+            w.slots[h] = w.slots[h].saturating_sub(v.slot_demand(u));
             w.ports[h] = w.ports[h].saturating_sub(v.port_demand(u));
             used[h] = true;
             hosts[u] = Some(h);
@@ -611,7 +619,7 @@ fn node_refusal(p: &PNet, v: &VNet, u: usize, cands: Vec<usize>) -> Refusal {
         ("memory", v.mem[u] as f64, best(&|h| p.mem[h] as f64))
     } else if !cands.iter().any(|&h| p.ports[h] >= v.port_demand(u)) {
         ("ports", f64::from(v.port_demand(u)), best(&|h| f64::from(p.ports[h])))
-    } else if !cands.iter().any(|&h| p.slots[h] >= 1) {
+    } else if !cands.iter().any(|&h| p.slots[h] >= v.slot_demand(u)) {
         ("sliver slots", 1.0, best(&|h| f64::from(p.slots[h])))
     } else {
         ("distinct hosts", 1.0, 0.0)

@@ -9,29 +9,36 @@
 //! (issued at registration, which takes the enrollment token). `/healthz` and
 //! `/openapi.json` are open.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State as AxState};
+use axum::extract::{FromRequestParts, State as AxState};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use netslice_model::api::{
-    ApiError, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SlicePlan, SliceSummary,
-    SubstrateUsage,
+    ApiError, AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SlicePlan,
+    SliceSummary, SubstrateUsage,
 };
 use netslice_model::types::TypesInfo;
-use netslice_model::{FieldError, SliceSpec, Substrate, parse_document};
+use netslice_model::{FieldError, Micros, SliceSpec, Substrate};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::Principal;
+use crate::extract::{ApiQuery, Body, Document, HostName, SliceName, UserName};
 use crate::state::{Applied, ManagerError, State};
 
 /// Longest long-poll wait an agent may ask for.
 pub const MAX_WATCH: Duration = Duration::from_secs(60);
+
+/// Most requests one caller (a token or an agent credential) may have in
+/// flight at once; more are answered 429 at once, so that one client cannot
+/// occupy the manager for the others.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// Shared by every handler.
 #[derive(Debug, Clone)]
@@ -40,19 +47,77 @@ pub struct App {
     pub state: Arc<Mutex<State>>,
     /// Bumped after every change, to wake long-polls.
     pub changed: watch::Sender<u64>,
+    /// Requests in flight per caller.
+    pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Runs `f`, which may block (the state lock, SQLite, planning), without
+/// holding up the other tasks of this runtime worker: on a multi-threaded
+/// runtime they move to another worker meanwhile.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 impl App {
+    /// A new shared state.
+    pub fn new(state: State) -> App {
+        let (changed, _) = watch::channel(state.revision());
+        App { state: Arc::new(Mutex::new(state)), changed, in_flight: Arc::default() }
+    }
+
     /// Runs `f` on the state; wakes long-polls if the revision moved.
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, ManagerError>) -> Result<T, ManagerError> {
-        let mut s = self.state.lock().expect("state lock poisoned");
-        let before = s.revision();
-        let r = f(&mut s);
-        let after = s.revision();
-        if after != before {
-            self.changed.send_replace(after);
+        blocking(|| {
+            let mut s = self.state.lock().expect("state lock poisoned");
+            let before = s.revision();
+            let r = f(&mut s);
+            let after = s.revision();
+            if after != before {
+                self.changed.send_replace(after);
+            }
+            r
+        })
+    }
+
+    /// Reads the state.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        blocking(|| f(&self.state.lock().expect("state lock poisoned")))
+    }
+}
+
+/// One of a caller's requests in flight; counted down when dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    key: String,
+    table: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl InFlight {
+    fn enter(table: &Arc<Mutex<HashMap<String, usize>>>, key: String) -> Result<InFlight, ManagerError> {
+        let mut t = table.lock().expect("in-flight lock");
+        let n = t.entry(key.clone()).or_default();
+        if *n >= MAX_IN_FLIGHT {
+            return Err(ManagerError::TooManyRequests(format!(
+                "this credential already has {MAX_IN_FLIGHT} requests in flight; wait for their answers"
+            )));
         }
-        r
+        *n += 1;
+        Ok(InFlight { key, table: table.clone() })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().expect("in-flight lock");
+        if let Some(n) = t.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -65,6 +130,10 @@ pub fn status_of(e: &ManagerError) -> (StatusCode, &'static str) {
         ManagerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         ManagerError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         ManagerError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        ManagerError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        ManagerError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        ManagerError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        ManagerError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ManagerError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
     }
 }
@@ -91,7 +160,12 @@ impl IntoResponse for ManagerError {
         if status.is_server_error() {
             tracing::error!("{message}");
         }
-        (status, Json(ApiError { code: code.to_string(), message, errors, reason, geni_code })).into_response()
+        let body = Json(ApiError { code: code.to_string(), message, errors, reason, geni_code });
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => (status, [("retry-after", "1")], body).into_response(),
+            StatusCode::REQUEST_TIMEOUT => (status, [("connection", "close")], body).into_response(),
+            _ => (status, body).into_response(),
+        }
     }
 }
 
@@ -102,9 +176,13 @@ fn bearer(parts: &Parts) -> Option<String> {
     h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request, counted in flight while it lasts.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(
+    pub Principal,
+    // Held for its `Drop`: the request stops counting when it is answered.
+    #[allow(dead_code)] Arc<InFlight>,
+);
 
 impl FromRequestParts<App> for Caller {
     type Rejection = ManagerError;
@@ -112,8 +190,15 @@ impl FromRequestParts<App> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)
             .ok_or_else(|| ManagerError::Unauthorized("no credentials: send Authorization: Bearer <token>".into()))?;
-        let who = app.state.lock().expect("lock").authenticate(&token);
-        who.map(Caller).ok_or_else(|| ManagerError::Unauthorized("unknown or revoked token".into()))
+        let who = app
+            .read(|s| s.authenticate(&token))
+            .ok_or_else(|| ManagerError::Unauthorized("unknown or revoked token".into()))?;
+        let key = match &who {
+            Principal::User { name, .. } => format!("user:{name}"),
+            Principal::Node(h) => format!("node:{h}"),
+        };
+        let guard = InFlight::enter(&app.in_flight, key)?;
+        Ok(Caller(who, Arc::new(guard)))
     }
 }
 
@@ -130,12 +215,6 @@ fn node(c: &Caller, host: &str) -> ApiResult<()> {
         Principal::Node(h) => Err(ManagerError::Forbidden(format!("the credential of {h} cannot act for {host}"))),
         Principal::User { .. } => Err(ManagerError::Forbidden("only the host's agent calls this".into())),
     }
-}
-
-fn parse_spec(body: &str) -> ApiResult<SliceSpec> {
-    let spec: SliceSpec = parse_document(body)?;
-    spec.validate()?;
-    Ok(spec)
 }
 
 /// Liveness.
@@ -156,7 +235,7 @@ pub struct WhoAmI {
 /// The caller's identity.
 #[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ApiError)))]
 pub async fn whoami(c: Caller) -> Json<WhoAmI> {
-    Json(match c.0 {
+    Json(match c.0.clone() {
         Principal::User { name, operator } => {
             WhoAmI { name, role: if operator { "operator" } else { "developer" }.into() }
         }
@@ -168,40 +247,45 @@ pub async fn whoami(c: Caller) -> Json<WhoAmI> {
 #[utoipa::path(get, path = "/api/v1/substrate", responses((status = 200, body = Substrate), (status = 401, body = ApiError)))]
 pub async fn substrate(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json<Substrate>> {
     person(&c)?;
-    Ok(Json(app.state.lock().expect("lock").substrate().clone()))
+    Ok(Json(app.read(|s| s.substrate().clone())))
 }
 
 /// Every resource of the substrate, reserved and free.
 #[utoipa::path(get, path = "/api/v1/substrate/usage", responses((status = 200, body = SubstrateUsage), (status = 401, body = ApiError)))]
 pub async fn usage(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json<SubstrateUsage>> {
     person(&c)?;
-    Ok(Json(app.state.lock().expect("lock").usage()))
+    Ok(Json(app.read(|s| s.usage())))
 }
 
 /// The node and link types this deployment offers, with their parameters.
 #[utoipa::path(get, path = "/api/v1/types", responses((status = 200, body = TypesInfo), (status = 401, body = ApiError)))]
 pub async fn types(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json<TypesInfo>> {
     person(&c)?;
-    Ok(Json(app.state.lock().expect("lock").types().info()))
+    Ok(Json(app.read(|s| s.types().info())))
 }
 
 /// The caller's slices (an operator's: every slice).
 #[utoipa::path(get, path = "/api/v1/slices", responses((status = 200, body = Vec<SliceSummary>), (status = 401, body = ApiError)))]
 pub async fn list_slices(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json<Vec<SliceSummary>>> {
     let who = person(&c)?;
-    Ok(Json(app.state.lock().expect("lock").slice_list(who)))
+    Ok(Json(app.read(|s| s.slice_list(who))))
 }
 
 /// One slice, with its plan and counters.
 #[utoipa::path(get, path = "/api/v1/slices/{name}", params(("name" = String, Path, description = "slice name")),
     responses((status = 200, body = SliceInfo), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
-pub async fn get_slice(AxState(app): AxState<App>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<SliceInfo>> {
+pub async fn get_slice(
+    AxState(app): AxState<App>,
+    c: Caller,
+    SliceName(name): SliceName,
+) -> ApiResult<Json<SliceInfo>> {
     let who = person(&c)?.clone();
     app.with(|s| s.slice_info(&name, &who)).map(Json)
 }
 
 /// Options of an apply.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ApplyQuery {
     /// Check and plan only: nothing is reserved or changed.
     #[serde(default)]
@@ -221,7 +305,7 @@ pub struct DryRun {
 
 fn applied(app: &App, spec: SliceSpec, create_only: bool, who: &Principal, dry_run: bool) -> ApiResult<Response> {
     let name = spec.name.clone();
-    let exists = app.state.lock().expect("lock").slice_list(&Principal::system()).iter().any(|s| s.name == name);
+    let exists = app.read(|s| s.slice_list(&Principal::system()).iter().any(|s| s.name == name));
     let (result, plan) = app.with(|s| s.apply(spec, create_only, who, dry_run))?;
     if result == Applied::DryRun {
         let action = if exists { "update" } else { "create" }.to_string();
@@ -240,11 +324,11 @@ fn applied(app: &App, spec: SliceSpec, create_only: bool, who: &Principal, dry_r
 pub async fn create_slice(
     AxState(app): AxState<App>,
     c: Caller,
-    Query(q): Query<ApplyQuery>,
-    body: String,
+    ApiQuery(q): ApiQuery<ApplyQuery>,
+    Document(spec): Document<SliceSpec>,
 ) -> ApiResult<Response> {
     let who = person(&c)?.clone();
-    let spec = parse_spec(&body)?;
+    spec.validate()?;
     applied(&app, spec, true, &who, q.dry_run)
 }
 
@@ -258,12 +342,12 @@ pub async fn create_slice(
 pub async fn apply_slice(
     AxState(app): AxState<App>,
     c: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<ApplyQuery>,
-    body: String,
+    SliceName(name): SliceName,
+    ApiQuery(q): ApiQuery<ApplyQuery>,
+    Document(spec): Document<SliceSpec>,
 ) -> ApiResult<Response> {
     let who = person(&c)?.clone();
-    let spec = parse_spec(&body)?;
+    spec.validate()?;
     if spec.name != name {
         return Err(ManagerError::Invalid {
             what: "request",
@@ -287,18 +371,50 @@ pub struct Deleted {
 /// Deletes a slice.
 #[utoipa::path(delete, path = "/api/v1/slices/{name}", params(("name" = String, Path, description = "slice name")),
     responses((status = 200, body = Deleted), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
-pub async fn delete_slice(AxState(app): AxState<App>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Deleted>> {
+pub async fn delete_slice(
+    AxState(app): AxState<App>,
+    c: Caller,
+    SliceName(name): SliceName,
+) -> ApiResult<Json<Deleted>> {
     let who = person(&c)?.clone();
     app.with(|s| s.delete(&name, &who)).map(|revision| Json(Deleted { revision }))
 }
 
-/// A lease extension.
+/// A lease extension: `{"for": "48h"}` or `{"seconds": 172800}` (not both);
+/// an empty body or `{}` asks for the operator's default lease.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Renew {
-    /// Seconds from now (default: the operator's default lease).
-    #[serde(default)]
+    /// Seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<u64>,
+    /// How long from now, as a duration (`48h`, `7d`).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub duration: Option<Micros>,
+}
+
+impl Body for Renew {
+    const WHAT: &'static str = "renew request";
+
+    fn empty() -> Option<Self> {
+        Some(Renew::default())
+    }
+}
+
+impl Renew {
+    /// The asked-for lease in seconds, if any.
+    pub fn secs(&self) -> ApiResult<Option<u64>> {
+        match (self.seconds, self.duration) {
+            (Some(_), Some(_)) => Err(ManagerError::Invalid {
+                what: "renew request",
+                errors: vec![FieldError::new("for", "give either for or seconds, not both")],
+            }),
+            (Some(s), None) => Ok(Some(s)),
+            (None, Some(d)) => Ok(Some(d.secs())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// The new lease end.
@@ -314,12 +430,12 @@ pub struct Renewed {
 pub async fn renew(
     AxState(app): AxState<App>,
     c: Caller,
-    Path(name): Path<String>,
-    body: String,
+    SliceName(name): SliceName,
+    Document(r): Document<Renew>,
 ) -> ApiResult<Json<Renewed>> {
     let who = person(&c)?.clone();
-    let r: Renew = if body.trim().is_empty() { Renew::default() } else { parse_document(&body)? };
-    app.with(|s| s.renew(&name, r.seconds, &who)).map(|expires| Json(Renewed { expires }))
+    let secs = r.secs()?;
+    app.with(|s| s.renew(&name, secs, &who)).map(|expires| Json(Renewed { expires }))
 }
 
 /// A new user.
@@ -331,6 +447,10 @@ pub struct NewUser {
     /// `developer` (default) or `operator`.
     #[serde(default)]
     pub role: Option<String>,
+}
+
+impl Body for NewUser {
+    const WHAT: &'static str = "user";
 }
 
 /// A user's token, shown once.
@@ -347,13 +467,16 @@ pub struct UserToken {
 /// Adds a user and issues a token (operators only).
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
     responses((status = 201, body = UserToken), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn add_user(AxState(app): AxState<App>, c: Caller, body: String) -> ApiResult<(StatusCode, Json<UserToken>)> {
+pub async fn add_user(
+    AxState(app): AxState<App>,
+    c: Caller,
+    Document(u): Document<NewUser>,
+) -> ApiResult<(StatusCode, Json<UserToken>)> {
     let who = person(&c)?.clone();
-    let u: NewUser = parse_document(&body)?;
     let role = u.role.unwrap_or_else(|| "developer".into());
     if role != "developer" && role != "operator" {
         return Err(ManagerError::Invalid {
-            what: "request",
+            what: "user",
             errors: vec![FieldError::new("role", format!("{role:?} is not developer or operator"))],
         });
     }
@@ -373,7 +496,7 @@ pub struct Revoked {
 /// Revokes a user's tokens (operators only).
 #[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = Revoked), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
-pub async fn revoke_user(AxState(app): AxState<App>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Revoked>> {
+pub async fn revoke_user(AxState(app): AxState<App>, c: Caller, UserName(name): UserName) -> ApiResult<Json<Revoked>> {
     let who = person(&c)?.clone();
     app.with(|s| s.revoke_user(&name, &who)).map(|tokens| Json(Revoked { name, tokens }))
 }
@@ -382,7 +505,7 @@ pub async fn revoke_user(AxState(app): AxState<App>, c: Caller, Path(name): Path
 #[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = Vec<HostInfo>), (status = 401, body = ApiError)))]
 pub async fn list_nodes(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json<Vec<HostInfo>>> {
     person(&c)?;
-    Ok(Json(app.state.lock().expect("lock").hosts()))
+    Ok(Json(app.read(|s| s.hosts())))
 }
 
 /// An agent registers with the enrollment token and gets its own credential.
@@ -390,9 +513,9 @@ pub async fn list_nodes(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json
     request_body = RegisterRequest, responses((status = 200, body = Registered), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn register(
     AxState(app): AxState<App>,
-    Path(host): Path<String>,
+    HostName(host): HostName,
     headers: axum::http::HeaderMap,
-    Json(req): Json<RegisterRequest>,
+    Document(req): Document<RegisterRequest>,
 ) -> ApiResult<Json<Registered>> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -407,6 +530,7 @@ pub async fn register(
 
 /// Long-poll parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct WatchQuery {
     /// Revision the agent has; answer when the desired one is newer.
     #[serde(default)]
@@ -425,18 +549,17 @@ pub struct WatchQuery {
 pub async fn watch_config(
     AxState(app): AxState<App>,
     c: Caller,
-    Path(host): Path<String>,
-    Query(q): Query<WatchQuery>,
+    HostName(host): HostName,
+    ApiQuery(q): ApiQuery<WatchQuery>,
 ) -> ApiResult<Response> {
     node(&c, &host)?;
     let mut rx = app.changed.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait).min(MAX_WATCH);
     loop {
-        let cfg = {
-            let s = app.state.lock().expect("lock");
+        let cfg = app.read(|s| {
             let cfg = s.config(&host).ok_or_else(|| ManagerError::NotFound(format!("no host named {host:?}")))?;
-            (cfg.epoch != q.epoch || cfg.revision > q.after || q.wait == 0).then(|| cfg.clone())
-        };
+            Ok::<_, ManagerError>((cfg.epoch != q.epoch || cfg.revision > q.after || q.wait == 0).then(|| cfg.clone()))
+        })?;
         if let Some(cfg) = cfg {
             return Ok(Json(cfg).into_response());
         }
@@ -453,11 +576,96 @@ pub async fn watch_config(
 pub async fn status(
     AxState(app): AxState<App>,
     c: Caller,
-    Path(host): Path<String>,
-    Json(report): Json<NodeReport>,
+    HostName(host): HostName,
+    Document(report): Document<NodeReport>,
 ) -> ApiResult<&'static str> {
     node(&c, &host)?;
     app.with(|s| s.report(&host, report)).map(|_| "ok")
+}
+
+/// Which part of the audit trail to read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records after this sequence number (default 0: from the first).
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many records (default and most: 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The audit trail: every change with its caller, oldest first (operators only).
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ApiError)))]
+pub async fn audit(
+    AxState(app): AxState<App>,
+    c: Caller,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let who = person(&c)?.clone();
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    app.read(|s| s.audit_trail(q.after, limit, &who)).map(Json)
+}
+
+/// Answers a path no route serves, in the API's error format.
+pub async fn no_route(uri: axum::http::Uri) -> ManagerError {
+    ManagerError::NotFound(format!("no API path {:?} (see /openapi.json)", uri.path()))
+}
+
+/// Answers a method a path does not take, in the API's error format.
+pub async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ManagerError {
+    ManagerError::MethodNotAllowed(format!("{} does not take {method} (see /openapi.json)", uri.path()))
+}
+
+/// Adds the errors any operation may answer to every operation of the
+/// document: a bad request, a missing or unknown token, a body too large or
+/// too slow, too many requests in flight, a name that does not exist.
+#[derive(Debug)]
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let common = [
+            ("400", "invalid request: the fields at fault are listed"),
+            ("401", "no credentials, or unknown or revoked token"),
+            ("403", "the credential may not do this"),
+            ("404", "no such object or path"),
+            ("405", "the path does not take this method"),
+            ("408", "the request body did not arrive in time"),
+            ("409", "conflicts with the current state"),
+            ("413", "the request body is too large"),
+            ("422", "cannot be placed on this substrate"),
+            ("429", "too many requests of this credential in flight"),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, desc) in common {
+                    op.responses.responses.entry(code.to_string()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(desc)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new().schema(Some(Ref::from_schema_name("ApiError"))).build(),
+                            )
+                            .build()
+                            .into()
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document.
@@ -481,9 +689,11 @@ pub async fn status(
         list_nodes,
         register,
         watch_config,
-        status
+        status,
+        audit
     ),
-    components(schemas(ApiError, Deleted, FieldError, DryRun, Renew, Renewed, NewUser, UserToken, Revoked, WhoAmI))
+    components(schemas(ApiError, Deleted, FieldError, DryRun, Renew, Renewed, NewUser, UserToken, Revoked, WhoAmI, AuditEntry)),
+    modifiers(&CommonErrors)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -512,6 +722,8 @@ pub fn router(app: App) -> axum::Router {
         .route("/api/v1/nodes/{host}/register", post(register))
         .route("/api/v1/nodes/{host}/config", get(watch_config))
         .route("/api/v1/nodes/{host}/status", post(status))
-        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .route("/api/v1/audit", get(audit))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .with_state(app)
 }

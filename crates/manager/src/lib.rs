@@ -10,16 +10,16 @@
 
 pub mod api;
 pub mod auth;
+pub mod extract;
 pub mod state;
 pub mod store;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use netslice_model::Substrate;
-use tokio::sync::watch;
 
 pub use state::{ManagerError, Policy, State};
 pub use tls::CertSource;
@@ -99,6 +99,58 @@ pub struct Started<F> {
     pub serve: F,
 }
 
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most connections served at once; more are closed at once (and logged).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Largest request head (request line and headers); a larger one is
+/// answered 431 by the HTTP layer.
+pub const MAX_HEAD: usize = 64 << 10;
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` resolves: headers must
+/// arrive within [`HEADER_TIMEOUT`] (a client that trickles them is cut off),
+/// at most [`MAX_CONNECTIONS`] are open, and each is its own task, so no
+/// client's connection waits for another's. On shutdown, requests in
+/// progress get 5 s to finish.
+async fn serve(
+    mut listener: tls::TlsListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::Listener;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD).keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            c = listener.accept() => c,
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("{MAX_CONNECTIONS} connections open: closing the one from {peer}");
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+            drop(slot);
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+            tracing::info!("closing connections still open after 5 s");
+        }
+    }
+    Ok(())
+}
+
 /// How often leases and finished deletions are looked at.
 pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -133,8 +185,7 @@ pub async fn start(
         tracing::info!("no users yet: operator token for \"admin\" written to {}", opts.operator_token_file.display());
     }
     let tls_config = tls::server_config(&opts.tls)?;
-    let (changed, _) = watch::channel(state.revision());
-    let app = api::App { state: Arc::new(Mutex::new(state)), changed };
+    let app = api::App::new(state);
     let tcp = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
@@ -156,7 +207,7 @@ pub async fn start(
             }
         }
     });
-    let serve = axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown);
+    let serve = serve(listener, api::router(app), shutdown);
     let serve = async move {
         let r = serve.await;
         housekeeping.abort();

@@ -21,7 +21,7 @@ use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
 
 use crate::auth::{Principal, digest, new_secret};
-use crate::store::{SliceRow, Store, StoreError};
+use crate::store::{Audit, SliceRow, Store, StoreError};
 
 /// A host that has not reported for this long is down.
 pub const HOST_DOWN_AFTER: Duration = Duration::from_secs(10);
@@ -52,6 +52,18 @@ pub enum ManagerError {
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// The request body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The caller has too many requests in flight.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The path exists, not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -136,6 +148,24 @@ pub struct State {
     enroll_digest: Option<String>,
     deleting_since: BTreeMap<String, Instant>,
 }
+
+/// The audit record of a change made by `who`.
+fn audit(who: &Principal, action: &str, object: &str, detail: impl Into<String>) -> Audit {
+    let (caller, role) = match who {
+        p if *p == Principal::system() => ("system".to_string(), "system"),
+        Principal::User { name, operator } => (name.clone(), if *operator { "operator" } else { "developer" }),
+        Principal::Node(h) => (format!("agent:{h}"), "agent"),
+    };
+    Audit { caller, role: role.into(), action: action.into(), object: object.into(), detail: detail.into() }
+}
+
+/// Writes an audit record to the log too (target `netslice::audit`).
+fn log_audit(a: &Audit) {
+    tracing::info!(target: "netslice::audit", "audit: {} ({}) {} {}: {}", a.caller, a.role, a.action, a.object, a.detail);
+}
+
+/// Names no user may take: they stand for the platform itself in the audit trail.
+pub const RESERVED_USERS: &[&str] = &["system"];
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
@@ -278,6 +308,7 @@ impl State {
         put: &[&str],
         delete: &[&str],
         alloc: Allocations,
+        audit: Option<Audit>,
     ) -> Result<u64, ManagerError> {
         let revision = self.revision + 1;
         let pairs: Vec<_> = slices.values().filter(|s| !s.deleting).map(|s| (&s.spec, &s.plan)).collect();
@@ -294,7 +325,10 @@ impl State {
             c.epoch = self.epoch.clone();
         }
         let rows: Vec<(&str, &SliceRow)> = put.iter().map(|n| (*n, &slices[*n])).collect();
-        self.store.commit(&rows, delete, &changed, revision)?;
+        self.store.commit(&rows, delete, &changed, revision, audit.as_ref().map(|a| (now_secs(), a)))?;
+        if let Some(a) = &audit {
+            log_audit(a);
+        }
         self.revision = revision;
         self.slices = slices;
         self.alloc = alloc;
@@ -367,8 +401,14 @@ impl State {
                 deleting: false,
             };
             slices.insert(name.clone(), row);
-            self.commit(slices, &[&name], &[], held)?;
-            tracing::info!("slice {name} changed in place at revision {}", self.revision);
+            let rev = self.revision + 1;
+            self.commit(
+                slices,
+                &[&name],
+                &[],
+                held,
+                Some(audit(who, "slice.update", &name, format!("revision {rev}"))),
+            )?;
             return Ok((Applied::Updated, p));
         }
         let p = plan(&self.substrate, &spec, &self.alloc, &*self.types)?;
@@ -389,9 +429,9 @@ impl State {
             deleting: false,
         };
         slices.insert(name.clone(), row);
-        self.commit(slices, &[&name], &[], alloc)?;
+        let rev = self.revision + 1;
+        self.commit(slices, &[&name], &[], alloc, Some(audit(who, "slice.create", &name, format!("revision {rev}"))))?;
         self.deleting_since.remove(&name);
-        tracing::info!("slice {name} created for {user} at revision {}", self.revision);
         Ok((Applied::Created, p))
     }
 
@@ -414,6 +454,10 @@ impl State {
     /// at once; the slice shows as `deleting` until they confirm. Returns the
     /// revision at which it is gone from every desired config.
     pub fn delete(&mut self, name: &str, who: &Principal) -> Result<u64, ManagerError> {
+        self.delete_as(name, who, "slice.delete")
+    }
+
+    fn delete_as(&mut self, name: &str, who: &Principal, action: &str) -> Result<u64, ManagerError> {
         let row = self.visible(name, who)?.clone();
         if row.deleting {
             return Ok(row.revision);
@@ -421,10 +465,11 @@ impl State {
         let mut alloc = self.alloc.clone();
         alloc.remove(&row.plan);
         let mut slices = self.slices.clone();
+        let owner = row.owner.clone();
         slices.insert(name.to_string(), SliceRow { deleting: true, revision: self.revision + 1, ..row });
-        let rev = self.commit(slices, &[name], &[], alloc)?;
+        let detail = format!("revision {}, owner {owner}", self.revision + 1);
+        let rev = self.commit(slices, &[name], &[], alloc, Some(audit(who, action, name, detail)))?;
         self.deleting_since.insert(name.to_string(), Instant::now());
-        tracing::info!("slice {name} deleting at revision {rev}");
         Ok(rev)
     }
 
@@ -448,8 +493,13 @@ impl State {
         let mut slices = self.slices.clone();
         slices.insert(name.to_string(), SliceRow { expires, ..row });
         let alloc = self.alloc.clone();
-        self.commit(slices, &[name], &[], alloc)?;
-        tracing::info!("slice {name} renewed until {expires}");
+        self.commit(
+            slices,
+            &[name],
+            &[],
+            alloc,
+            Some(audit(who, "slice.renew", name, format!("lease ends {expires}"))),
+        )?;
         Ok(expires)
     }
 
@@ -465,7 +515,7 @@ impl State {
             .map(|(n, _)| n.clone())
             .collect();
         for name in expired {
-            match self.delete(&name, &Principal::system()) {
+            match self.delete_as(&name, &Principal::system(), "slice.expire") {
                 Ok(_) => done.push(format!("lease of slice {name} ended: deleting it")),
                 Err(e) => done.push(format!("cannot delete expired slice {name}: {e}")),
             }
@@ -487,7 +537,7 @@ impl State {
             let mut slices = self.slices.clone();
             slices.remove(&name);
             let alloc = self.alloc.clone();
-            match self.commit(slices, &[], &[&name], alloc) {
+            match self.commit(slices, &[], &[&name], alloc, None) {
                 Ok(_) => {
                     self.deleting_since.remove(&name);
                     done.push(format!("slice {name} deleted"));
@@ -582,20 +632,21 @@ impl State {
             None => return Err(ManagerError::Unauthorized("a token is needed".into())),
         }
         let mut errs = Vec::new();
-        if name.is_empty()
-            || name.len() > 32
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            errs.push(FieldError::new("name", format!("{name:?} is not a user name (1-32 of [A-Za-z0-9_-])")));
+        if let Err(e) = netslice_model::names::user(name) {
+            errs.push(FieldError::new("name", e.0));
+        }
+        if RESERVED_USERS.contains(&name) {
+            errs.push(FieldError::new("name", format!("{name:?} is reserved for the platform itself")));
         }
         if !errs.is_empty() {
-            return Err(ManagerError::Invalid { what: "request", errors: errs });
+            return Err(ManagerError::Invalid { what: "user", errors: errs });
         }
         let secret = new_secret();
         let role = if operator { "operator" } else { "developer" };
-        self.store.add_token(&digest(&secret), name, role, now_secs())?;
+        let a = audit(who.unwrap_or(&Principal::system()), "user.add", name, format!("role {role}, new token"));
+        self.store.add_token(&digest(&secret), name, role, now_secs(), &a)?;
+        log_audit(&a);
         self.tokens = self.store.tokens()?;
-        tracing::info!("token issued for {role} {name}");
         Ok(secret)
     }
 
@@ -604,12 +655,41 @@ impl State {
         if !who.is_operator() {
             return Err(ManagerError::Forbidden("only operators revoke users".into()));
         }
-        let n = self.store.remove_tokens(name)?;
+        let a = audit(who, "user.revoke", name, "every token");
+        let n = self.store.remove_tokens(name, now_secs(), &a)?;
         self.tokens = self.store.tokens()?;
         if n == 0 {
             return Err(ManagerError::NotFound(format!("no user named {name:?}")));
         }
+        log_audit(&Audit { detail: format!("{n} token(s)"), ..a });
         Ok(n)
+    }
+
+    /// The audit trail after record `after` (at most `limit` records), for
+    /// operators.
+    pub fn audit_trail(
+        &self,
+        after: u64,
+        limit: usize,
+        who: &Principal,
+    ) -> Result<Vec<netslice_model::api::AuditEntry>, ManagerError> {
+        if !who.is_operator() {
+            return Err(ManagerError::Forbidden("only operators read the audit trail".into()));
+        }
+        Ok(self
+            .store
+            .audit(after, limit)?
+            .into_iter()
+            .map(|(id, time, a)| netslice_model::api::AuditEntry {
+                id,
+                time,
+                caller: a.caller,
+                role: a.role,
+                action: a.action,
+                object: a.object,
+                detail: a.detail,
+            })
+            .collect())
     }
 
     /// Whether no user token exists yet.
@@ -635,7 +715,9 @@ impl State {
             )));
         }
         let cred = new_secret();
-        self.store.set_node_credential(host, &digest(&cred), now_secs())?;
+        let a = audit(&Principal::Node(host.to_string()), "node.enroll", host, "new agent credential");
+        self.store.set_node_credential(host, &digest(&cred), now_secs(), &a)?;
+        log_audit(&a);
         self.node_creds.insert(host.to_string(), digest(&cred));
         self.register(host)?;
         Ok(cred)

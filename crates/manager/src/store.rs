@@ -85,7 +85,40 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE slices ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE tokens (hash TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, created INTEGER NOT NULL);
      CREATE TABLE node_credentials (host TEXT PRIMARY KEY, hash TEXT NOT NULL, issued INTEGER NOT NULL);",
+    // 3: the audit trail: every change with its caller, written in the change's own transaction
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL,
+        caller TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object TEXT NOT NULL,
+        detail TEXT NOT NULL
+     );",
 ];
+
+/// One change, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// Who made it: a user name, `agent:<host>`, or `system` (housekeeping).
+    pub caller: String,
+    /// `operator`, `developer`, `agent` or `system`.
+    pub role: String,
+    /// What was done, e.g. `slice.create`, `user.revoke`.
+    pub action: String,
+    /// What it was done to (a slice, user or host name).
+    pub object: String,
+    /// More, e.g. the revision or the new lease end.
+    pub detail: String,
+}
+
+fn insert_audit(conn: &Connection, time: u64, a: &Audit) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO audit (time, caller, role, action, object, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![time as i64, a.caller, a.role, a.action, a.object, a.detail],
+    )?;
+    Ok(())
+}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { what: what.to_string(), detail: e.to_string() }
@@ -184,13 +217,32 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds an API token (its hash).
-    pub fn add_token(&self, hash: &str, user: &str, role: &str, now: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// Adds an API token (its hash), with its audit record.
+    pub fn add_token(&mut self, hash: &str, user: &str, role: &str, now: u64, audit: &Audit) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO tokens (hash, user, role, created) VALUES (?1, ?2, ?3, ?4)",
             params![hash, user, role, now as i64],
         )?;
+        insert_audit(&tx, now, audit)?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// The audit trail after record `after`, oldest first, at most `limit`
+    /// records: `(id, time, record)`.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, u64, Audit)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, time, caller, role, action, object, detail FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after.min(i64::MAX as u64) as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                Audit { caller: r.get(2)?, role: r.get(3)?, action: r.get(4)?, object: r.get(5)?, detail: r.get(6)? },
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Every token, by hash.
@@ -206,18 +258,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes every token of a user.
-    pub fn remove_tokens(&self, user: &str) -> Result<usize, StoreError> {
-        Ok(self.conn.execute("DELETE FROM tokens WHERE user = ?1", [user])?)
+    /// Removes every token of a user; the audit record is written only if
+    /// there was one.
+    pub fn remove_tokens(&mut self, user: &str, now: u64, audit: &Audit) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM tokens WHERE user = ?1", [user])?;
+        if n > 0 {
+            insert_audit(&tx, now, audit)?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
-    /// Sets a host's agent credential (its hash).
-    pub fn set_node_credential(&self, host: &str, hash: &str, now: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// Sets a host's agent credential (its hash), with its audit record.
+    pub fn set_node_credential(&mut self, host: &str, hash: &str, now: u64, audit: &Audit) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO node_credentials (host, hash, issued) VALUES (?1, ?2, ?3)
              ON CONFLICT(host) DO UPDATE SET hash = excluded.hash, issued = excluded.issued",
             params![host, hash, now as i64],
         )?;
+        insert_audit(&tx, now, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -234,15 +296,19 @@ impl Store {
     }
 
     /// Commits one change: slices to write, slices to delete, new host revisions,
-    /// and the global revision, all or nothing.
+    /// the global revision and the change's audit record, all or nothing.
     pub fn commit(
         &mut self,
         put: &[(&str, &SliceRow)],
         delete: &[&str],
         host_revisions: &BTreeMap<String, u64>,
         revision: u64,
+        audit: Option<(u64, &Audit)>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        if let Some((now, a)) = audit {
+            insert_audit(&tx, now, a)?;
+        }
         for (name, row) in put {
             tx.execute(
                 "INSERT INTO slices (name, spec, plan, revision, created, owner, expires, deleting)

@@ -50,8 +50,10 @@ pub struct NodePlan {
     pub name: String,
     /// Substrate host.
     pub host: String,
-    /// Network namespace of the sliver.
-    pub netns: String,
+    /// Network namespace of the sliver; none for a fast-path node (it runs in
+    /// the host agent's forwarding threads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     /// Its interfaces.
     pub interfaces: Vec<InterfacePlan>,
     /// CPU reserved, millicores.
@@ -181,8 +183,9 @@ pub struct SliverConfig {
     /// Type parameters.
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
-    /// Network namespace name (slow-path slivers).
-    pub netns: String,
+    /// Network namespace name (slow-path slivers; none for fast-path nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     /// CPU cores.
     pub cpu: f64,
     /// Memory limit.
@@ -609,4 +612,25 @@ pub struct SubstrateUsage {
     pub hosts: Vec<HostUsage>,
     /// Links, both directions.
     pub links: Vec<LinkUsage>,
+}
+
+/// One change in the manager's audit trail (`GET /api/v1/audit`, operators).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    /// Sequence number (ascending; ask for `after` the last one seen).
+    pub id: u64,
+    /// When, Unix seconds.
+    pub time: u64,
+    /// Who: a user name, `agent:<host>`, or `system` (lease expiry, the
+    /// first operator token).
+    pub caller: String,
+    /// `operator`, `developer`, `agent` or `system`.
+    pub role: String,
+    /// What: `slice.create`, `slice.update`, `slice.delete`, `slice.renew`,
+    /// `slice.expire`, `user.add`, `user.revoke`, `node.enroll`.
+    pub action: String,
+    /// The slice, user or host it was done to.
+    pub object: String,
+    /// More: the revision, the lease end, the role.
+    pub detail: String,
 }

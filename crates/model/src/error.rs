@@ -92,45 +92,10 @@ impl Errors {
     }
 }
 
-/// Parses YAML (a superset of JSON) into `T`, turning the parser's error into a
-/// [`FieldError`] with path, line and column.
-pub fn parse_document<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SpecError> {
-    if text.trim().is_empty() {
-        return Err(SpecError::one("", "the document is empty"));
-    }
-    T::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e: serde_yaml_ng::Error| {
-        let (line, column) = match e.location() {
-            Some(l) => (Some(l.line()), Some(l.column())),
-            None => (None, None),
-        };
-        let msg = e.to_string();
-        // serde_yaml_ng renders "path: message at line L column C"; split the parts.
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
-        let (field, message) = match msg.split_once(": ") {
-            Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
-            _ => (String::new(), msg),
-        };
-        SpecError { file: None, errors: vec![FieldError { field, message, line, column }] }
-    })
-}
-
-/// Checks a name used in namespace, interface and file names: lowercase letters,
-/// digits and `-`, starting with a letter, at most `max` characters.
+/// Checks a name used in namespace, interface and file names (see
+/// [`crate::names::lowercase`]).
 pub(crate) fn check_name(errs: &mut Errors, field: &str, name: &str, max: usize) {
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-');
-    if !ok {
-        errs.push(
-            field,
-            format!(
-                "{name:?} is not a valid name: use 1-{max} lowercase letters, digits and '-', starting with a letter"
-            ),
-        );
+    if let Err(e) = crate::names::lowercase(name, max) {
+        errs.push(field, e.0);
     }
 }

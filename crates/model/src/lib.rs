@@ -6,13 +6,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod document;
 pub mod error;
+pub mod names;
 pub mod spec;
 pub mod substrate;
 pub mod types;
 pub mod units;
 
-pub use error::{FieldError, SpecError, parse_document};
+pub use document::{Format, parse_as, parse_document};
+pub use error::{FieldError, SpecError};
 pub use spec::{Isolation, LinkType, SliceQos, SliceSpec};
 pub use substrate::{Role, Substrate, SubstrateSpec};
-pub use units::{Bandwidth, Memory, Micros, Percent};
+pub use units::{Bandwidth, Bytes, Memory, Micros, Percent};

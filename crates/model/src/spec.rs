@@ -21,8 +21,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{Errors, SpecError, check_name, parse_document};
-use crate::units::{Bandwidth, Memory};
+use crate::document::parse_document;
+use crate::error::{Errors, SpecError, check_name};
+use crate::units::{Bandwidth, Bytes, Memory};
 
 /// Longest slice, node and link name.
 pub const MAX_NAME: usize = 24;
@@ -67,12 +68,10 @@ impl std::fmt::Display for LinkType {
 fn default_node_type() -> String {
     "slowpath".to_string()
 }
-fn default_cpu() -> f64 {
-    0.5
-}
-fn default_memory() -> Memory {
-    Memory::mib(256)
-}
+/// CPU of a sliver that asks for none.
+pub const DEFAULT_CPU: f64 = 0.5;
+/// Memory of a sliver that asks for none.
+pub const DEFAULT_MEMORY: Memory = Memory::mib(256);
 
 /// A static route inside a sliver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -98,13 +97,16 @@ pub struct NodeSpec {
     /// Pin to this substrate host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// CPU cores (default 0.5), enforced with a CFS quota.
-    #[serde(default = "default_cpu")]
-    pub cpu: f64,
-    /// Memory (default 256Mi), enforced with a memory cgroup.
-    #[serde(default = "default_memory")]
-    #[schema(value_type = String)]
-    pub memory: Memory,
+    /// CPU cores of a sliver (default 0.5), enforced with a CFS quota. Not
+    /// for fast-path nodes: they run in the agents' forwarding threads and
+    /// are charged for their forwarding work (see [`NodeSpec::cpu`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory of a sliver (default 256Mi), enforced with a memory cgroup.
+    /// Not for fast-path nodes (their type says what their tables take).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub memory: Option<Memory>,
     /// Static routes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSpec>,
@@ -134,6 +136,20 @@ pub struct EndpointSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<String>)]
     pub addresses: Vec<IpNet>,
+}
+
+impl NodeSpec {
+    /// The sliver's CPU limit with its default (0.5). What a node reserves
+    /// is the planner's business: a fast-path node's reservation is derived
+    /// from its links (`netslice-embed`).
+    pub fn cpu(&self) -> f64 {
+        self.cpu.unwrap_or(DEFAULT_CPU)
+    }
+
+    /// The sliver's memory limit with its default (256Mi).
+    pub fn memory(&self) -> Memory {
+        self.memory.unwrap_or(DEFAULT_MEMORY)
+    }
 }
 
 impl EndpointSpec {
@@ -217,10 +233,11 @@ pub struct VLinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub ceiling: Option<Bandwidth>,
-    /// Burst allowance in bytes (default: 5 ms at the ceiling, at least 2 frames).
+    /// Burst allowance in bytes, e.g. `64Ki` or `20000` (default: 5 ms at
+    /// the ceiling, at least 2 frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub burst: Option<Memory>,
+    pub burst: Option<Bytes>,
     /// `shaped` (default) or `policed`.
     #[serde(default, skip_serializing_if = "is_default_isolation")]
     pub isolation: Isolation,
@@ -336,6 +353,30 @@ impl SliceSpec {
         out
     }
 
+    /// The interfaces of node `node` as its type sees them.
+    pub fn interface_decls(&self, node: &str) -> Vec<crate::types::InterfaceDecl> {
+        self.interface_decls_with(&self.interface_names(), node)
+    }
+
+    fn interface_decls_with(
+        &self,
+        names: &BTreeMap<(usize, usize), String>,
+        node: &str,
+    ) -> Vec<crate::types::InterfaceDecl> {
+        self.links
+            .iter()
+            .enumerate()
+            .flat_map(|(li, l)| l.endpoints.iter().enumerate().map(move |(ei, e)| (li, ei, l, e)))
+            .filter(|(_, _, _, e)| e.node == node)
+            .map(|(li, ei, l, e)| crate::types::InterfaceDecl {
+                name: names.get(&(li, ei)).cloned().unwrap_or_default(),
+                link: l.name.clone(),
+                addresses: e.all_addresses(),
+                mtu: l.mtu(),
+            })
+            .collect()
+    }
+
     /// Checks what a deployment's types say: every node and link type is offered,
     /// and every node's parameters are valid for its type (field paths like
     /// `nodes[2].params.max_entries`; the type names fields relative to the node).
@@ -352,20 +393,21 @@ impl SliceSpec {
                         types.node_type_names().join(", ")
                     ),
                 ),
-                Some(_) => {
-                    let interfaces: Vec<crate::types::InterfaceDecl> = self
-                        .links
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(li, l)| l.endpoints.iter().enumerate().map(move |(ei, e)| (li, ei, l, e)))
-                        .filter(|(_, _, _, e)| e.node == n.name)
-                        .map(|(li, ei, l, e)| crate::types::InterfaceDecl {
-                            name: names[&(li, ei)].clone(),
-                            link: l.name.clone(),
-                            addresses: e.all_addresses(),
-                            mtu: l.mtu(),
-                        })
-                        .collect();
+                Some(info) => {
+                    if info.fast_path {
+                        for (field, given) in [("cpu", n.cpu.is_some()), ("memory", n.memory.is_some())] {
+                            if given {
+                                errs.push(
+                                    format!("nodes[{i}].{field}"),
+                                    format!(
+                                        "{} is a fast-path node type: it runs in the agents' forwarding threads, not as a sliver, and is charged for its forwarding work and tables; remove {field}",
+                                        n.node_type
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    let interfaces = self.interface_decls_with(&names, &n.name);
                     let decl = crate::types::NodeDecl { params: &n.params, interfaces: &interfaces, routes: &n.routes };
                     // The type names fields relative to the node (`params.max_entries`).
                     for (field, msg) in types.check_node(&n.node_type, &decl) {
@@ -436,11 +478,15 @@ impl SliceSpec {
             if !(n.params.is_null() || n.params.is_object()) {
                 errs.push(format!("{f}.params"), "params must be a mapping of parameter names to values");
             }
-            if !(n.cpu.is_finite() && n.cpu >= 0.01 && n.cpu <= 256.0) {
-                errs.push(format!("{f}.cpu"), format!("{} is not a CPU share between 0.01 and 256", n.cpu));
+            if let Some(cpu) = n.cpu
+                && !(cpu.is_finite() && (0.01..=256.0).contains(&cpu))
+            {
+                errs.push(format!("{f}.cpu"), format!("{cpu} is not a CPU share between 0.01 and 256"));
             }
-            if n.memory.bytes() < (4 << 20) || n.memory.bytes() > (1 << 40) {
-                errs.push(format!("{f}.memory"), format!("{} is outside 4Mi..1Ti", n.memory));
+            if let Some(m) = n.memory
+                && (m.bytes() < (4 << 20) || m.bytes() > (1 << 40))
+            {
+                errs.push(format!("{f}.memory"), format!("{m} is outside 4Mi..1Ti"));
             }
             if n.routes.len() > 256 {
                 errs.push(format!("{f}.routes"), "more than 256 routes");
@@ -570,7 +616,8 @@ links:
     fn parses_with_defaults() {
         let s = SliceSpec::from_text(RED).unwrap();
         assert_eq!(s.nodes[0].node_type, "slowpath");
-        assert_eq!(s.nodes[0].cpu, 0.5);
+        assert_eq!(s.nodes[0].cpu(), 0.5);
+        assert_eq!(s.nodes[1].memory(), Memory::mib(128));
         assert_eq!(s.links[0].link_type, LinkType::new("gre"));
         assert_eq!(s.links[1].link_type, LinkType::new("vxlan"));
         assert_eq!(s.links[0].mtu(), 1500);
@@ -615,6 +662,34 @@ links:
             ["links[0].endpoints[0].address"]
         );
         assert_eq!(fields("name: red\nnodes: []\n"), ["nodes"]);
+    }
+
+    #[test]
+    fn durations_and_byte_counts_read_as_documented() {
+        let s = SliceSpec::from_text(&RED.replace("name: red\n", "name: red\nlease: 7d\n")).unwrap();
+        assert_eq!(s.lease.unwrap().secs(), 7 * 86_400);
+        let s = SliceSpec::from_text(&RED.replace("bandwidth: 50Mbit", "bandwidth: 50Mbit\n    burst: 20000")).unwrap();
+        assert_eq!(s.links[1].burst_bytes(), 20_000, "a bare burst is bytes");
+        let e = SliceSpec::from_text(
+            &RED.replace("bandwidth: 50Mbit", "bandwidth: 50Mbit\n    burst: 18446744073709551615"),
+        )
+        .unwrap_err();
+        assert_eq!(e.errors[0].field, "links[1].burst");
+        assert!(e.errors[0].message.contains("outside one frame"), "{e}");
+        let e = SliceSpec::from_text(&RED.replace("name: red\n", "name: red\nlease: 7\n")).unwrap_err();
+        assert_eq!(e.errors[0].field, "lease");
+        assert!(e.errors[0].message.contains("needs a unit"), "{e}");
+    }
+
+    #[test]
+    fn a_json_spec_is_read_as_json() {
+        let s = SliceSpec::from_text(&serde_json::to_string(&SliceSpec::from_text(RED).unwrap()).unwrap().replacen(
+            "\"name\":\"red\"",
+            "\"name\":\"red\",\"description\":\"\\ud83d\\ude00\"",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(s.description.as_deref(), Some("\u{1F600}"));
     }
 
     #[test]

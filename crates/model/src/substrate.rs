@@ -19,7 +19,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{Errors, SpecError, check_name, parse_document};
+use crate::document::parse_document;
+use crate::error::{Errors, SpecError, check_name};
 use crate::units::{Bandwidth, Memory, Micros, Percent};
 
 /// Longest host or substrate name (they become parts of namespace names).

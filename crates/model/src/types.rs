@@ -106,7 +106,17 @@ pub trait TypeCatalog {
     fn link_type_names(&self) -> Vec<String>;
     /// Problems with a node's parameters: `(field under params, message)`.
     fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<(String, String)>;
+    /// Memory a fast-path node of this type holds in its agent (its tables
+    /// and queues at their limits), bytes. Default: [`FAST_PATH_MEMORY`].
+    fn node_memory(&self, node_type: &str, node: &NodeDecl<'_>) -> u64 {
+        let _ = (node_type, node);
+        FAST_PATH_MEMORY
+    }
 }
+
+/// What a fast-path node type that says nothing else is charged for its
+/// state in the agent: 1 MiB.
+pub const FAST_PATH_MEMORY: u64 = 1 << 20;
 
 /// A catalog of fixed type descriptions without parameter checks: for planners'
 /// tests and tools that need the shapes only.

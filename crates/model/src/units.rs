@@ -1,4 +1,5 @@
-//! Quantities written by people in specs: bandwidth, memory, durations, percentages.
+//! Quantities written by people in specs: bandwidth, memory, byte counts,
+//! durations, percentages.
 //!
 //! Each parses from a string with a unit ("100Mbit", "256Mi", "2ms", "0.5%") or a
 //! bare number in the base unit, and serializes back to a canonical string, so that
@@ -160,26 +161,86 @@ impl fmt::Display for Memory {
     }
 }
 
-/// A duration with microsecond resolution ("2ms", "150us", "1.5s").
+/// A number of bytes ("64Ki", "1500", "1.5Mi"): like [`Memory`], but a bare
+/// number is bytes (a burst, a buffer), not MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Bytes(pub u64);
+
+const BYTE_UNITS: &[(&str, u128)] = &[
+    ("", 1),
+    ("B", 1),
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+    ("Ti", 1 << 40),
+    ("K", 1_000),
+    ("M", 1_000_000),
+    ("G", 1_000_000_000),
+];
+
+impl Bytes {
+    /// Bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl core::str::FromStr for Bytes {
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        parse_scaled(s, BYTE_UNITS, "byte count", "64Ki").map(Bytes)
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Memory(self.0), f)
+    }
+}
+
+/// A duration with microsecond resolution ("2ms", "150us", "1.5s", "7d").
+///
+/// The one duration grammar of netslice: specs (`delay`, `lease`), the API
+/// (`renew`'s `for`) and the command line (`--for`, `--lease-max`) all read
+/// it. A unit is required (a bare `2` could mean seconds or milliseconds):
+/// `us`, `ms`, `s`, `m`, `h`, `d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Micros(pub u64);
 
 const TIME_UNITS: &[(&str, u128)] =
-    &[("us", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000), ("h", 3_600_000_000)];
+    &[("us", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000), ("h", 3_600_000_000), ("d", 86_400_000_000)];
 
 impl Micros {
     /// As a std duration.
     pub fn duration(self) -> Duration {
         Duration::from_micros(self.0)
     }
+
+    /// Whole seconds (rounded down).
+    pub fn secs(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// From whole seconds (saturating).
+    pub fn from_secs(s: u64) -> Micros {
+        Micros(s.saturating_mul(1_000_000))
+    }
 }
 
 impl core::str::FromStr for Micros {
     type Err = UnitError;
     fn from_str(s: &str) -> Result<Self, UnitError> {
-        let (_, unit) = split_number(s);
-        if unit.is_empty() {
-            return Err(UnitError(format!("duration {s:?} needs a unit (us, ms, s, m, h)")));
+        let (num, unit) = split_number(s);
+        if !num.is_empty() {
+            if unit.is_empty() {
+                return Err(UnitError(format!("duration {s:?} needs a unit (us, ms, s, m, h, d; e.g. {num}s)")));
+            }
+            // Case matters here: "m" is minutes, "ms" milliseconds, and there is no "M".
+            if !TIME_UNITS.iter().any(|(u, _)| *u == unit) {
+                return Err(UnitError(format!(
+                    "duration {s:?}: unknown unit {unit:?} (use one of us, ms, s, m, h, d)"
+                )));
+            }
         }
         parse_scaled(s, TIME_UNITS, "duration", "2ms").map(Micros)
     }
@@ -188,7 +249,9 @@ impl core::str::FromStr for Micros {
 impl fmt::Display for Micros {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
-        for (unit, scale) in [("h", 3_600_000_000u64), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000)] {
+        for (unit, scale) in
+            [("d", 86_400_000_000u64), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000)]
+        {
             if v >= scale && v % scale == 0 {
                 return write!(f, "{}{unit}", v / scale);
             }
@@ -278,7 +341,8 @@ macro_rules! serde_via_string {
 
 serde_via_string!(Bandwidth, "a bandwidth such as \"100Mbit\" or \"1Gbit\"");
 serde_via_string!(Memory, "a memory size such as \"256Mi\" or \"1Gi\" (a bare number is MiB)");
-serde_via_string!(Micros, "a duration such as \"2ms\" or \"150us\"");
+serde_via_string!(Bytes, "a byte count such as \"64Ki\" or \"1500\" (a bare number is bytes)");
+serde_via_string!(Micros, "a duration such as \"2ms\", \"48h\" or \"7d\"");
 serde_via_string!(Percent, "a percentage such as \"0.5%\"");
 
 #[cfg(test)]
@@ -310,10 +374,24 @@ mod tests {
     fn micros_and_percent() {
         assert_eq!("2ms".parse::<Micros>().unwrap(), Micros(2000));
         assert_eq!("1.5s".parse::<Micros>().unwrap(), Micros(1_500_000));
-        assert!("2".parse::<Micros>().is_err());
+        assert!("2".parse::<Micros>().unwrap_err().0.contains("needs a unit"));
+        assert_eq!("7d".parse::<Micros>().unwrap(), Micros(7 * 86_400_000_000));
+        assert_eq!("48h".parse::<Micros>().unwrap().secs(), 48 * 3600);
+        assert_eq!(Micros(7 * 86_400_000_000).to_string(), "7d");
+        assert!("3M".parse::<Micros>().unwrap_err().0.contains("unknown unit"));
+        assert!("3w".parse::<Micros>().unwrap_err().0.contains("unknown unit"));
         assert_eq!("0.5%".parse::<Percent>().unwrap(), Percent(5000));
         assert_eq!(Percent(5000).to_string(), "0.5%");
         assert!("101%".parse::<Percent>().is_err());
+    }
+
+    #[test]
+    fn bytes_are_bytes() {
+        assert_eq!("1500".parse::<Bytes>().unwrap(), Bytes(1500));
+        assert_eq!("64Ki".parse::<Bytes>().unwrap(), Bytes(65536));
+        assert_eq!(serde_json::from_str::<Bytes>("18446744073709551615").unwrap(), Bytes(u64::MAX));
+        let e = "18446744073709551616".parse::<Bytes>().unwrap_err().0;
+        assert!(e.starts_with("byte count"), "{e}");
     }
 
     #[test]
@@ -330,6 +408,7 @@ mod tests {
         #[test]
         fn display_parse_roundtrip(b: u64, m: u64, t: u64, p in 0u32..=1_000_000) {
             prop_assert_eq!(Bandwidth(b).to_string().parse::<Bandwidth>().unwrap(), Bandwidth(b));
+            prop_assert_eq!(Bytes(m).to_string().parse::<Bytes>().unwrap(), Bytes(m));
             prop_assert_eq!(Memory(m).to_string().parse::<Memory>().unwrap(), Memory(m));
             prop_assert_eq!(Micros(t).to_string().parse::<Micros>().unwrap(), Micros(t));
             prop_assert_eq!(Percent(p).to_string().parse::<Percent>().unwrap(), Percent(p));
@@ -341,6 +420,7 @@ mod tests {
             let _ = s.parse::<Memory>();
             let _ = s.parse::<Micros>();
             let _ = s.parse::<Percent>();
+            let _ = s.parse::<Bytes>();
         }
     }
 }

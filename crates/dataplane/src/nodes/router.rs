@@ -68,6 +68,13 @@ impl NodeTypePlugin for RouterType {
         errs
     }
 
+    fn memory(&self, node: &NodeDecl<'_>) -> u64 {
+        // Routes, and per interface a full queue of packets waiting for ARP
+        // (bounded per next hop) and its neighbour entries, plus 64 KiB.
+        let queues: u64 = node.interfaces.iter().map(|i| PENDING_PER_HOP as u64 * (u64::from(i.mtu) + 14) * 4).sum();
+        (64 << 10) + node.routes.len() as u64 * 64 + queues
+    }
+
     fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
         Ok(Some(Box::new(Router::new(node)?)))
     }

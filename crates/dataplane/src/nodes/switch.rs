@@ -177,6 +177,13 @@ fn check_switch(node: &NodeDecl<'_>) -> Vec<(String, String)> {
     errs
 }
 
+/// What a switch's table holds at its limit: 64 bytes an entry (key, port,
+/// time and the hash table's own share, rounded up) plus 64 KiB.
+fn switch_memory(node: &NodeDecl<'_>, entry: u64) -> u64 {
+    let max = int_param(node.params, "max_entries", DEFAULT_MAX_ENTRIES, 1..=1_000_000).unwrap_or(DEFAULT_MAX_ENTRIES);
+    (64 << 10) + max * entry
+}
+
 fn table<A: Eq + Hash + Copy>(node: &NodeInstance) -> Result<Table<A>, String> {
     let max = int_param(&node.params, "max_entries", DEFAULT_MAX_ENTRIES, 1..=1_000_000).map_err(|e| e.1)?;
     let aging = duration_param(&node.params, "aging", DEFAULT_AGING_S, 86_400).map_err(|e| e.1)?;
@@ -199,6 +206,10 @@ impl NodeTypePlugin for L2SwitchType {
 
     fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
         check_switch(node)
+    }
+
+    fn memory(&self, node: &NodeDecl<'_>) -> u64 {
+        switch_memory(node, 64)
     }
 
     fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
@@ -250,6 +261,11 @@ impl NodeTypePlugin for ExtMacSwitchType {
 
     fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
         check_switch(node)
+    }
+
+    fn memory(&self, node: &NodeDecl<'_>) -> u64 {
+        // 16-byte keys.
+        switch_memory(node, 96)
     }
 
     fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {

@@ -1,0 +1,175 @@
+//! What a request carries, read within bounds and refused in the API's error
+//! format: bodies ([`Document`]), query strings ([`ApiQuery`]) and the names
+//! in paths ([`SliceName`], [`UserName`], [`HostName`]).
+//!
+//! A body is bounded in size (1 MiB, refused from `Content-Length` before a
+//! byte is read), in time (it must arrive within [`BODY_TIMEOUT`]: a client
+//! sending a byte a second gets a 408, not a connection held open) and in
+//! shape (the bounded parse of `netslice_model::document`, run on the blocking
+//! pool so that a large document never holds up the async workers that serve
+//! everyone else). JSON bodies (by `Content-Type`, or by their first
+//! character) are parsed as JSON, YAML as YAML.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use netslice_model::document::LIMITS;
+use netslice_model::{FieldError, Format, SpecError};
+use serde::de::DeserializeOwned;
+
+use crate::api::App;
+use crate::state::ManagerError;
+
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A document the API accepts as a request body.
+pub trait Body: DeserializeOwned + Send + 'static {
+    /// What it is called in errors ("slice spec", "renew request").
+    const WHAT: &'static str;
+
+    /// The value of an empty body, where one is allowed.
+    fn empty() -> Option<Self> {
+        None
+    }
+}
+
+impl Body for netslice_model::SliceSpec {
+    const WHAT: &'static str = "slice spec";
+}
+
+impl Body for netslice_model::api::NodeReport {
+    const WHAT: &'static str = "report";
+}
+
+impl Body for netslice_model::api::RegisterRequest {
+    const WHAT: &'static str = "registration";
+}
+
+fn invalid(what: &'static str, field: &str, message: impl Into<String>) -> ManagerError {
+    ManagerError::Invalid { what, errors: vec![FieldError::new(field, message)] }
+}
+
+/// A request body, parsed as `T` within [`LIMITS`] and [`BODY_TIMEOUT`].
+#[derive(Debug)]
+pub struct Document<T>(pub T);
+
+impl<T: Body> FromRequest<App> for Document<T> {
+    type Rejection = ManagerError;
+
+    async fn from_request(req: Request, _app: &App) -> Result<Self, Self::Rejection> {
+        let max = LIMITS.max_bytes;
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = declared
+            && n > max as u64
+        {
+            return Err(ManagerError::TooLarge(format!("the {} is {n} bytes, more than the {max} allowed", T::WHAT)));
+        }
+        let format = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Format::from_media_type);
+        let body = req.into_body();
+        let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, max)).await {
+            Err(_) => {
+                return Err(ManagerError::Timeout(format!(
+                    "the {} did not arrive within {}s",
+                    T::WHAT,
+                    BODY_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(e)) => {
+                let limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                return Err(if limit {
+                    ManagerError::TooLarge(format!("the {} is more than the {max} bytes allowed", T::WHAT))
+                } else {
+                    invalid(T::WHAT, "", format!("reading the body: {e}"))
+                });
+            }
+            Ok(Ok(b)) => b,
+        };
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+            invalid(T::WHAT, "", format!("the body is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+        })?;
+        if text.trim().is_empty()
+            && let Some(v) = T::empty()
+        {
+            return Ok(Document(v));
+        }
+        let parsed = tokio::task::spawn_blocking(move || netslice_model::parse_as::<T>(&text, format))
+            .await
+            .map_err(|e| invalid(T::WHAT, "", format!("parsing failed: {e}")))?;
+        parsed.map(Document).map_err(|e: SpecError| ManagerError::Invalid { what: T::WHAT, errors: e.errors })
+    }
+}
+
+/// A query string parsed as `T`; unknown parameters are refused (a typo such
+/// as `?dryrun=true` must not apply a spec for real).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ManagerError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            invalid("query", &field, e.into_inner().to_string())
+        })
+    }
+}
+
+async fn segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ManagerError> {
+    // Paths with several parameters name the first one.
+    match Path::<Vec<String>>::from_request_parts(parts, state).await {
+        Ok(Path(v)) => v.into_iter().next().ok_or_else(|| invalid("path", "", "a name is missing from the path")),
+        Err(e) => Err(invalid("path", "", e.body_text())),
+    }
+}
+
+macro_rules! name_extractor {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub String);
+
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = ManagerError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                let v = segment(parts, state).await?;
+                $check(&v).map_err(|e| invalid("path", $field, e.0))?;
+                Ok($name(v))
+            }
+        }
+    };
+}
+
+name_extractor!(
+    /// The slice named in the path, checked to be a slice name.
+    SliceName,
+    "name",
+    netslice_model::names::slice
+);
+name_extractor!(
+    /// The user named in the path, checked to be a user name.
+    UserName,
+    "name",
+    netslice_model::names::user
+);
+name_extractor!(
+    /// The host named in the path, checked to be a host name.
+    HostName,
+    "host",
+    netslice_model::names::host
+);
