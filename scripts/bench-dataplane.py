@@ -211,7 +211,7 @@ def main():
                            check=True)
             time.sleep(0.5)
             PIDS.append(int(open(pidfile).read().strip("\x00\n ")))
-            state = json.load(open(os.path.join(STATE, TB, "state.json")))
+            state = json.load(open(os.path.join(STATE, TB, "daemons.json")))
             return [a["pid"] for a in state["agents"].values()]
 
         agents = testbed_up(0)

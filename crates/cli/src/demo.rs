@@ -19,6 +19,15 @@ use crate::slice::bytes;
 use crate::testbed::{self, TestbedState};
 use crate::tools::{PingSummary, TcpSummary};
 
+/// Prints a result line; a closed stdout (`netslice demo | head`) stops the
+/// printing, not the demo, which still removes its testbed.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 const SUBSTRATE: &str = include_str!("../../../examples/substrate.yaml");
 const RED: &str = include_str!("../../../examples/red.yaml");
 const BLUE: &str = include_str!("../../../examples/blue.yaml");
@@ -61,18 +70,18 @@ impl Drop for Teardown {
             let _ = c.wait();
         }
         if self.keep {
-            eprintln!("testbed {} left up; remove it with `netslice testbed down {}`", self.name, self.name);
+            note!("testbed {} left up; remove it with `netslice testbed down {}`", self.name, self.name);
             return;
         }
-        eprintln!("tearing down testbed {}", self.name);
+        note!("tearing down testbed {}", self.name);
         if let Err(e) = testbed::down(&self.name, &self.root) {
-            eprintln!("teardown failed: {e:#}");
+            note!("teardown failed: {e:#}");
         }
     }
 }
 
 fn step(n: usize, total: usize, what: &str) {
-    eprintln!("\n[{n}/{total}] {what}");
+    note!("\n[{n}/{total}] {what}");
 }
 
 fn tool_in(netns: &str, args: &[&str]) -> Result<Command> {
@@ -113,7 +122,7 @@ fn ping_row(
             format!("{}/{} replies{}", s.received, s.sent, if expect_reply { "" } else { " (isolated, as it must be)" })
         }
     };
-    eprintln!("  {slice:<5} {what:<34} {result}");
+    note!("  {slice:<5} {what:<34} {result}");
     Ok(Row { slice, check: what.to_string(), result, ok })
 }
 
@@ -125,14 +134,30 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let total = 6;
     let started = Instant::now();
     let spec: SubstrateSpec = parse_document(SUBSTRATE).map_err(|e| anyhow!("built-in example substrate: {e}"))?;
-    if testbed::list(&args.state_root).iter().any(|t| t.name == args.name) {
-        eprintln!("a testbed named {} is left from an earlier run; removing it", args.name);
+    if let Some(old) = testbed::list(&args.state_root).into_iter().find(|t| t.name == args.name) {
+        // Only a demo's own leftover, with nothing of it running, is removed:
+        // a testbed someone built (or a demo still running) is left alone.
+        let running = testbed::running(&old);
+        if !running.is_empty() || old.made_by != "demo" {
+            bail!(
+                "a testbed named {} already exists ({}, made by `{}`); the demo does not remove a testbed it did not make: choose another name with `netslice demo --name NAME`, or remove it with `netslice testbed down {}`",
+                old.name,
+                if running.is_empty() {
+                    "nothing of it runs".to_string()
+                } else {
+                    format!("running: {}", running.join(", "))
+                },
+                if old.made_by.is_empty() { "testbed up" } else { old.made_by.as_str() },
+                old.name
+            );
+        }
+        note!("a testbed named {} is left from an earlier demo that did not finish; removing it", args.name);
         testbed::down(&args.name, &args.state_root)?;
     }
 
     step(1, total, &format!("bringing up testbed {} (4 hosts, 4 links)", args.name));
     let st: TestbedState =
-        testbed::up_spec(spec, Path::new("examples/substrate.yaml"), Some(&args.name), &args.state_root)?;
+        testbed::up_spec(spec, Path::new("examples/substrate.yaml"), Some(&args.name), &args.state_root, "demo")?;
     let mut guard =
         Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -147,7 +172,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let (red, blue) = (&infos[0], &infos[1]);
     for i in [red, blue] {
         for l in &i.plan.links {
-            eprintln!(
+            note!(
                 "  {}/{}: path {}  labels {:?}/{:?}",
                 i.name,
                 l.name,
@@ -188,7 +213,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             }
             _ => (format!("FAILED: {err}"), false),
         };
-        eprintln!("  {slice:<5} {:<34} {result}", "tcp a -> b 10.0.0.2:5201");
+        note!("  {slice:<5} {:<34} {result}", "tcp a -> b 10.0.0.2:5201");
         rows.push(Row { slice: if slice == "red" { "red" } else { "blue" }, check: "tcp a -> b".into(), result, ok });
     }
 
@@ -200,16 +225,16 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     std::thread::sleep(Duration::from_millis(2500));
     let red_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("red")?))?;
     let blue_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("blue")?))?;
-    println!("\nnetslice demo: {} ({} hosts)", st.name, 4);
-    println!("{:<6} {:<38} result", "slice", "check");
+    out!("\nnetslice demo: {} ({} hosts)", st.name, 4);
+    out!("{:<6} {:<38} result", "slice", "check");
     for r in &rows {
-        println!("{:<6} {:<38} {}{}", r.slice, r.check, r.result, if r.ok { "" } else { "   <-- FAILED" });
+        out!("{:<6} {:<38} {}{}", r.slice, r.check, r.result, if r.ok { "" } else { "   <-- FAILED" });
     }
-    println!("\nper-link counters (frames and bytes forwarded at each host, drops by reason):");
+    out!("\nper-link counters (frames and bytes forwarded at each host, drops by reason):");
     for info in [&red_now, &blue_now] {
         for c in &info.counters {
             let drops: Vec<String> = c.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!(
+            out!(
                 "  {:<5} {:<3} {:<8} {:<3} {:<8} {:>8} frames {:>10}{}",
                 info.name,
                 c.link,
@@ -223,7 +248,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
-    println!("\n{} checks, {} failed, {:.1}s", rows.len(), failed, started.elapsed().as_secs_f64());
+    out!("\n{} checks, {} failed, {:.1}s", rows.len(), failed, started.elapsed().as_secs_f64());
     drop(guard);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -1,10 +1,20 @@
 //! The `netslice` command line: the manager and node-agent daemons, the local
 //! testbed, the client of the REST API, small traffic tools, and the demo.
 
+/// Writes a line for people to stderr. Unlike `eprintln!`, a closed stderr
+/// does not panic: the demo must go on to remove its testbed.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod client;
 pub mod demo;
 pub mod relay;
 pub mod slice;
+pub mod supervise;
 pub mod testbed;
 pub mod tools;
 
@@ -267,6 +277,12 @@ pub enum TestbedCmd {
         #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
         state_root: PathBuf,
     },
+    /// Supervise the manager and agents of a testbed (started by `up`).
+    #[command(hide = true)]
+    Supervise {
+        /// Testbed directory.
+        dir: PathBuf,
+    },
     /// Restart the manager or one agent of a testbed (kills it first if running).
     Restart {
         /// Testbed name.
@@ -388,7 +404,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether a command only prints for people and scripts (and may be cut
+/// short by a closed pipe, `netslice types | head -1`), as opposed to the
+/// daemons, the tools that run inside slivers and the demo, which clean up
+/// after themselves and must not die on SIGPIPE.
+fn prints_only(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Manager(_)
+            | Command::Node(NodeArgs { command: None, .. })
+            | Command::Tool(_)
+            | Command::Demo(_)
+            | Command::Testbed(TestbedCmd::Supervise { .. })
+    )
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    if prints_only(&cli.command) {
+        // A closed stdout ends the command quietly, as it does `ls` or `cat`.
+        netslice_io::process::default_sigpipe();
+    }
     match cli.command {
         Command::Manager(a) => {
             init_tracing(&cli.log);
@@ -401,7 +436,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init_tracing(&cli.log);
             run_agent(a)
         }
-        Command::Testbed(t) => testbed::command(t),
+        Command::Testbed(t) => {
+            if matches!(t, TestbedCmd::Supervise { .. }) {
+                init_tracing(&cli.log);
+            }
+            testbed::command(t)
+        }
         Command::Slice(SliceCmd::Exec { slice, node, cmd, target }) => {
             let netns = runtime()?.block_on(slice::sliver_netns(&target, &slice, &node))?;
             Err(slice::exec(&netns, &cmd))

@@ -47,9 +47,9 @@ pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -
         .await
         .with_context(|| format!("applying slice {}", spec.name))?;
     match (status, result.as_str()) {
-        (StatusCode::CREATED, _) => eprintln!("slice {} created (revision {})", spec.name, info.revision),
-        (_, "updated") => eprintln!("slice {} updated in place (revision {})", spec.name, info.revision),
-        _ => eprintln!("slice {} unchanged", spec.name),
+        (StatusCode::CREATED, _) => note!("slice {} created (revision {})", spec.name, info.revision),
+        (_, "updated") => note!("slice {} updated in place (revision {})", spec.name, info.revision),
+        _ => note!("slice {} unchanged", spec.name),
     }
     if wait == 0 {
         return Ok(info);
@@ -67,7 +67,7 @@ pub async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> Resul
         let line =
             format!("{}{}", info.state.as_str(), info.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
         if line != last {
-            eprintln!("slice {name}: {line}");
+            note!("slice {name}: {line}");
             last = line;
         }
         match info.state {
@@ -90,7 +90,7 @@ pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
     }
     let route = Route::slice(name)?;
     let d: Deleted = client.delete(&route).await?;
-    eprintln!("slice {name} deleted (revision {})", d.revision);
+    note!("slice {name} deleted (revision {})", d.revision);
     if wait == 0 {
         return Ok(());
     }
@@ -106,7 +106,7 @@ pub async fn delete(client: &Client, name: &str, wait: u64) -> Result<()> {
         // (its housekeeping runs every second).
         let gone = behind.is_empty() && client.get::<SliceInfo>(&route).await.is_err();
         if gone {
-            eprintln!("slice {name}: torn down on every host");
+            note!("slice {name}: torn down on every host");
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -215,7 +215,7 @@ pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
     let token = match &a.token_file {
         Some(f) => crate::client::read_token(f)?,
         None => {
-            eprintln!("paste your token and press Enter:");
+            note!("paste your token and press Enter:");
             let mut s = String::new();
             std::io::stdin().read_line(&mut s).context("reading the token from standard input")?;
             let s = s.trim().to_string();
@@ -253,7 +253,7 @@ pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
     let login = crate::client::Login { manager: base.clone(), ca_cert: ca_saved };
     std::fs::write(dir.join("login.json"), serde_json::to_vec_pretty(&login)?)
         .with_context(|| format!("writing {}", dir.join("login.json").display()))?;
-    eprintln!("logged in to {base} as {} ({}); saved in {}", w.name, w.role, dir.display());
+    note!("logged in to {base} as {} ({}); saved in {}", w.name, w.role, dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -271,10 +271,10 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
                 Some(f) => {
                     netslice_manager::auth::write_secret(&f, &t.token)
                         .with_context(|| format!("writing {}", f.display()))?;
-                    eprintln!("{} {name} added; token in {}", t.role, f.display());
+                    note!("{} {name} added; token in {}", t.role, f.display());
                 }
                 None => {
-                    eprintln!("{} {name} added; the token (shown once):", t.role);
+                    note!("{} {name} added; the token (shown once):", t.role);
                     println!("{}", t.token);
                 }
             }
@@ -283,7 +283,7 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
             let route = Route::user(&name)?;
             let client = Client::from_target(&target)?;
             let r: netslice_manager::api::Revoked = client.delete(&route).await?;
-            eprintln!("{} token(s) of {name} revoked", r.tokens);
+            note!("{} token(s) of {name} revoked", r.tokens);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -407,7 +407,7 @@ pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<St
                 .filter(|ns| netslice_io::netns::exists(ns));
             return match local {
                 Some(ns) => {
-                    eprintln!("warning: {e:#}; using the local sliver namespace {ns}");
+                    note!("warning: {e:#}; using the local sliver namespace {ns}");
                     Ok(ns)
                 }
                 None => Err(e),
@@ -503,7 +503,7 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             let client = Client::from_target(&target)?;
             let body = netslice_manager::api::Renew { seconds: None, duration };
             let r: netslice_manager::api::Renewed = client.post_json(&route, &body).await?;
-            eprintln!("slice {name}: lease ends {}", until(r.expires));
+            note!("slice {name}: lease ends {}", until(r.expires));
         }
         SliceCmd::Delete { name, wait, target } => {
             Route::slice(&name)?;

@@ -25,12 +25,32 @@ pub const DEFAULT_STATE_ROOT: &str = "/var/lib/netslice/testbeds";
 /// A daemon the testbed started.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Proc {
-    /// PID.
+    /// PID (of the latest start).
     pub pid: i32,
     /// Arguments after the program.
     pub args: Vec<String>,
     /// Log file.
     pub log: PathBuf,
+    /// When it was last started, Unix seconds.
+    #[serde(default)]
+    pub started: u64,
+    /// How often it was started.
+    #[serde(default)]
+    pub starts: u32,
+    /// How often the supervisor restarted it after it exited unasked.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why it last exited (`killed by signal 9 (SIGKILL)`, `exit code 1`).
+    #[serde(default)]
+    pub last_exit: Option<String>,
+    /// When it last exited, Unix seconds.
+    #[serde(default)]
+    pub last_exit_at: Option<u64>,
+}
+
+/// A daemon not started yet.
+pub fn new_proc(args: Vec<String>, log: PathBuf) -> Proc {
+    Proc { pid: 0, args, log, started: 0, starts: 0, restarts: 0, last_exit: None, last_exit_at: None }
 }
 
 /// What a testbed is made of.
@@ -48,10 +68,19 @@ pub struct TestbedState {
     pub phase: String,
     /// Manager URL.
     pub manager_url: String,
-    /// Manager process.
+    /// Manager process (as the supervisor last recorded it in `daemons.json`).
     pub manager: Option<Proc>,
-    /// Agent processes by host.
+    /// Agent processes by host (likewise).
     pub agents: BTreeMap<String, Proc>,
+    /// The supervisor of the manager and the agents.
+    #[serde(default)]
+    pub supervisor: Option<Proc>,
+    /// Substrate hosts (one agent each).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// What built it: `testbed up` or `demo`.
+    #[serde(default)]
+    pub made_by: String,
     /// Host namespaces created.
     pub namespaces: Vec<String>,
     /// Substrate I/O mode of the agents (`NETSLICE_IO` when the testbed was
@@ -81,9 +110,23 @@ impl TestbedState {
         Ok(())
     }
 
+    /// Reads the state, with the daemons as the supervisor last recorded them.
     fn load(dir: &Path) -> Option<TestbedState> {
-        std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+        let mut st: TestbedState = std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
+        if let Some(d) = crate::supervise::Daemons::load(dir) {
+            st.manager = d.manager.or(st.manager);
+            st.agents.extend(d.agents);
+            if st.manager_url.is_empty() {
+                st.manager_url = d.manager_url;
+            }
+        }
+        Some(st)
     }
+}
+
+/// Reads the state of the testbed in `dir`.
+pub fn load_state(dir: &Path) -> Option<TestbedState> {
+    TestbedState::load(dir)
 }
 
 /// Every testbed with a state file under `root`.
@@ -126,19 +169,19 @@ fn log_tail(path: &Path, lines: usize) -> String {
 
 /// Progress lines go to stderr so that stdout stays for results.
 macro_rules! progress {
-    ($($arg:tt)*) => { eprintln!($($arg)*) };
+    ($($arg:tt)*) => { note!($($arg)*) };
 }
 
 fn start_proc(dir: &Path, args: Vec<String>, log: PathBuf) -> Result<Proc> {
     let mut cmd = Command::new(exe()?);
     cmd.args(&args).current_dir(dir);
     let pid = process::spawn_daemon(cmd, &log)? as i32;
-    Ok(Proc { pid, args, log })
+    Ok(Proc { pid, starts: 1, started: now_secs(), ..new_proc(args, log) })
 }
 
 /// Whether `p` is still the process we started (alive, and its command line
 /// still names our state directory, so a reused PID is never signalled).
-fn is_ours(p: &Proc, dir: &Path) -> bool {
+pub fn is_ours(p: &Proc, dir: &Path) -> bool {
     process::alive(p.pid) && process::cmdline(p.pid).is_some_and(|c| c.contains(&*dir.to_string_lossy()))
 }
 
@@ -160,7 +203,8 @@ fn stop_proc(p: &Proc, dir: &Path) {
     process::reap_children();
 }
 
-fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
+/// The manager's command line.
+pub fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
     let d = &st.dir;
     vec![
         "manager".into(),
@@ -175,7 +219,8 @@ fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
     ]
 }
 
-fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
+/// An agent's command line.
+pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
     vec![
         "node".into(),
         "--host".into(),
@@ -197,36 +242,60 @@ fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
     ]
 }
 
-fn start_manager(st: &mut TestbedState, listen: &str) -> Result<()> {
-    let addr_file = st.dir.join("manager.addr");
-    let _ = std::fs::remove_file(&addr_file);
-    let p = start_proc(&st.dir, manager_args(st, listen), st.dir.join("manager.log"))?;
-    st.manager = Some(p.clone());
+/// Starts the supervisor of a testbed (which starts, or adopts, the manager
+/// and the agents) and waits until the manager listens.
+fn start_supervisor(st: &mut TestbedState) -> Result<()> {
+    let args = vec!["testbed".into(), "supervise".into(), st.dir.display().to_string()];
+    let p = start_proc(&st.dir, args, st.dir.join("supervisor.log"))?;
+    st.supervisor = Some(p.clone());
     st.save()?;
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(a) = std::fs::read_to_string(&addr_file)
-            && !a.trim().is_empty()
+        if let Some(d) = crate::supervise::Daemons::load(&st.dir)
+            && d.supervisor == p.pid
+            && !d.manager_url.is_empty()
+            && d.agents.len() == st.hosts.len()
         {
-            st.manager_url = format!("https://{}", a.trim());
+            st.manager_url = d.manager_url;
             st.save()?;
             return Ok(());
         }
         if !process::alive(p.pid) {
-            bail!("the manager exited at start; its log ({}) ends with:\n{}", p.log.display(), log_tail(&p.log, 15));
+            process::reap_children();
+            bail!(
+                "the testbed's supervisor exited at start; its log ({}) ends with:\n{}\nand the manager's:\n{}",
+                p.log.display(),
+                log_tail(&p.log, 15),
+                log_tail(&st.dir.join("manager.log"), 15)
+            );
         }
         if Instant::now() > deadline {
-            bail!("the manager did not start listening within 15s; see {}", p.log.display());
+            bail!(
+                "the manager did not start listening within 20s; see {} and {}",
+                p.log.display(),
+                st.dir.join("manager.log").display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn start_agent(st: &mut TestbedState, host: &str) -> Result<()> {
-    std::fs::create_dir_all(st.dir.join("agents").join(host))?;
-    let p = start_proc(&st.dir, agent_args(st, host), st.dir.join("agents").join(format!("{host}.log")))?;
-    st.agents.insert(host.to_string(), p);
-    st.save()
+/// The processes of a testbed still running: `supervisor`, `manager`, hosts.
+pub fn running(st: &TestbedState) -> Vec<String> {
+    let mut v = Vec::new();
+    if supervised(st) {
+        v.push("supervisor".to_string());
+    }
+    if st.manager.as_ref().is_some_and(|p| is_ours(p, &st.dir)) {
+        v.push("manager".to_string());
+    }
+    v.extend(st.agents.iter().filter(|(_, p)| is_ours(p, &st.dir)).map(|(h, _)| format!("agent of {h}")));
+    v
+}
+
+/// Whether the testbed's supervisor runs.
+pub fn supervised(st: &TestbedState) -> bool {
+    st.supervisor.as_ref().is_some_and(|p| is_ours(p, &st.dir))
 }
 
 /// Waits until every host's agent reports, printing who is missing.
@@ -278,11 +347,19 @@ fn tbf_args(ifname: &str, bps: u64, mtu: u32) -> Vec<String> {
 pub fn up(file: &Path, name: Option<&str>, root: &Path) -> Result<TestbedState> {
     let spec = load_spec(file)?;
     let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    up_spec(spec, &source, name, root)
+    up_spec(spec, &source, name, root, "testbed up")
 }
 
 /// Builds a testbed from a parsed description. On failure, removes whatever was made.
-pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &Path) -> Result<TestbedState> {
+/// `made_by` is recorded (`testbed up`, `demo`): the demo removes a leftover
+/// testbed only if a demo made it and nothing of it runs.
+pub fn up_spec(
+    mut spec: SubstrateSpec,
+    file: &Path,
+    name: Option<&str>,
+    root: &Path,
+    made_by: &str,
+) -> Result<TestbedState> {
     if let Some(n) = name {
         spec.name = n.to_string();
     }
@@ -321,6 +398,9 @@ pub fn up_spec(mut spec: SubstrateSpec, file: &Path, name: Option<&str>, root: &
         manager: None,
         agents: BTreeMap::new(),
         namespaces: substrate.hosts.iter().map(|h| host_netns(&substrate.name, &h.name)).collect(),
+        supervisor: None,
+        hosts: substrate.hosts.iter().map(|h| h.name.clone()).collect(),
+        made_by: made_by.to_string(),
         io: std::env::var("NETSLICE_IO").ok().filter(|v| !v.is_empty()).unwrap_or_else(default_io),
         workers: match std::env::var("NETSLICE_WORKERS").ok().filter(|v| !v.is_empty()) {
             None => 0,
@@ -382,13 +462,9 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
             run("tc", &tc).with_context(|| format!("shaping link {} to {}", l.name, l.bandwidth))?;
         }
     }
-    progress!("starting the manager");
-    start_manager(st, "127.0.0.1:0")?;
+    progress!("starting the supervisor, the manager and {} agents", s.hosts.len());
+    start_supervisor(st)?;
     progress!("manager at {}", st.manager_url);
-    progress!("starting {} agents", s.hosts.len());
-    for h in &s.hosts {
-        start_agent(st, &h.name)?;
-    }
     let client = Client::for_testbed(st)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30)))?;
@@ -401,6 +477,20 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
 /// Removes everything a testbed state names, and anything else named after it.
 pub fn down_state(st: &TestbedState) -> Result<()> {
     let mut report = Vec::new();
+    // The supervisor first, so that it restarts nothing; it stops its daemons.
+    if let Some(p) = &st.supervisor
+        && is_ours(p, &st.dir)
+    {
+        let _ = process::signal(p.pid, process::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && process::alive(p.pid) {
+            process::reap_children();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop_proc(p, &st.dir);
+    }
+    // Then whatever it left (also when it was killed before).
+    let st = &TestbedState::load(&st.dir).unwrap_or_else(|| st.clone());
     for p in st.agents.values() {
         stop_proc(p, &st.dir);
     }
@@ -503,34 +593,75 @@ pub fn down(name: &str, root: &Path) -> Result<()> {
         namespaces: Vec::new(),
         io: default_io(),
         workers: 0,
+        supervisor: None,
+        hosts: Vec::new(),
+        made_by: String::new(),
     });
     down_state(&st)
 }
 
-/// Restarts the manager (same address, same store) or one agent.
+/// Restarts the manager (same address, same store) or one agent, through
+/// the testbed's supervisor (started first if it is not running: it adopts
+/// the daemons still alive).
 pub fn restart(name: &str, root: &Path, agent: Option<&str>, manager: bool) -> Result<()> {
     let dir = root.join(name);
     let mut st = TestbedState::load(&dir).ok_or_else(|| anyhow!("no local testbed named {name:?}"))?;
+    if let Some(h) = agent
+        && !st.hosts.iter().any(|x| x == h)
+    {
+        bail!("testbed {name} has no host {h:?} (hosts: {})", st.hosts.join(", "));
+    }
+    if !supervised(&st) {
+        progress!("the supervisor of {name} is not running: starting it (it adopts the daemons still alive)");
+        start_supervisor(&mut st)?;
+    }
+    let ask = |daemon: &str| -> Result<String> {
+        let a = crate::supervise::request(&dir, &crate::supervise::Request::Restart { daemon: daemon.to_string() })?;
+        if a.ok { Ok(a.message) } else { bail!("{}", a.message) }
+    };
     if manager {
-        if let Some(p) = st.manager.clone() {
-            stop_proc(&p, &st.dir);
+        let m = ask("manager")?;
+        // Wait until it answers again.
+        let client = Client::for_testbed(&st)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !rt.block_on(client.healthy()) {
+            if Instant::now() > deadline {
+                bail!(
+                    "{m}, but it does not answer at {} after 15s; see {}",
+                    st.manager_url,
+                    dir.join("manager.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let listen = st.manager_url.trim_start_matches("https://").to_string();
-        start_manager(&mut st, &listen)?;
-        progress!("manager of {name} restarted at {}", st.manager_url);
+        progress!("{m} at {}", st.manager_url);
     }
     if let Some(h) = agent {
-        let p = st.agents.get(h).cloned().ok_or_else(|| {
-            anyhow!(
-                "testbed {name} has no host {h:?} (hosts: {})",
-                st.agents.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
-        stop_proc(&p, &st.dir);
-        start_agent(&mut st, h)?;
-        progress!("agent of {h} restarted (pid {})", st.agents[h].pid);
+        progress!("{}", ask(h)?.replacen(h, &format!("agent of {h}"), 1));
     }
     Ok(())
+}
+
+fn ago(t: u64) -> String {
+    let d = now_secs().saturating_sub(t);
+    match d {
+        0..120 => format!("{d}s ago"),
+        120..7200 => format!("{}m ago", d / 60),
+        _ => format!("{}h ago", d / 3600),
+    }
+}
+
+fn proc_line(label: &str, p: &Proc, dir: &Path) -> String {
+    let state = if is_ours(p, dir) { "running" } else { "STOPPED" };
+    let mut line = format!("  {label:<10} pid {:<8} {state:<8} restarts {}", p.pid, p.restarts);
+    if let Some(why) = &p.last_exit {
+        line.push_str(&format!("  last exit: {why}"));
+        if let Some(t) = p.last_exit_at {
+            line.push_str(&format!(" ({})", ago(t)));
+        }
+    }
+    line
 }
 
 /// `netslice testbed ...`.
@@ -553,23 +684,29 @@ pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
             }
             for st in v {
                 println!("{}  {}  manager {}  ({})", st.name, st.phase, st.manager_url, st.dir.display());
-                if let Some(p) = &st.manager {
-                    println!(
-                        "  manager    pid {:<8} {}",
+                match &st.supervisor {
+                    Some(p) => println!(
+                        "  supervisor pid {:<8} {}",
                         p.pid,
-                        if is_ours(p, &st.dir) { "running" } else { "STOPPED" }
-                    );
+                        if is_ours(p, &st.dir) {
+                            "running"
+                        } else {
+                            "STOPPED (daemons are not restarted; `netslice testbed restart` starts it again)"
+                        }
+                    ),
+                    None => println!("  supervisor none (a testbed from an older netslice)"),
+                }
+                if let Some(p) = &st.manager {
+                    println!("{}", proc_line("manager", p, &st.dir));
                 }
                 for (h, p) in &st.agents {
-                    println!(
-                        "  {:<10} pid {:<8} {}  netns {}",
-                        h,
-                        p.pid,
-                        if is_ours(p, &st.dir) { "running" } else { "STOPPED" },
-                        host_netns(&st.name, h)
-                    );
+                    println!("{}  netns {}", proc_line(h, p, &st.dir), host_netns(&st.name, h));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        TestbedCmd::Supervise { dir } => {
+            crate::supervise::run(&dir)?;
             Ok(ExitCode::SUCCESS)
         }
         TestbedCmd::Restart { name, agent, manager, state_root } => {

@@ -47,7 +47,13 @@ pub fn cmdline(pid: i32) -> Option<String> {
 
 /// Starts `cmd` detached from this process (new session, stdin from /dev/null,
 /// stdout and stderr appended to `log`); returns its PID.
-pub fn spawn_daemon(mut cmd: Command, log: &std::path::Path) -> Result<u32> {
+pub fn spawn_daemon(cmd: Command, log: &std::path::Path) -> Result<u32> {
+    Ok(spawn_logged(cmd, log)?.id())
+}
+
+/// Like [`spawn_daemon`], but keeps the child handle, for a parent that
+/// supervises it (waits for it and sees why it exited).
+pub fn spawn_logged(mut cmd: Command, log: &std::path::Path) -> Result<std::process::Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -65,8 +71,43 @@ pub fn spawn_daemon(mut cmd: Command, log: &std::path::Path) -> Result<u32> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| Error::os(format!("starting {:?}", cmd.get_program()), e))?;
-    Ok(child.id())
+    cmd.spawn().map_err(|e| Error::os(format!("starting {:?}", cmd.get_program()), e))
+}
+
+/// Restores the default action of SIGPIPE (terminate quietly), which Rust
+/// programs ignore. For commands whose output goes to a pipe that may close
+/// early (`netslice types | head -1`): without it, the next write fails with
+/// EPIPE and `println!` panics. Daemons keep ignoring SIGPIPE (a peer that
+/// goes away must not kill them).
+pub fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler; it only changes this
+    // process's disposition for one signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Why a child exited, for people: `exit code 1`, `killed by signal 9 (SIGKILL)`.
+pub fn exit_reason(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => "SIGKILL",
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGSEGV => "SIGSEGV",
+                libc::SIGABRT => "SIGABRT",
+                libc::SIGINT => "SIGINT",
+                libc::SIGBUS => "SIGBUS",
+                libc::SIGPIPE => "SIGPIPE",
+                libc::SIGHUP => "SIGHUP",
+                _ => "",
+            };
+            if name.is_empty() { format!("killed by signal {sig}") } else { format!("killed by signal {sig} ({name})") }
+        }
+        (None, None) => "exited".into(),
+    }
 }
 
 /// Reaps any exited children of this process without blocking (daemons started

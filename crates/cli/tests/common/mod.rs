@@ -104,12 +104,18 @@ impl Testbed {
         serde_json::from_slice(&std::fs::read(p).expect("state.json")).expect("state json")
     }
 
+    /// What the testbed's supervisor records of its daemons (`daemons.json`).
+    pub fn daemons(&self) -> serde_json::Value {
+        let p = self.root.path().join(&self.name).join("daemons.json");
+        serde_json::from_slice(&std::fs::read(p).expect("daemons.json")).expect("daemons json")
+    }
+
     pub fn agent_pid(&self, host: &str) -> i32 {
-        self.state()["agents"][host]["pid"].as_i64().expect("agent pid") as i32
+        self.daemons()["agents"][host]["pid"].as_i64().expect("agent pid") as i32
     }
 
     pub fn manager_pid(&self) -> i32 {
-        self.state()["manager"]["pid"].as_i64().expect("manager pid") as i32
+        self.daemons()["manager"]["pid"].as_i64().expect("manager pid") as i32
     }
 
     /// Packets counted on `host` for `slice`/`link` in `direction` (as last reported).
