@@ -86,6 +86,20 @@ pub enum Command {
     /// Add or revoke users (operators only).
     #[command(subcommand)]
     User(UserCmd),
+    /// Show the audit trail: every change with who made it (operators only).
+    Audit {
+        #[command(flatten)]
+        target: Target,
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many records (1-1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Print JSON.
+        #[arg(short, long)]
+        json: bool,
+    },
     /// List the node and link types this deployment offers, with their parameters.
     Types {
         #[command(flatten)]
@@ -453,6 +467,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(a) => runtime()?.block_on(slice::login(a)),
         Command::Whoami { target } => runtime()?.block_on(slice::whoami(&target)),
         Command::User(u) => runtime()?.block_on(slice::user(u)),
+        Command::Audit { target, after, limit, json } => runtime()?.block_on(slice::audit(&target, after, limit, json)),
         Command::Types { target, json, builtin } => runtime()?.block_on(slice::types(&target, json, builtin)),
         Command::Tool(t) => tools::command(t),
         Command::Demo(d) => demo::run(d),

@@ -289,6 +289,36 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `audit`.
+pub async fn audit(target: &Target, after: u64, limit: u64, json: bool) -> Result<ExitCode> {
+    let client = Client::from_target(target)?;
+    let v: Vec<netslice_model::api::AuditEntry> =
+        client.get_query(&Route::audit(), &[("after", after.to_string()), ("limit", limit.to_string())]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if v.is_empty() {
+        println!("no changes recorded after {after}");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    println!("{:>6} {:>9} {:<18} {:<10} {:<14} {:<16} DETAIL", "ID", "AGE", "CALLER", "ROLE", "ACTION", "OBJECT");
+    for e in v {
+        let age = now.saturating_sub(e.time);
+        println!(
+            "{:>6} {:>9} {:<18} {:<10} {:<14} {:<16} {}",
+            e.id,
+            format!("{age}s ago"),
+            e.caller,
+            e.role,
+            e.action,
+            e.object,
+            e.detail
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_info(info: &SliceInfo) {
     println!(
         "slice {}  state {}  revision {}  owner {}  lease ends {}",

@@ -98,7 +98,9 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, S
 }
 
 /// Parses a document in `format` (or guessed, as [`parse_document`] does),
-/// within [`LIMITS`].
+/// within [`LIMITS`]. Declared YAML that starts like JSON is read as
+/// [`parse_document`] reads it: JSON is YAML, and a client that labels all
+/// its documents YAML may send JSON.
 pub fn parse_as<T: serde::de::DeserializeOwned>(text: &str, format: Option<Format>) -> Result<T, SpecError> {
     parse_with(text, format, &LIMITS)
 }
@@ -120,12 +122,13 @@ pub fn parse_with<T: serde::de::DeserializeOwned>(
     }
     match format {
         Some(Format::Json) => parse_json(text, limits).map_err(JsonFailure::into_error),
-        Some(Format::Yaml) => parse_yaml(text, limits),
-        None if Format::guess(text) == Format::Json => match parse_json(text, limits) {
+        // YAML that starts like JSON is read as JSON first (JSON is YAML but
+        // for its surrogate-pair escapes, which only a JSON parser reads).
+        Some(Format::Yaml) | None if Format::guess(text) == Format::Json => match parse_json(text, limits) {
             Err(JsonFailure::Syntax(e)) => parse_yaml(text, limits).map_err(|_| e),
             other => other.map_err(JsonFailure::into_error),
         },
-        None => parse_yaml(text, limits),
+        Some(Format::Yaml) | None => parse_yaml(text, limits),
     }
 }
 

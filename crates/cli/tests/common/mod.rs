@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod mgr;
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
