@@ -11,6 +11,8 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+# The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     as_root apt-get update
@@ -40,3 +42,7 @@ else
     cargo test --workspace "$@"
     NETSLICE_IO=sockets NETSLICE_WORKERS=2 cargo test -p netslice --test e2e --test programmable "$@" -- --test-threads 1
 fi
+
+# The property-based API fuzzer against a running manager (once: it does not
+# depend on the I/O backend).
+bash scripts/api-fuzz.sh "${NETSLICE_API_FUZZ_SECONDS:-120}"

@@ -639,7 +639,24 @@ impl utoipa::Modify for CommonErrors {
             ("422", "cannot be placed on this substrate"),
             ("429", "too many requests of this credential in flight"),
         ];
-        for item in doc.paths.paths.values_mut() {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let name_schema = |pattern: &str, max: usize| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .min_length(Some(1))
+                .max_length(Some(max))
+                .build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            // Names in paths: the rules of netslice_model::names, so that
+            // clients (and API fuzzers) know what a valid name is.
+            let (kind_pattern, max) = if path.starts_with("/api/v1/users/") {
+                ("^[A-Za-z0-9_-]+$", netslice_model::names::MAX_USER)
+            } else {
+                ("^[a-z]([a-z0-9-]*[a-z0-9])?$", netslice_model::spec::MAX_NAME)
+            };
             let ops = [
                 &mut item.get,
                 &mut item.put,
@@ -651,6 +668,11 @@ impl utoipa::Modify for CommonErrors {
                 &mut item.trace,
             ];
             for op in ops.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    if p.parameter_in == ParameterIn::Path && (p.name == "name" || p.name == "host") {
+                        p.schema = Some(name_schema(kind_pattern, max).into());
+                    }
+                }
                 for (code, desc) in common {
                     op.responses.responses.entry(code.to_string()).or_insert_with(|| {
                         ResponseBuilder::new()
@@ -725,5 +747,6 @@ pub fn router(app: App) -> axum::Router {
         .route("/api/v1/audit", get(audit))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn(crate::extract::linger))
         .with_state(app)
 }

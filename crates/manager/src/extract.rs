@@ -173,3 +173,76 @@ name_extractor!(
     "host",
     netslice_model::names::host
 );
+
+/// Most of a request body read and thrown away after an early answer.
+pub const LINGER_BYTES: usize = 4 << 20;
+/// Longest time spent reading it.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// A request body that the handler and [`linger`] read in turn.
+struct SharedBody(std::sync::Arc<std::sync::Mutex<axum::body::Body>>);
+
+impl http_body::Body for SharedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let mut b = self.0.lock().expect("body lock");
+        std::pin::Pin::new(&mut *b).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.lock().expect("body lock").is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.lock().expect("body lock").size_hint()
+    }
+}
+
+/// Reads what is left of a request body after the answer is ready ("lingering
+/// close", as nginx does): a request refused before its body was read (a bad
+/// query, a missing token, a declared size over the limit) would otherwise
+/// be answered on a connection closed while the client still sends, and many
+/// clients then see a reset instead of the answer. At most [`LINGER_BYTES`]
+/// and [`LINGER_TIME`], beside the answer, which is not delayed; past either
+/// the connection is closed.
+pub async fn linger(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(body));
+    let req = Request::from_parts(parts, axum::body::Body::new(SharedBody(shared.clone())));
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        || http_body::Body::is_end_stream(&*shared.lock().expect("body lock"))
+    {
+        return resp;
+    }
+    // The answer goes out at once; the rest of the body is read beside it.
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0usize;
+            loop {
+                let frame = std::future::poll_fn(|cx| {
+                    let mut b = shared.lock().expect("body lock");
+                    http_body::Body::poll_frame(std::pin::Pin::new(&mut *b), cx)
+                })
+                .await;
+                match frame {
+                    Some(Ok(f)) => {
+                        seen += f.data_ref().map(|d| d.len()).unwrap_or(0);
+                        if seen > LINGER_BYTES {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        };
+        // Past the limits the body is dropped, and the connection closes.
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
+    resp
+}

@@ -67,6 +67,9 @@ pub async fn exchange(url: &str, cert: &Path, parts: Vec<(Duration, Vec<u8>)>, l
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
+            if complete(&got) {
+                break;
+            }
         }
     };
     tokio::select! {
@@ -101,4 +104,15 @@ pub fn head(method: &str, path: &str, token: Option<&str>, extra: &[&str]) -> Ve
     }
     h.push_str("\r\n");
     h.into_bytes()
+}
+
+/// Whether `got` holds a whole response with a Content-Length (the server may
+/// keep the connection open a while to read the rest of a refused body).
+fn complete(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+    head.lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().ok()))
+        .flatten()
+        .is_some_and(|n| body.len() >= n)
 }
