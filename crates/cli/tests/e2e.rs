@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -141,6 +141,75 @@ fn agent_kill_and_manager_restart_lose_nothing() {
     assert!(out.status.success(), "tcp after manager restart: {}", text(&out));
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Review item 10: a crashed agent stopped its host's traffic until someone
+/// restarted it (5.2 s of lost pings). The testbed's supervisor restarts it.
+#[test]
+fn crashed_daemons_are_restarted_within_a_second() {
+    if !need_root() {
+        return;
+    }
+    let tb = Testbed::up("sup", &example());
+    tb.apply(&repo_file("examples/red.yaml"));
+    let alive = |pid: i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    // Pings every 50 ms across t1 while its agent is killed.
+    let pinger = tb.spawn_exec("red", "a", &["tool", "ping", "10.0.0.2", "-c", "80", "-i", "0.05", "--json"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let old = tb.agent_pid("t1");
+    kill9(old);
+    let t = Instant::now();
+    wait_until("a new agent for t1", Duration::from_secs(5), || {
+        let pid = tb.agent_pid("t1");
+        pid != old && alive(pid)
+    });
+    let restarted = t.elapsed();
+    eprintln!("agent of t1 restarted {restarted:?} after kill -9");
+    assert!(restarted < Duration::from_secs(1), "{restarted:?}");
+    let out = pinger.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let lost = v["sent"].as_u64().unwrap_or(0).saturating_sub(v["received"].as_u64().unwrap_or(0));
+    eprintln!("pings lost across the crash: {lost} of {} (50 ms apart)", v["sent"]);
+    assert!(v["sent"] == 80 && lost * 50 < 2000, "traffic back within 2 s of the crash: {v} {}", text(&out));
+    let status = tb.ok(&["testbed", "status"]);
+    let line = status.lines().find(|l| l.trim_start().starts_with("t1 ")).unwrap_or_default();
+    assert!(line.contains("restarts 1") && line.contains("killed by signal 9 (SIGKILL)"), "{status}");
+    // The manager too, at the same address; state is back.
+    let old = tb.manager_pid();
+    kill9(old);
+    let t = Instant::now();
+    wait_until("a new manager", Duration::from_secs(5), || {
+        let pid = tb.manager_pid();
+        pid != old && alive(pid)
+    });
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    wait_until("red listed again", Duration::from_secs(15), || {
+        tb.cli(&["slice", "list"]).stdout.windows(3).any(|w| w == b"red")
+    });
+    // A restart someone asks for is not a crash.
+    tb.ok(&["testbed", "restart", &tb.name, "--agent", "h1"]);
+    let status = tb.ok(&["testbed", "status"]);
+    let line = status.lines().find(|l| l.trim_start().starts_with("h1 ")).unwrap_or_default();
+    assert!(line.contains("restarts 0") && line.contains("stopped by `testbed restart`"), "{status}");
+    let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
+    assert!(ok && v["received"] == 3, "{v}");
+}
+
+/// Review item 9: the demo removed any testbed of its name.
+#[test]
+fn the_demo_leaves_a_testbed_it_did_not_make_alone() {
+    if !need_root() {
+        return;
+    }
+    let tb = Testbed::up("dmo", &example());
+    let out = tb.cli(&["demo", "--name", &tb.name]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("does not remove a testbed it did not make"), "{}", text(&out));
+    assert!(err.contains("running: supervisor, manager"), "{err}");
+    // Still there, all of it.
+    let status = tb.ok(&["testbed", "status"]);
+    assert!(!status.contains("STOPPED") && status.contains(&tb.name), "{status}");
+    tb.ok(&["node", "list"]);
 }
 
 #[test]

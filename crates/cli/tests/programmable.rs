@@ -84,6 +84,22 @@ links:
             .flatten()
             .any(|p| p["node"] == "sw" && p["stats"]["entries"].as_u64().unwrap_or(0) >= 3)
     });
+    // The switch is a fast-path node, not a sliver (review item 7): no
+    // namespace, no sliver slot, its forwarding work reserved instead of
+    // 0.5 CPU and 256Mi; show and exec say so.
+    let sw = show["plan"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "sw").unwrap().clone();
+    assert!(sw["netns"].is_null(), "{sw}");
+    assert_eq!(sw["cpu_milli"], 10, "30 Mbit/s guaranteed: the 0.01-core floor: {sw}");
+    assert_eq!(sw["memory"], (64 << 10) + 128 * 64, "its table at 128 entries: {sw}");
+    let text = tb.ok(&["slice", "show", "lan"]);
+    let line = text.lines().find(|l| l.trim_start().starts_with("sw ")).unwrap_or_default();
+    assert!(line.contains("fast path in the agent") && !line.contains("netns"), "{text}");
+    let out = tb.cli(&["slice", "exec", "lan", "sw", "--", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("is a fast-path node (l2switch)"), "{err}");
+    let usage: serde_json::Value = serde_json::from_str(&tb.ok(&["substrate", "show", "--json"])).unwrap();
+    let h2 = usage["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "h2").unwrap().clone();
+    assert_eq!(h2["slivers_used"], 1, "only b is a sliver on h2: {h2}");
 }
 
 #[test]
@@ -250,6 +266,8 @@ links:
         ("{name: n, type: router}", "interface eth0 (link a-n) needs exactly one IPv4 address"),
         ("{name: n, type: warpdrive}", "nodes[2].type"),
         ("{name: n, params: {x: 1}}", "nodes[2].params.x"),
+        ("{name: n, type: l2switch, cpu: 0.5}", "nodes[2].cpu: l2switch is a fast-path node type"),
+        ("{name: n, type: router, memory: 1Gi}", "nodes[2].memory: router is a fast-path node type"),
     ];
     for (node, want) in cases {
         let p = write(&dir, "bad.yaml", &base.replace("NODE", node));
