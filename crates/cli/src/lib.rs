@@ -513,6 +513,8 @@ fn run_manager(a: ManagerArgs) -> Result<ExitCode> {
 
 fn run_agent(a: NodeArgs) -> Result<ExitCode> {
     let host = a.host.context("`netslice node` needs --host NAME (or use `netslice node list`)")?;
+    // The host name goes into the agent's API paths.
+    netslice_model::names::host(&host).map_err(|e| anyhow::anyhow!("--host: {e}"))?;
     let manager = a.manager.context("`netslice node` needs --manager URL")?;
     if let Some(ns) = &a.netns
         && !netslice_io::netns::exists(ns)

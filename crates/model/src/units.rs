@@ -117,8 +117,10 @@ impl fmt::Display for Bandwidth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Memory(pub u64);
 
+/// Memory units; a bare number is MiB. [`Bytes`] uses the same, with a bare
+/// number in bytes (the first entry, replaced).
 const MEM_UNITS: &[(&str, u128)] = &[
-    ("", 1 << 20), // a bare number is MiB
+    ("", 1 << 20),
     ("B", 1),
     ("Ki", 1 << 10),
     ("Mi", 1 << 20),
@@ -166,18 +168,6 @@ impl fmt::Display for Memory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Bytes(pub u64);
 
-const BYTE_UNITS: &[(&str, u128)] = &[
-    ("", 1),
-    ("B", 1),
-    ("Ki", 1 << 10),
-    ("Mi", 1 << 20),
-    ("Gi", 1 << 30),
-    ("Ti", 1 << 40),
-    ("K", 1_000),
-    ("M", 1_000_000),
-    ("G", 1_000_000_000),
-];
-
 impl Bytes {
     /// Bytes.
     pub fn bytes(self) -> u64 {
@@ -188,7 +178,9 @@ impl Bytes {
 impl core::str::FromStr for Bytes {
     type Err = UnitError;
     fn from_str(s: &str) -> Result<Self, UnitError> {
-        parse_scaled(s, BYTE_UNITS, "byte count", "64Ki").map(Bytes)
+        let mut units = MEM_UNITS.to_vec();
+        units[0] = ("", 1);
+        parse_scaled(s, &units, "byte count", "64Ki").map(Bytes)
     }
 }
 
