@@ -90,6 +90,9 @@ pub enum AgentError {
     /// HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] http::ClientError),
+    /// The host name is not one (it goes into the agent's API paths).
+    #[error("host: {0}")]
+    Host(#[from] netslice_model::names::NameError),
 }
 
 /// Applied state, shared between the reconciler and the reporter.
@@ -130,6 +133,7 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    netslice_model::names::host(&opts.host)?;
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|source| AgentError::StateDir { path: opts.state_dir.clone(), source })?;
     let registry = Arc::new(Registry::builtin());

@@ -294,7 +294,9 @@ impl Client {
         query: &[(&str, String)],
         body: String,
     ) -> Result<(StatusCode, String, T)> {
-        let media = netslice_model::Format::guess(&body).media_type();
+        // JSON only if it is JSON: a YAML flow document also starts with `{`.
+        let json = serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok();
+        let media = if json { netslice_model::Format::Json } else { netslice_model::Format::Yaml }.media_type();
         let resp = self
             .req(reqwest::Method::PUT, route)
             .query(query)

@@ -19,15 +19,6 @@ use crate::slice::bytes;
 use crate::testbed::{self, TestbedState};
 use crate::tools::{PingSummary, TcpSummary};
 
-/// Prints a result line; a closed stdout (`netslice demo | head`) stops the
-/// printing, not the demo, which still removes its testbed.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 const SUBSTRATE: &str = include_str!("../../../examples/substrate.yaml");
 const RED: &str = include_str!("../../../examples/red.yaml");
 const BLUE: &str = include_str!("../../../examples/blue.yaml");

@@ -10,6 +10,14 @@ macro_rules! note {
     }};
 }
 
+/// Writes a result line to stdout; a closed stdout does not panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod client;
 pub mod demo;
 pub mod relay;
@@ -418,10 +426,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Whether a command only prints for people and scripts (and may be cut
-/// short by a closed pipe, `netslice types | head -1`), as opposed to the
-/// daemons, the tools that run inside slivers and the demo, which clean up
-/// after themselves and must not die on SIGPIPE.
+/// Whether a command may be cut short by a closed pipe (`netslice types |
+/// head -1`) without leaving anything half done: client commands, whose one
+/// request is answered (or not) before they print. Not the daemons, the
+/// tools that run inside slivers, the demo, or the testbed commands that
+/// build, restart or remove processes and namespaces: they must finish, and
+/// their output lines ignore a closed pipe instead.
 fn prints_only(c: &Command) -> bool {
     !matches!(
         c,
@@ -429,7 +439,12 @@ fn prints_only(c: &Command) -> bool {
             | Command::Node(NodeArgs { command: None, .. })
             | Command::Tool(_)
             | Command::Demo(_)
-            | Command::Testbed(TestbedCmd::Supervise { .. })
+            | Command::Testbed(
+                TestbedCmd::Up { .. }
+                    | TestbedCmd::Down { .. }
+                    | TestbedCmd::Restart { .. }
+                    | TestbedCmd::Supervise { .. }
+            )
     )
 }
 

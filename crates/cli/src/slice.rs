@@ -261,6 +261,7 @@ pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
 pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
     match cmd {
         crate::UserCmd::Add { name, operator, save_token, target } => {
+            netslice_model::names::user(&name).map_err(|e| anyhow!("user name {e}"))?;
             let client = Client::from_target(&target)?;
             let body = netslice_manager::api::NewUser {
                 name: name.clone(),

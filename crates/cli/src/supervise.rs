@@ -70,10 +70,27 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
+/// The program daemons are started from, resolved once when the supervisor
+/// starts (a rebuild replaces the file; the path stays).
+static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn exe() -> Result<&'static PathBuf> {
+    if let Some(e) = EXE.get() {
+        return Ok(e);
+    }
+    let e = process::current_exe().context("locating the netslice executable")?;
+    Ok(EXE.get_or_init(|| e))
+}
+
 /// One supervised daemon.
 #[derive(Debug)]
 struct Slot {
+    /// The daemon; `proc.args` are those of the running process (by which
+    /// `is_ours` recognises it).
     proc: Proc,
+    /// Arguments for its next start, where they differ (the manager listens
+    /// where its first start bound).
+    next_args: Option<Vec<String>>,
     /// Our child, or `None` for a daemon adopted from an earlier supervisor
     /// (watched by polling its PID).
     child: Option<Child>,
@@ -85,15 +102,27 @@ struct Slot {
 
 impl Slot {
     fn new(proc: Proc) -> Slot {
-        Slot { proc, child: None, running: false, started: Instant::now(), delay: FIRST_DELAY, restart_at: None }
+        Slot {
+            proc,
+            next_args: None,
+            child: None,
+            running: false,
+            started: Instant::now(),
+            delay: FIRST_DELAY,
+            restart_at: None,
+        }
     }
 
     /// Starts (or restarts) the daemon.
     fn start(&mut self, dir: &Path) -> Result<()> {
-        let mut cmd = std::process::Command::new(std::env::current_exe().context("locating netslice")?);
+        if let Some(a) = self.next_args.take() {
+            self.proc.args = a;
+        }
+        let mut cmd = std::process::Command::new(exe()?);
         cmd.args(&self.proc.args).current_dir(dir);
         let child = process::spawn_logged(cmd, &self.proc.log)?;
         self.proc.pid = child.id() as i32;
+        self.proc.start_ticks = process::start_time(self.proc.pid).unwrap_or(0);
         self.proc.started = now_secs();
         self.proc.starts += 1;
         self.child = Some(child);
@@ -118,27 +147,37 @@ impl Slot {
         }
     }
 
-    /// Stops it: SIGTERM, then SIGKILL after 3 s.
-    fn stop(&mut self, dir: &Path) {
+    /// Asks it to stop (SIGTERM).
+    fn terminate(&mut self, dir: &Path) {
+        if self.running && (self.child.is_some() || testbed::is_ours(&self.proc, dir)) {
+            let _ = process::signal(self.proc.pid, process::SIGTERM);
+        }
+    }
+
+    /// Waits for it to exit until `deadline`, then kills it.
+    fn reap(&mut self, dir: &Path, deadline: Instant) {
         if !self.running {
             return;
         }
-        let pid = self.proc.pid;
-        if self.child.is_some() || testbed::is_ours(&self.proc, dir) {
-            let _ = process::signal(pid, process::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline && self.exited(dir).is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
         if self.exited(dir).is_none() {
-            let _ = process::signal(pid, process::SIGKILL);
+            if self.child.is_some() || testbed::is_ours(&self.proc, dir) {
+                let _ = process::signal(self.proc.pid, process::SIGKILL);
+            }
             if let Some(c) = &mut self.child {
                 let _ = c.wait();
             }
         }
         self.running = false;
         self.child = None;
+    }
+
+    /// Stops it: SIGTERM, then SIGKILL after 3 s.
+    fn stop(&mut self, dir: &Path) {
+        self.terminate(dir);
+        self.reap(dir, Instant::now() + Duration::from_secs(3));
     }
 }
 
@@ -184,7 +223,7 @@ impl Supervisor {
                 let addr = a.trim().to_string();
                 self.manager_url = format!("https://{addr}");
                 // Restarts listen where the first start did: agents and clients keep the URL.
-                self.manager.proc.args = testbed::manager_args(&self.st, &addr);
+                self.manager.next_args = Some(testbed::manager_args(&self.st, &addr));
                 return Ok(());
             }
             if let Some(why) = self.manager.exited(&self.dir) {
@@ -250,17 +289,29 @@ impl Supervisor {
         slot.proc.last_exit = Some("stopped by `testbed restart`".into());
         slot.proc.last_exit_at = Some(now_secs());
         slot.delay = FIRST_DELAY;
-        slot.start(&dir)?;
+        if let Err(e) = slot.start(&dir) {
+            // Not left down: the supervisor keeps trying, as after a crash.
+            slot.restart_at = Some(Instant::now() + slot.delay);
+            self.save();
+            return Err(e);
+        }
         let pid = slot.proc.pid;
         self.save();
         Ok(format!("{which} restarted (pid {pid})"))
     }
 
+    /// Stops the agents (all at once), then the manager.
     fn stop_all(&mut self) {
         let dir = self.dir.clone();
         for s in self.agents.values_mut() {
-            s.stop(&dir);
+            s.restart_at = None;
+            s.terminate(&dir);
         }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for s in self.agents.values_mut() {
+            s.reap(&dir, deadline);
+        }
+        self.manager.restart_at = None;
         self.manager.stop(&dir);
         self.save();
     }
@@ -319,12 +370,18 @@ pub fn run(dir: &Path) -> Result<()> {
         match old {
             Some(p) if testbed::is_ours(p, &dir) => {
                 tracing::info!("adopting {} (pid {})", p.args.first().map(String::as_str).unwrap_or("daemon"), p.pid);
-                Slot { running: true, ..Slot::new(Proc { args: fresh.args, log: fresh.log, ..p.clone() }) }
+                Slot { running: true, next_args: Some(fresh.args), ..Slot::new(p.clone()) }
             }
             Some(p) => Slot::new(Proc { args: fresh.args, log: fresh.log, ..p.clone() }),
             None => Slot::new(fresh),
         }
     };
+    // Signals first: a `down` during start-up must find every daemon started.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    exe()?;
     let listen = old.manager_url.strip_prefix("https://").unwrap_or("127.0.0.1:0").to_string();
     let manager =
         adopt(old.manager.as_ref(), testbed::new_proc(testbed::manager_args(&st, &listen), dir.join("manager.log")));
@@ -335,38 +392,24 @@ pub fn run(dir: &Path) -> Result<()> {
         manager_url: old.manager_url.clone(),
         st: st.clone(),
     };
+    // Agents adopted or not yet started are recorded from the start.
+    for h in &st.hosts {
+        let fresh = testbed::new_proc(testbed::agent_args(&st, h), dir.join("agents").join(format!("{h}.log")));
+        sup.agents.insert(h.clone(), adopt(old.agents.get(h), fresh));
+    }
     sup.save();
     let sock = dir.join(SOCKET);
     let _ = std::fs::remove_file(&sock);
     let listener =
         std::os::unix::net::UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
     listener.set_nonblocking(true)?;
-    if !sup.manager.running {
-        if sup.manager_url.is_empty() {
-            sup.first_manager_start()?;
-        } else {
-            sup.manager.start(&dir)?;
-        }
+    if let Err(e) = start_daemons(&mut sup, &stop) {
+        sup.stop_all();
+        let _ = std::fs::remove_file(&sock);
+        return Err(e);
     }
-    let mut st = st;
-    st.manager_url = sup.manager_url.clone();
-    for h in &st.hosts {
-        let fresh = testbed::new_proc(testbed::agent_args(&st, h), dir.join("agents").join(format!("{h}.log")));
-        std::fs::create_dir_all(dir.join("agents").join(h))?;
-        let mut slot = adopt(old.agents.get(h), fresh);
-        if !slot.running {
-            slot.start(&dir)?;
-        }
-        sup.agents.insert(h.clone(), slot);
-    }
-    sup.st = st;
-    sup.save();
     tracing::info!("supervising testbed {}: manager and {} agents", sup.st.name, sup.agents.len());
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         sup.tick();
         match listener.accept() {
@@ -385,6 +428,36 @@ pub fn run(dir: &Path) -> Result<()> {
     tracing::info!("stopping the daemons of testbed {}", sup.st.name);
     sup.stop_all();
     let _ = std::fs::remove_file(&sock);
+    Ok(())
+}
+
+/// Starts the manager (learning its address the first time) and the agents
+/// not adopted, saving after each start.
+fn start_daemons(sup: &mut Supervisor, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    let dir = sup.dir.clone();
+    if !sup.manager.running {
+        if sup.manager_url.is_empty() {
+            sup.first_manager_start()?;
+        } else {
+            sup.manager.start(&dir)?;
+        }
+        sup.save();
+    }
+    sup.st.manager_url = sup.manager_url.clone();
+    let hosts: Vec<String> = sup.agents.keys().cloned().collect();
+    for h in hosts {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            bail!("stopped while starting");
+        }
+        std::fs::create_dir_all(dir.join("agents").join(&h))?;
+        let args = testbed::agent_args(&sup.st, &h);
+        let slot = sup.agents.get_mut(&h).expect("known host");
+        slot.next_args = Some(args);
+        if !slot.running {
+            slot.start(&dir)?;
+        }
+        sup.save();
+    }
     Ok(())
 }
 

@@ -46,11 +46,15 @@ pub struct Proc {
     /// When it last exited, Unix seconds.
     #[serde(default)]
     pub last_exit_at: Option<u64>,
+    /// Its start time in clock ticks since boot (`/proc/PID/stat`), which a
+    /// process that reuses the PID does not share; 0 if unknown.
+    #[serde(default)]
+    pub start_ticks: u64,
 }
 
 /// A daemon not started yet.
 pub fn new_proc(args: Vec<String>, log: PathBuf) -> Proc {
-    Proc { pid: 0, args, log, started: 0, starts: 0, restarts: 0, last_exit: None, last_exit_at: None }
+    Proc { pid: 0, args, log, started: 0, starts: 0, restarts: 0, last_exit: None, last_exit_at: None, start_ticks: 0 }
 }
 
 /// What a testbed is made of.
@@ -113,6 +117,10 @@ impl TestbedState {
     /// Reads the state, with the daemons as the supervisor last recorded them.
     fn load(dir: &Path) -> Option<TestbedState> {
         let mut st: TestbedState = std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
+        if st.hosts.is_empty() {
+            // A testbed built before the supervisor: its hosts are its agents.
+            st.hosts = st.agents.keys().cloned().collect();
+        }
         if let Some(d) = crate::supervise::Daemons::load(dir) {
             st.manager = d.manager.or(st.manager);
             st.agents.extend(d.agents);
@@ -158,7 +166,7 @@ fn now_secs() -> u64 {
 }
 
 fn exe() -> Result<PathBuf> {
-    std::env::current_exe().context("locating the netslice executable")
+    process::current_exe().context("locating the netslice executable")
 }
 
 fn log_tail(path: &Path, lines: usize) -> String {
@@ -176,13 +184,26 @@ fn start_proc(dir: &Path, args: Vec<String>, log: PathBuf) -> Result<Proc> {
     let mut cmd = Command::new(exe()?);
     cmd.args(&args).current_dir(dir);
     let pid = process::spawn_daemon(cmd, &log)? as i32;
-    Ok(Proc { pid, starts: 1, started: now_secs(), ..new_proc(args, log) })
+    let start_ticks = process::start_time(pid).unwrap_or(0);
+    Ok(Proc { pid, starts: 1, started: now_secs(), start_ticks, ..new_proc(args, log) })
 }
 
 /// Whether `p` is still the process we started (alive, and its command line
 /// still names our state directory, so a reused PID is never signalled).
 pub fn is_ours(p: &Proc, dir: &Path) -> bool {
-    process::alive(p.pid) && process::cmdline(p.pid).is_some_and(|c| c.contains(&*dir.to_string_lossy()))
+    if !process::alive(p.pid) {
+        return false;
+    }
+    // The same process: its start time, where recorded.
+    if p.start_ticks != 0 && process::start_time(p.pid) != Some(p.start_ticks) {
+        return false;
+    }
+    // And our command line exactly (netslice ARGS).
+    let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", p.pid)) else { return false };
+    let argv: Vec<String> =
+        raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let dir = dir.to_string_lossy();
+    argv.get(1..) == Some(p.args.as_slice()) && p.args.iter().any(|a| a == &*dir || a.starts_with(&format!("{dir}/")))
 }
 
 fn stop_proc(p: &Proc, dir: &Path) {
@@ -388,6 +409,9 @@ pub fn up_spec(
         );
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Absolute: daemons run with it as their working directory and name it in
+    // their arguments, by which they are recognised later.
+    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
     let mut st = TestbedState {
         name: substrate.name.clone(),
         dir: dir.clone(),
@@ -669,7 +693,7 @@ pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
     match cmd {
         TestbedCmd::Up { file, name, state_root } => {
             let st = up(&file, name.as_deref(), &state_root)?;
-            println!("{}", st.manager_url);
+            out!("{}", st.manager_url);
             Ok(ExitCode::SUCCESS)
         }
         TestbedCmd::Down { name, state_root } => {

@@ -191,8 +191,29 @@ fn crashed_daemons_are_restarted_within_a_second() {
     let status = tb.ok(&["testbed", "status"]);
     let line = status.lines().find(|l| l.trim_start().starts_with("h1 ")).unwrap_or_default();
     assert!(line.contains("restarts 0") && line.contains("stopped by `testbed restart`"), "{status}");
-    let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
-    assert!(ok && v["received"] == 3, "{v}");
+    wait_until("a reaching b after h1's restart", Duration::from_secs(10), || {
+        let (ok, v) = tb.ping("red", "a", "10.0.0.2", "3");
+        ok && v["received"] == 3
+    });
+    // A killed supervisor: the daemons keep running; the next restart starts
+    // a new one, which adopts the live daemons and starts the dead one.
+    let sup = tb.state()["supervisor"]["pid"].as_i64().unwrap() as i32;
+    kill9(sup);
+    let h2 = tb.agent_pid("h2");
+    let h3 = tb.agent_pid("h3");
+    kill9(h2);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = tb.ok(&["testbed", "status"]);
+    assert!(status.contains("supervisor pid") && status.contains("STOPPED"), "{status}");
+    tb.ok(&["testbed", "restart", &tb.name, "--agent", "t1"]);
+    wait_until("h2 started again", Duration::from_secs(5), || alive(tb.agent_pid("h2")));
+    assert_eq!(tb.agent_pid("h3"), h3, "h3 was adopted, not restarted");
+    let status = tb.ok(&["testbed", "status"]);
+    assert!(!status.contains("STOPPED"), "{status}");
+    wait_until("red's a reaching c through h2 again", Duration::from_secs(10), || {
+        let (ok, v) = tb.ping("red", "a", "10.0.1.2", "3");
+        ok && v["received"] == 3
+    });
 }
 
 /// Review item 9: the demo removed any testbed of its name.
@@ -205,7 +226,7 @@ fn the_demo_leaves_a_testbed_it_did_not_make_alone() {
     let out = tb.cli(&["demo", "--name", &tb.name]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("does not remove a testbed it did not make"), "{}", text(&out));
-    assert!(err.contains("running: supervisor, manager"), "{err}");
+    assert!(err.contains("running: supervisor, manager, agent of h1"), "{err}");
     // Still there, all of it.
     let status = tb.ok(&["testbed", "status"]);
     assert!(!status.contains("STOPPED") && status.contains(&tb.name), "{status}");

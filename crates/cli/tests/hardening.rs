@@ -232,6 +232,28 @@ fn every_error_is_in_the_api_format_and_names_the_right_thing() {
         "invalid",
     );
     api_error(&req(&m, None, "GET", "/api/v1/slices", None), 401, "unauthorized");
+    // A registration without the enrollment token is refused before its body is parsed.
+    let deep = format!("{{\"version\": {}{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    api_error(
+        &req(&m, Some("nope"), "POST", "/api/v1/nodes/a/register", Some(("application/json", deep.into_bytes()))),
+        401,
+        "unauthorized",
+    );
+    // Renew: a duration shorter than a second or longer than the maximum names `for`.
+    for d in ["500ms", "30d"] {
+        let body = format!("{{\"for\": \"{d}\"}}").into_bytes();
+        let r = req(&m, Some(&tok), "POST", "/api/v1/slices/r/renew", Some(("application/json", body)));
+        api_error(&r, 400, "invalid");
+        assert_eq!(
+            (r.1["message"].as_str(), r.1["errors"][0]["field"].as_str()),
+            (Some("invalid renew request"), Some("for")),
+            "{d}: {r:?}"
+        );
+    }
+    // A YAML flow document (it starts with `{`, like JSON) goes through the CLI as YAML.
+    let flow = spec_file(&m, "flow.yaml", "{name: flow, nodes: [{name: a}]}");
+    let out = run(&mut m.cli(&m.admin(), &["slice", "apply", "--dry-run", "-f", &flow]));
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// The agent credential of host `h`, enrolled with the enrollment token.
@@ -273,7 +295,9 @@ fn durations_read_the_same_in_specs_the_api_and_the_command_line() {
 fn a_closed_stdout_ends_a_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), &[]);
-    for args in [&["types", "--builtin"][..], &["types"], &["substrate", "show"], &["node", "list"]] {
+    let f = spec_file(&m, "p.yaml", &two_nodes("p", "1Mbit"));
+    let apply = ["slice", "apply", "--dry-run", "-f", f.as_str()];
+    for args in [&["types", "--builtin"][..], &["types"], &["substrate", "show"], &["node", "list"], &apply] {
         let mut child = m.cli(&m.admin(), args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // Close the reading end before the command writes anything.
         drop(child.stdout.take());

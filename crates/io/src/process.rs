@@ -38,6 +38,29 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// When `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22):
+/// with the PID, an identity of one process that a reused PID does not share.
+pub fn start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (state).
+    let rest = s.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(22 - 3).and_then(|f| f.parse().ok())
+}
+
+/// This executable, also after it was replaced on disk (a rebuild): Linux
+/// then names the old file `PATH (deleted)`, and the new one is at PATH.
+pub fn current_exe() -> std::io::Result<std::path::PathBuf> {
+    let p = std::env::current_exe()?;
+    let s = p.to_string_lossy();
+    Ok(match s.strip_suffix(" (deleted)") {
+        Some(live) => std::path::PathBuf::from(live),
+        None => p,
+    })
+}
+
 /// The command line of `pid`, NUL separators replaced by spaces.
 pub fn cmdline(pid: i32) -> Option<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))

@@ -35,8 +35,8 @@ use crate::state::{Applied, ManagerError, State};
 /// Longest long-poll wait an agent may ask for.
 pub const MAX_WATCH: Duration = Duration::from_secs(60);
 
-/// Most requests one caller (a token or an agent credential) may have in
-/// flight at once; more are answered 429 at once, so that one client cannot
+/// Most requests one caller (a user, all their tokens together, or an agent)
+/// may have in flight at once; more are answered 429 at once, so that one client cannot
 /// occupy the manager for the others.
 pub const MAX_IN_FLIGHT: usize = 8;
 
@@ -135,6 +135,7 @@ pub fn status_of(e: &ManagerError) -> (StatusCode, &'static str) {
         ManagerError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
         ManagerError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ManagerError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+        ManagerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
@@ -403,16 +404,18 @@ impl Body for Renew {
 }
 
 impl Renew {
-    /// The asked-for lease in seconds, if any.
-    pub fn secs(&self) -> ApiResult<Option<u64>> {
+    /// The asked-for lease in whole seconds, if any, and the field it came in.
+    pub fn secs(&self) -> ApiResult<(Option<u64>, &'static str)> {
+        let bad =
+            |msg: String| ManagerError::Invalid { what: "renew request", errors: vec![FieldError::new("for", msg)] };
         match (self.seconds, self.duration) {
-            (Some(_), Some(_)) => Err(ManagerError::Invalid {
-                what: "renew request",
-                errors: vec![FieldError::new("for", "give either for or seconds, not both")],
-            }),
-            (Some(s), None) => Ok(Some(s)),
-            (None, Some(d)) => Ok(Some(d.secs())),
-            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(bad("give either for or seconds, not both".into())),
+            (Some(s), None) => Ok((Some(s), "seconds")),
+            (None, Some(d)) if d.0 % 1_000_000 != 0 || d.secs() == 0 => {
+                Err(bad(format!("{d} is not a whole number of seconds of at least 1s")))
+            }
+            (None, Some(d)) => Ok((Some(d.secs()), "for")),
+            (None, None) => Ok((None, "for")),
         }
     }
 }
@@ -434,8 +437,8 @@ pub async fn renew(
     Document(r): Document<Renew>,
 ) -> ApiResult<Json<Renewed>> {
     let who = person(&c)?.clone();
-    let secs = r.secs()?;
-    app.with(|s| s.renew(&name, secs, &who)).map(|expires| Json(Renewed { expires }))
+    let (secs, field) = r.secs()?;
+    app.with(|s| s.renew(&name, secs, field, &who)).map(|expires| Json(Renewed { expires }))
 }
 
 /// A new user.
@@ -514,18 +517,29 @@ pub async fn list_nodes(AxState(app): AxState<App>, c: Caller) -> ApiResult<Json
 pub async fn register(
     AxState(app): AxState<App>,
     HostName(host): HostName,
-    headers: axum::http::HeaderMap,
+    Enrollment(token): Enrollment,
     Document(req): Document<RegisterRequest>,
 ) -> ApiResult<Json<Registered>> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| ManagerError::Unauthorized("registration needs the enrollment token".into()))?
-        .trim()
-        .to_string();
     tracing::debug!("register {host} version {}", req.version);
     app.with(|s| s.enroll(&host, &token)).map(|credential| Json(Registered { credential }))
+}
+
+/// The enrollment token of a registration, checked before its body is read
+/// (a client without it gets nothing parsed).
+#[derive(Debug)]
+pub struct Enrollment(String);
+
+impl FromRequestParts<App> for Enrollment {
+    type Rejection = ManagerError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)
+            .ok_or_else(|| ManagerError::Unauthorized("registration needs the enrollment token".into()))?;
+        if !app.read(|s| s.is_enrollment(&token)) {
+            return Err(ManagerError::Unauthorized("wrong enrollment token".into()));
+        }
+        Ok(Enrollment(token))
+    }
 }
 
 /// Long-poll parameters.

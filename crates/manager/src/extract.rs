@@ -24,6 +24,14 @@ use crate::state::ManagerError;
 /// How long a request body may take to arrive.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most documents parsed at once (on the blocking pool): as many as there are
+/// cores, so that parsing can never take every core from the async workers.
+fn parse_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS
+        .get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+}
+
 /// A document the API accepts as a request body.
 pub trait Body: DeserializeOwned + Send + 'static {
     /// What it is called in errors ("slice spec", "renew request").
@@ -103,9 +111,10 @@ impl<T: Body> FromRequest<App> for Document<T> {
         {
             return Ok(Document(v));
         }
+        let _slot = parse_slots().acquire().await.map_err(|e| ManagerError::Internal(e.to_string()))?;
         let parsed = tokio::task::spawn_blocking(move || netslice_model::parse_as::<T>(&text, format))
             .await
-            .map_err(|e| invalid(T::WHAT, "", format!("parsing failed: {e}")))?;
+            .map_err(|e| ManagerError::Internal(format!("parsing a {} failed: {e}", T::WHAT)))?;
         parsed.map(Document).map_err(|e: SpecError| ManagerError::Invalid { what: T::WHAT, errors: e.errors })
     }
 }

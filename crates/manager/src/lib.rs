@@ -103,6 +103,10 @@ pub struct Started<F> {
 pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most connections served at once; more are closed at once (and logged).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most connections from one address, so that one client cannot take every
+/// slot (a local testbed's agents and clients all come from 127.0.0.1 and use
+/// a few each).
+pub const MAX_CONNECTIONS_PER_PEER: usize = 256;
 /// Largest request head (request line and headers); a larger one is
 /// answered 431 by the HTTP layer.
 pub const MAX_HEAD: usize = 64 << 10;
@@ -123,6 +127,7 @@ async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_header_size(MAX_HEAD).keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -133,13 +138,17 @@ async fn serve(
             tracing::warn!("{MAX_CONNECTIONS} connections open: closing the one from {peer}");
             continue;
         };
+        let Some(peer_slot) = PeerSlot::take(&per_peer, peer.ip()) else {
+            tracing::warn!("{MAX_CONNECTIONS_PER_PEER} connections open from {}: closing another", peer.ip());
+            continue;
+        };
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
         let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {peer}: {e}");
             }
-            drop(slot);
+            drop((slot, peer_slot));
         });
     }
     tokio::select! {
@@ -149,6 +158,39 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// One of a peer's connections; counted down when dropped.
+struct PeerSlot {
+    ip: std::net::IpAddr,
+    table: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl PeerSlot {
+    fn take(
+        table: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<PeerSlot> {
+        let mut t = table.lock().expect("peer table");
+        let n = t.entry(ip).or_default();
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot { ip, table: table.clone() })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().expect("peer table");
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// How often leases and finished deletions are looked at.

@@ -64,6 +64,9 @@ pub enum ManagerError {
     /// The path exists, not with this method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A bug: something that must not fail did (logged).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -164,6 +167,39 @@ fn log_audit(a: &Audit) {
     tracing::info!(target: "netslice::audit", "audit: {} ({}) {} {}: {}", a.caller, a.role, a.action, a.object, a.detail);
 }
 
+/// A row stored before fast-path nodes stopped being charged as slivers
+/// (issue 14): their `cpu`/`memory` leave the spec, and their plan entries
+/// lose the namespace and get what a fast-path node reserves. Returns whether
+/// anything changed. Done at every open (it is idempotent), in memory only:
+/// allocations are derived from the plans, so they follow.
+fn upgrade_fast_path_nodes(row: &mut SliceRow, types: &dyn TypeCatalog) -> bool {
+    let mut changed = false;
+    let fast: Vec<String> = row
+        .spec
+        .nodes
+        .iter()
+        .filter(|n| types.node_type(&n.node_type).is_some_and(|t| t.fast_path))
+        .map(|n| n.name.clone())
+        .collect();
+    for n in row.spec.nodes.iter_mut().filter(|n| fast.contains(&n.name)) {
+        changed |= n.cpu.take().is_some() | n.memory.take().is_some();
+    }
+    for name in &fast {
+        let Some(spec_node) = row.spec.node(name) else { continue };
+        let d = netslice_embed::node_demand(&row.spec, spec_node, types);
+        if let Some(p) = row.plan.nodes.iter_mut().find(|p| &p.name == name) {
+            let (cpu, mem) = ((d.cpu * 1000.0).round() as u64, d.memory);
+            if p.netns.is_some() || p.cpu_milli != cpu || p.memory != mem {
+                p.netns = None;
+                p.cpu_milli = cpu;
+                p.memory = mem;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 /// Names no user may take: they stand for the platform itself in the audit trail.
 pub const RESERVED_USERS: &[&str] = &["system"];
 
@@ -186,7 +222,14 @@ impl State {
     /// first start, and may replace the stored one only while no slice exists.
     pub fn open(db: &Path, substrate: Option<Substrate>, types: Arc<Registry>) -> Result<State, ManagerError> {
         let store = Store::open(db)?;
-        let slices = store.slices()?;
+        let mut slices = store.slices()?;
+        for (name, row) in slices.iter_mut() {
+            if upgrade_fast_path_nodes(row, &*types) {
+                tracing::info!(
+                    "slice {name}: fast-path nodes stored as slivers by an older manager now reserve their forwarding work"
+                );
+            }
+        }
         let stored = store.substrate()?;
         let substrate = match (stored, substrate) {
             (Some(s), None) => s,
@@ -474,7 +517,8 @@ impl State {
     }
 
     /// Extends a slice's lease to `secs` from now (at most the operator's maximum).
-    pub fn renew(&mut self, name: &str, secs: Option<u64>, who: &Principal) -> Result<u64, ManagerError> {
+    /// `field` names what the caller sent (`for` or `seconds`) in an error.
+    pub fn renew(&mut self, name: &str, secs: Option<u64>, field: &str, who: &Principal) -> Result<u64, ManagerError> {
         let row = self.visible(name, who)?.clone();
         if row.deleting {
             return Err(ManagerError::Conflict(format!("slice {name:?} is being deleted")));
@@ -482,9 +526,9 @@ impl State {
         let secs = secs.unwrap_or(self.policy.lease_default);
         if secs == 0 || secs > self.policy.lease_max {
             return Err(ManagerError::Invalid {
-                what: "request",
+                what: "renew request",
                 errors: vec![FieldError::new(
-                    "seconds",
+                    field,
                     format!("{secs}s is outside 1s..{}s (the operator's maximum)", self.policy.lease_max),
                 )],
             });
@@ -690,6 +734,11 @@ impl State {
                 detail: a.detail,
             })
             .collect())
+    }
+
+    /// Whether `secret` is the agent enrollment token.
+    pub fn is_enrollment(&self, secret: &str) -> bool {
+        self.enroll_digest.as_deref() == Some(digest(secret).as_str())
     }
 
     /// Whether no user token exists yet.
@@ -1048,7 +1097,7 @@ mod tests {
         assert!(forbidden(s.apply(spec("red", "h1", "h3"), false, &bob(), false).map(|_| ())));
         assert!(forbidden(s.apply(spec("red", "h1", "h3"), false, &bob(), true).map(|_| ())));
         assert!(forbidden(s.delete("red", &bob()).map(|_| ())));
-        assert!(forbidden(s.renew("red", Some(60), &bob()).map(|_| ())));
+        assert!(forbidden(s.renew("red", Some(60), "seconds", &bob()).map(|_| ())));
         assert!(forbidden(s.apply(spec("x", "h1", "h3"), false, &Principal::Node("h1".into()), false).map(|_| ())));
         assert_eq!(s.slice_info("red", &alice()).unwrap().plan.node("b").unwrap().host, "h2", "unchanged");
         // An operator may change and delete it.
@@ -1067,9 +1116,9 @@ mod tests {
         let t0 = now_secs();
         let exp = s.slice_list(&alice())[0].expires;
         assert!((t0 + 99..=t0 + 101).contains(&exp), "default lease: {exp} vs {t0}");
-        let renewed = s.renew("red", Some(500), &alice()).unwrap();
+        let renewed = s.renew("red", Some(500), "seconds", &alice()).unwrap();
         assert!(renewed >= t0 + 499);
-        assert!(matches!(s.renew("red", Some(5000), &alice()), Err(ManagerError::Invalid { .. })));
+        assert!(matches!(s.renew("red", Some(5000), "seconds", &alice()), Err(ManagerError::Invalid { .. })));
         assert_eq!(s.slice_list(&alice())[0].expires, renewed, "a refused renewal changes nothing");
         drop(s);
         let mut s = open(dir.path());
@@ -1082,7 +1131,7 @@ mod tests {
             open(d2.path()).usage()
         });
         check_invariant(&s);
-        assert!(matches!(s.renew("red", None, &alice()), Err(ManagerError::Conflict(_))));
+        assert!(matches!(s.renew("red", None, "seconds", &alice()), Err(ManagerError::Conflict(_))));
     }
 
     #[test]
@@ -1208,5 +1257,48 @@ mod tests {
         let info = s.slice_info("red", &alice()).unwrap();
         assert_eq!(info.state, SliceState::Failed);
         assert!(info.message.unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn slices_stored_with_fast_path_nodes_as_slivers_are_upgraded_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let sw = SliceSpec::from_text(
+            "name: sw\nshare_hosts: true\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h2}\n  - {name: s, type: l2switch, host: h3}\nlinks:\n  - {name: as, bandwidth: 1Mbit, endpoints: [{node: a}, {node: s}]}\n  - {name: bs, bandwidth: 1Mbit, endpoints: [{node: b}, {node: s}]}\n",
+        )
+        .unwrap();
+        {
+            let mut s = open(dir.path());
+            put(&mut s, sw.clone(), true).unwrap();
+        }
+        // Make the row look as an older manager stored it.
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("m.db")).unwrap();
+            let (spec, plan): (String, String) = conn
+                .query_row("SELECT spec, plan FROM slices WHERE name = 'sw'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap();
+            let mut spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+            spec["nodes"][2]["cpu"] = serde_json::json!(0.5);
+            spec["nodes"][2]["memory"] = serde_json::json!("256Mi");
+            let mut plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+            plan["nodes"][2]["netns"] = serde_json::json!("lab.sw.s");
+            plan["nodes"][2]["cpu_milli"] = serde_json::json!(500);
+            plan["nodes"][2]["memory"] = serde_json::json!(256u64 << 20);
+            conn.execute(
+                "UPDATE slices SET spec = ?1, plan = ?2 WHERE name = 'sw'",
+                rusqlite::params![spec.to_string(), plan.to_string()],
+            )
+            .unwrap();
+        }
+        let s = open(dir.path());
+        let row = &s.slices["sw"];
+        let n = row.plan.node("s").unwrap();
+        assert_eq!((n.netns.as_deref(), n.cpu_milli), (None, 10), "{n:?}");
+        assert_eq!(row.spec.node("s").unwrap().cpu, None);
+        assert_eq!(s.alloc.slivers.get("h3"), None, "no sliver slot any more");
+        assert_eq!(s.alloc.cpu_milli["h3"], 10);
+        check_invariant(&s);
+        // Re-applying the spec as `slice show` gives it is unchanged.
+        let mut s = s;
+        assert_eq!(put(&mut s, sw, false).unwrap(), Applied::Unchanged);
     }
 }

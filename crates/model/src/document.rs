@@ -125,7 +125,12 @@ pub fn parse_with<T: serde::de::DeserializeOwned>(
         // YAML that starts like JSON is read as JSON first (JSON is YAML but
         // for its surrogate-pair escapes, which only a JSON parser reads).
         Some(Format::Yaml) | None if Format::guess(text) == Format::Json => match parse_json(text, limits) {
-            Err(JsonFailure::Syntax(e)) => parse_yaml(text, limits).map_err(|_| e),
+            // Not JSON: YAML (a flow mapping), whose own errors then count,
+            // unless it is not YAML either.
+            Err(JsonFailure::Syntax(e)) => match check_yaml(text, limits) {
+                Ok(()) => parse_yaml(text, limits),
+                Err(_) => Err(e),
+            },
             other => other.map_err(JsonFailure::into_error),
         },
         Some(Format::Yaml) | None => parse_yaml(text, limits),
@@ -376,6 +381,9 @@ mod tests {
     fn yaml_flow_documents_that_start_like_json_still_parse() {
         let d: Doc = parse_document("{name: red, items: [{n: 1}]}").unwrap();
         assert_eq!(d.items, [Item { n: 1 }]);
+        // Their errors are YAML's, with the field.
+        let e = err("{name: red, items: [{n: x}]}", None);
+        assert_eq!(e.field, "items[0].n", "{e:?}");
     }
 
     #[test]
