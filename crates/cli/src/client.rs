@@ -269,6 +269,37 @@ impl Client {
         anyhow!("cannot reach the manager at {}: {cause} (is it running? see `netslice testbed status`)", self.base)
     }
 
+    /// Sends a request; a 429 (this user has too many requests in flight at
+    /// the manager) is retried after its `Retry-After`, for up to 30 s, as
+    /// 50 commands started at once by one user should all get through.
+    async fn send(&self, mut rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut attempt = 0u32;
+        loop {
+            let again = rb.try_clone();
+            let resp = rb.send().await.map_err(|e| self.unreachable(e))?;
+            let Some(next) = again.filter(|_| resp.status() == StatusCode::TOO_MANY_REQUESTS) else {
+                return Ok(resp);
+            };
+            let wait = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 10);
+            // Spread the retries of clients refused together.
+            let jitter = u64::from(std::process::id().wrapping_mul(2_654_435_761).wrapping_add(attempt)) % 500;
+            let pause = std::time::Duration::from_millis(wait * 1000 / 2 + jitter);
+            if std::time::Instant::now() + pause > deadline {
+                return Ok(resp);
+            }
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+            rb = next;
+        }
+    }
+
     /// GET a JSON document.
     pub async fn get<T: DeserializeOwned>(&self, route: &Route) -> Result<T> {
         self.get_query(route, &[]).await
@@ -276,13 +307,13 @@ impl Client {
 
     /// GET a JSON document with query parameters (encoded).
     pub async fn get_query<T: DeserializeOwned>(&self, route: &Route, query: &[(&str, String)]) -> Result<T> {
-        let resp = self.req(reqwest::Method::GET, route).query(query).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.req(reqwest::Method::GET, route).query(query)).await?;
         Ok(self.decode(resp).await?.1)
     }
 
     /// POST a JSON body.
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, route: &Route, body: &B) -> Result<T> {
-        let resp = self.req(reqwest::Method::POST, route).json(body).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.req(reqwest::Method::POST, route).json(body)).await?;
         Ok(self.decode(resp).await?.1)
     }
 
@@ -298,13 +329,8 @@ impl Client {
         let json = serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok();
         let media = if json { netslice_model::Format::Json } else { netslice_model::Format::Yaml }.media_type();
         let resp = self
-            .req(reqwest::Method::PUT, route)
-            .query(query)
-            .header("content-type", media)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send(self.req(reqwest::Method::PUT, route).query(query).header("content-type", media).body(body))
+            .await?;
         let result =
             resp.headers().get("x-netslice-result").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let (status, v) = self.decode(resp).await?;
@@ -313,7 +339,7 @@ impl Client {
 
     /// DELETE.
     pub async fn delete<T: DeserializeOwned>(&self, route: &Route) -> Result<T> {
-        let resp = self.req(reqwest::Method::DELETE, route).send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.req(reqwest::Method::DELETE, route)).await?;
         Ok(self.decode(resp).await?.1)
     }
 
