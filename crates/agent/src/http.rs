@@ -32,11 +32,18 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long an idle connection to the manager is kept for reuse.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// A client that trusts exactly the certificates in `ca` (PEM), or the
 /// platform's roots when `ca` is None.
 pub fn client(ca: Option<&Path>, connect_timeout: Duration) -> Result<reqwest::Client, ClientError> {
     install_crypto();
-    let builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+    // The manager closes a connection that sends no request for 10 s (its
+    // header timeout, against clients that trickle their headers); a pooled
+    // connection is dropped here before that, so that a request never goes out
+    // on a connection the manager is closing.
+    let builder = reqwest::Client::builder().connect_timeout(connect_timeout).pool_idle_timeout(POOL_IDLE);
     let Some(ca) = ca else {
         return Ok(builder.build()?);
     };
