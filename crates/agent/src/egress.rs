@@ -1,231 +1,111 @@
-//! Egress ports: every place the agent transmits (a physical link, a sliver's
-//! TAP) has a hierarchical scheduler (`netslice-qos`) between the redirector and
-//! the wire, so that a slice can use neither another slice's guarantee nor its
-//! queue.
+//! Egress drivers: the pipeline's egress ports ([`netslice_pipeline::EgressPort`])
+//! and delay lines, shared by the forwarding threads, each behind its own
+//! lock, and the one timer thread that runs them when they are due.
 //!
 //! The model is the kernel's qdisc: the thread that enqueues also runs the
-//! scheduler (dequeue what may go now, transmit it) unless another thread is
+//! port (takes what may leave now and transmits it) unless another thread is
 //! already running it, so an unthrottled port costs no thread hand-off. When
-//! packets wait for tokens, the port registers its next wake-up with one timer
-//! thread, which runs the port then. Nothing busy-waits.
+//! packets wait for tokens, or in a delay line, the driver registers its next
+//! wake-up with the timer thread, which runs it then. Nothing busy-waits.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddrV4;
-use std::ops::Range;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use netslice_dataplane::{Counters, DropReason, GsoInfo};
+use netslice_dataplane::DropReason;
 use netslice_io::tap::Tap;
-use netslice_model::api::Direction;
-use netslice_qos::sched::{ClassConfig, Discipline, LinkId, QueueLimits, Scheduler, SliceId};
+use netslice_pipeline::egress::{ClassKey, EgressPort, PortPlan};
+use netslice_pipeline::{DelayLine, Pkt};
+use netslice_qos::sched::LinkId;
 
-/// Most packets one scheduler run transmits before re-checking the clock.
+use crate::pool::{Clock, Pool};
+
+/// Most packets one run of a port transmits before re-checking the clock.
 const RUN_BATCH: usize = 64;
-/// Buffers kept in the pool at most.
-const POOL_MAX: usize = 2048;
 
-/// The agent's monotonic clock in nanoseconds.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
-
-impl Clock {
-    /// A clock starting now.
-    pub fn new() -> Clock {
-        Clock(Instant::now())
-    }
-
-    /// Nanoseconds since the clock started.
-    pub fn now(&self) -> u64 {
-        self.0.elapsed().as_nanos() as u64
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
-}
-
-/// Recycled packet buffers, so the forwarding path does not allocate per packet.
+/// What a port transmits on.
 #[derive(Debug)]
-pub struct Pool {
-    free: Mutex<Vec<Vec<u8>>>,
-    len: usize,
-}
-
-impl Pool {
-    /// Buffers of `len` bytes.
-    pub fn new(len: usize) -> Pool {
-        Pool { free: Mutex::new(Vec::new()), len }
-    }
-
-    /// Buffer length.
-    pub fn buf_len(&self) -> usize {
-        self.len
-    }
-
-    /// Replaces every empty buffer in `bufs` with a pooled (or new) one.
-    pub fn refill(&self, bufs: &mut [Vec<u8>]) {
-        let mut free = self.free.lock().expect("pool lock");
-        for b in bufs.iter_mut().filter(|b| b.len() != self.len) {
-            *b = free.pop().unwrap_or_else(|| vec![0u8; self.len]);
-        }
-    }
-
-    /// One buffer.
-    pub fn take(&self) -> Vec<u8> {
-        self.free.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; self.len])
-    }
-
-    /// Returns buffers.
-    pub fn give(&self, bufs: impl IntoIterator<Item = Vec<u8>>) {
-        let mut free = self.free.lock().expect("pool lock");
-        for b in bufs {
-            if free.len() < POOL_MAX && b.len() == self.len {
-                free.push(b);
-            }
-        }
-    }
-}
-
-/// A packet waiting at an egress port.
-#[derive(Debug)]
-pub struct Pkt {
-    /// Its buffer (from the pool).
-    pub buf: Vec<u8>,
-    /// The bytes to transmit.
-    pub range: Range<usize>,
-    /// How to send it, for substrate ports.
-    pub dst: Option<TxDst>,
-    /// Counters of the rule that sent it (transmit errors are counted there).
-    pub counters: Arc<Counters>,
-    /// Set for a TCP super-frame carried whole.
-    pub gso: Option<GsoInfo>,
-    /// Bytes it takes on the wire (a super-frame: all its segments).
-    pub wire: usize,
-}
-
-impl Pkt {
-    /// A packet of `range` in `buf`, charged as its length.
-    pub fn new(buf: Vec<u8>, range: Range<usize>, dst: Option<TxDst>, counters: Arc<Counters>) -> Pkt {
-        let wire = range.len();
-        Pkt { buf, range, dst, counters, gso: None, wire }
-    }
-}
-
-/// How a substrate packet leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxDst {
-    /// On IP carrier socket `sock` (an index into the agent's IP sockets) to `dst`.
-    Ip {
-        /// Socket index.
-        sock: usize,
-        /// Destination.
-        dst: SocketAddrV4,
-    },
-    /// As a whole Ethernet frame on the physical link's interface.
-    Ether,
-}
-
-/// Which class of an egress scheduler a rule's packets join.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ClassKey {
-    /// A shaped link's own queue.
-    Link(String, String, Direction),
-    /// The one shared queue of every policed link on the port.
-    Policed,
-}
-
-/// What an egress port transmits on.
-#[derive(Debug)]
-pub enum EgressKind {
-    /// A physical link (index into `NodeConfig::underlay`).
+pub(crate) enum PortDevice {
+    /// A physical link (index into `NodeConfig::underlay`) of this MTU.
     Underlay {
         /// Index.
         index: usize,
-        /// Link name.
-        name: String,
-        /// The link's MTU.
+        /// MTU.
         mtu: usize,
     },
     /// A sliver's TAP.
-    Tap {
-        /// Port number.
-        port: u32,
-        /// The device.
-        tap: Arc<Tap>,
-    },
+    Tap(Arc<Tap>),
 }
 
-/// The scheduler of one port and what it knows about its classes.
 #[derive(Debug)]
-pub struct EgressState {
-    /// The scheduler.
-    pub sched: Scheduler<Pkt>,
-    /// Someone is running the scheduler.
+struct PortState {
+    port: EgressPort,
+    /// Some thread is running the port.
     running: bool,
     /// A timer wake-up is registered for this time.
     wake_at: Option<u64>,
-    /// Class ids.
-    pub classes: HashMap<ClassKey, LinkId>,
-    /// Slice class ids (the policed class lives under the slice named "").
-    pub slices: HashMap<String, SliceId>,
 }
 
-/// One egress port.
+/// One egress port and its device.
 #[derive(Debug)]
-pub struct Egress {
+pub(crate) struct PortDriver {
     /// What it transmits on.
-    pub kind: EgressKind,
-    /// Its scheduler.
-    pub state: Mutex<EgressState>,
+    pub(crate) device: PortDevice,
+    state: Mutex<PortState>,
 }
 
-/// How a port transmits a batch; implemented by the forwarding plane.
-pub trait Transmit {
-    /// Sends a batch dequeued from `egress` and returns the buffers.
-    fn transmit(&self, egress: &Egress, batch: Vec<Pkt>) -> Vec<Vec<u8>>;
+/// How ports and delay lines transmit; implemented by the agent's shared
+/// state (sockets, AF_XDP, TAPs).
+pub(crate) trait Transmit {
+    /// Sends a batch a port let go (emptying `batch`; the buffers go back
+    /// to the pool).
+    fn transmit(&self, port: &PortDriver, batch: &mut Vec<Pkt>);
+    /// Sends packets a delay line of physical link `underlay` let go.
+    fn transmit_delayed(&self, underlay: usize, batch: &mut Vec<Pkt>);
     /// The clock.
     fn clock(&self) -> &Clock;
     /// The buffer pool.
     fn pool(&self) -> &Pool;
     /// The wake-up timer.
     fn timer(&self) -> &Timer;
-    /// Called by the timer thread on every wake-up (the forwarding plane uses
-    /// it to keep the thread on the CPUs it may use).
+    /// Called by the timer thread on every wake-up (it re-pins itself).
     fn timer_woke(&self) {}
 }
 
-impl Egress {
-    /// A port of `rate` bytes/s with a `burst`-byte bucket, scheduling by DRR.
-    pub fn new(kind: EgressKind, rate: u64, burst: u64, now: u64) -> Egress {
-        let sched = Scheduler::new(rate.max(1), burst.max(1), Discipline::Drr { quantum: 1514 }, now)
-            .expect("positive port rate and burst");
-        Egress {
-            kind,
-            state: Mutex::new(EgressState {
-                sched,
-                running: false,
-                wake_at: None,
-                classes: HashMap::new(),
-                slices: HashMap::new(),
-            }),
-        }
+impl PortDriver {
+    /// A port as `plan` says, on `device`.
+    pub(crate) fn new(plan: &PortPlan, device: PortDevice, now: u64) -> PortDriver {
+        let port = EgressPort::new(plan, now);
+        PortDriver { device, state: Mutex::new(PortState { port, running: false, wake_at: None }) }
     }
 
-    /// Queues packets on their classes; what does not fit is counted and its
-    /// buffer returned. Then runs the scheduler unless someone else is.
-    pub fn enqueue_and_run<T: Transmit>(self: &Arc<Self>, t: &T, pkts: Vec<(LinkId, Pkt)>) {
+    /// Reconfigures the port in place; returns the buffers of the packets of
+    /// classes that went.
+    pub(crate) fn configure(&self, plan: &PortPlan, now: u64) -> Vec<Vec<u8>> {
+        let mut st = self.state.lock().expect("egress lock");
+        st.port.configure(plan, now).into_iter().map(|p| p.buf).collect()
+    }
+
+    /// The class id of `key`.
+    pub(crate) fn class_of(&self, key: &ClassKey) -> Option<LinkId> {
+        self.state.lock().expect("egress lock").port.class_of(key)
+    }
+
+    /// Empties the port (it is going); returns the buffers.
+    pub(crate) fn drain(&self) -> Vec<Vec<u8>> {
+        self.state.lock().expect("egress lock").port.drain().into_iter().map(|p| p.buf).collect()
+    }
+
+    /// Queues packets on their classes (what does not fit is counted and its
+    /// buffer recycled), then runs the port unless someone else is.
+    pub(crate) fn enqueue_and_run<T: Transmit>(self: &Arc<Self>, t: &T, pkts: Vec<(LinkId, Pkt)>) {
         let mut dropped = Vec::new();
         {
             let mut st = self.state.lock().expect("egress lock");
             for (class, p) in pkts {
-                let len = p.wire.min(u32::MAX as usize) as u32;
-                if let Err((p, _why)) = st.sched.enqueue(class, len, p) {
-                    p.counters.dropped(DropReason::QueueFull);
+                if let Err(p) = st.port.enqueue(class, p) {
                     dropped.push(p.buf);
                 }
             }
@@ -236,9 +116,9 @@ impl Egress {
         self.run(t);
     }
 
-    /// Runs the scheduler: transmits what may go now, in batches, until nothing
-    /// may; registers a timer wake-up if packets still wait.
-    pub fn run<T: Transmit>(self: &Arc<Self>, t: &T) {
+    /// Transmits what may go now, in batches, until nothing may; registers a
+    /// timer wake-up if packets still wait.
+    pub(crate) fn run<T: Transmit>(self: &Arc<Self>, t: &T) {
         {
             let mut st = self.state.lock().expect("egress lock");
             if st.running {
@@ -246,83 +126,179 @@ impl Egress {
             }
             st.running = true;
         }
+        let mut batch = Vec::with_capacity(RUN_BATCH);
         loop {
             let now = t.clock().now();
-            let mut batch = Vec::with_capacity(RUN_BATCH);
             {
                 let mut st = self.state.lock().expect("egress lock");
-                while batch.len() < RUN_BATCH {
-                    match st.sched.dequeue(now) {
-                        Some((_, _, p)) => batch.push(p),
-                        None => break,
-                    }
-                }
-                if batch.is_empty() {
+                if st.port.poll_transmit(now, RUN_BATCH, &mut batch) == 0 {
                     st.running = false;
-                    if let Some(at) = st.sched.next_wakeup(now)
+                    if let Some(at) = st.port.poll_timeout(now)
                         && st.wake_at.is_none_or(|w| at < w || w <= now)
                     {
                         st.wake_at = Some(at);
-                        t.timer().schedule(at, Arc::downgrade(self));
+                        t.timer().schedule(at, Wake::Port(Arc::downgrade(self)));
                     }
                     return;
                 }
             }
-            let bufs = t.transmit(self, batch);
-            t.pool().give(bufs);
+            t.transmit(self, &mut batch);
         }
     }
 
-    /// Clears the registered wake-up (the timer fired).
     fn woken(&self) {
         self.state.lock().expect("egress lock").wake_at = None;
     }
 }
 
+/// The delay line of one physical link.
 #[derive(Debug)]
-struct Wake {
-    at: u64,
-    seq: u64,
-    egress: Weak<Egress>,
+pub(crate) struct DelayDriver {
+    /// The link's index in the config.
+    pub(crate) underlay: usize,
+    line: Mutex<(DelayLine<Pkt>, Option<u64>)>,
 }
 
-impl PartialEq for Wake {
+impl DelayDriver {
+    /// A line of `delay` nanoseconds holding at most `limit` packets.
+    pub(crate) fn new(underlay: usize, delay: u64, limit: usize) -> DelayDriver {
+        DelayDriver { underlay, line: Mutex::new((DelayLine::new(delay, limit), None)) }
+    }
+
+    /// Changes the delay (queued packets keep their time).
+    pub(crate) fn set_delay(&self, delay: u64) {
+        self.line.lock().expect("delay lock").0.set_delay(delay);
+    }
+
+    /// The delay.
+    pub(crate) fn delay(&self) -> u64 {
+        self.line.lock().expect("delay lock").0.delay()
+    }
+
+    /// Puts what a port let go into the line (a full line drops, counted as
+    /// `queue_full`) and asks the timer to come back when the first is due.
+    pub(crate) fn push<T: Transmit>(self: &Arc<Self>, t: &T, batch: &mut Vec<Pkt>) {
+        let now = t.clock().now();
+        let mut dropped = Vec::new();
+        let wake = {
+            let mut st = self.line.lock().expect("delay lock");
+            for p in batch.drain(..) {
+                if let Err(p) = st.0.push(now, p) {
+                    p.counters.dropped(DropReason::QueueFull);
+                    dropped.push(p.buf);
+                }
+            }
+            Self::rearm(&mut st)
+        };
+        if let Some(at) = wake {
+            t.timer().schedule(at, Wake::Delay(Arc::downgrade(self)));
+        }
+        if !dropped.is_empty() {
+            t.pool().give(dropped);
+        }
+    }
+
+    /// The wake-up to register, if the line's first packet is due earlier
+    /// than the one registered.
+    fn rearm(st: &mut (DelayLine<Pkt>, Option<u64>)) -> Option<u64> {
+        let at = st.0.poll_timeout()?;
+        if st.1.is_none_or(|w| at < w) {
+            st.1 = Some(at);
+            return Some(at);
+        }
+        None
+    }
+
+    /// Sends what is due (called by the timer thread).
+    fn run<T: Transmit>(self: &Arc<Self>, t: &T) {
+        let mut batch = Vec::new();
+        loop {
+            let now = t.clock().now();
+            let wake = {
+                let mut st = self.line.lock().expect("delay lock");
+                st.1 = None;
+                while batch.len() < RUN_BATCH {
+                    match st.0.poll(now) {
+                        Some(p) => batch.push(p),
+                        None => break,
+                    }
+                }
+                if batch.is_empty() { Self::rearm(&mut st) } else { None }
+            };
+            if batch.is_empty() {
+                if let Some(at) = wake {
+                    t.timer().schedule(at, Wake::Delay(Arc::downgrade(self)));
+                }
+                return;
+            }
+            t.transmit_delayed(self.underlay, &mut batch);
+        }
+    }
+
+    /// Empties the line, returning what it held in order.
+    pub(crate) fn take_all(&self) -> Vec<Pkt> {
+        self.line.lock().expect("delay lock").0.drain().collect()
+    }
+}
+
+/// What the timer wakes.
+#[derive(Debug, Clone)]
+pub(crate) enum Wake {
+    /// A throttled port.
+    Port(Weak<PortDriver>),
+    /// A delay line.
+    Delay(Weak<DelayDriver>),
+}
+
+#[derive(Debug)]
+struct Due {
+    at: u64,
+    seq: u64,
+    what: Wake,
+}
+
+impl PartialEq for Due {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
-impl Eq for Wake {}
-impl PartialOrd for Wake {
+impl Eq for Due {}
+impl PartialOrd for Due {
     fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Wake {
+impl Ord for Due {
     fn cmp(&self, other: &Self) -> CmpOrdering {
         // A min-heap on time.
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
-/// The one thread that runs throttled ports when their tokens are due.
+/// The one thread that runs throttled ports and delay lines when they are due.
 #[derive(Debug, Default)]
-pub struct Timer {
-    heap: Mutex<(BinaryHeap<Wake>, u64)>,
+pub(crate) struct Timer {
+    heap: Mutex<(BinaryHeap<Due>, u64)>,
     cv: Condvar,
 }
 
 impl Timer {
-    /// Asks for `egress` to be run at `at` (clock nanoseconds).
-    pub fn schedule(&self, at: u64, egress: Weak<Egress>) {
+    /// Asks for `what` to be run at `at` (clock nanoseconds).
+    pub(crate) fn schedule(&self, at: u64, what: Wake) {
         let mut h = self.heap.lock().expect("timer lock");
         h.1 += 1;
         let seq = h.1;
-        h.0.push(Wake { at, seq, egress });
+        h.0.push(Due { at, seq, what });
         self.cv.notify_one();
     }
 
+    /// Wakes the timer thread (to see a stop flag).
+    pub(crate) fn nudge(&self) {
+        self.cv.notify_all();
+    }
+
     /// The timer loop; returns when `stop` is set.
-    pub fn run<T: Transmit>(&self, t: &T, stop: &AtomicBool) {
+    pub(crate) fn run<T: Transmit>(&self, t: &T, stop: &AtomicBool) {
         let mut h = self.heap.lock().expect("timer lock");
         while !stop.load(Ordering::Relaxed) {
             t.timer_woke();
@@ -331,9 +307,18 @@ impl Timer {
                 Some(w) if w.at <= now => {
                     let w = h.0.pop().expect("peeked");
                     drop(h);
-                    if let Some(e) = w.egress.upgrade() {
-                        e.woken();
-                        e.run(t);
+                    match w.what {
+                        Wake::Port(p) => {
+                            if let Some(p) = p.upgrade() {
+                                p.woken();
+                                p.run(t);
+                            }
+                        }
+                        Wake::Delay(d) => {
+                            if let Some(d) = d.upgrade() {
+                                d.run(t);
+                            }
+                        }
                     }
                     h = self.heap.lock().expect("timer lock");
                 }
@@ -347,19 +332,4 @@ impl Timer {
             }
         }
     }
-}
-
-/// Queue limits of a shaped link's class: room for a few bursts.
-pub fn limits_for(burst: u64) -> QueueLimits {
-    QueueLimits { bytes: (4 * burst).clamp(256 * 1024, 16 << 20), packets: 2048 }
-}
-
-/// Queue limits of the shared policed class.
-pub const POLICED_LIMITS: QueueLimits = QueueLimits { bytes: 8 << 20, packets: 8192 };
-
-/// A class config from bits per second.
-pub fn class(rate_bps: u64, ceil_bps: u64, burst: u64, weight: u32) -> ClassConfig {
-    let rate = rate_bps / 8;
-    let ceil = (ceil_bps / 8).max(rate).max(1);
-    ClassConfig { rate, ceil, burst: burst.max(1), weight: weight.max(1) }
 }

@@ -1,11 +1,17 @@
 //! The node agent (`netslice node`): one per substrate host.
 //!
 //! It registers with the manager, watches its desired config by long-polling the
-//! REST API, and reconciles (kube-rs style: idempotent, requeued with backoff on
-//! error): slivers first ([`slivers`]), then the redirector tables and ports of the
-//! forwarding threads ([`forward`]; worker threads and dedicated CPUs in
-//! [`workers`], dedicated slices' own receive sockets in [`slicerx`]). It
-//! reports applied revision, problems and per-rule counters every few seconds.
+//! REST API, and hands each config to its control thread ([`control`]), the
+//! single owner of everything the agent runs, which reconciles kube-rs style
+//! (plan, compare, act on the difference; requeued after errors): slivers first
+//! ([`slivers`]), then the data plane. It reports applied revision, problems and
+//! per-rule counters every few seconds.
+//!
+//! The data plane is the sans-IO pipeline (`netslice-pipeline`) driven by
+//! threads: receivers and port pollers ([`rx`], one loop over every kind of
+//! device), workers ([`workers`]), the egress drivers and timer ([`egress`]),
+//! one transmit path ([`tx`]), and dedicated slices' own sockets
+//! ([`slicerx`]). They read what the control thread publishes ([`shared`]).
 //!
 //! The last desired config is cached in the state directory, so a restarted agent
 //! rebuilds its data plane at once, even while the manager is unreachable; the
@@ -14,24 +20,35 @@
 
 #![forbid(unsafe_code)]
 
-pub mod egress;
-pub mod forward;
+pub mod control;
+mod cpus;
+mod desired;
+mod egress;
+mod forward;
 pub mod http;
 pub mod neigh;
-pub mod slicerx;
+mod plane;
+mod pool;
+mod problem;
+pub mod rx;
+mod shared;
+mod slicerx;
 pub mod slivers;
-pub mod workers;
+mod threads;
+mod tx;
+mod workers;
 pub mod xsk;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netslice_dataplane::{Registry, Tables};
-use netslice_model::api::{ApplyError, NodeConfig, NodeReport, RegisterRequest, Registered};
+use arc_swap::ArcSwap;
+use netslice_dataplane::Registry;
+use netslice_model::api::{NodeConfig, NodeReport, RegisterRequest, Registered};
 
-use crate::forward::Forwarder;
-use crate::slivers::Slivers;
+use crate::control::{Control, Setup, Status};
+use crate::shared::Shared;
 
 /// Largest packet the data plane handles: a TCP super-frame (an IP packet of
 /// 64 KiB) with room for encapsulation, or the largest physical MTU allowed.
@@ -95,19 +112,45 @@ pub enum AgentError {
     Host(#[from] netslice_model::names::NameError),
 }
 
-/// Applied state, shared between the reconciler and the reporter.
+/// The revision applied last.
 #[derive(Debug, Default)]
 struct Applied {
     revision: u64,
     epoch: String,
-    errors: Vec<ApplyError>,
+}
+
+/// What the control thread is asked to do.
+enum Command {
+    /// Apply a config; answer when done.
+    Apply(Box<NodeConfig>, tokio::sync::oneshot::Sender<()>),
+    /// Stop every thread; answer when done.
+    Stop(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Runs the control thread: one command at a time, until `Stop`.
+fn control_loop(mut control: Control, commands: std::sync::mpsc::Receiver<Command>) {
+    while let Ok(cmd) = commands.recv() {
+        match cmd {
+            Command::Apply(cfg, done) => {
+                control.apply(&cfg);
+                let _ = done.send(());
+            }
+            Command::Stop(done) => {
+                control.stop();
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+    control.stop();
 }
 
 struct Agent {
     opts: Options,
-    fwd: Arc<Forwarder>,
-    slivers: Arc<Mutex<Slivers>>,
-    applied: Arc<Mutex<Applied>>,
+    commands: std::sync::mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    status: Arc<ArcSwap<Status>>,
+    applied: Mutex<Applied>,
     http: reqwest::Client,
     credential: Mutex<Option<String>>,
 }
@@ -137,10 +180,25 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|source| AgentError::StateDir { path: opts.state_dir.clone(), source })?;
     let registry = Arc::new(Registry::builtin());
-    let fwd = Arc::new(Forwarder::start(registry.clone(), opts.netns.clone(), MAX_FRAME, opts.io, opts.workers)?);
+    let setup = Setup {
+        netns: opts.netns.clone(),
+        buf_len: MAX_FRAME,
+        io: opts.io,
+        workers: opts.workers,
+        state_dir: opts.state_dir.clone(),
+    };
+    let control = Control::start(registry, setup)?;
+    let (shared, status) = (control.shared().clone(), control.status());
+    let (commands, rx) = std::sync::mpsc::channel();
+    let control_thread = std::thread::Builder::new()
+        .name("agent-control".into())
+        .spawn(move || control_loop(control, rx))
+        .map_err(AgentError::Threads)?;
     let agent = Arc::new(Agent {
-        slivers: Arc::new(Mutex::new(Slivers::load(&opts.state_dir))),
-        applied: Arc::new(Mutex::new(Applied::default())),
+        commands,
+        shared,
+        status,
+        applied: Mutex::new(Applied::default()),
         http: http::client(opts.ca_cert.as_deref(), Duration::from_secs(3))?,
         credential: Mutex::new(
             std::fs::read_to_string(credential_path(&opts.state_dir))
@@ -148,7 +206,6 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         ),
-        fwd: fwd.clone(),
         opts,
     });
     tracing::info!(host = %agent.opts.host, manager = %agent.opts.manager, io = ?agent.opts.io, "agent starting");
@@ -166,8 +223,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         _ = watcher => {}
     }
     reporter.abort();
-    let f = fwd.clone();
-    let _ = tokio::task::spawn_blocking(move || f.stop()).await;
+    let (done, wait) = tokio::sync::oneshot::channel();
+    if agent.commands.send(Command::Stop(done)).is_ok() {
+        let _ = wait.await;
+    }
+    let _ = tokio::task::spawn_blocking(move || control_thread.join()).await;
     Ok(())
 }
 
@@ -246,7 +306,7 @@ impl Agent {
                 .query(&[("after", after.to_string()), ("epoch", epoch), ("wait", wait.to_string())])
                 .timeout(self.opts.watch_wait + Duration::from_secs(10))
                 .send();
-            let failed_errors = !self.applied.lock().expect("applied lock").errors.is_empty();
+            let failed_errors = !self.status.load().reported().is_empty();
             // A config with errors is re-applied every few seconds (requeue).
             let res = if failed_errors {
                 tokio::time::timeout(Duration::from_secs(3), req).await.ok()
@@ -299,73 +359,47 @@ impl Agent {
         }
     }
 
-    /// Reconciles slivers and installs new tables (on a blocking thread).
+    /// Has the control thread apply `cfg`, and waits for it.
     async fn apply(&self, cfg: NodeConfig) {
-        let slivers = self.slivers.clone();
-        let fwd = self.fwd.clone();
-        let applied = self.applied.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let (ports, errors) = slivers.lock().expect("sliver lock").apply(&cfg);
-            let old = fwd.shared.plane.load_full();
-            let tables = Tables::build(&cfg, Some(&old.tables), &fwd.shared.registry);
-            let mut errors = errors;
-            errors.extend(tables.errors.iter().map(|e| ApplyError { slice: None, node: None, message: e.clone() }));
-            fwd.set_impairments(&cfg.underlay);
-            for (slice, node, message) in fwd.install(&cfg, tables, ports) {
-                errors.push(ApplyError { slice: Some(slice), node: Some(node), message });
-            }
-            tracing::info!(
-                "applied revision {}: {} slivers, {} port rules, {} label rules, {} errors in {:?}",
-                cfg.revision,
-                cfg.slivers.len(),
-                cfg.ports.len(),
-                cfg.labels.len(),
-                errors.len(),
-                started.elapsed()
-            );
-            let mut a = applied.lock().expect("applied lock");
-            a.revision = cfg.revision;
-            a.epoch = cfg.epoch.clone();
-            a.errors = errors;
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::error!("apply task failed: {e}");
+        let (revision, epoch) = (cfg.revision, cfg.epoch.clone());
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.commands.send(Command::Apply(Box::new(cfg), done)).is_err() || wait.await.is_err() {
+            tracing::error!("the control thread is gone");
+            return;
         }
+        let mut a = self.applied.lock().expect("applied lock");
+        a.revision = revision;
+        a.epoch = epoch;
     }
 
     async fn report(&self) {
         let report = {
             let a = self.applied.lock().expect("applied lock");
-            let plane = self.fwd.shared.plane.load();
-            let tables = &plane.tables;
+            let status = self.status.load();
+            let plane = self.shared.plane.load();
+            let tables = &plane.pipe.tables;
             let programs = plane
+                .pipe
                 .nodes
-                .values()
-                .map(|n| netslice_model::api::ProgramStats {
+                .iter()
+                .zip(&plane.programs)
+                .map(|(n, p)| netslice_model::api::ProgramStats {
                     host: self.opts.host.clone(),
-                    slice: n.slice.clone(),
-                    node: n.node.clone(),
-                    stats: n.program.lock().map(|p| p.stats()).unwrap_or_default(),
+                    slice: n.config.slice.clone(),
+                    node: n.config.node.clone(),
+                    stats: p.lock().map(|p| p.stats()).unwrap_or_default(),
                 })
                 .collect();
-            let mut errors = a.errors.clone();
-            errors.extend(self.fwd.io_errors().into_iter().map(|message| ApplyError {
-                slice: None,
-                node: None,
-                message,
-            }));
             NodeReport {
                 programs,
                 host: self.opts.host.clone(),
                 applied_revision: a.revision,
                 epoch: a.epoch.clone(),
-                errors,
+                errors: status.reported(),
                 counters: tables.snapshot(&self.opts.host),
                 unmatched: tables.unmatched.snapshot(),
-                io_backend: self.fwd.backend(),
-                forwarding: self.fwd.forwarding(),
+                io_backend: status.backend.clone(),
+                forwarding: status.forwarding.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }
         };

@@ -10,7 +10,8 @@
 //! So for each carrier whose link type tells the kernel where its label is
 //! ([`LabelField`]; today `gre`: the GRE key), a slice with `qos.cpus` gets a
 //! socket of its own that keeps only that slice's labels (a classic BPF
-//! filter), read by a receiver pinned to the slice's CPUs; the shared socket
+//! filter), read by a receiver pinned to the slice's CPUs (a thread of the agent's
+//! registry, [`crate::threads`]); the shared socket
 //! drops those labels with the opposite filter, and the XDP programs leave
 //! them to the kernel (a BPF map of passed keys) instead of stealing them into
 //! the shared AF_XDP rings. The slice's frames then queue only behind its own.
@@ -25,28 +26,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicU64;
 
 use netslice_dataplane::{Carrier, LabelField, Registry};
 use netslice_io::sock::Socket;
 use netslice_io::xdp::{PassKey, PassMap};
 use netslice_model::api::NodeConfig;
 
-use crate::forward::{IpCarrier, OwnRx, Shared, ip_rx_on};
-use crate::workers::WorkerSet;
+use crate::rx::{Role, SockDev, receive};
+use crate::shared::{IpCarrier, Shared};
+use crate::threads::{ThreadKey, Threads};
 
 /// One slice's receiver on one carrier.
 #[derive(Debug)]
-pub struct SliceRx {
-    set: Arc<WorkerSet>,
+struct SliceRx {
+    /// The CPUs it runs on (a change restarts it there).
+    cpus: Vec<usize>,
     sock: Arc<Socket>,
     keys: BTreeSet<u32>,
     /// UDP carriers: the socket's index in the reuseport group.
     index: Option<u32>,
-    stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
-    handle: JoinHandle<()>,
 }
 
 /// Receivers by (slice, carrier index).
@@ -55,21 +55,21 @@ type Rxs = BTreeMap<(String, usize), SliceRx>;
 /// The dedicated slices' receivers of one agent, and what the shared GRE
 /// sockets' filters drop now (so an unchanged config attaches nothing).
 #[derive(Debug, Default)]
-pub struct SliceRxs {
+pub(crate) struct SliceRxs {
     rxs: Rxs,
     excluded: BTreeMap<usize, Vec<u32>>,
 }
 
-/// The labels each dedicated slice (a key of `sets` other than "") should
-/// receive on a socket of its own, by (slice, index into `carriers`).
-pub fn wanted(
+/// The labels each dedicated slice (a key of `cpus`) should receive on a
+/// socket of its own, by (slice, index into `carriers`).
+pub(crate) fn wanted(
     cfg: &NodeConfig,
     registry: &Registry,
     carriers: &[IpCarrier],
-    sets: &BTreeMap<String, Arc<WorkerSet>>,
+    cpus: &BTreeMap<String, Vec<usize>>,
 ) -> BTreeMap<(String, usize), BTreeSet<u32>> {
     let mut want: BTreeMap<(String, usize), BTreeSet<u32>> = BTreeMap::new();
-    for l in cfg.labels.iter().filter(|l| !l.slice.is_empty() && sets.contains_key(&l.slice)) {
+    for l in cfg.labels.iter().filter(|l| cpus.contains_key(&l.slice)) {
         let Some(p) = registry.link_idx(l.link_type.as_str()).and_then(|i| registry.link(i)) else { continue };
         let Some(k) = carriers.iter().position(|c| c.carrier == p.carrier()) else { continue };
         let steerable = match (p.label_field(), p.carrier()) {
@@ -146,7 +146,7 @@ fn steer_labels<'a>(
 
 /// Stops a receiver: its socket stops taking frames, it forwards what the
 /// socket still holds, and exits.
-fn retire(carriers: &[IpCarrier], k: usize, rx: SliceRx) {
+fn retire(carriers: &[IpCarrier], threads: &mut Threads, slice: &str, k: usize, rx: SliceRx) {
     let closed = match (&carriers[k].steer, rx.index) {
         (Some(steer), Some(i)) => steer.clear_socket(i),
         _ => rx.sock.filter_gre_keys(&[], true),
@@ -154,31 +154,31 @@ fn retire(carriers: &[IpCarrier], k: usize, rx: SliceRx) {
     if let Err(e) = closed {
         tracing::warn!("closing a slice's receive socket: {e}");
     }
-    rx.stop.store(true, Ordering::Relaxed);
-    let _ = rx.handle.join();
+    threads.stop(&ThreadKey::SliceRx(slice.to_string(), k));
 }
 
 /// Makes the running receivers match `want`; returns problems to report.
 /// `open` opens a carrier's socket in the host's namespace (a raw socket for
 /// an IP protocol, a `SO_REUSEPORT` socket for a UDP port).
-pub fn sync(
+pub(crate) fn sync(
     shared: &Arc<Shared>,
+    threads: &mut Threads,
     state: &mut SliceRxs,
     want: &BTreeMap<(String, usize), BTreeSet<u32>>,
-    sets: &BTreeMap<String, Arc<WorkerSet>>,
+    cpus: &BTreeMap<String, Vec<usize>>,
     pass: Option<&PassMap>,
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Vec<String> {
-    let ip = &shared.ip;
+    let ip = &shared.carriers;
     let SliceRxs { rxs, excluded } = state;
     let mut problems = Vec::new();
     // Carriers whose shared socket or selector may change (before receivers go).
     let carriers: BTreeSet<usize> = want.keys().map(|(_, k)| *k).chain(rxs.keys().map(|(_, k)| *k)).collect();
-    // 1. Receivers no longer wanted, or whose slice got a new worker set: the
-    // XDP programs and the VXLAN selector stop sending them anything first.
+    // 1. Receivers no longer wanted, or whose slice's CPUs changed: the XDP
+    // programs and the VXLAN selector stop sending them anything first.
     let stale: Vec<(String, usize)> = rxs
         .iter()
-        .filter(|(key, rx)| !want.contains_key(*key) || sets.get(&key.0).is_none_or(|s| !Arc::ptr_eq(s, &rx.set)))
+        .filter(|(key, rx)| !want.contains_key(*key) || cpus.get(&key.0).is_none_or(|c| *c != rx.cpus))
         .map(|(key, _)| key.clone())
         .collect();
     if !stale.is_empty() {
@@ -190,7 +190,7 @@ pub fn sync(
     }
     for key in &stale {
         if let Some(rx) = rxs.remove(key) {
-            retire(ip, key.1, rx);
+            retire(ip, threads, &key.0, key.1, rx);
         }
     }
     // 2. The shared GRE sockets drop every key about to be dedicated.
@@ -217,9 +217,9 @@ pub fn sync(
             }
             continue;
         }
-        let Some(set) = sets.get(slice) else { continue };
+        let Some(set) = cpus.get(slice) else { continue };
         let used: BTreeSet<u32> = rxs.iter().filter(|((_, c), _)| c == k).filter_map(|(_, r)| r.index).collect();
-        match start(shared, slice, *k, set, keys, &used, open) {
+        match start(shared, threads, slice, *k, set, keys, &used, open) {
             Ok(rx) => {
                 rxs.insert((slice.clone(), *k), rx);
             }
@@ -251,16 +251,18 @@ fn set_pass(pass: Option<&PassMap>, keys: &BTreeSet<PassKey>, problems: &mut Vec
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start(
     shared: &Arc<Shared>,
+    threads: &mut Threads,
     slice: &str,
     k: usize,
-    set: &Arc<WorkerSet>,
+    cpus: &[usize],
     keys: &BTreeSet<u32>,
     used: &BTreeSet<u32>,
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Result<SliceRx, String> {
-    let carrier = &shared.ip[k];
+    let carrier = &shared.carriers[k];
     let sock = open(carrier.carrier).map_err(|e| e.to_string())?;
     let index = match &carrier.steer {
         Some(steer) => {
@@ -277,46 +279,49 @@ fn start(
         }
     };
     let sock = Arc::new(sock);
-    let stop = Arc::new(AtomicBool::new(false));
     let frames = Arc::new(AtomicU64::new(0));
-    let cpus: Vec<usize> = set.cpus.iter().flatten().copied().collect();
-    let (s, so, st, fr, ws) = (shared.clone(), sock.clone(), stop.clone(), frames.clone(), set.clone());
-    let spawned = std::thread::Builder::new().name(format!("rx-{slice}-ip{k}")).spawn(move || {
-        if !cpus.is_empty()
-            && let Err(e) = netslice_io::cpu::pin_current_thread(&cpus)
+    let pinned = cpus.to_vec();
+    let (s, so, fr, name) = (shared.clone(), sock.clone(), frames.clone(), slice.to_string());
+    let spawned = threads.ensure(ThreadKey::SliceRx(slice.to_string(), k), move |stop| {
+        if !pinned.is_empty()
+            && let Err(e) = netslice_io::cpu::pin_current_thread(&pinned)
         {
             tracing::warn!("cannot pin a slice's receiver: {e}");
         }
-        ip_rx_on(&s, k, &so, Some(OwnRx { stop: &st, frames: &fr, set: ws }));
+        let c = &s.carriers[k];
+        let mut dev = SockDev::new(&so, c.carrier, c.link_type);
+        receive(&s, &mut dev, &stop, Role::Own { slice: name, frames: fr });
     });
-    let handle = match spawned {
-        Ok(h) => h,
-        Err(e) => {
-            if let (Some(steer), Some(i)) = (&carrier.steer, index) {
-                let _ = steer.clear_socket(i);
-            }
-            return Err(format!("starting its receiver: {e}"));
+    if let Err(e) = spawned {
+        if let (Some(steer), Some(i)) = (&carrier.steer, index) {
+            let _ = steer.clear_socket(i);
         }
-    };
-    Ok(SliceRx { set: set.clone(), sock, keys: keys.clone(), index, stop, frames, handle })
+        return Err(format!("starting its receiver: {e}"));
+    }
+    Ok(SliceRx { cpus: cpus.to_vec(), sock, keys: keys.clone(), index, frames })
 }
 
 /// Stops every receiver (the agent is stopping).
-pub fn stop_all(carriers: &[IpCarrier], state: &mut SliceRxs) {
-    for ((_, k), rx) in std::mem::take(&mut state.rxs) {
-        retire(carriers, k, rx);
+pub(crate) fn stop_all(carriers: &[IpCarrier], threads: &mut Threads, state: &mut SliceRxs) {
+    for ((slice, k), rx) in std::mem::take(&mut state.rxs) {
+        retire(carriers, threads, &slice, k, rx);
     }
 }
 
-/// For reports: `gre socket, N frames` per receiver of `slice`.
-pub fn describe(state: &SliceRxs, slice: &str, registry: &Registry, carriers: &[IpCarrier]) -> Vec<String> {
+/// For reports: the link type and the frame counter of each receiver of `slice`.
+pub(crate) fn describe(
+    state: &SliceRxs,
+    slice: &str,
+    registry: &Registry,
+    carriers: &[IpCarrier],
+) -> Vec<(String, Arc<AtomicU64>)> {
     state
         .rxs
         .iter()
         .filter(|((s, _), _)| s == slice)
         .map(|((_, k), rx)| {
             let name = registry.link(carriers[*k].link_type).map(|l| l.info().name).unwrap_or_default();
-            format!("own {name} socket: {} frames", rx.frames.load(Ordering::Relaxed))
+            (name, rx.frames.clone())
         })
         .collect()
 }

@@ -15,8 +15,11 @@ use std::time::Duration;
 use netslice_io::cmd::{addresses, ip_in, link_exists};
 use netslice_io::tap::Tap;
 use netslice_io::{cgroup, netns, process};
-use netslice_model::api::{ApplyError, NodeConfig, SliverConfig};
+use netslice_model::api::{NodeConfig, SliverConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::cpus::CpuSets;
+use crate::problem::Problem;
 
 /// What the agent created for one sliver.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,10 @@ pub struct Slivers {
     path: PathBuf,
     ledger: Ledger,
     taps: HashMap<(String, String), Arc<Tap>>,
+    /// What each sliver was last made from, with the CPUs it was confined
+    /// to: a sliver whose config and CPUs are unchanged is not looked at
+    /// again (the kernel is only asked about slivers that change).
+    applied: HashMap<String, (SliverConfig, Vec<usize>)>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -60,7 +67,7 @@ impl Slivers {
     pub fn load(state_dir: &Path) -> Slivers {
         let path = state_dir.join("slivers.json");
         let ledger = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Slivers { path, ledger, taps: HashMap::new() }
+        Slivers { path, ledger, taps: HashMap::new(), applied: HashMap::new() }
     }
 
     /// The ledger.
@@ -75,11 +82,12 @@ impl Slivers {
         }
     }
 
-    /// Makes the slivers match `cfg`. Returns the open TAP of every port and the
-    /// problems met; a sliver that fails does not stop the others.
-    pub fn apply(&mut self, cfg: &NodeConfig) -> (HashMap<u32, Arc<Tap>>, Vec<ApplyError>) {
+    /// Makes the slivers match `cfg`, confining each sliver's processes to
+    /// the CPUs `cpus` gives its slice. Returns the open TAP of every port and
+    /// the problems met; a sliver that fails does not stop the others.
+    pub(crate) fn apply(&mut self, cfg: &NodeConfig, cpus: &CpuSets) -> (BTreeMap<u32, Arc<Tap>>, Vec<Problem>) {
         let mut errors = Vec::new();
-        let mut ports = HashMap::new();
+        let mut ports = BTreeMap::new();
         // Fast-path nodes run inside the data plane: no namespace for them.
         let slow: Vec<&SliverConfig> = cfg.slivers.iter().filter(|s| !s.fast_path).collect();
         let wanted: BTreeSet<&str> = slow.iter().filter_map(|s| s.netns.as_deref()).collect();
@@ -90,32 +98,52 @@ impl Slivers {
             match self.teardown(&ns, &rec) {
                 Ok(()) => {
                     self.ledger.slivers.remove(&ns);
+                    self.applied.remove(&ns);
                     self.save();
                     tracing::info!("removed sliver {}/{} ({ns})", rec.slice, rec.node);
                 }
-                Err(e) => errors.push(ApplyError {
-                    slice: Some(rec.slice.clone()),
-                    node: Some(rec.node.clone()),
+                Err(e) => errors.push(Problem::Sliver {
+                    slice: rec.slice.clone(),
+                    node: rec.node.clone(),
                     message: format!("removing sliver: {e}"),
                 }),
             }
         }
         // CPUs dedicated to slices here: their slivers run there, every other
-        // sliver runs on the rest (when anything is left).
-        let here = netslice_io::cpu::allowed().unwrap_or_default();
-        let (dedicated, _) = crate::workers::dedicated(cfg, &here);
-        let rest: Vec<usize> = here.iter().copied().filter(|c| !dedicated.values().flatten().any(|d| d == c)).collect();
+        // sliver runs on the shared ones.
         for s in slow {
-            let cpus = dedicated.get(&s.slice).unwrap_or(&rest);
+            let cpus = cpus.slices.get(&s.slice).unwrap_or(&cpus.shared);
+            let ns = s.netns.clone().unwrap_or_default();
+            if let Some(taps) = self.unchanged(&ns, s, cpus) {
+                ports.extend(taps);
+                continue;
+            }
+            self.applied.remove(&ns);
             match self.ensure(s, cpus) {
-                Ok(p) => ports.extend(p),
+                Ok(p) => {
+                    ports.extend(p);
+                    self.applied.insert(ns, (s.clone(), cpus.clone()));
+                }
                 Err(e) => {
                     tracing::warn!("sliver {}/{}: {e}", s.slice, s.node);
-                    errors.push(ApplyError { slice: Some(s.slice.clone()), node: Some(s.node.clone()), message: e });
+                    errors.push(Problem::Sliver { slice: s.slice.clone(), node: s.node.clone(), message: e });
                 }
             }
         }
         (ports, errors)
+    }
+
+    /// The TAPs of sliver `s` in `ns` if it was last made from the same
+    /// config on the same CPUs (and every interface's TAP is still open).
+    fn unchanged(&self, ns: &str, s: &SliverConfig, cpus: &[usize]) -> Option<Vec<(u32, Arc<Tap>)>> {
+        let (was, on) = self.applied.get(ns)?;
+        if was != s || on != cpus {
+            return None;
+        }
+        s.interfaces
+            .iter()
+            .map(|i| self.taps.get(&(ns.to_string(), i.name.clone())).map(|t| (i.port, t.clone())))
+            .collect()
     }
 
     /// Creates or updates one sliver; its processes are confined to `cpus`

@@ -145,6 +145,13 @@ impl Registry {
         Ok(())
     }
 
+    /// The link type whose packets arrive by `carrier`: the first registered
+    /// with it (a receiver of that socket or EtherType hands its packets to
+    /// that type's `decap`).
+    pub fn carried_by(&self, carrier: Carrier) -> Option<TypeIdx> {
+        self.links.iter().position(|l| l.carrier() == carrier).map(|i| i as TypeIdx)
+    }
+
     /// A link type's index by name.
     pub fn link_idx(&self, name: &str) -> Option<TypeIdx> {
         self.links.iter().position(|l| l.info().name == name).map(|i| i as TypeIdx)

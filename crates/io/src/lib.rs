@@ -7,6 +7,7 @@
 //! - [`reuseport`]: steering a UDP port's datagrams between sockets by a label in the payload.
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
 //! - [`cpu`]: pinning threads to CPUs.
+//! - [`epoll`]: one thread waiting on many descriptors.
 //! - [`cgroup`]: cgroup v1 cpu and memory limits for slivers.
 //! - [`process`]: signals, liveness, detached daemons.
 //! - [`xdp`]: AF_XDP sockets with an XDP program that steals netslice's carrier frames.
@@ -16,6 +17,7 @@ pub mod cgroup;
 pub mod cmd;
 pub mod cpu;
 pub(crate) mod ebpf;
+pub mod epoll;
 pub mod netns;
 pub mod packet;
 pub mod process;

@@ -1,0 +1,137 @@
+//! What the agent's data plane should look like for a config, planned
+//! without touching anything: which receivers, pollers, workers and delay
+//! lines it needs, and which CPUs each may use. The control thread compares
+//! this with what runs and changes only the difference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use netslice_dataplane::{Carrier, Registry};
+use netslice_model::api::NodeConfig;
+
+use crate::cpus::CpuSets;
+use crate::xsk::IoMode;
+
+/// A poller of sliver ports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum PollerKey {
+    /// Shared poller `k`.
+    Shared(usize),
+    /// The poller of a slice with dedicated CPUs.
+    Slice(String),
+}
+
+/// A set of workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerPlan {
+    /// CPU of each worker (`None`: the shared CPUs).
+    pub(crate) cpus: Vec<Option<usize>>,
+}
+
+/// The agent's desired data plane for one config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Desired {
+    /// Interfaces that need a packet socket (Ethernet-layer link types).
+    pub(crate) ether: BTreeSet<String>,
+    /// Interfaces that should have AF_XDP.
+    pub(crate) xsk: BTreeSet<String>,
+    /// CPUs of shared and dedicated threads.
+    pub(crate) cpus: CpuSets,
+    /// Slices asking for CPUs this host lacks, and which.
+    pub(crate) missing_cpus: Vec<(String, Vec<usize>)>,
+    /// Worker sets: shared (`None`) and per dedicated slice.
+    pub(crate) workers: BTreeMap<Option<String>, WorkerPlan>,
+    /// The poller of every sliver port.
+    pub(crate) pollers: BTreeMap<PollerKey, BTreeSet<u32>>,
+    /// Delay lines: underlay link name -> (index, delay in ns).
+    pub(crate) delays: BTreeMap<String, (usize, u64)>,
+}
+
+/// Facts about this host that planning needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    /// CPUs the agent may use.
+    pub(crate) cpus: Vec<usize>,
+    /// Shared workers asked for (`--workers`).
+    pub(crate) workers: usize,
+    /// Substrate I/O mode.
+    pub(crate) io: IoMode,
+}
+
+/// CPUs by slice.
+pub(crate) type SliceCpus = BTreeMap<String, Vec<usize>>;
+
+/// The CPUs each slice has to itself on this host: those of its `qos.cpus`
+/// that this host has (`here`) and that no slice before it (by name) took;
+/// plus a line for each slice asking for CPUs the host lacks.
+pub(crate) fn dedicated(cfg: &NodeConfig, here: &[usize]) -> (SliceCpus, Vec<(String, Vec<usize>)>) {
+    let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut taken: Vec<usize> = Vec::new();
+    for (slice, share) in &cfg.slices {
+        let (mine, missing): (Vec<usize>, Vec<usize>) =
+            share.cpus.iter().map(|&c| c as usize).partition(|c| here.contains(c));
+        if !missing.is_empty() {
+            problems.push((slice.clone(), missing));
+        }
+        let mine: Vec<usize> = mine.into_iter().filter(|c| !taken.contains(c)).collect();
+        if !mine.is_empty() {
+            taken.extend(&mine);
+            want.insert(slice.clone(), mine);
+        }
+    }
+    (want, problems)
+}
+
+/// Plans the data plane of `cfg`.
+pub(crate) fn plan(cfg: &NodeConfig, registry: &Registry, facts: &Facts) -> Desired {
+    let ethernet = registry.links().any(|(_, l)| matches!(l.carrier(), Carrier::Ethernet(_)));
+    let ifaces: BTreeSet<String> = cfg.underlay.iter().map(|u| u.ifname.clone()).collect();
+    let (slices, missing_cpus) = dedicated(cfg, &facts.cpus);
+    let taken: Vec<usize> = slices.values().flatten().copied().collect();
+    let rest: Vec<usize> = facts.cpus.iter().copied().filter(|c| !taken.contains(c)).collect();
+    let shared = if rest.is_empty() { facts.cpus.clone() } else { rest };
+    let mut workers = BTreeMap::new();
+    if facts.workers > 0 {
+        workers.insert(None, WorkerPlan { cpus: vec![None; facts.workers] });
+    }
+    for (slice, cpus) in &slices {
+        workers.insert(Some(slice.clone()), WorkerPlan { cpus: cpus.iter().map(|&c| Some(c)).collect() });
+    }
+    // Sliver ports: a dedicated slice's on its own poller, the others spread
+    // over one poller per shared CPU (by port number, so a port stays with
+    // its poller while the config around it changes).
+    let n = shared.len().max(1);
+    let mut pollers: BTreeMap<PollerKey, BTreeSet<u32>> = BTreeMap::new();
+    let slow: BTreeMap<u32, &str> = cfg
+        .slivers
+        .iter()
+        .filter(|s| !s.fast_path)
+        .flat_map(|s| s.interfaces.iter().map(move |i| (i.port, s.slice.as_str())))
+        .collect();
+    for (port, slice) in slow {
+        let key = if slices.contains_key(slice) {
+            PollerKey::Slice(slice.to_string())
+        } else {
+            PollerKey::Shared(port as usize % n)
+        };
+        pollers.entry(key).or_default().insert(port);
+    }
+    let delays = cfg
+        .underlay
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            let d = netslice_pipeline::Impairment::of(u).delay;
+            (d > 0).then(|| (u.name.clone(), (i, d)))
+        })
+        .collect();
+    Desired {
+        ether: if ethernet { ifaces.clone() } else { BTreeSet::new() },
+        xsk: if facts.io == IoMode::Sockets { BTreeSet::new() } else { ifaces },
+        cpus: CpuSets { shared, slices: slices.clone() },
+        missing_cpus,
+        workers,
+        pollers,
+        delays,
+    }
+}
