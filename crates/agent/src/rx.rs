@@ -421,7 +421,7 @@ impl Device for PollDev {
                 match tap.read(&mut bufs[k][HEADROOM - vnet..]) {
                     Ok(len) if len >= vnet => {
                         let hdr = if vnet > 0 {
-                            gso::VnetHdr::parse(&bufs[k][HEADROOM - vnet..HEADROOM]).unwrap_or_default()
+                            gso::read_vnet_hdr(&bufs[k][HEADROOM - vnet..HEADROOM]).unwrap_or_default()
                         } else {
                             gso::VnetHdr::default()
                         };

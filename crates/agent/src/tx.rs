@@ -135,12 +135,12 @@ fn write_tap(tap: &netslice_io::tap::Tap, batch: &mut [Pkt]) {
             let h = p.gso.map(|g| g.layout.vnet_hdr()).unwrap_or_default();
             match p.range.start.checked_sub(gso::VNET_HDR_LEN) {
                 Some(at) => {
-                    h.emit(&mut p.buf[at..p.range.start]);
+                    gso::write_vnet_hdr(&h, &mut p.buf[at..p.range.start]);
                     tap.write(&p.buf[at..p.range.end]).is_ok()
                 }
                 None => {
                     let mut v = vec![0u8; gso::VNET_HDR_LEN];
-                    h.emit(&mut v);
+                    gso::write_vnet_hdr(&h, &mut v);
                     v.extend_from_slice(p.bytes());
                     tap.write(&v).is_ok()
                 }

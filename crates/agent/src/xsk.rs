@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use netslice_dataplane::{Carrier, LabelField, Registry};
 use netslice_io::xdp::{FRAME_SIZE, Filter, PassMap, Xsk};
 use netslice_model::api::UnderlayLink;
-use netslice_wire::checksum;
+use netslice_wire::{EtherType, MacAddr, ethernet, ipv4, udp};
 
 /// How the agent does substrate I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,10 +59,9 @@ pub fn filter(registry: &Registry) -> Filter {
     f
 }
 
-/// `aa:bb:cc:dd:ee:ff` as bytes.
-pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').map(|h| u8::from_str_radix(h, 16).ok()).collect::<Option<_>>()?;
-    v.try_into().ok()
+/// `aa:bb:cc:dd:ee:ff` as a MAC address.
+pub(crate) fn parse_mac(s: &str) -> Option<MacAddr> {
+    s.parse().ok()
 }
 
 /// An AF_XDP socket on one physical link's interface, with what it takes to
@@ -77,7 +76,7 @@ pub struct XskPort {
     peer: Ipv4Addr,
     /// (destination, source) MACs; None when the link's config lacks them
     /// (then only receiving goes through AF_XDP).
-    macs: Option<([u8; 6], [u8; 6])>,
+    macs: Option<(MacAddr, MacAddr)>,
     mtu: usize,
     ip_id: AtomicU16,
 }
@@ -129,47 +128,50 @@ impl XskPort {
         }
     }
 
-    /// Writes `packet` framed as `outer` into `frame`; returns the frame length.
+    /// Writes `packet` framed as `outer` into `frame`; returns the frame
+    /// length (0: it does not fit, or the link's MACs are unknown).
     pub fn frame(&self, outer: Outer, packet: &[u8], frame: &mut [u8]) -> usize {
         let hl = self.overhead(outer);
         let len = hl + packet.len();
         if len > frame.len() {
             return 0;
         }
-        if let Outer::Ether = outer {
-            frame[..len].copy_from_slice(packet);
-            return len;
-        }
-        let Some((dst_mac, src_mac)) = self.macs else { return 0 };
-        frame[hl..len].copy_from_slice(packet);
-        frame[0..6].copy_from_slice(&dst_mac);
-        frame[6..12].copy_from_slice(&src_mac);
-        frame[12..14].copy_from_slice(&[0x08, 0x00]);
-        let proto = match outer {
-            Outer::Ip(p) => p,
-            _ => 17,
+        let frame = &mut frame[..len];
+        let (proto, ip_payload) = match outer {
+            Outer::Ether => {
+                frame.copy_from_slice(packet);
+                return len;
+            }
+            Outer::Ip(p) => (p, packet.len()),
+            Outer::Udp(_) => (ipv4::protocol::UDP, udp::HEADER_LEN + packet.len()),
         };
-        let ip_len = (len - 14) as u16;
-        let id = self.ip_id.fetch_add(1, Ordering::Relaxed);
-        let ip = &mut frame[14..34];
-        ip[0] = 0x45;
-        ip[1] = 0;
-        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-        ip[4..6].copy_from_slice(&id.to_be_bytes());
-        ip[6..8].copy_from_slice(&[0, 0]);
-        ip[8] = 64;
-        ip[9] = proto;
-        ip[10..12].copy_from_slice(&[0, 0]);
-        ip[12..16].copy_from_slice(&self.local.octets());
-        ip[16..20].copy_from_slice(&self.peer.octets());
-        let c = checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let Some((dst_mac, src_mac)) = self.macs else { return 0 };
+        frame[hl..].copy_from_slice(packet);
+        ethernet::Repr { src_addr: src_mac, dst_addr: dst_mac, ethertype: EtherType::Ipv4 }
+            .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+        let ip = ipv4::Repr {
+            src_addr: self.local,
+            dst_addr: self.peer,
+            protocol: proto,
+            payload_len: ip_payload,
+            ttl: 64,
+            tos: 0,
+            ident: self.ip_id.fetch_add(1, Ordering::Relaxed),
+            dont_frag: false,
+        };
+        let at = ethernet::HEADER_LEN;
+        if ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[at..])).is_err() {
+            return 0;
+        }
         if let Outer::Udp(port) = outer {
-            let udp = &mut frame[34..42];
-            udp[0..2].copy_from_slice(&port.to_be_bytes());
-            udp[2..4].copy_from_slice(&port.to_be_bytes());
-            udp[4..6].copy_from_slice(&((len - 34) as u16).to_be_bytes());
-            udp[6..8].copy_from_slice(&[0, 0]); // no checksum (RFC 7348 over IPv4)
+            let at = at + ipv4::HEADER_LEN;
+            let u = udp::Repr { src_port: port, dst_port: port, payload_len: packet.len() };
+            // No checksum: RFC 7348 over IPv4.
+            let done =
+                u.emit(&mut udp::Packet::new_unchecked(&mut frame[at..]), self.local.into(), self.peer.into(), false);
+            if done.is_err() {
+                return 0;
+            }
         }
         len
     }
@@ -180,28 +182,24 @@ impl XskPort {
 /// them), UDP carriers after the UDP header, Ethernet carriers at the frame.
 /// Ethernet padding after an IP packet is left out.
 pub fn classify(frame: &[u8]) -> Option<(Carrier, std::ops::Range<usize>)> {
-    if frame.len() < 14 {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::Ipv4 {
+        return Some((Carrier::Ethernet(u16::from(eth.ethertype())), 0..frame.len()));
+    }
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    // What the XDP program steals has no IP options.
+    if ip.version() != 4 || ip.header_len() != ipv4::HEADER_LEN {
         return None;
     }
-    let et = u16::from_be_bytes([frame[12], frame[13]]);
-    if et != 0x0800 {
-        return Some((Carrier::Ethernet(et), 0..frame.len()));
-    }
-    let ip = frame.get(14..34)?;
-    if ip[0] != 0x45 {
-        return None;
-    }
-    let end = 14 + usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if end > frame.len() || end < 34 {
-        return None;
-    }
-    match ip[9] {
-        17 => {
-            let udp = frame.get(34..42)?;
-            let port = u16::from_be_bytes([udp[2], udp[3]]);
-            (end >= 42).then_some((Carrier::Udp(port), 42..end))
+    let (l3, end) = (ethernet::HEADER_LEN, ethernet::HEADER_LEN + usize::from(ip.total_len()));
+    let l4 = l3 + ipv4::HEADER_LEN;
+    match ip.protocol() {
+        ipv4::protocol::UDP => {
+            let hdr = ip.payload().get(..udp::HEADER_LEN)?;
+            let port = udp::Packet::new_unchecked(hdr).dst_port();
+            Some((Carrier::Udp(port), l4 + udp::HEADER_LEN..end))
         }
-        p => Some((Carrier::IpProto(p), 14..end)),
+        p => Some((Carrier::IpProto(p), l3..end)),
     }
 }
 

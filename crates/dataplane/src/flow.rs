@@ -7,12 +7,7 @@
 //! addresses and protocol and, for unfragmented TCP, UDP and SCTP, the ports.
 //! Fields that change per packet (lengths, IDs, checksums, TTLs) stay out.
 
-use netslice_wire::ethernet;
-
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+use netslice_wire::{EtherType, ethernet, ipv4, ipv6, udp, vlan};
 
 /// A multiply-rotate mix (FxHash-like), finished with a murmur3 avalanche so
 /// that `hash % n` spreads for any `n`.
@@ -49,50 +44,48 @@ impl Mix {
 /// The flow hash of the Ethernet frame `frame`. Never fails: whatever cannot
 /// be parsed is hashed by the parts that could.
 pub fn flow_hash(frame: &[u8]) -> u32 {
-    let Some(macs) = frame.get(..12) else { return Mix(0).bytes(frame).finish() };
-    let mut h = Mix(0).bytes(macs);
-    let mut at = 12;
-    let mut ethertype = match frame.get(at..at + 2) {
-        Some(t) => u16::from_be_bytes([t[0], t[1]]),
-        None => return h.finish(),
-    };
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else { return Mix(0).bytes(frame).finish() };
+    let mut h = Mix(0).bytes(&eth.dst_addr().0).bytes(&eth.src_addr().0);
+    let mut ethertype = eth.ethertype();
+    let mut rest = eth.payload();
     // Up to two VLAN tags; the VLAN IDs are part of the flow.
     for _ in 0..2 {
-        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+        if ethertype != EtherType::Vlan && ethertype != EtherType::QinQ {
             break;
         }
-        let Some(tag) = frame.get(at + 2..at + 6) else { return h.finish() };
-        h = h.add(u64::from(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff));
-        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
-        at += 4;
+        let Ok(tag) = vlan::Packet::new_checked(rest) else { return h.finish() };
+        h = h.add(u64::from(tag.vid()));
+        ethertype = tag.ethertype();
+        rest = &rest[vlan::HEADER_LEN..];
     }
-    h = h.add(u64::from(ethertype));
-    let l3 = at + 2;
-    debug_assert!(l3 >= ethernet::HEADER_LEN);
-    let Some(ip) = frame.get(l3..) else { return h.finish() };
+    h = h.add(u64::from(u16::from(ethertype)));
+    // Only the fixed headers are read (lengths and checksums are per-packet
+    // and may be anything here).
     let (l4, proto) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let Some(hdr) = ip.get(..20) else { return h.finish() };
-            let ihl = usize::from(hdr[0] & 0x0f) * 4;
-            h = h.bytes(&hdr[12..20]).add(u64::from(hdr[9]));
+        EtherType::Ipv4 if rest.len() >= ipv4::HEADER_LEN => {
+            let ip = ipv4::Packet::new_unchecked(rest);
+            h = h.bytes(&ip.src_addr().octets()).bytes(&ip.dst_addr().octets()).add(u64::from(ip.protocol()));
             // Only the first fragment has ports; leave them out for all.
-            let frag = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x3fff;
-            if frag != 0 || ihl < 20 {
+            if ip.more_frags() || ip.frag_offset() != 0 || ip.header_len() < ipv4::HEADER_LEN {
                 return h.finish();
             }
-            (ihl, hdr[9])
+            (ip.header_len(), ip.protocol())
         }
-        ETHERTYPE_IPV6 => {
-            let Some(hdr) = ip.get(..40) else { return h.finish() };
-            h = h.bytes(&hdr[8..40]).add(u64::from(hdr[6]));
-            (40, hdr[6])
+        EtherType::Ipv6 if rest.len() >= ipv6::HEADER_LEN => {
+            let ip = ipv6::Packet::new_unchecked(rest);
+            h = h.bytes(&ip.src_addr().octets()).bytes(&ip.dst_addr().octets()).add(u64::from(ip.next_header()));
+            (ipv6::HEADER_LEN, ip.next_header())
         }
         _ => return h.finish(),
     };
     match proto {
-        // TCP, UDP, SCTP, UDP-Lite: source and destination port come first.
-        6 | 17 | 132 | 136 => match ip.get(l4..l4 + 4) {
-            Some(p) => h.add(u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]]))).finish(),
+        // TCP, UDP, SCTP, UDP-Lite: source and destination port come first,
+        // where UDP has them.
+        6 | 17 | 132 | 136 => match rest.get(l4..l4 + 4) {
+            Some(p) => {
+                let p = udp::Packet::new_unchecked(p);
+                h.add(u64::from(p.src_port()) << 16 | u64::from(p.dst_port())).finish()
+            }
             None => h.finish(),
         },
         _ => h.finish(),
@@ -109,7 +102,7 @@ mod tests {
         let mut f = vec![0u8; 14 + 20 + 8 + payload];
         f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
         f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         let ip = &mut f[14..34];
         ip[0] = 0x45;
         ip[2..4].copy_from_slice(&((20 + 8 + payload) as u16).to_be_bytes());
@@ -150,7 +143,7 @@ mod tests {
             flow_hash(&f);
         }
         let mut v = udp4([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, 3, 4, 0);
-        v[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        v[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
         flow_hash(&v);
     }
 

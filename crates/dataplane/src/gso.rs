@@ -13,64 +13,23 @@
 //! The virtio-net header layout (`struct virtio_net_hdr`, little-endian on the
 //! hosts we run on) is what the TAP prepends to every frame in `IFF_VNET_HDR` mode.
 
-use netslice_wire::checksum;
+use std::net::IpAddr;
 
-/// Bytes of the virtio-net header.
-pub const VNET_HDR_LEN: usize = 10;
-/// `flags`: the checksum is partial; complete it from `csum_start` to the end.
-pub const F_NEEDS_CSUM: u8 = 1;
-/// `flags`: the checksum is known to be good.
-pub const F_DATA_VALID: u8 = 2;
-/// `gso_type`: not a super-frame.
-pub const GSO_NONE: u8 = 0;
-/// `gso_type`: TCP over IPv4.
-pub const GSO_TCPV4: u8 = 1;
-/// `gso_type`: TCP over IPv6.
-pub const GSO_TCPV6: u8 = 4;
-/// `gso_type` bit: the sender set ECN CWR on the first segment.
-pub const GSO_ECN: u8 = 0x80;
+use netslice_wire::tcp::Flags;
+use netslice_wire::{EtherType, checksum, ethernet, ipv4, ipv6, tcp, vnet};
 
-/// The virtio-net header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VnetHdr {
-    /// `F_NEEDS_CSUM`, `F_DATA_VALID`.
-    pub flags: u8,
-    /// `GSO_*`.
-    pub gso_type: u8,
-    /// Bytes of headers (Ethernet + IP + TCP) before the payload.
-    pub hdr_len: u16,
-    /// Payload bytes per segment.
-    pub gso_size: u16,
-    /// Where checksumming starts (the L4 header).
-    pub csum_start: u16,
-    /// Offset of the checksum field from `csum_start`.
-    pub csum_offset: u16,
+pub use netslice_wire::vnet::{
+    F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, HEADER_LEN as VNET_HDR_LEN, Repr as VnetHdr,
+};
+
+/// Reads the virtio-net header at the start of `b` (`None`: too short).
+pub fn read_vnet_hdr(b: &[u8]) -> Option<VnetHdr> {
+    vnet::Header::new_checked(b).ok().map(|h| VnetHdr::parse(&h))
 }
 
-impl VnetHdr {
-    /// Parses the first [`VNET_HDR_LEN`] bytes.
-    pub fn parse(b: &[u8]) -> Option<VnetHdr> {
-        let b = b.get(..VNET_HDR_LEN)?;
-        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        Some(VnetHdr {
-            flags: b[0],
-            gso_type: b[1],
-            hdr_len: u(2),
-            gso_size: u(4),
-            csum_start: u(6),
-            csum_offset: u(8),
-        })
-    }
-
-    /// Writes the header into the first [`VNET_HDR_LEN`] bytes of `b`.
-    pub fn emit(&self, b: &mut [u8]) {
-        b[0] = self.flags;
-        b[1] = self.gso_type;
-        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
-        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
-        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
-        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
-    }
+/// Writes `h` into the first [`VNET_HDR_LEN`] bytes of `b` (which must hold them).
+pub fn write_vnet_hdr(h: &VnetHdr, b: &mut [u8]) {
+    h.emit(&mut vnet::Header::new_unchecked(b));
 }
 
 /// Layout of a TCP super-frame.
@@ -116,8 +75,7 @@ impl Super {
     }
 }
 
-const ETH_HLEN: usize = 14;
-const TCP: u8 = 6;
+const ETH_HLEN: usize = ethernet::HEADER_LEN;
 /// Largest frame treated as a super-frame (an IP packet of 65535 bytes).
 pub const MAX_SUPER: usize = ETH_HLEN + 65_535;
 
@@ -125,41 +83,31 @@ pub const MAX_SUPER: usize = ETH_HLEN + 65_535;
 /// frames of at most `max_frame` bytes. `None` if it is no TCP-over-IP frame
 /// whose lengths agree with its size, or if it already fits.
 pub fn super_frame(frame: &[u8], max_frame: usize) -> Option<Super> {
-    if frame.len() <= max_frame || frame.len() > MAX_SUPER || frame.len() < ETH_HLEN {
+    if frame.len() <= max_frame || frame.len() > MAX_SUPER {
         return None;
     }
-    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-    let ip = &frame[ETH_HLEN..];
-    let (ip_hl, v6) = match ethertype {
-        0x0800 => {
-            let ihl = usize::from(*ip.first()? & 0x0f) * 4;
-            if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let ip = eth.payload();
+    let (ip_hl, v6) = match eth.ethertype() {
+        EtherType::Ipv4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            let whole = usize::from(p.total_len()) == ip.len() && !p.more_frags() && p.frag_offset() == 0;
+            if p.version() != 4 || !whole || p.protocol() != ipv4::protocol::TCP {
                 return None;
             }
-            let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-            if tot != ip.len() || frag != 0 || ip[9] != TCP {
-                return None;
-            }
-            (ihl, false)
+            (p.header_len(), false)
         }
-        0x86dd => {
-            if ip.len() < 40 || ip[0] >> 4 != 6 || ip[6] != TCP {
+        EtherType::Ipv6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            let whole = usize::from(p.payload_len()) + ipv6::HEADER_LEN == ip.len();
+            if p.version() != 6 || !whole || p.next_header() != ipv4::protocol::TCP {
                 return None;
             }
-            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            if plen + 40 != ip.len() {
-                return None;
-            }
-            (40, true)
+            (ipv6::HEADER_LEN, true)
         }
         _ => return None,
     };
-    let tcp = ip.get(ip_hl..)?;
-    let tcp_hl = usize::from(*tcp.get(12)? >> 4) * 4;
-    if tcp_hl < 20 || tcp.len() < tcp_hl {
-        return None;
-    }
+    let tcp_hl = tcp::Packet::new_checked(ip.get(ip_hl..)?).ok()?.header_len();
     let hdr = ETH_HLEN + ip_hl + tcp_hl;
     let mss = max_frame.checked_sub(hdr).filter(|m| *m >= 8)?;
     let payload = frame.len() - hdr;
@@ -175,7 +123,9 @@ pub fn super_frame(frame: &[u8], max_frame: usize) -> Option<Super> {
 /// carrier's IP or UDP header is added by the kernel). Lengths, IPv4 id and
 /// checksum, TCP sequence number, flags (FIN and PSH on the last segment only,
 /// CWR on the first only) and a full TCP checksum are set per segment.
-/// `out` must hold `l3 + ip_hl + tcp_hl + mss` bytes.
+/// `out` must hold `l3 + ip_hl + tcp_hl + mss` bytes, and `pkt` must be a
+/// super-frame [`super_frame`] recognised (with `l3` moved by the
+/// encapsulation).
 pub fn segment(pkt: &[u8], l3: usize, s: &Super, k: usize, out: &mut [u8]) -> usize {
     let hdr = l3 + s.ip_hl + s.tcp_hl;
     let start = hdr + k * s.mss;
@@ -184,39 +134,34 @@ pub fn segment(pkt: &[u8], l3: usize, s: &Super, k: usize, out: &mut [u8]) -> us
     let seg_len = hdr + chunk.len();
     out[..hdr].copy_from_slice(&pkt[..hdr]);
     out[hdr..seg_len].copy_from_slice(chunk);
-    let last = k + 1 == s.segs;
     let tcp_len = s.tcp_hl + chunk.len();
-    let ip = l3;
-    let th = l3 + s.ip_hl;
-    let pseudo = if s.v6 {
-        out[ip + 4..ip + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-        let src: [u8; 16] = out[ip + 8..ip + 24].try_into().expect("16 bytes");
-        let dst: [u8; 16] = out[ip + 24..ip + 40].try_into().expect("16 bytes");
-        checksum::pseudo_header_v6(src.into(), dst.into(), TCP, tcp_len as u32)
+    let (src, dst): (IpAddr, IpAddr) = if s.v6 {
+        let mut ip = ipv6::Packet::new_unchecked(&mut out[l3..seg_len]);
+        ip.set_payload_len(tcp_len as u16);
+        (ip.src_addr().into(), ip.dst_addr().into())
     } else {
-        out[ip + 2..ip + 4].copy_from_slice(&((s.ip_hl + tcp_len) as u16).to_be_bytes());
-        let id = u16::from_be_bytes([pkt[ip + 4], pkt[ip + 5]]).wrapping_add(k as u16);
-        out[ip + 4..ip + 6].copy_from_slice(&id.to_be_bytes());
-        out[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-        let c = checksum::checksum(&out[ip..ip + s.ip_hl]);
-        out[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
-        let src: [u8; 4] = out[ip + 12..ip + 16].try_into().expect("4 bytes");
-        let dst: [u8; 4] = out[ip + 16..ip + 20].try_into().expect("4 bytes");
-        checksum::pseudo_header_v4(src.into(), dst.into(), TCP, tcp_len as u32)
+        let ident = ipv4::Packet::new_unchecked(&pkt[l3..]).ident().wrapping_add(k as u16);
+        let mut ip = ipv4::Packet::new_unchecked(&mut out[l3..seg_len]);
+        ip.set_total_len((s.ip_hl + tcp_len) as u16);
+        ip.set_ident(ident);
+        ip.fill_checksum();
+        (ip.src_addr().into(), ip.dst_addr().into())
     };
-    let seq = u32::from_be_bytes([pkt[th + 4], pkt[th + 5], pkt[th + 6], pkt[th + 7]]).wrapping_add((k * s.mss) as u32);
-    out[th + 4..th + 8].copy_from_slice(&seq.to_be_bytes());
-    let mut flags = out[th + 13];
-    if !last {
-        flags &= !(0x01 | 0x08); // FIN, PSH
+    let th = l3 + s.ip_hl;
+    let first = tcp::Packet::new_unchecked(&pkt[th..]);
+    let mut flags = first.flags();
+    if k + 1 != s.segs {
+        flags = flags.without(Flags::FIN | Flags::PSH);
     }
     if k != 0 {
-        flags &= !0x80; // CWR
+        flags = flags.without(Flags::CWR);
     }
-    out[th + 13] = flags;
-    out[th + 16..th + 18].copy_from_slice(&[0, 0]);
-    let sum = checksum::combine(&[pseudo, checksum::sum(&out[th..th + s.tcp_hl]), checksum::sum(chunk)]);
-    out[th + 16..th + 18].copy_from_slice(&(!sum).to_be_bytes());
+    let seq = first.seq_number().wrapping_add((k * s.mss) as u32);
+    let mut t = tcp::Packet::new_unchecked(&mut out[th..seg_len]);
+    t.set_seq_number(seq);
+    t.set_flags(flags);
+    // Addresses of one family (taken from the IP header above): cannot fail.
+    let _ = t.fill_checksum(src, dst);
     seg_len
 }
 
@@ -324,10 +269,10 @@ mod tests {
     fn vnet_header_round_trip() {
         let h = VnetHdr { flags: 1, gso_type: 4, hdr_len: 86, gso_size: 1428, csum_start: 54, csum_offset: 16 };
         let mut b = [0u8; VNET_HDR_LEN];
-        h.emit(&mut b);
+        write_vnet_hdr(&h, &mut b);
         assert_eq!(b, [1, 4, 86, 0, 0x94, 5, 54, 0, 16, 0]);
-        assert_eq!(VnetHdr::parse(&b), Some(h));
-        assert_eq!(VnetHdr::parse(&b[..9]), None);
+        assert_eq!(read_vnet_hdr(&b), Some(h));
+        assert_eq!(read_vnet_hdr(&b[..9]), None);
     }
 
     #[test]
@@ -437,7 +382,7 @@ mod tests {
             }
             let mut b = bytes.clone();
             complete_csum(&mut b, max, 6);
-            let _ = VnetHdr::parse(&bytes);
+            let _ = read_vnet_hdr(&bytes);
         }
     }
 }

@@ -11,7 +11,8 @@
 //! Parsers never panic on any input; each has a `cargo fuzz` target in `fuzz/`.
 //!
 //! Formats: Ethernet II, ARP, IEEE 802.1Q tags, IEEE 802.1ah I-TAG (MAC-in-MAC), IPv4,
-//! IPv6 base header, UDP, ICMPv4 echo, GRE (RFC 2784 with the key and sequence
+//! IPv6 base header, UDP, TCP (header fields, options carried opaque), the
+//! virtio-net header a TAP puts before frames, ICMPv4 echo, GRE (RFC 2784 with the key and sequence
 //! number extensions of RFC 2890), VXLAN (RFC 7348), and the two netslice formats
 //! fixed by the design brief: the terminal trailer and the extended-MAC frame.
 
@@ -26,9 +27,11 @@ pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;
 pub mod itag;
+pub mod tcp;
 pub mod trailer;
 pub mod udp;
 pub mod vlan;
+pub mod vnet;
 pub mod vxlan;
 
 pub use ethernet::{EtherType, MacAddr};

@@ -80,6 +80,42 @@ proptest! {
     }
 
     #[test]
+    fn tcp_roundtrip(
+        sp: u16, dp in 1u16.., seq: u32, ack: u32, flags: u8, win: u16, urg: u16,
+        opt_words in 0usize..=10, payload in proptest::collection::vec(any::<u8>(), 0..128), v6: bool, csum: bool,
+    ) {
+        let (src, dst) = if v6 {
+            (IpAddr::V6("2001:db8::1".parse().unwrap()), IpAddr::V6("2001:db8::2".parse().unwrap()))
+        } else {
+            (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)))
+        };
+        let r = tcp::Repr {
+            src_port: sp, dst_port: dp, seq_number: seq, ack_number: ack, flags: tcp::Flags(flags),
+            window_len: win, urgent: urg, header_len: 20 + 4 * opt_words, payload_len: payload.len(),
+        };
+        let mut buf = vec![0u8; r.buffer_len()];
+        buf[r.header_len..].copy_from_slice(&payload);
+        r.emit(&mut tcp::Packet::new_unchecked(&mut buf[..]), src, dst, true).unwrap();
+        let p = tcp::Packet::new_checked(&buf[..]).unwrap();
+        prop_assert_eq!(tcp::Repr::parse(&p, src, dst).unwrap(), r);
+        prop_assert_eq!(p.payload(), &payload[..]);
+        // Without a checksum it does not verify (unless the sum happens to be 0).
+        if !csum {
+            r.emit(&mut tcp::Packet::new_unchecked(&mut buf[..]), src, dst, false).unwrap();
+            let p = tcp::Packet::new_checked(&buf[..]).unwrap();
+            prop_assert_eq!(tcp::Repr::parse(&p, src, dst).is_ok(), p.verify_checksum(src, dst).unwrap());
+        }
+    }
+
+    #[test]
+    fn vnet_roundtrip(flags: u8, gso_type: u8, hdr_len: u16, gso_size: u16, csum_start: u16, csum_offset: u16) {
+        let r = vnet::Repr { flags, gso_type, hdr_len, gso_size, csum_start, csum_offset };
+        let mut buf = vec![0u8; r.buffer_len()];
+        r.emit(&mut vnet::Header::new_unchecked(&mut buf[..]));
+        prop_assert_eq!(vnet::Repr::parse(&vnet::Header::new_checked(&buf[..]).unwrap()), r);
+    }
+
+    #[test]
     fn gre_roundtrip(et in ethertype(), csum: bool, key: Option<u32>, seq: Option<u32>, payload in proptest::collection::vec(any::<u8>(), 0..64)) {
         let r = gre::Repr { protocol: et, checksum: csum, key, sequence: seq };
         let mut buf = vec![0u8; r.buffer_len() + payload.len()];
@@ -148,6 +184,8 @@ proptest! {
         if let Ok(p) = ipv4::Packet::new_checked(&data[..]) { let _ = ipv4::Repr::parse(&p); let _ = p.payload(); }
         if let Ok(p) = ipv6::Packet::new_checked(&data[..]) { let _ = ipv6::Repr::parse(&p); let _ = p.payload(); }
         if let Ok(p) = udp::Packet::new_checked(&data[..]) { let _ = udp::Repr::parse(&p, src, src); let _ = p.payload(); }
+        if let Ok(p) = tcp::Packet::new_checked(&data[..]) { let _ = tcp::Repr::parse(&p, src, src); let _ = (p.payload(), p.options()); }
+        if let Ok(h) = vnet::Header::new_checked(&data[..]) { let _ = vnet::Repr::parse(&h); }
         if let Ok(p) = gre::Packet::new_checked(&data[..]) { let _ = gre::Repr::parse(&p); let _ = p.payload(); }
         if let Ok(p) = vxlan::Packet::new_checked(&data[..]) { let _ = vxlan::Repr::parse(&p); }
         if let Ok(p) = icmpv4::Packet::new_checked(&data[..]) { let _ = icmpv4::Repr::parse(&p); }
