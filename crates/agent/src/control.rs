@@ -441,7 +441,7 @@ impl Control {
                     self.programs.insert(key, (NodeInfo::of(s), Arc::new(std::sync::Mutex::new(p))));
                 }
                 Ok(None) => {}
-                Err(message) => problems.push(Problem::Program { slice: key.0, node: key.1, message }),
+                Err(error) => problems.push(Problem::Program { slice: key.0, node: key.1, error }),
             }
         }
         let (nodes, programs): (Vec<NodeInfo>, Vec<Arc<Program>>) =

@@ -21,14 +21,14 @@ use std::net::Ipv4Addr;
 use netslice_io::cmd::{ip_at, link_mac};
 use netslice_model::api::UnderlayLink;
 
-use crate::xsk::parse_mac;
+use netslice_wire::MacAddr;
 
 /// The entries an agent made: (interface, peer address) -> MAC.
 #[derive(Debug, Default)]
 pub struct Neighbours {
-    made: BTreeMap<(String, Ipv4Addr), String>,
+    made: BTreeMap<(String, Ipv4Addr), MacAddr>,
     /// Links whose interface does not carry the planned MAC (said once).
-    skipped: BTreeMap<(String, Ipv4Addr), String>,
+    skipped: BTreeMap<(String, Ipv4Addr), MacAddr>,
 }
 
 impl Neighbours {
@@ -37,15 +37,12 @@ impl Neighbours {
     /// written; traffic on that link then resolves the peer by ARP as before.
     pub fn sync(&mut self, netns: Option<&str>, underlay: &[UnderlayLink]) -> Vec<String> {
         let mut problems = Vec::new();
-        let want: BTreeMap<(String, Ipv4Addr), &UnderlayLink> = underlay
-            .iter()
-            .filter(|u| parse_mac(&u.peer_mac).is_some() && parse_mac(&u.local_mac).is_some())
-            .map(|u| ((u.ifname.clone(), u.peer), u))
-            .collect();
+        let want: BTreeMap<(String, Ipv4Addr), &UnderlayLink> =
+            underlay.iter().map(|u| ((u.ifname.clone(), u.peer), u)).collect();
         let gone: Vec<(String, Ipv4Addr)> = self
             .made
             .iter()
-            .filter(|(k, mac)| want.get(*k).is_none_or(|u| parse_mac(&u.peer_mac) != parse_mac(mac)))
+            .filter(|(k, mac)| want.get(*k).is_none_or(|u| u.peer_mac != **mac))
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
@@ -58,14 +55,14 @@ impl Neighbours {
                 continue;
             }
             match link_mac(netns, &u.ifname) {
-                Ok(m) if parse_mac(&m) == parse_mac(&u.local_mac) => {}
+                Ok(m) if m.parse::<MacAddr>().ok() == Some(u.local_mac) => {}
                 Ok(m) => {
                     tracing::info!(
                         "{}: MAC {m}, not the {} the substrate plans; its peer is left to ARP",
                         u.ifname,
                         u.local_mac
                     );
-                    self.skipped.insert(k, u.local_mac.clone());
+                    self.skipped.insert(k, u.local_mac);
                     continue;
                 }
                 Err(e) => {
@@ -73,11 +70,11 @@ impl Neighbours {
                     continue;
                 }
             }
-            let peer = u.peer.to_string();
-            let args = ["neigh", "replace", &peer, "lladdr", &u.peer_mac, "dev", &u.ifname, "nud", "permanent"];
+            let (peer, mac) = (u.peer.to_string(), u.peer_mac.to_string());
+            let args = ["neigh", "replace", &peer, "lladdr", &mac, "dev", &u.ifname, "nud", "permanent"];
             match ip_at(netns, &args) {
                 Ok(_) => {
-                    self.made.insert(k, u.peer_mac.clone());
+                    self.made.insert(k, u.peer_mac);
                 }
                 Err(e) => problems.push(format!("{}: {e}", u.ifname)),
             }

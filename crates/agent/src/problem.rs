@@ -17,18 +17,18 @@ pub enum Problem {
         message: String,
     },
     /// A fast-path node's program could not start.
-    #[error("{message}")]
+    #[error("{error}")]
     Program {
         /// Slice.
         slice: String,
         /// Node.
         node: String,
         /// What the node type said.
-        message: String,
+        error: netslice_dataplane::InstantiateError,
     },
-    /// A rule could not be built (an unknown link type).
-    #[error("{0}")]
-    Rule(String),
+    /// A rule could not be built.
+    #[error(transparent)]
+    Rule(#[from] netslice_dataplane::RuleError),
     /// AF_XDP was required (`--io xdp`) and failed on an interface.
     #[error("AF_XDP on {ifname}: {message}")]
     Xdp {

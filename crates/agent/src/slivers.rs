@@ -187,10 +187,10 @@ impl Slivers {
                     t
                 }
             };
-            let mtu = i.mtu.to_string();
+            let (mtu, mac) = (i.mtu.to_string(), i.mac.to_string());
             // TSO super-frames stay under 60000 bytes, leaving room for the
             // encapsulation inside one 64 KiB IP packet on the substrate.
-            ip_in(ns, &["link", "set", "dev", &i.name, "address", &i.mac, "mtu", &mtu, "gso_max_size", "60000", "up"])
+            ip_in(ns, &["link", "set", "dev", &i.name, "address", &mac, "mtu", &mtu, "gso_max_size", "60000", "up"])
                 .map_err(|e| e.to_string())?;
             // Addresses: add what is missing, remove what is no longer wanted.
             let have: BTreeSet<String> = addresses(ns, &i.name)

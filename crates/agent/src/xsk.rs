@@ -59,11 +59,6 @@ pub fn filter(registry: &Registry) -> Filter {
     f
 }
 
-/// `aa:bb:cc:dd:ee:ff` as a MAC address.
-pub(crate) fn parse_mac(s: &str) -> Option<MacAddr> {
-    s.parse().ok()
-}
-
 /// An AF_XDP socket on one physical link's interface, with what it takes to
 /// build that link's outer headers.
 #[derive(Debug)]
@@ -74,9 +69,8 @@ pub struct XskPort {
     pub ifname: String,
     local: Ipv4Addr,
     peer: Ipv4Addr,
-    /// (destination, source) MACs; None when the link's config lacks them
-    /// (then only receiving goes through AF_XDP).
-    macs: Option<(MacAddr, MacAddr)>,
+    /// (destination, source) MACs.
+    macs: (MacAddr, MacAddr),
     mtu: usize,
     ip_id: AtomicU16,
 }
@@ -97,7 +91,7 @@ impl XskPort {
     /// Labels in `pass` are left to the kernel (see `slicerx`).
     pub fn open(u: &UnderlayLink, filter: &Filter, pass: Option<&PassMap>) -> netslice_io::Result<XskPort> {
         let xsk = Xsk::open_passing(&u.ifname, filter, pass)?;
-        let macs = parse_mac(&u.peer_mac).zip(parse_mac(&u.local_mac));
+        let macs = (u.peer_mac, u.local_mac);
         Ok(XskPort {
             xsk,
             ifname: u.ifname.clone(),
@@ -116,7 +110,7 @@ impl XskPort {
             Outer::Ether => wire <= self.mtu + 14 + 4,
             _ => wire - 14 <= self.mtu,
         };
-        let addressed = matches!(outer, Outer::Ether) || (self.macs.is_some() && next_hop == self.peer);
+        let addressed = matches!(outer, Outer::Ether) || next_hop == self.peer;
         addressed && wire <= FRAME_SIZE && mtu_ok
     }
 
@@ -129,7 +123,7 @@ impl XskPort {
     }
 
     /// Writes `packet` framed as `outer` into `frame`; returns the frame
-    /// length (0: it does not fit, or the link's MACs are unknown).
+    /// length (0: it does not fit).
     pub fn frame(&self, outer: Outer, packet: &[u8], frame: &mut [u8]) -> usize {
         let hl = self.overhead(outer);
         let len = hl + packet.len();
@@ -145,7 +139,7 @@ impl XskPort {
             Outer::Ip(p) => (p, packet.len()),
             Outer::Udp(_) => (ipv4::protocol::UDP, udp::HEADER_LEN + packet.len()),
         };
-        let Some((dst_mac, src_mac)) = self.macs else { return 0 };
+        let (dst_mac, src_mac) = self.macs;
         frame[hl..].copy_from_slice(packet);
         ethernet::Repr { src_addr: src_mac, dst_addr: dst_mac, ethertype: EtherType::Ipv4 }
             .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
@@ -206,17 +200,6 @@ pub fn classify(frame: &[u8]) -> Option<(Carrier, std::ops::Range<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn macs_are_recognised() {
-        let is_mac = |s: &str| parse_mac(s).is_some();
-        assert!(is_mac("06:21:ea:4b:f1:41"));
-        assert!(is_mac("06:21:EA:4B:F1:41"));
-        assert!(!is_mac(""));
-        assert!(!is_mac("06:21:ea:4b:f1"));
-        assert!(!is_mac("06:21:ea:4b:f1:4g"));
-        assert!(!is_mac("0621:ea:4b:f1:41:1"));
-    }
 
     #[test]
     fn received_frames_are_classified_by_carrier() {

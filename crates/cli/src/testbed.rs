@@ -480,7 +480,10 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
             if l.network == netslice_model::substrate::Network::Ip {
                 ip_in(ns, &["addr", "add", &format!("{}/{}", e.addr, l.prefix_len), "dev", &e.ifname])?;
             }
-            ip_in(ns, &["link", "set", "dev", &e.ifname, "address", &e.mac, "mtu", &l.mtu.to_string(), "up"])?;
+            ip_in(
+                ns,
+                &["link", "set", "dev", &e.ifname, "address", &e.mac.to_string(), "mtu", &l.mtu.to_string(), "up"],
+            )?;
             let mut tc = vec!["-n".to_string(), ns.clone()];
             tc.extend(tbf_args(&e.ifname, l.bandwidth.bps(), l.mtu));
             run("tc", &tc).with_context(|| format!("shaping link {} to {}", l.name, l.bandwidth))?;

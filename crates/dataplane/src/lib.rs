@@ -29,7 +29,9 @@ pub mod nodes;
 pub mod program;
 pub mod registry;
 
-pub use registry::{Carrier, HopAddrs, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, TypeIdx};
+pub use registry::{
+    Carrier, HopAddrs, InstantiateError, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, RegistryError, TypeIdx,
+};
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -152,6 +154,32 @@ impl Unmatched {
             .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
             .collect()
     }
+}
+
+/// Why a rule of a config could not be built (the rule is left out; the
+/// rest of the config is built).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// The rule names a link type this agent does not have.
+    #[error("slice {slice} link {link}: unknown link type {link_type}")]
+    UnknownLinkType {
+        /// Slice.
+        slice: String,
+        /// Virtual link.
+        link: String,
+        /// The link type named.
+        link_type: String,
+    },
+    /// The rule sends on a physical link this host's config does not have.
+    #[error("slice {slice} link {link}: no physical link {underlay} on this host")]
+    UnknownUnderlay {
+        /// Slice.
+        slice: String,
+        /// Virtual link.
+        link: String,
+        /// The physical link named.
+        underlay: String,
+    },
 }
 
 /// Identity of a rule across table rebuilds, so counters survive reconfiguration.
@@ -303,8 +331,8 @@ pub struct Tables {
     rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
-    /// Rules that could not be built (an unknown link type).
-    pub errors: Vec<String>,
+    /// Rules that could not be built.
+    pub errors: Vec<RuleError>,
     /// Whether verdicts carry a flow hash (only worker threads need one;
     /// otherwise the hash stays 0 and costs nothing per frame).
     pub hash_flows: bool,
@@ -347,20 +375,19 @@ impl Tables {
                 Action::Deliver { port } => Hop::Deliver { port: *port },
                 Action::Send { link_type, label, underlay, next_hop } => {
                     let Some(idx) = registry.link_idx(link_type.as_str()) else {
-                        t.errors.push(format!("slice {slice} link {link}: unknown link type {link_type}"));
+                        let link_type = link_type.to_string();
+                        t.errors.push(RuleError::UnknownLinkType { slice: slice.into(), link: link.into(), link_type });
                         return None;
                     };
-                    let u = cfg.underlay.iter().position(|u| &u.name == underlay).unwrap_or(0);
-                    let mac = |m: Option<&String>| m.and_then(|m| m.parse().ok()).unwrap_or_default();
-                    let ul = cfg.underlay.get(u);
+                    let Some((u, ul)) = cfg.underlay.iter().enumerate().find(|(_, u)| &u.name == underlay) else {
+                        let underlay = underlay.clone();
+                        t.errors.push(RuleError::UnknownUnderlay { slice: slice.into(), link: link.into(), underlay });
+                        return None;
+                    };
                     Hop::Send {
                         link_type: idx,
                         label: *label,
-                        hop: HopAddrs {
-                            next_hop: *next_hop,
-                            local_mac: mac(ul.map(|u| &u.local_mac)),
-                            peer_mac: mac(ul.map(|u| &u.peer_mac)),
-                        },
+                        hop: HopAddrs { next_hop: *next_hop, local_mac: ul.local_mac, peer_mac: ul.peer_mac },
                         underlay: u as u16,
                     }
                 }
@@ -390,7 +417,11 @@ impl Tables {
         }
         for l in &cfg.labels {
             let Some(idx) = registry.link_idx(l.link_type.as_str()) else {
-                t.errors.push(format!("slice {} link {}: unknown link type {}", l.slice, l.link, l.link_type));
+                t.errors.push(RuleError::UnknownLinkType {
+                    slice: l.slice.clone(),
+                    link: l.link.clone(),
+                    link_type: l.link_type.to_string(),
+                });
                 continue;
             };
             if let Some(r) = rule(&mut t, &l.slice, &l.link, l.direction, false, &l.action, l.qos) {

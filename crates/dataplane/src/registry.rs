@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::sync::Arc;
 
-use netslice_model::types::{LinkTypeInfo, NodeDecl, NodeTypeInfo, TypeCatalog, TypesInfo};
+use netslice_model::types::{LinkTypeInfo, NodeDecl, NodeTypeInfo, ParamError, TypeCatalog, TypesInfo};
 use netslice_wire::MacAddr;
 
 use crate::program::{NodeInstance, NodeProgram};
@@ -60,6 +60,38 @@ pub struct HopAddrs {
     pub peer_mac: MacAddr,
 }
 
+/// Why a plugin could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// A link type of this name is registered already.
+    #[error("link type {0:?} is already registered")]
+    DuplicateLinkType(String),
+    /// A node type of this name is registered already.
+    #[error("node type {0:?} is already registered")]
+    DuplicateNodeType(String),
+    /// The per-packet link type index is full.
+    #[error("no more than {max} link types can be registered")]
+    TooManyLinkTypes {
+        /// The most there can be.
+        max: usize,
+    },
+}
+
+/// Why a fast-path node's program could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstantiateError {
+    /// A parameter (or interface) the type's checks let through cannot be
+    /// used after all.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The config names a node type this agent does not have.
+    #[error("unknown node type {0:?}")]
+    UnknownType(String),
+    /// The program needs something it cannot get here.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// A virtual link type.
 pub trait LinkTypePlugin: Send + Sync + Debug {
     /// Name, description, layer, MTU overhead and largest label.
@@ -89,11 +121,12 @@ pub trait LinkTypePlugin: Send + Sync + Debug {
 pub trait NodeTypePlugin: Send + Sync + Debug {
     /// Name, description, fast path or not, parameters.
     fn info(&self) -> NodeTypeInfo;
-    /// Problems with a node's parameters: `(field under params, message)`.
-    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)>;
+    /// Problems with a node's parameters (fields relative to the node:
+    /// `params.max_entries`).
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<ParamError>;
     /// The packet program of a fast-path node (`None` for slow-path types, whose
     /// nodes are namespace slivers run by the agent).
-    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String>;
+    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError>;
     /// Memory a fast-path node holds in the agent with these parameters (its
     /// tables and queues at their limits), bytes; the manager reserves it on
     /// the node's host. Default: 1 MiB.
@@ -125,21 +158,22 @@ impl Registry {
     }
 
     /// Registers a link type; its name must be new.
-    pub fn register_link(&mut self, plugin: Arc<dyn LinkTypePlugin>) -> Result<TypeIdx, String> {
+    pub fn register_link(&mut self, plugin: Arc<dyn LinkTypePlugin>) -> Result<TypeIdx, RegistryError> {
         let name = plugin.info().name;
         if self.link_idx(&name).is_some() {
-            return Err(format!("link type {name:?} is already registered"));
+            return Err(RegistryError::DuplicateLinkType(name));
         }
-        let idx = TypeIdx::try_from(self.links.len()).map_err(|_| "too many link types".to_string())?;
+        let idx = TypeIdx::try_from(self.links.len())
+            .map_err(|_| RegistryError::TooManyLinkTypes { max: usize::from(TypeIdx::MAX) + 1 })?;
         self.links.push(plugin);
         Ok(idx)
     }
 
     /// Registers a node type; its name must be new.
-    pub fn register_node(&mut self, plugin: Arc<dyn NodeTypePlugin>) -> Result<(), String> {
+    pub fn register_node(&mut self, plugin: Arc<dyn NodeTypePlugin>) -> Result<(), RegistryError> {
         let name = plugin.info().name;
         if self.nodes.contains_key(&name) {
-            return Err(format!("node type {name:?} is already registered"));
+            return Err(RegistryError::DuplicateNodeType(name));
         }
         self.nodes.insert(name, plugin);
         Ok(())
@@ -198,7 +232,7 @@ impl TypeCatalog for Registry {
         self.links.iter().map(|l| l.info().name).collect()
     }
 
-    fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<ParamError> {
         self.node(node_type).map(|n| n.check(node)).unwrap_or_default()
     }
 

@@ -167,6 +167,27 @@ fn counters_survive_rebuild() {
     assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
 }
 
+#[test]
+fn rules_naming_what_the_host_lacks_are_left_out_with_an_error() {
+    let s = Substrate::from_text(SUBSTRATE).unwrap();
+    let sp = spec("red", "gre");
+    let p = plan(&s, &sp, &Allocations::default(), &cat()).unwrap();
+    let mut cfg = node_configs(&s, &[(&sp, &p)], &cat())["h1"].clone();
+    let port = p.nodes[0].interfaces[0].port;
+    // A physical link the host's config does not have: not "link 0".
+    if let netslice_model::api::Action::Send { underlay, .. } = &mut cfg.ports[0].action {
+        *underlay = "nowhere".into();
+    }
+    let reg = Arc::new(Registry::builtin());
+    let t = Tables::build(&cfg, None, &reg);
+    assert!(t.port_rule(port).is_none());
+    assert_eq!(
+        t.errors,
+        [RuleError::UnknownUnderlay { slice: "red".into(), link: "ab".into(), underlay: "nowhere".into() }]
+    );
+    assert_eq!(t.errors[0].to_string(), "slice red link ab: no physical link nowhere on this host");
+}
+
 proptest! {
     #[test]
     fn substrate_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200)) {

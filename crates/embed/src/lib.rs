@@ -332,7 +332,7 @@ fn remove_from(map: &mut BTreeMap<String, BTreeSet<u32>>, host: &str, v: u32) {
 
 /// A stable, locally administered unicast MAC for a sliver interface (FNV-1a of the
 /// names, so the same interface gets the same MAC on every agent restart).
-pub fn interface_mac(substrate: &str, slice: &str, node: &str, iface: &str) -> String {
+pub fn interface_mac(substrate: &str, slice: &str, node: &str, iface: &str) -> netslice_wire::MacAddr {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in [substrate, slice, node, iface] {
         for b in part.bytes().chain(std::iter::once(0)) {
@@ -341,7 +341,7 @@ pub fn interface_mac(substrate: &str, slice: &str, node: &str, iface: &str) -> S
         }
     }
     let b = h.to_be_bytes();
-    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3], b[4], b[5])
+    netslice_wire::MacAddr([0x02, b[1], b[2], b[3], b[4], b[5]])
 }
 
 /// The network namespace name of a sliver.
@@ -779,8 +779,8 @@ pub fn node_configs(
                         local: me.addr,
                         peer_host: peer.host.clone(),
                         peer: peer.addr,
-                        local_mac: me.mac.clone(),
-                        peer_mac: peer.mac.clone(),
+                        local_mac: me.mac,
+                        peer_mac: peer.mac,
                         mtu: l.mtu,
                         bandwidth: l.bandwidth,
                         delay: l.delay,
@@ -817,7 +817,7 @@ pub fn node_configs(
                     InterfaceConfig {
                         name: i.name.clone(),
                         port: i.port,
-                        mac: i.mac.clone(),
+                        mac: i.mac,
                         mtu: l.mtu(),
                         addresses: l.endpoints[usize::from(i.endpoint)].all_addresses(),
                         link: i.link.clone(),

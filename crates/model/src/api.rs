@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use netslice_wire::MacAddr;
+
 use crate::error::FieldError;
 use crate::spec::{Isolation, LinkType, RouteSpec, SliceSpec};
 use crate::substrate::Role;
@@ -40,7 +42,8 @@ pub struct InterfacePlan {
     /// Port number of this interface on its host (unique per host).
     pub port: u32,
     /// MAC address (locally administered, stable).
-    pub mac: String,
+    #[schema(value_type = String, example = "02:6a:3e:00:10:01")]
+    pub mac: MacAddr,
 }
 
 /// Placement of one virtual node.
@@ -135,9 +138,11 @@ pub struct UnderlayLink {
     #[schema(value_type = String)]
     pub peer: Ipv4Addr,
     /// MAC at this host.
-    pub local_mac: String,
+    #[schema(value_type = String, example = "06:1f:2e:3d:4c:5b")]
+    pub local_mac: MacAddr,
     /// MAC at the other end.
-    pub peer_mac: String,
+    #[schema(value_type = String, example = "06:5b:4c:3d:2e:1f")]
+    pub peer_mac: MacAddr,
     /// MTU.
     pub mtu: u32,
     /// Capacity.
@@ -159,7 +164,8 @@ pub struct InterfaceConfig {
     /// Port number on this host.
     pub port: u32,
     /// MAC address.
-    pub mac: String,
+    #[schema(value_type = String, example = "02:6a:3e:00:10:01")]
+    pub mac: MacAddr,
     /// MTU.
     pub mtu: u32,
     /// Addresses.

@@ -410,9 +410,10 @@ impl SliceSpec {
                     let interfaces = self.interface_decls_with(&names, &n.name);
                     let decl = crate::types::NodeDecl { params: &n.params, interfaces: &interfaces, routes: &n.routes };
                     // The type names fields relative to the node (`params.max_entries`).
-                    for (field, msg) in types.check_node(&n.node_type, &decl) {
-                        let f = if field.is_empty() { format!("nodes[{i}]") } else { format!("nodes[{i}].{field}") };
-                        errs.push(f, msg);
+                    for e in types.check_node(&n.node_type, &decl) {
+                        let f =
+                            if e.field.is_empty() { format!("nodes[{i}]") } else { format!("nodes[{i}].{}", e.field) };
+                        errs.push(f, e.message);
                     }
                 }
             }

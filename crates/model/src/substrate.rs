@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use netslice_wire::MacAddr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -183,7 +184,8 @@ pub struct LinkEnd {
     #[schema(value_type = String)]
     pub addr: Ipv4Addr,
     /// MAC address of this end (locally administered, derived from the names).
-    pub mac: String,
+    #[schema(value_type = String, example = "06:1f:2e:3d:4c:5b")]
+    pub mac: MacAddr,
 }
 
 /// A validated link.
@@ -412,7 +414,7 @@ impl SubstrateSpec {
 }
 
 /// A stable, locally administered MAC for one end of a physical link.
-pub fn end_mac(substrate: &str, link: &str, host: &str) -> String {
+pub fn end_mac(substrate: &str, link: &str, host: &str) -> MacAddr {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in ["phys", substrate, link, host] {
         for b in part.bytes().chain(std::iter::once(0)) {
@@ -421,7 +423,7 @@ pub fn end_mac(substrate: &str, link: &str, host: &str) -> String {
         }
     }
     let b = h.to_be_bytes();
-    format!("06:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3], b[4], b[5])
+    MacAddr([0x06, b[1], b[2], b[3], b[4], b[5]])
 }
 
 #[cfg(test)]

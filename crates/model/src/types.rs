@@ -94,6 +94,29 @@ pub struct NodeDecl<'a> {
     pub routes: &'a [RouteSpec],
 }
 
+/// A problem with a node's parameters (or interfaces), found by its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct ParamError {
+    /// The field, relative to the node (`params.max_entries`; empty: the
+    /// node as a whole).
+    pub field: String,
+    /// What is wrong, and what would do.
+    pub message: String,
+}
+
+impl ParamError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> ParamError {
+        ParamError { field: field.into(), message: message.into() }
+    }
+
+    /// A problem with the node as a whole.
+    pub fn node(message: impl Into<String>) -> ParamError {
+        ParamError { field: String::new(), message: message.into() }
+    }
+}
+
 /// The catalog of types a deployment offers.
 pub trait TypeCatalog {
     /// A node type.
@@ -104,8 +127,8 @@ pub trait TypeCatalog {
     fn node_type_names(&self) -> Vec<String>;
     /// Names of all link types.
     fn link_type_names(&self) -> Vec<String>;
-    /// Problems with a node's parameters: `(field under params, message)`.
-    fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<(String, String)>;
+    /// Problems with a node's parameters.
+    fn check_node(&self, node_type: &str, node: &NodeDecl<'_>) -> Vec<ParamError>;
     /// Memory a fast-path node of this type holds in its agent (its tables
     /// and queues at their limits), bytes. Default: [`FAST_PATH_MEMORY`].
     fn node_memory(&self, node_type: &str, node: &NodeDecl<'_>) -> u64 {
@@ -174,7 +197,7 @@ impl TypeCatalog for StaticCatalog {
     fn link_type_names(&self) -> Vec<String> {
         self.links.iter().map(|l| l.name.clone()).collect()
     }
-    fn check_node(&self, _: &str, _: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check_node(&self, _: &str, _: &NodeDecl<'_>) -> Vec<ParamError> {
         Vec::new()
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use netslice_dataplane::program::{NodeProgram, Outputs};
-use netslice_dataplane::{Carrier, HEADROOM, Registry, Tables, gso};
+use netslice_dataplane::{Carrier, HEADROOM, InstantiateError, Registry, RuleError, Tables, gso};
 use netslice_model::api::NodeConfig;
 use netslice_qos::Nanos;
 
@@ -45,13 +45,22 @@ pub enum Transmit {
     },
 }
 
-/// A problem applying a config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Slice and node concerned, if any.
-    pub node: Option<(String, String)>,
-    /// What went wrong.
-    pub message: String,
+/// A problem applying a config (the rest of it is applied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A rule could not be built.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// A fast-path node's program could not start.
+    #[error("node {slice}/{node}: {error}")]
+    Program {
+        /// Slice.
+        slice: String,
+        /// Node.
+        node: String,
+        /// Why.
+        error: InstantiateError,
+    },
 }
 
 /// A running node program.
@@ -140,7 +149,7 @@ impl Host {
         self.now = self.now.max(now);
         let mut problems = Vec::new();
         let tables = Tables::build(cfg, Some(&self.plane.tables), &self.registry);
-        problems.extend(tables.errors.iter().map(|e| Problem { node: None, message: e.clone() }));
+        problems.extend(tables.errors.iter().cloned().map(Problem::Rule));
         // Fast-path nodes: keep those whose config is unchanged.
         let mut old: BTreeMap<(String, String), (NodeInfo, Program)> = std::mem::take(&mut self.plane.nodes)
             .into_iter()
@@ -161,7 +170,7 @@ impl Host {
                     self.programs.push(RefCell::new(p));
                 }
                 Ok(None) => {}
-                Err(message) => problems.push(Problem { node: Some(key), message }),
+                Err(error) => problems.push(Problem::Program { slice: key.0, node: key.1, error }),
             }
         }
         let offload = self.opts.offload;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use netslice_dataplane::program::{InstanceIface, NodeInstance, NodeProgram};
-use netslice_dataplane::{Hop, Registry, Tables};
+use netslice_dataplane::{Hop, InstantiateError, Registry, Tables};
 use netslice_model::Isolation;
 use netslice_model::api::{NodeConfig, SliverConfig};
 use netslice_qos::sched::LinkId;
@@ -106,7 +106,7 @@ impl Plane {
 
 /// Starts the packet program of fast-path sliver `s` (`None`: its type has
 /// none, it is a slow-path type).
-pub fn start_program(registry: &Registry, s: &SliverConfig) -> Result<Option<Box<dyn NodeProgram>>, String> {
+pub fn start_program(registry: &Registry, s: &SliverConfig) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError> {
     let inst = NodeInstance {
         slice: s.slice.clone(),
         node: s.node.clone(),
@@ -117,7 +117,7 @@ pub fn start_program(registry: &Registry, s: &SliverConfig) -> Result<Option<Box
             .map(|i| InstanceIface {
                 name: i.name.clone(),
                 port: i.port,
-                mac: i.mac.parse().unwrap_or_default(),
+                mac: i.mac,
                 addresses: i.addresses.clone(),
                 mtu: i.mtu,
             })
@@ -126,7 +126,7 @@ pub fn start_program(registry: &Registry, s: &SliverConfig) -> Result<Option<Box
     };
     match registry.node(&s.node_type) {
         Some(t) => t.instantiate(&inst),
-        None => Err(format!("unknown node type {}", s.node_type)),
+        None => Err(InstantiateError::UnknownType(s.node_type.clone())),
     }
 }
 

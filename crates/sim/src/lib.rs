@@ -343,7 +343,7 @@ impl Net {
                 IpAddr::V6(_) => None,
             })
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        (np.host.clone(), i.port, i.mac.parse().expect("planned MACs parse"), addr)
+        (np.host.clone(), i.port, i.mac, addr)
     }
 
     /// The other end of `link` from `node`.

@@ -67,6 +67,30 @@ impl core::str::FromStr for MacAddr {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<MacAddr, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = MacAddr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a MAC address such as \"02:00:00:00:00:01\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> core::result::Result<MacAddr, E> {
+                v.parse().map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
 /// EtherType values netslice knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EtherType {
@@ -281,6 +305,17 @@ mod tests {
     fn ethertype_roundtrip() {
         for v in [0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x88e7, 0x88b5, 0x6558, 0x1234] {
             assert_eq!(u16::from(EtherType::from(v)), v);
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn macs_serialise_as_text_and_refuse_anything_else() {
+        let m = MacAddr([2, 0, 0, 0, 0, 0x1f]);
+        assert_eq!(serde_json::to_string(&m).unwrap(), "\"02:00:00:00:00:1f\"");
+        assert_eq!(serde_json::from_str::<MacAddr>("\"02:00:00:00:00:1F\"").unwrap(), m);
+        for bad in ["\"\"", "\"02:00:00:00:00\"", "\"02:00:00:00:00:1g\"", "7"] {
+            assert!(serde_json::from_str::<MacAddr>(bad).is_err(), "{bad}");
         }
     }
 }

@@ -5,11 +5,11 @@ pub mod switch;
 
 use std::sync::Arc;
 
-use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamInfo};
+use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamError, ParamInfo};
 use serde_json::Value;
 
 use crate::program::{NodeInstance, NodeProgram};
-use crate::registry::NodeTypePlugin;
+use crate::registry::{InstantiateError, NodeTypePlugin};
 
 /// The built-in node types.
 pub fn builtin() -> Vec<Arc<dyn NodeTypePlugin>> {
@@ -37,17 +37,17 @@ impl NodeTypePlugin for SlowPath {
         }
     }
 
-    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<ParamError> {
         check_keys(node.params, &[])
     }
 
-    fn instantiate(&self, _: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
+    fn instantiate(&self, _: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError> {
         Ok(None)
     }
 }
 
 /// Refuses unknown parameter names (`params.<name>`) and a non-mapping `params`.
-pub fn check_keys(params: &Value, known: &[&str]) -> Vec<(String, String)> {
+pub fn check_keys(params: &Value, known: &[&str]) -> Vec<ParamError> {
     match params {
         Value::Null => Vec::new(),
         Value::Object(m) => m
@@ -55,10 +55,10 @@ pub fn check_keys(params: &Value, known: &[&str]) -> Vec<(String, String)> {
             .filter(|k| !known.contains(&k.as_str()))
             .map(|k| {
                 let offered = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-                (format!("params.{k}"), format!("unknown parameter (this type takes: {offered})"))
+                ParamError::new(format!("params.{k}"), format!("unknown parameter (this type takes: {offered})"))
             })
             .collect(),
-        _ => vec![("params".into(), "params must be a mapping".into())],
+        _ => vec![ParamError::new("params", "params must be a mapping")],
     }
 }
 
@@ -68,28 +68,29 @@ pub fn int_param(
     name: &str,
     default: u64,
     range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, (String, String)> {
+) -> Result<u64, ParamError> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => match v.as_u64() {
             Some(n) if range.contains(&n) => Ok(n),
-            _ => {
-                Err((format!("params.{name}"), format!("{v} is not an integer in {}..={}", range.start(), range.end())))
-            }
+            _ => Err(ParamError::new(
+                format!("params.{name}"),
+                format!("{v} is not an integer in {}..={}", range.start(), range.end()),
+            )),
         },
     }
 }
 
 /// An optional duration parameter ("300s", "5m") within a range, in nanoseconds.
-pub fn duration_param(params: &Value, name: &str, default_s: u64, max_s: u64) -> Result<u64, (String, String)> {
+pub fn duration_param(params: &Value, name: &str, default_s: u64, max_s: u64) -> Result<u64, ParamError> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(default_s * 1_000_000_000),
         Some(Value::String(s)) => match s.parse::<netslice_model::Micros>() {
             Ok(m) if m.0 >= 1_000_000 && m.0 <= max_s * 1_000_000 => Ok(m.0 * 1000),
-            Ok(_) => Err((format!("params.{name}"), format!("{s} is outside 1s..{max_s}s"))),
-            Err(e) => Err((format!("params.{name}"), e.0)),
+            Ok(_) => Err(ParamError::new(format!("params.{name}"), format!("{s} is outside 1s..{max_s}s"))),
+            Err(e) => Err(ParamError::new(format!("params.{name}"), e.0)),
         },
-        Some(v) => Err((format!("params.{name}"), format!("{v} is not a duration such as \"300s\""))),
+        Some(v) => Err(ParamError::new(format!("params.{name}"), format!("{v} is not a duration such as \"300s\""))),
     }
 }
 

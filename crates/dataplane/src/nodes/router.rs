@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
-use netslice_model::types::{NodeDecl, NodeTypeInfo};
+use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamError};
 use netslice_wire::{EtherType, MacAddr, arp, ethernet, icmpv4, ipv4};
 
 use super::check_keys;
 use crate::program::{NodeInstance, NodeProgram, Outputs};
-use crate::registry::NodeTypePlugin;
+use crate::registry::{InstantiateError, NodeTypePlugin};
 
 /// Packets waiting for one next hop's ARP answer, at most.
 const PENDING_PER_HOP: usize = 16;
@@ -50,19 +50,19 @@ impl NodeTypePlugin for RouterType {
         }
     }
 
-    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<ParamError> {
         let mut errs = check_keys(node.params, &[]);
         for i in node.interfaces {
             if v4(&i.addresses).len() != 1 {
-                errs.push((
-                    String::new(),
-                    format!("interface {} (link {}) needs exactly one IPv4 address on a router", i.name, i.link),
-                ));
+                errs.push(ParamError::node(format!(
+                    "interface {} (link {}) needs exactly one IPv4 address on a router",
+                    i.name, i.link
+                )));
             }
         }
         for (r, route) in node.routes.iter().enumerate() {
             if !(route.to.addr().is_ipv4() && route.via.is_ipv4()) {
-                errs.push((format!("routes[{r}]"), "a router routes IPv4 only".into()));
+                errs.push(ParamError::new(format!("routes[{r}]"), "a router routes IPv4 only"));
             }
         }
         errs
@@ -75,7 +75,7 @@ impl NodeTypePlugin for RouterType {
         (64 << 10) + node.routes.len() as u64 * 64 + queues
     }
 
-    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
+    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError> {
         Ok(Some(Box::new(Router::new(node)?)))
     }
 }
@@ -102,10 +102,12 @@ pub struct Router {
 
 impl Router {
     /// A router for `node`: its interfaces' IPv4 addresses and its static routes.
-    pub fn new(node: &NodeInstance) -> Result<Router, String> {
+    pub fn new(node: &NodeInstance) -> Result<Router, InstantiateError> {
         let mut ifaces = Vec::new();
         for i in &node.interfaces {
-            let net = *v4(&i.addresses).first().ok_or_else(|| format!("interface {} has no IPv4 address", i.name))?;
+            let net = *v4(&i.addresses)
+                .first()
+                .ok_or_else(|| ParamError::node(format!("interface {} has no IPv4 address", i.name)))?;
             ifaces.push(RIface { mac: i.mac, net, mtu: i.mtu });
         }
         let mut routes: Vec<(Ipv4Net, usize, Option<Ipv4Addr>)> =
@@ -115,7 +117,7 @@ impl Router {
             let out = ifaces
                 .iter()
                 .position(|i| i.net.contains(&via))
-                .ok_or_else(|| format!("route to {to}: {via} is on no interface"))?;
+                .ok_or_else(|| ParamError::node(format!("route to {to}: {via} is on no interface")))?;
             routes.push((to.trunc(), out, Some(via)));
         }
         // Longest prefix first; the first match wins.

@@ -12,13 +12,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use netslice_model::types::{NodeDecl, NodeTypeInfo};
+use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamError};
 use netslice_wire::extmac::{self, ExtAddr};
 use netslice_wire::{EtherType, MacAddr, ethernet};
 
 use super::{check_keys, duration_param, int_param, param};
 use crate::program::{NodeInstance, NodeProgram, Outputs};
-use crate::registry::NodeTypePlugin;
+use crate::registry::{InstantiateError, NodeTypePlugin};
 
 /// Default table size.
 pub const DEFAULT_MAX_ENTRIES: u64 = 4096;
@@ -163,7 +163,7 @@ fn switch_params() -> Vec<netslice_model::types::ParamInfo> {
     ]
 }
 
-fn check_switch(node: &NodeDecl<'_>) -> Vec<(String, String)> {
+fn check_switch(node: &NodeDecl<'_>) -> Vec<ParamError> {
     let mut errs = check_keys(node.params, &["max_entries", "aging"]);
     if let Err(e) = int_param(node.params, "max_entries", DEFAULT_MAX_ENTRIES, 1..=1_000_000) {
         errs.push(e);
@@ -172,7 +172,7 @@ fn check_switch(node: &NodeDecl<'_>) -> Vec<(String, String)> {
         errs.push(e);
     }
     if node.interfaces.len() < 2 {
-        errs.push(("".into(), format!("a switch needs at least 2 links, this one has {}", node.interfaces.len())));
+        errs.push(ParamError::node(format!("a switch needs at least 2 links, this one has {}", node.interfaces.len())));
     }
     errs
 }
@@ -184,9 +184,9 @@ fn switch_memory(node: &NodeDecl<'_>, entry: u64) -> u64 {
     (64 << 10) + max * entry
 }
 
-fn table<A: Eq + Hash + Copy>(node: &NodeInstance) -> Result<Table<A>, String> {
-    let max = int_param(&node.params, "max_entries", DEFAULT_MAX_ENTRIES, 1..=1_000_000).map_err(|e| e.1)?;
-    let aging = duration_param(&node.params, "aging", DEFAULT_AGING_S, 86_400).map_err(|e| e.1)?;
+fn table<A: Eq + Hash + Copy>(node: &NodeInstance) -> Result<Table<A>, InstantiateError> {
+    let max = int_param(&node.params, "max_entries", DEFAULT_MAX_ENTRIES, 1..=1_000_000)?;
+    let aging = duration_param(&node.params, "aging", DEFAULT_AGING_S, 86_400)?;
     Ok(Table::new(max as usize, aging))
 }
 
@@ -204,7 +204,7 @@ impl NodeTypePlugin for L2SwitchType {
         }
     }
 
-    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<ParamError> {
         check_switch(node)
     }
 
@@ -212,7 +212,7 @@ impl NodeTypePlugin for L2SwitchType {
         switch_memory(node, 64)
     }
 
-    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
+    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError> {
         Ok(Some(Box::new(L2Switch { table: table(node)?, ifaces: node.interfaces.len() })))
     }
 }
@@ -259,7 +259,7 @@ impl NodeTypePlugin for ExtMacSwitchType {
         }
     }
 
-    fn check(&self, node: &NodeDecl<'_>) -> Vec<(String, String)> {
+    fn check(&self, node: &NodeDecl<'_>) -> Vec<ParamError> {
         check_switch(node)
     }
 
@@ -268,7 +268,7 @@ impl NodeTypePlugin for ExtMacSwitchType {
         switch_memory(node, 96)
     }
 
-    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, String> {
+    fn instantiate(&self, node: &NodeInstance) -> Result<Option<Box<dyn NodeProgram>>, InstantiateError> {
         Ok(Some(Box::new(ExtMacSwitch { table: table(node)?, ifaces: node.interfaces.len(), not_extmac: 0 })))
     }
 }
