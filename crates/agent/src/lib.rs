@@ -19,11 +19,13 @@
 //! stop when the agent does.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod control;
 mod cpus;
 mod desired;
 mod egress;
+mod error;
 mod forward;
 pub mod http;
 pub mod neigh;
@@ -46,6 +48,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use netslice_dataplane::Registry;
 use netslice_model::api::{NodeConfig, NodeReport, RegisterRequest, Registered};
+
+pub use crate::error::AgentError;
 
 use crate::control::{Control, Setup, Status};
 use crate::shared::Shared;
@@ -85,31 +89,6 @@ pub struct Options {
     /// Shared forwarding workers (0: receiving threads forward themselves);
     /// see [`workers`].
     pub workers: usize,
-}
-
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    /// State directory problem.
-    #[error("state directory {path}: {source}")]
-    StateDir {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Substrate sockets could not be opened.
-    #[error("opening substrate sockets: {0}")]
-    Sockets(#[from] netslice_io::Error),
-    /// Thread start failure.
-    #[error("starting forwarding threads: {0}")]
-    Threads(std::io::Error),
-    /// HTTP client could not be built.
-    #[error(transparent)]
-    Client(#[from] http::ClientError),
-    /// The host name is not one (it goes into the agent's API paths).
-    #[error("host: {0}")]
-    Host(#[from] netslice_model::names::NameError),
 }
 
 /// The revision applied last.

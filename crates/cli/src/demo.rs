@@ -35,6 +35,7 @@ pub struct DemoArgs {
     /// Leave the testbed up at the end (remove it with `netslice testbed down NAME`).
     #[arg(long)]
     pub keep: bool,
+    /// Directory holding local testbed state.
     #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
     pub state_root: PathBuf,
 }

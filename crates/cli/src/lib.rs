@@ -1,6 +1,8 @@
 //! The `netslice` command line: the manager and node-agent daemons, the local
 //! testbed, the client of the REST API, small traffic tools, and the demo.
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// Writes a line for people to stderr. Unlike `eprintln!`, a closed stderr
 /// does not panic: the demo must go on to remove its testbed.
 macro_rules! note {
@@ -41,6 +43,7 @@ pub struct Cli {
     /// Log filter for daemons (tracing `EnvFilter` syntax, e.g. `info`, `netslice_agent=debug`).
     #[arg(long, global = true, env = "NETSLICE_LOG", default_value = "info")]
     pub log: String,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,6 +91,7 @@ pub enum Command {
     Login(LoginArgs),
     /// Show who the current token belongs to.
     Whoami {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
@@ -96,6 +100,7 @@ pub enum Command {
     User(UserCmd),
     /// Show the audit trail: every change with who made it (operators only).
     Audit {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Only records after this sequence number.
@@ -110,6 +115,7 @@ pub enum Command {
     },
     /// List the node and link types this deployment offers, with their parameters.
     Types {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -176,6 +182,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<netslice_model::Micros, St
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
+    /// `node list`; none: run the agent.
     #[command(subcommand)]
     pub command: Option<NodeCmd>,
     /// Substrate host this agent serves.
@@ -219,6 +226,7 @@ pub struct LoginArgs {
     /// Certificate (PEM) to trust for the manager; copied beside the saved token.
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,
+    /// Directory holding local testbed state.
     #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
     pub state_root: PathBuf,
 }
@@ -228,6 +236,7 @@ pub struct LoginArgs {
 pub enum SubstrateCmd {
     /// Hosts and links with reserved and free cpu, memory, slots, ports and bandwidth.
     Show {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -249,6 +258,7 @@ pub enum UserCmd {
         /// Write the new user's token to this file (mode 0600) instead of printing it.
         #[arg(long)]
         save_token: Option<PathBuf>,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
@@ -256,6 +266,7 @@ pub enum UserCmd {
     Revoke {
         /// User name.
         name: String,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
@@ -266,6 +277,7 @@ pub enum UserCmd {
 pub enum NodeCmd {
     /// List substrate hosts and the health of their agents.
     List {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -284,6 +296,7 @@ pub enum TestbedCmd {
         /// Testbed name (default: the substrate's name).
         #[arg(long)]
         name: Option<String>,
+        /// Directory holding local testbed state.
         #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
         state_root: PathBuf,
     },
@@ -291,11 +304,13 @@ pub enum TestbedCmd {
     Down {
         /// Testbed name, or the substrate file it was built from.
         name: Option<String>,
+        /// Directory holding local testbed state.
         #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
         state_root: PathBuf,
     },
     /// Show local testbeds and their processes.
     Status {
+        /// Directory holding local testbed state.
         #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
         state_root: PathBuf,
     },
@@ -315,6 +330,7 @@ pub enum TestbedCmd {
         /// Restart the manager.
         #[arg(long)]
         manager: bool,
+        /// Directory holding local testbed state.
         #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
         state_root: PathBuf,
     },
@@ -335,11 +351,13 @@ pub enum SliceCmd {
         /// Seconds to wait for the slice to become ready (0: do not wait).
         #[arg(long, default_value_t = 60)]
         wait: u64,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
     /// List slices.
     List {
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -350,6 +368,7 @@ pub enum SliceCmd {
     Show {
         /// Slice name.
         name: String,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -363,6 +382,7 @@ pub enum SliceCmd {
         /// New lease from now (default: the operator's default lease).
         #[arg(long = "for", value_parser = parse_duration)]
         duration: Option<netslice_model::Micros>,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
@@ -373,6 +393,7 @@ pub enum SliceCmd {
         /// Seconds to wait for the agents to tear it down (0: do not wait).
         #[arg(long, default_value_t = 30)]
         wait: u64,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },
@@ -385,6 +406,7 @@ pub enum SliceCmd {
         /// Program and arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+        /// Where the manager is.
         #[command(flatten)]
         target: Target,
     },

@@ -21,7 +21,9 @@
 //! are counted in [`Unmatched`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
+mod builtin;
 pub mod flow;
 pub mod gso;
 pub mod links;

@@ -144,19 +144,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in types: link types `gre`, `vxlan`, `vlan`, `pbb`; node types
-    /// `slowpath`, `l2switch`, `extmac-switch`, `router`.
-    pub fn builtin() -> Registry {
-        let mut r = Registry::default();
-        for l in crate::links::builtin() {
-            r.register_link(l).expect("built-in names are unique");
-        }
-        for n in crate::nodes::builtin() {
-            r.register_node(n).expect("built-in names are unique");
-        }
-        r
-    }
-
     /// Registers a link type; its name must be new.
     pub fn register_link(&mut self, plugin: Arc<dyn LinkTypePlugin>) -> Result<TypeIdx, RegistryError> {
         let name = plugin.info().name;

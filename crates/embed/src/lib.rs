@@ -11,6 +11,7 @@
 //! admission and topology-aware embedding replace it behind the same functions.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod vne;
 

@@ -118,7 +118,7 @@ pub fn attach(fd: RawFd, prog: &[Insn]) -> Result<()> {
 /// Removes the filter of socket `fd` (none attached is fine).
 pub fn detach(fd: RawFd) -> Result<()> {
     // SO_DETACH_FILTER ignores its value.
-    if let Err(e) = crate::sock::set_int(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0) {
+    if let Err(e) = crate::sockopt::set_int(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0) {
         if e.raw_os_error() != Some(libc::ENOENT) {
             return Err(Error::os("removing a socket filter", e));
         }

@@ -58,12 +58,12 @@ pub(crate) struct Asm {
 }
 
 impl Asm {
-    pub fn label(&mut self) -> Label {
+    pub(crate) fn label(&mut self) -> Label {
         self.at.push(None);
         Label(self.at.len() - 1)
     }
     /// Places `l` at the next instruction.
-    pub fn here(&mut self, l: Label) {
+    pub(crate) fn here(&mut self, l: Label) {
         self.at[l.0] = Some(self.insns.len());
     }
     fn op(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
@@ -73,52 +73,52 @@ impl Asm {
         self.fixups.push((self.insns.len(), to));
         self.op(code, dst, src, 0, imm);
     }
-    pub fn mov_reg(&mut self, dst: u8, src: u8) {
+    pub(crate) fn mov_reg(&mut self, dst: u8, src: u8) {
         self.op(0xbf, dst, src, 0, 0);
     }
-    pub fn mov_imm(&mut self, dst: u8, imm: i32) {
+    pub(crate) fn mov_imm(&mut self, dst: u8, imm: i32) {
         self.op(0xb7, dst, 0, 0, imm);
     }
-    pub fn add_imm(&mut self, dst: u8, imm: i32) {
+    pub(crate) fn add_imm(&mut self, dst: u8, imm: i32) {
         self.op(0x07, dst, 0, 0, imm);
     }
-    pub fn and_imm(&mut self, dst: u8, imm: i32) {
+    pub(crate) fn and_imm(&mut self, dst: u8, imm: i32) {
         self.op(0x57, dst, 0, 0, imm);
     }
     /// `dst = *(size *)(src + off)`.
-    pub fn ldx(&mut self, size: u8, dst: u8, src: u8, off: i16) {
+    pub(crate) fn ldx(&mut self, size: u8, dst: u8, src: u8, off: i16) {
         self.op(0x61 | size, dst, src, off, 0);
     }
     /// `*(u32 *)(dst + off) = src`.
-    pub fn stx_w(&mut self, dst: u8, off: i16, src: u8) {
+    pub(crate) fn stx_w(&mut self, dst: u8, off: i16, src: u8) {
         self.op(0x63, dst, src, off, 0);
     }
     /// `*(u32 *)(dst + off) = imm`.
-    pub fn st_w(&mut self, dst: u8, off: i16, imm: i32) {
+    pub(crate) fn st_w(&mut self, dst: u8, off: i16, imm: i32) {
         self.op(0x62, dst, 0, off, imm);
     }
-    pub fn jmp_imm(&mut self, code: u8, dst: u8, imm: i32, to: Label) {
+    pub(crate) fn jmp_imm(&mut self, code: u8, dst: u8, imm: i32, to: Label) {
         self.jump(code, dst, 0, imm, to);
     }
     /// A conditional jump over the next `skip` instructions.
-    pub fn skip_imm(&mut self, code: u8, dst: u8, imm: i32, skip: i16) {
+    pub(crate) fn skip_imm(&mut self, code: u8, dst: u8, imm: i32, skip: i16) {
         self.op(code, dst, 0, skip, imm);
     }
     /// `if dst > src goto to` (unsigned).
-    pub fn jgt_reg(&mut self, dst: u8, src: u8, to: Label) {
+    pub(crate) fn jgt_reg(&mut self, dst: u8, src: u8, to: Label) {
         self.jump(0x2d, dst, src, 0, to);
     }
-    pub fn ja(&mut self, to: Label) {
+    pub(crate) fn ja(&mut self, to: Label) {
         self.jump(0x05, 0, 0, 0, to);
     }
-    pub fn call(&mut self, helper: i32) {
+    pub(crate) fn call(&mut self, helper: i32) {
         self.op(0x85, 0, 0, 0, helper);
     }
-    pub fn exit(&mut self) {
+    pub(crate) fn exit(&mut self) {
         self.op(0x95, 0, 0, 0, 0);
     }
     /// `dst = map` (the map's descriptor, resolved by the kernel at load).
-    pub fn ld_map_fd(&mut self, dst: u8, fd: RawFd) {
+    pub(crate) fn ld_map_fd(&mut self, dst: u8, fd: RawFd) {
         // BPF_LD | BPF_IMM | BPF_DW with src = BPF_PSEUDO_MAP_FD, then the high half.
         self.op(0x18, dst, 1, 0, fd);
         self.op(0, 0, 0, 0, 0);
@@ -126,7 +126,7 @@ impl Asm {
     /// `*(u32 *)(r10 - 4) = ` the 24-bit big-endian label at `base + at`
     /// (its 4 bytes as they lie in memory, the last one zeroed), or `goto
     /// short` when `base + at + 4` is past `end`. Uses r4 and r5.
-    pub fn label24_to_stack(&mut self, base: u8, at: i32, end: u8, short: Label) {
+    pub(crate) fn label24_to_stack(&mut self, base: u8, at: i32, end: u8, short: Label) {
         self.mov_reg(4, base);
         self.add_imm(4, at + 4);
         self.jgt_reg(4, end, short);
@@ -136,7 +136,7 @@ impl Asm {
     }
     /// The program, every jump resolved. Panics on a label never placed (a
     /// bug in the program's builder).
-    pub fn finish(mut self) -> Vec<Insn> {
+    pub(crate) fn finish(mut self) -> Vec<Insn> {
         for (at, l) in std::mem::take(&mut self.fixups) {
             let to = self.at[l.0].expect("every label placed");
             self.insns[at].off = (to as i64 - at as i64 - 1) as i16;

@@ -12,6 +12,8 @@
 //! - [`process`]: signals, liveness, detached daemons.
 //! - [`xdp`]: AF_XDP sockets with an XDP program that steals netslice's carrier frames.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cbpf;
 pub mod cgroup;
 pub mod cmd;
@@ -23,6 +25,7 @@ pub mod packet;
 pub mod process;
 pub mod reuseport;
 pub mod sock;
+mod sockopt;
 pub mod tap;
 pub mod xdp;
 

@@ -92,11 +92,11 @@ impl PacketSocket {
         if rc < 0 {
             return Err(Error::last(format!("binding a packet socket to {ifname}")));
         }
-        crate::sock::set_int(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1)
+        crate::sockopt::set_int(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1)
             .map_err(|e| Error::os("enabling PACKET_AUXDATA", e))?;
         for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
             // Failure only leaves the default buffer size.
-            let _ = crate::sock::set_int(fd.as_raw_fd(), libc::SOL_SOCKET, opt, 8 << 20);
+            let _ = crate::sockopt::set_int(fd.as_raw_fd(), libc::SOL_SOCKET, opt, 8 << 20);
         }
         Ok(PacketSocket { fd, ifindex })
     }

@@ -98,7 +98,7 @@ impl ReuseportSteer {
 
     /// Makes the program choose the socket of `sock`'s group.
     pub fn attach(&self, sock: &Socket) -> Result<()> {
-        crate::sock::set_int(sock.fd(), libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, self.prog.as_raw_fd())
+        crate::sockopt::set_int(sock.fd(), libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, self.prog.as_raw_fd())
             .map_err(|e| Error::os("attaching the reuseport program", e))
     }
 

@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::sockopt::set_int;
 use crate::{Error, Result};
 
 /// Most packets moved by one batched call.
@@ -69,15 +70,6 @@ impl Default for RecvInfo {
 /// Space for one control message carrying an `int` (`CMSG_SPACE(4)` on 64-bit
 /// Linux is 24 bytes), 8-byte aligned as `cmsghdr` needs.
 type CmsgSpace = [u64; 3];
-
-/// Sets an integer socket option.
-pub(crate) fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid pointer to `v`.
-    let rc = unsafe {
-        libc::setsockopt(fd, level, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)
-    };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
 
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {

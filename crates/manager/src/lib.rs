@@ -7,6 +7,7 @@
 //! report applied revisions and counters; the slice's state is derived from those.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod auth;

@@ -83,11 +83,11 @@ impl fmt::Display for SpecError {
 pub(crate) struct Errors(pub Vec<FieldError>);
 
 impl Errors {
-    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
     }
 
-    pub fn finish(self) -> Result<(), SpecError> {
+    pub(crate) fn finish(self) -> Result<(), SpecError> {
         if self.0.is_empty() { Ok(()) } else { Err(SpecError { file: None, errors: self.0 }) }
     }
 }

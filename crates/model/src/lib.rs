@@ -4,6 +4,7 @@
 //! the agents refuse the same things with the same field-naming errors.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod document;

@@ -26,14 +26,19 @@ pub fn lowercase(name: &str, max: usize) -> Result<(), NameError> {
     }
 }
 
+/// Longest slice, node and link name.
+pub const MAX_SLICE_NAME: usize = 24;
+/// Longest substrate and host name.
+pub const MAX_HOST_NAME: usize = 24;
+
 /// A slice name.
 pub fn slice(name: &str) -> Result<(), NameError> {
-    lowercase(name, crate::spec::MAX_NAME)
+    lowercase(name, MAX_SLICE_NAME)
 }
 
 /// A substrate host name.
 pub fn host(name: &str) -> Result<(), NameError> {
-    lowercase(name, crate::substrate::MAX_NAME)
+    lowercase(name, MAX_HOST_NAME)
 }
 
 /// Longest user name.

@@ -15,7 +15,6 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ use crate::error::{Errors, SpecError, check_name};
 use crate::units::{Bandwidth, Bytes, Memory};
 
 /// Longest slice, node and link name.
-pub const MAX_NAME: usize = 24;
+pub const MAX_NAME: usize = crate::names::MAX_SLICE_NAME;
 /// Default MTU of a virtual link (as seen by the slivers).
 pub const DEFAULT_VLINK_MTU: u32 = 1500;
 /// Most nodes in one slice.
@@ -73,17 +72,7 @@ pub const DEFAULT_CPU: f64 = 0.5;
 /// Memory of a sliver that asks for none.
 pub const DEFAULT_MEMORY: Memory = Memory::mib(256);
 
-/// A static route inside a sliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteSpec {
-    /// Destination prefix.
-    #[schema(value_type = String)]
-    pub to: IpNet,
-    /// Next hop, on one of the node's link subnets.
-    #[schema(value_type = String)]
-    pub via: IpAddr,
-}
+pub use crate::types::RouteSpec;
 
 /// A virtual node as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

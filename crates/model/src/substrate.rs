@@ -25,7 +25,7 @@ use crate::error::{Errors, SpecError, check_name};
 use crate::units::{Bandwidth, Memory, Micros, Percent};
 
 /// Longest host or substrate name (they become parts of namespace names).
-pub const MAX_NAME: usize = 24;
+pub const MAX_NAME: usize = crate::names::MAX_HOST_NAME;
 /// Default pool for link subnets.
 pub const DEFAULT_UNDERLAY: &str = "172.31.0.0/16";
 /// Largest MTU of a physical link (jumbo frames).

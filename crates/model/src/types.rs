@@ -3,11 +3,23 @@
 //! registries themselves (the code behind each type) live in
 //! `netslice-dataplane`; this module is the seam between them and the planners.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::spec::RouteSpec;
+/// A static route inside a sliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Destination prefix.
+    #[schema(value_type = String)]
+    pub to: IpNet,
+    /// Next hop, on one of the node's link subnets.
+    #[schema(value_type = String)]
+    pub via: IpAddr,
+}
 
 /// Where a link type's frames travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

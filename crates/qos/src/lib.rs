@@ -13,6 +13,7 @@
 //!   capacity by deficit round robin or by weighted fair queueing.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod bucket;
 pub mod policer;

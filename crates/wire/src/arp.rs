@@ -7,15 +7,15 @@ use crate::{Error, Result, read_u16, write_u16};
 
 mod field {
     use core::ops::Range;
-    pub const HTYPE: Range<usize> = 0..2;
-    pub const PTYPE: Range<usize> = 2..4;
-    pub const HLEN: usize = 4;
-    pub const PLEN: usize = 5;
-    pub const OPER: Range<usize> = 6..8;
-    pub const SHA: Range<usize> = 8..14;
-    pub const SPA: Range<usize> = 14..18;
-    pub const THA: Range<usize> = 18..24;
-    pub const TPA: Range<usize> = 24..28;
+    pub(super) const HTYPE: Range<usize> = 0..2;
+    pub(super) const PTYPE: Range<usize> = 2..4;
+    pub(super) const HLEN: usize = 4;
+    pub(super) const PLEN: usize = 5;
+    pub(super) const OPER: Range<usize> = 6..8;
+    pub(super) const SHA: Range<usize> = 8..14;
+    pub(super) const SPA: Range<usize> = 14..18;
+    pub(super) const THA: Range<usize> = 18..24;
+    pub(super) const TPA: Range<usize> = 24..28;
 }
 
 /// Length of an Ethernet/IPv4 ARP packet.

@@ -148,10 +148,10 @@ impl From<EtherType> for u16 {
 
 mod field {
     use core::ops::{Range, RangeFrom};
-    pub const DESTINATION: Range<usize> = 0..6;
-    pub const SOURCE: Range<usize> = 6..12;
-    pub const ETHERTYPE: Range<usize> = 12..14;
-    pub const PAYLOAD: RangeFrom<usize> = 14..;
+    pub(super) const DESTINATION: Range<usize> = 0..6;
+    pub(super) const SOURCE: Range<usize> = 6..12;
+    pub(super) const ETHERTYPE: Range<usize> = 12..14;
+    pub(super) const PAYLOAD: RangeFrom<usize> = 14..;
 }
 
 /// Length of the Ethernet II header.

@@ -27,11 +27,11 @@ pub const HEADER_LEN: usize = 36;
 
 mod field {
     use core::ops::Range;
-    pub const VERSION: usize = 0;
-    pub const ADDR_LEN: usize = 1;
-    pub const ETHERTYPE: Range<usize> = 2..4;
-    pub const DST: Range<usize> = 4..20;
-    pub const SRC: Range<usize> = 20..36;
+    pub(super) const VERSION: usize = 0;
+    pub(super) const ADDR_LEN: usize = 1;
+    pub(super) const ETHERTYPE: Range<usize> = 2..4;
+    pub(super) const DST: Range<usize> = 4..20;
+    pub(super) const SRC: Range<usize> = 20..36;
 }
 
 /// A 16-byte extended-MAC address.

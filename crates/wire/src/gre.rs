@@ -24,8 +24,8 @@ const VERSION: u16 = 0x0007;
 
 mod field {
     use core::ops::Range;
-    pub const FLAGS: Range<usize> = 0..2;
-    pub const PROTOCOL: Range<usize> = 2..4;
+    pub(super) const FLAGS: Range<usize> = 0..2;
+    pub(super) const PROTOCOL: Range<usize> = 2..4;
 }
 
 /// Length of the fixed part of the header.

@@ -4,11 +4,11 @@ use crate::checksum;
 use crate::{Error, Result, read_u16, write_u16};
 
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const SEQ: usize = 6;
+    pub(super) const TYPE: usize = 0;
+    pub(super) const CODE: usize = 1;
+    pub(super) const CHECKSUM: usize = 2;
+    pub(super) const IDENT: usize = 4;
+    pub(super) const SEQ: usize = 6;
 }
 
 /// Length of the ICMP header (type, code, checksum, and the 4-byte rest of header).

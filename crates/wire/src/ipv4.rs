@@ -23,16 +23,16 @@ pub mod protocol {
 
 mod field {
     use core::ops::Range;
-    pub const VER_IHL: usize = 0;
-    pub const TOS: usize = 1;
-    pub const LENGTH: Range<usize> = 2..4;
-    pub const IDENT: Range<usize> = 4..6;
-    pub const FLG_OFF: Range<usize> = 6..8;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Range<usize> = 10..12;
-    pub const SRC_ADDR: Range<usize> = 12..16;
-    pub const DST_ADDR: Range<usize> = 16..20;
+    pub(super) const VER_IHL: usize = 0;
+    pub(super) const TOS: usize = 1;
+    pub(super) const LENGTH: Range<usize> = 2..4;
+    pub(super) const IDENT: Range<usize> = 4..6;
+    pub(super) const FLG_OFF: Range<usize> = 6..8;
+    pub(super) const TTL: usize = 8;
+    pub(super) const PROTOCOL: usize = 9;
+    pub(super) const CHECKSUM: Range<usize> = 10..12;
+    pub(super) const SRC_ADDR: Range<usize> = 12..16;
+    pub(super) const DST_ADDR: Range<usize> = 16..20;
 }
 
 /// Length of a header without options.

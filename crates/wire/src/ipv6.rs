@@ -6,12 +6,12 @@ use crate::{Error, Result, read_u16, read_u32, write_u16, write_u32};
 
 mod field {
     use core::ops::Range;
-    pub const VER_TC_FLOW: Range<usize> = 0..4;
-    pub const LENGTH: Range<usize> = 4..6;
-    pub const NXT_HDR: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC_ADDR: Range<usize> = 8..24;
-    pub const DST_ADDR: Range<usize> = 24..40;
+    pub(super) const VER_TC_FLOW: Range<usize> = 0..4;
+    pub(super) const LENGTH: Range<usize> = 4..6;
+    pub(super) const NXT_HDR: usize = 6;
+    pub(super) const HOP_LIMIT: usize = 7;
+    pub(super) const SRC_ADDR: Range<usize> = 8..24;
+    pub(super) const DST_ADDR: Range<usize> = 24..40;
 }
 
 /// Length of the base header.

@@ -8,8 +8,8 @@ use crate::{Error, Result, read_u32, write_u32};
 
 mod field {
     use core::ops::{Range, RangeFrom};
-    pub const TCI: Range<usize> = 0..4;
-    pub const PAYLOAD: RangeFrom<usize> = 4..;
+    pub(super) const TCI: Range<usize> = 0..4;
+    pub(super) const PAYLOAD: RangeFrom<usize> = 4..;
 }
 
 /// Length of the I-TAG TCI.

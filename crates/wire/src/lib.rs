@@ -17,6 +17,7 @@
 //! fixed by the design brief: the terminal trailer and the extended-MAC frame.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod arp;
 pub mod checksum;
@@ -34,40 +35,9 @@ pub mod vlan;
 pub mod vnet;
 pub mod vxlan;
 
+mod bytes;
+mod error;
+
+pub(crate) use bytes::{read_u16, read_u32, write_u16, write_u32};
+pub use error::{Error, Result};
 pub use ethernet::{EtherType, MacAddr};
-
-/// Why a buffer could not be read as a packet of some format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The buffer is shorter than the header (or the length the header claims).
-    #[error("truncated packet")]
-    Truncated,
-    /// A field holds a value the format does not allow.
-    #[error("malformed packet: {0}")]
-    Malformed(&'static str),
-    /// The checksum does not match the contents.
-    #[error("bad checksum")]
-    Checksum,
-    /// Valid, but a variant this implementation does not handle.
-    #[error("unsupported: {0}")]
-    Unsupported(&'static str),
-}
-
-/// Result of parsing.
-pub type Result<T> = core::result::Result<T, Error>;
-
-pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-pub(crate) fn write_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
-}

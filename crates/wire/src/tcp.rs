@@ -10,15 +10,15 @@ use crate::{Error, Result, read_u16, read_u32, write_u16, write_u32};
 
 mod field {
     use core::ops::Range;
-    pub const SRC_PORT: Range<usize> = 0..2;
-    pub const DST_PORT: Range<usize> = 2..4;
-    pub const SEQ_NUM: Range<usize> = 4..8;
-    pub const ACK_NUM: Range<usize> = 8..12;
-    pub const DATA_OFF: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WIN_SIZE: Range<usize> = 14..16;
-    pub const CHECKSUM: Range<usize> = 16..18;
-    pub const URGENT: Range<usize> = 18..20;
+    pub(super) const SRC_PORT: Range<usize> = 0..2;
+    pub(super) const DST_PORT: Range<usize> = 2..4;
+    pub(super) const SEQ_NUM: Range<usize> = 4..8;
+    pub(super) const ACK_NUM: Range<usize> = 8..12;
+    pub(super) const DATA_OFF: usize = 12;
+    pub(super) const FLAGS: usize = 13;
+    pub(super) const WIN_SIZE: Range<usize> = 14..16;
+    pub(super) const CHECKSUM: Range<usize> = 16..18;
+    pub(super) const URGENT: Range<usize> = 18..20;
 }
 
 /// Length of a TCP header without options.

@@ -29,12 +29,12 @@ pub const MAGIC: u16 = 0xF1A7;
 
 mod field {
     use core::ops::Range;
-    pub const APP_ID: Range<usize> = 0..4;
-    pub const TERMINAL_ID: Range<usize> = 4..10;
-    pub const RESERVED: Range<usize> = 10..12;
-    pub const VERSION: usize = 12;
-    pub const LENGTH: usize = 13;
-    pub const MAGIC: Range<usize> = 14..16;
+    pub(super) const APP_ID: Range<usize> = 0..4;
+    pub(super) const TERMINAL_ID: Range<usize> = 4..10;
+    pub(super) const RESERVED: Range<usize> = 10..12;
+    pub(super) const VERSION: usize = 12;
+    pub(super) const LENGTH: usize = 13;
+    pub(super) const MAGIC: Range<usize> = 14..16;
 }
 
 /// A view of the 16 trailer bytes.

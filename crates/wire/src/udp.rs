@@ -8,10 +8,10 @@ use crate::{Error, Result, read_u16, write_u16};
 
 mod field {
     use core::ops::Range;
-    pub const SRC_PORT: Range<usize> = 0..2;
-    pub const DST_PORT: Range<usize> = 2..4;
-    pub const LENGTH: Range<usize> = 4..6;
-    pub const CHECKSUM: Range<usize> = 6..8;
+    pub(super) const SRC_PORT: Range<usize> = 0..2;
+    pub(super) const DST_PORT: Range<usize> = 2..4;
+    pub(super) const LENGTH: Range<usize> = 4..6;
+    pub(super) const CHECKSUM: Range<usize> = 6..8;
 }
 
 /// Length of the UDP header.

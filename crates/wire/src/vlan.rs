@@ -8,9 +8,9 @@ use crate::{Error, Result, read_u16, write_u16};
 
 mod field {
     use core::ops::{Range, RangeFrom};
-    pub const TCI: Range<usize> = 0..2;
-    pub const ETHERTYPE: Range<usize> = 2..4;
-    pub const PAYLOAD: RangeFrom<usize> = 4..;
+    pub(super) const TCI: Range<usize> = 0..2;
+    pub(super) const ETHERTYPE: Range<usize> = 2..4;
+    pub(super) const PAYLOAD: RangeFrom<usize> = 4..;
 }
 
 /// Length of a tag after its TPID.

@@ -9,12 +9,12 @@ use crate::{Error, Result};
 
 mod field {
     use core::ops::Range;
-    pub const FLAGS: usize = 0;
-    pub const GSO_TYPE: usize = 1;
-    pub const HDR_LEN: Range<usize> = 2..4;
-    pub const GSO_SIZE: Range<usize> = 4..6;
-    pub const CSUM_START: Range<usize> = 6..8;
-    pub const CSUM_OFFSET: Range<usize> = 8..10;
+    pub(super) const FLAGS: usize = 0;
+    pub(super) const GSO_TYPE: usize = 1;
+    pub(super) const HDR_LEN: Range<usize> = 2..4;
+    pub(super) const GSO_SIZE: Range<usize> = 4..6;
+    pub(super) const CSUM_START: Range<usize> = 6..8;
+    pub(super) const CSUM_OFFSET: Range<usize> = 8..10;
 }
 
 /// Length of the header.

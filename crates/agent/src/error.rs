@@ -1,0 +1,30 @@
+//! Why the agent could not start.
+
+use std::path::PathBuf;
+
+use crate::http;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// State directory problem.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Substrate sockets could not be opened.
+    #[error("opening substrate sockets: {0}")]
+    Sockets(#[from] netslice_io::Error),
+    /// Thread start failure.
+    #[error("starting forwarding threads: {0}")]
+    Threads(std::io::Error),
+    /// HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] http::ClientError),
+    /// The host name is not one (it goes into the agent's API paths).
+    #[error("host: {0}")]
+    Host(#[from] netslice_model::names::NameError),
+}
