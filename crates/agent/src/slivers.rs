@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netslice_io::cmd::{addresses, ip_in, link_exists};
+use ipnet::IpNet;
+use netslice_io::rtnl::Netlink;
 use netslice_io::tap::Tap;
 use netslice_io::{cgroup, netns, process};
 use netslice_model::api::{NodeConfig, SliverConfig};
@@ -53,6 +54,9 @@ pub struct Slivers {
     /// to: a sliver whose config and CPUs are unchanged is not looked at
     /// again (the kernel is only asked about slivers that change).
     applied: HashMap<String, (SliverConfig, Vec<usize>)>,
+    /// rtnetlink connections to the slivers' namespaces (opened when first
+    /// needed).
+    netlink: Option<Netlink>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -67,7 +71,7 @@ impl Slivers {
     pub fn load(state_dir: &Path) -> Slivers {
         let path = state_dir.join("slivers.json");
         let ledger = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Slivers { path, ledger, taps: HashMap::new(), applied: HashMap::new() }
+        Slivers { path, ledger, taps: HashMap::new(), applied: HashMap::new(), netlink: None }
     }
 
     /// The ledger.
@@ -175,8 +179,9 @@ impl Slivers {
         let mut out = Vec::new();
         for i in &s.interfaces {
             let key = (ns.to_string(), i.name.clone());
+            let exists = self.netlink()?.link_index(ns, &i.name).map_err(|e| e.to_string())?.is_some();
             let tap = match self.taps.get(&key) {
-                Some(t) if link_exists(ns, &i.name) => t.clone(),
+                Some(t) if exists => t.clone(),
                 _ => {
                     let name = i.name.clone();
                     let t = Arc::new(
@@ -187,28 +192,24 @@ impl Slivers {
                     t
                 }
             };
-            let (mtu, mac) = (i.mtu.to_string(), i.mac.to_string());
+            let nl = self.netlink()?;
             // TSO super-frames stay under 60000 bytes, leaving room for the
             // encapsulation inside one 64 KiB IP packet on the substrate.
-            ip_in(ns, &["link", "set", "dev", &i.name, "address", &mac, "mtu", &mtu, "gso_max_size", "60000", "up"])
-                .map_err(|e| e.to_string())?;
+            nl.set_link(ns, &i.name, i.mac.0, i.mtu, Some(60_000)).map_err(|e| e.to_string())?;
             // Addresses: add what is missing, remove what is no longer wanted.
-            let have: BTreeSet<String> = addresses(ns, &i.name)
+            let have: BTreeSet<IpNet> = nl
+                .addresses(ns, &i.name)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|a| a.scope != "link")
-                .map(|a| a.cidr)
+                .filter(|a| !a.link_scope)
+                .map(|a| a.net)
                 .collect();
-            let want: BTreeSet<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+            let want: BTreeSet<IpNet> = i.addresses.iter().copied().collect();
             for a in want.difference(&have) {
-                let mut args = vec!["addr", "add", a.as_str(), "dev", &i.name];
-                if a.contains(':') {
-                    args.push("nodad");
-                }
-                ip_in(ns, &args).map_err(|e| e.to_string())?;
+                nl.add_address(ns, &i.name, *a, a.addr().is_ipv6()).map_err(|e| e.to_string())?;
             }
             for a in have.difference(&want) {
-                ip_in(ns, &["addr", "del", a, "dev", &i.name]).map_err(|e| e.to_string())?;
+                nl.delete_address(ns, &i.name, *a).map_err(|e| e.to_string())?;
             }
             out.push((i.port, tap));
         }
@@ -218,20 +219,21 @@ impl Slivers {
             if let Some(t) = self.taps.remove(&(ns.to_string(), old.clone())) {
                 let _ = t.unpersist();
             }
-            if link_exists(ns, &old) {
-                ip_in(ns, &["link", "del", "dev", &old]).map_err(|e| e.to_string())?;
-            }
+            self.netlink()?.delete_link(ns, &old).map_err(|e| e.to_string())?;
             rec.interfaces.remove(&old);
         }
-        // Routes.
+        // Routes (kept in the ledger as `TO via VIA`).
+        let nl = self.netlink()?;
         let want_routes: BTreeSet<String> = s.routes.iter().map(|r| format!("{} via {}", r.to, r.via)).collect();
-        for r in &want_routes {
-            let args: Vec<&str> = ["route", "replace"].into_iter().chain(r.split(' ')).collect();
-            ip_in(ns, &args).map_err(|e| format!("route {r}: {e}"))?;
+        for r in &s.routes {
+            nl.replace_route(ns, r.to, r.via).map_err(|e| e.to_string())?;
         }
         for r in rec.routes.difference(&want_routes) {
-            let args: Vec<&str> = ["route", "del"].into_iter().chain(r.split(' ')).collect();
-            let _ = ip_in(ns, &args);
+            if let Some((to, via)) = r.split_once(" via ")
+                && let (Ok(to), Ok(via)) = (to.parse(), via.parse())
+            {
+                let _ = nl.delete_route(ns, to, via);
+            }
         }
         rec.routes = want_routes;
         // Forwarding.
@@ -248,6 +250,13 @@ impl Slivers {
         Ok(out)
     }
 
+    fn netlink(&mut self) -> Result<&mut Netlink, String> {
+        if self.netlink.is_none() {
+            self.netlink = Some(Netlink::new().map_err(|e| e.to_string())?);
+        }
+        Ok(self.netlink.as_mut().expect("just made"))
+    }
+
     fn teardown(&mut self, ns: &str, rec: &SliverRecord) -> Result<(), String> {
         kill_sliver_processes(ns, rec.cgroup);
         let keys: Vec<(String, String)> = self.taps.keys().filter(|(n, _)| n == ns).cloned().collect();
@@ -256,10 +265,12 @@ impl Slivers {
                 let _ = t.unpersist();
             }
         }
-        for i in &rec.interfaces {
-            if netns::exists(ns) && link_exists(ns, i) {
-                let _ = ip_in(ns, &["link", "del", "dev", i]);
+        if netns::exists(ns) {
+            let nl = self.netlink()?;
+            for i in &rec.interfaces {
+                let _ = nl.delete_link(ns, i);
             }
+            nl.forget(ns);
         }
         netns::delete(ns).map_err(|e| e.to_string())?;
         if rec.cgroup {

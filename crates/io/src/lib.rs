@@ -5,6 +5,7 @@
 //! - [`tap`]: persistent TAP devices (so a sliver's interface outlives an agent restart).
 //! - [`cbpf`]: classic BPF socket filters (ethertypes, GRE keys).
 //! - [`reuseport`]: steering a UDP port's datagrams between sockets by a label in the payload.
+//! - [`rtnl`]: interfaces, addresses and routes in namespaces over rtnetlink.
 //! - [`sock`]: raw GRE and UDP sockets with batched `recvmmsg`/`sendmmsg`, and `poll`.
 //! - [`cpu`]: pinning threads to CPUs.
 //! - [`epoll`]: one thread waiting on many descriptors.
@@ -24,6 +25,7 @@ pub mod netns;
 pub mod packet;
 pub mod process;
 pub mod reuseport;
+pub mod rtnl;
 pub mod sock;
 mod sockopt;
 pub mod tap;
