@@ -6,11 +6,14 @@
 # With --isolation it runs scripts/bench-isolation.py instead: what a slice's
 # dedicated CPUs keep for it while another slice floods the same hosts. With
 # --floor it runs scripts/bench-floor.py: chains of zero-logic relays in the
-# shape of a netslice path, the I/O floor on this machine.
+# shape of a netslice path, the I/O floor on this machine. With --scale it
+# runs scripts/bench-scale.py: one host with many slivers (threads, memory,
+# the reconcile time of a one-sliver change, forwarding rate).
 #
 #   sudo scripts/bench.sh [--seconds 10] [--no-ovs] [--no-sockets] [--workers 2]
 #   sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
 #   sudo scripts/bench.sh --floor [--rounds 3] [--seconds 4] [--only tap1,chain3] [--profile PPS]
+#   sudo scripts/bench.sh --scale [--slivers 200] [--changes 5] [--baseline OLD_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -28,6 +31,9 @@ if [ "${1:-}" = --isolation ]; then
 elif [ "${1:-}" = --floor ]; then
     shift
     as_root python3 scripts/bench-floor.py "$@"
+elif [ "${1:-}" = --scale ]; then
+    shift
+    as_root python3 scripts/bench-scale.py "$@"
 else
     as_root python3 scripts/bench-dataplane.py "$@"
 fi
