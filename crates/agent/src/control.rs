@@ -26,6 +26,8 @@ use netslice_pipeline::egress::PortKey;
 use netslice_pipeline::impair::DELAY_QUEUE;
 use netslice_pipeline::plan::{NodeInfo, plan, start_program};
 
+use netslice_model::{NodeName, PhysLinkName, PortNo, SliceName};
+
 use crate::desired::{self, Desired, Facts, PollerKey, WorkerPlan};
 use crate::egress::{DelayDriver, PortDevice, PortDriver};
 use crate::neigh::Neighbours;
@@ -74,7 +76,7 @@ pub struct Forwarding {
 
 /// A slice with CPUs of its own: its CPUs, and its own sockets' link types
 /// and frame counters.
-type DedicatedSlice = (String, Vec<usize>, Vec<(String, Arc<AtomicU64>)>);
+type DedicatedSlice = (SliceName, Vec<usize>, Vec<(String, Arc<AtomicU64>)>);
 
 impl std::fmt::Display for Forwarding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,12 +123,12 @@ pub struct Control {
     threads: Threads,
     slivers: Slivers,
     ports: BTreeMap<PortKey, Arc<PortDriver>>,
-    delays: BTreeMap<String, Arc<DelayDriver>>,
-    programs: BTreeMap<(String, String), (NodeInfo, Arc<Program>)>,
+    delays: BTreeMap<PhysLinkName, Arc<DelayDriver>>,
+    programs: BTreeMap<(SliceName, NodeName), (NodeInfo, Arc<Program>)>,
     ether: BTreeMap<String, Arc<PacketSocket>>,
     xsk: BTreeMap<String, Arc<XskPort>>,
     xsk_failed: BTreeMap<String, String>,
-    workers: BTreeMap<Option<String>, (WorkerPlan, Arc<WorkerQueues>)>,
+    workers: BTreeMap<Option<SliceName>, (WorkerPlan, Arc<WorkerQueues>)>,
     pollers: BTreeMap<PollerKey, Arc<PortSet>>,
     slice_rx: SliceRxs,
     neighbours: Neighbours,
@@ -420,7 +422,12 @@ impl Control {
 
     /// Tables, node programs, egress ports, delay lines, workers and the
     /// dedicated slices' receive sockets; one new plane published.
-    fn sync_data_plane(&mut self, cfg: &NodeConfig, desired: &Desired, taps: &BTreeMap<u32, Arc<Tap>>) -> Vec<Problem> {
+    fn sync_data_plane(
+        &mut self,
+        cfg: &NodeConfig,
+        desired: &Desired,
+        taps: &BTreeMap<PortNo, Arc<Tap>>,
+    ) -> Vec<Problem> {
         let mut problems = Vec::new();
         let now = self.shared.clock.now();
         let old = self.shared.plane.load_full();
@@ -446,7 +453,7 @@ impl Control {
         }
         let (nodes, programs): (Vec<NodeInfo>, Vec<Arc<Program>>) =
             self.programs.values().map(|(i, p)| (i.clone(), p.clone())).unzip();
-        let tap = |p: u32| taps.get(&p).map(|t| t.offload());
+        let tap = |p: PortNo| taps.get(&p).map(|t| t.offload());
         let planned = plan(cfg, tables, &tap, nodes);
         // Ports: those that stay (same device) are reconfigured in place.
         let mut old_ports = std::mem::take(&mut self.ports);
@@ -571,9 +578,9 @@ impl Control {
 
     /// Starts the worker sets wanted that do not run (or run on other CPUs);
     /// returns the sets to stop once no plane names them.
-    fn sync_workers(&mut self, desired: &Desired, problems: &mut Vec<Problem>) -> Vec<Option<String>> {
+    fn sync_workers(&mut self, desired: &Desired, problems: &mut Vec<Problem>) -> Vec<Option<SliceName>> {
         let mut retired = Vec::new();
-        let stale: Vec<Option<String>> = self
+        let stale: Vec<Option<SliceName>> = self
             .workers
             .iter()
             .filter(|(k, (plan, _))| desired.workers.get(*k) != Some(plan))
@@ -622,7 +629,7 @@ impl Control {
         retired
     }
 
-    fn stop_workers(&mut self, key: &Option<String>) {
+    fn stop_workers(&mut self, key: &Option<SliceName>) {
         let key = key.clone();
         self.threads.stop_where(|t| match (t, &key) {
             (ThreadKey::Worker(_), None) => true,
@@ -633,7 +640,7 @@ impl Control {
 
     /// Pollers for exactly the sliver ports of the config, on the CPUs each
     /// may use.
-    fn sync_pollers(&mut self, desired: &Desired, taps: &BTreeMap<u32, Arc<Tap>>) -> Vec<Problem> {
+    fn sync_pollers(&mut self, desired: &Desired, taps: &BTreeMap<PortNo, Arc<Tap>>) -> Vec<Problem> {
         let mut problems = Vec::new();
         let thread_of = |k: &PollerKey| match k {
             PollerKey::Shared(i) => ThreadKey::Poller(*i),
@@ -649,7 +656,7 @@ impl Control {
         }
         // Ports leave their old pollers before they join new ones.
         for (k, set) in &self.pollers {
-            let want: BTreeMap<u32, Arc<Tap>> = set
+            let want: BTreeMap<PortNo, Arc<Tap>> = set
                 .members()
                 .iter()
                 .filter(|(p, _)| desired.pollers.get(k).is_some_and(|ports| ports.contains(p)))
@@ -673,7 +680,7 @@ impl Control {
                     }
                 },
             };
-            let want: BTreeMap<u32, Arc<Tap>> =
+            let want: BTreeMap<PortNo, Arc<Tap>> =
                 ports.iter().filter_map(|p| taps.get(p).map(|t| (*p, t.clone()))).collect();
             problems.extend(set.sync(&want).into_iter().map(Problem::Poller));
             let (s, st) = (self.shared.clone(), set.clone());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
+use netslice_model::SliceName;
 
 /// Which CPUs each kind of forwarding thread may use.
 #[derive(Debug, Default)]
@@ -24,7 +25,7 @@ pub(crate) struct CpuSets {
     /// nothing is dedicated or nothing would be left).
     pub(crate) shared: Vec<usize>,
     /// Threads of slices with dedicated CPUs, by slice.
-    pub(crate) slices: BTreeMap<String, Vec<usize>>,
+    pub(crate) slices: BTreeMap<SliceName, Vec<usize>>,
 }
 
 impl CpuMap {
@@ -41,7 +42,7 @@ impl CpuMap {
 #[derive(Debug)]
 pub(crate) struct Pin {
     seen: u64,
-    slice: Option<String>,
+    slice: Option<SliceName>,
 }
 
 impl Pin {
@@ -51,8 +52,8 @@ impl Pin {
     }
 
     /// For a thread of a slice with dedicated CPUs.
-    pub(crate) fn slice(slice: &str) -> Pin {
-        Pin { seen: 0, slice: Some(slice.to_string()) }
+    pub(crate) fn slice(slice: &SliceName) -> Pin {
+        Pin { seen: 0, slice: Some(slice.clone()) }
     }
 
     /// Re-pins the calling thread if the map changed since the last call.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use netslice_dataplane::{Carrier, Registry};
 use netslice_model::api::NodeConfig;
+use netslice_model::{PhysLinkName, PortNo, SliceName};
 
 use crate::cpus::CpuSets;
 use crate::xsk::IoMode;
@@ -17,7 +18,7 @@ pub(crate) enum PollerKey {
     /// Shared poller `k`.
     Shared(usize),
     /// The poller of a slice with dedicated CPUs.
-    Slice(String),
+    Slice(SliceName),
 }
 
 /// A set of workers.
@@ -37,13 +38,13 @@ pub(crate) struct Desired {
     /// CPUs of shared and dedicated threads.
     pub(crate) cpus: CpuSets,
     /// Slices asking for CPUs this host lacks, and which.
-    pub(crate) missing_cpus: Vec<(String, Vec<usize>)>,
+    pub(crate) missing_cpus: Vec<(SliceName, Vec<usize>)>,
     /// Worker sets: shared (`None`) and per dedicated slice.
-    pub(crate) workers: BTreeMap<Option<String>, WorkerPlan>,
+    pub(crate) workers: BTreeMap<Option<SliceName>, WorkerPlan>,
     /// The poller of every sliver port.
-    pub(crate) pollers: BTreeMap<PollerKey, BTreeSet<u32>>,
+    pub(crate) pollers: BTreeMap<PollerKey, BTreeSet<PortNo>>,
     /// Delay lines: underlay link name -> (index, delay in ns).
-    pub(crate) delays: BTreeMap<String, (usize, u64)>,
+    pub(crate) delays: BTreeMap<PhysLinkName, (usize, u64)>,
 }
 
 /// Facts about this host that planning needs.
@@ -58,13 +59,13 @@ pub(crate) struct Facts {
 }
 
 /// CPUs by slice.
-pub(crate) type SliceCpus = BTreeMap<String, Vec<usize>>;
+pub(crate) type SliceCpus = BTreeMap<SliceName, Vec<usize>>;
 
 /// The CPUs each slice has to itself on this host: those of its `qos.cpus`
 /// that this host has (`here`) and that no slice before it (by name) took;
 /// plus a line for each slice asking for CPUs the host lacks.
-pub(crate) fn dedicated(cfg: &NodeConfig, here: &[usize]) -> (SliceCpus, Vec<(String, Vec<usize>)>) {
-    let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+pub(crate) fn dedicated(cfg: &NodeConfig, here: &[usize]) -> (SliceCpus, Vec<(SliceName, Vec<usize>)>) {
+    let mut want: SliceCpus = BTreeMap::new();
     let mut problems = Vec::new();
     let mut taken: Vec<usize> = Vec::new();
     for (slice, share) in &cfg.slices {
@@ -101,18 +102,18 @@ pub(crate) fn plan(cfg: &NodeConfig, registry: &Registry, facts: &Facts) -> Desi
     // over one poller per shared CPU (by port number, so a port stays with
     // its poller while the config around it changes).
     let n = shared.len().max(1);
-    let mut pollers: BTreeMap<PollerKey, BTreeSet<u32>> = BTreeMap::new();
-    let slow: BTreeMap<u32, &str> = cfg
+    let mut pollers: BTreeMap<PollerKey, BTreeSet<PortNo>> = BTreeMap::new();
+    let slow: BTreeMap<PortNo, &SliceName> = cfg
         .slivers
         .iter()
         .filter(|s| !s.fast_path)
-        .flat_map(|s| s.interfaces.iter().map(move |i| (i.port, s.slice.as_str())))
+        .flat_map(|s| s.interfaces.iter().map(move |i| (i.port, &s.slice)))
         .collect();
     for (port, slice) in slow {
         let key = if slices.contains_key(slice) {
-            PollerKey::Slice(slice.to_string())
+            PollerKey::Slice(slice.clone())
         } else {
-            PollerKey::Shared(port as usize % n)
+            PollerKey::Shared(port.0 as usize % n)
         };
         pollers.entry(key).or_default().insert(port);
     }

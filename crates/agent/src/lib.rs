@@ -364,8 +364,8 @@ impl Agent {
                 .zip(&plane.programs)
                 .map(|(n, p)| netslice_model::api::ProgramStats {
                     host: self.opts.host.clone(),
-                    slice: n.config.slice.clone(),
-                    node: n.config.node.clone(),
+                    slice: n.config.slice.to_string(),
+                    node: n.config.node.to_string(),
                     stats: p.lock().map(|p| p.stats()).unwrap_or_default(),
                 })
                 .collect();

@@ -34,7 +34,7 @@ pub(crate) struct Job {
 #[derive(Debug)]
 pub(crate) struct WorkerQueues {
     /// The slice whose CPUs they run on (`None`: the shared workers).
-    pub(crate) slice: Option<String>,
+    pub(crate) slice: Option<netslice_model::SliceName>,
     /// One queue per worker.
     pub(crate) queues: Vec<SyncSender<Job>>,
 }

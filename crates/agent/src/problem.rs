@@ -2,6 +2,7 @@
 //! collects these, the report turns them into the API's `ApplyError`s.
 
 use netslice_model::api::ApplyError;
+use netslice_model::{NodeName, SliceName};
 
 /// A problem met applying a config; reported to the manager.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,9 +11,9 @@ pub enum Problem {
     #[error("{message}")]
     Sliver {
         /// Slice.
-        slice: String,
+        slice: SliceName,
         /// Node.
-        node: String,
+        node: NodeName,
         /// What failed.
         message: String,
     },
@@ -20,9 +21,9 @@ pub enum Problem {
     #[error("{error}")]
     Program {
         /// Slice.
-        slice: String,
+        slice: SliceName,
         /// Node.
-        node: String,
+        node: NodeName,
         /// What the node type said.
         error: netslice_dataplane::InstantiateError,
     },
@@ -41,7 +42,7 @@ pub enum Problem {
     #[error("{slice}: CPUs {cpus:?} are not available here")]
     MissingCpus {
         /// The slice.
-        slice: String,
+        slice: SliceName,
         /// The CPUs missing.
         cpus: Vec<usize>,
     },
@@ -66,9 +67,9 @@ impl Problem {
     pub fn to_api(&self) -> ApplyError {
         let (slice, node) = match self {
             Problem::Sliver { slice, node, .. } | Problem::Program { slice, node, .. } => {
-                (Some(slice.clone()), Some(node.clone()))
+                (Some(slice.to_string()), Some(node.to_string()))
             }
-            Problem::MissingCpus { slice, .. } => (Some(slice.clone()), None),
+            Problem::MissingCpus { slice, .. } => (Some(slice.to_string()), None),
             _ => (None, None),
         };
         ApplyError { slice, node, message: self.to_string() }

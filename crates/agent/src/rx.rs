@@ -21,6 +21,7 @@ use netslice_io::epoll::Epoll;
 use netslice_io::packet::{FrameInfo, PacketSocket};
 use netslice_io::sock::{RecvInfo, Socket, wait_readable};
 use netslice_io::tap::Tap;
+use netslice_model::{PortNo, SliceName};
 use netslice_pipeline::dispatch::port_ingress;
 
 use crate::cpus::Pin;
@@ -55,7 +56,7 @@ pub(crate) enum Source {
     /// The substrate, as a packet of this link type.
     Substrate(TypeIdx),
     /// A sliver interface, with the virtio-net header it came with.
-    Port(u32, gso::VnetHdr),
+    Port(PortNo, gso::VnetHdr),
 }
 
 /// A frame read into `bufs[buf][range]`.
@@ -87,13 +88,13 @@ pub(crate) enum Role {
     /// and when stopped first forwards what its socket still holds.
     Own {
         /// The slice.
-        slice: String,
+        slice: SliceName,
         /// Frames read.
         frames: Arc<AtomicU64>,
     },
     /// A poller of sliver ports: forwards inline, on the shared CPUs or on
     /// the CPUs of the dedicated slice it serves.
-    Ports(Option<String>),
+    Ports(Option<SliceName>),
 }
 
 /// The receive loop: until `stop` (or the agent's shutdown).
@@ -326,7 +327,7 @@ impl Device for XskDev {
 #[derive(Debug)]
 pub(crate) struct PortSet {
     epoll: Epoll,
-    members: ArcSwap<BTreeMap<u32, Arc<Tap>>>,
+    members: ArcSwap<BTreeMap<PortNo, Arc<Tap>>>,
 }
 
 impl PortSet {
@@ -336,13 +337,13 @@ impl PortSet {
     }
 
     /// The ports served.
-    pub(crate) fn members(&self) -> Arc<BTreeMap<u32, Arc<Tap>>> {
+    pub(crate) fn members(&self) -> Arc<BTreeMap<PortNo, Arc<Tap>>> {
         self.members.load_full()
     }
 
     /// Makes the set serve exactly `want` (port -> its TAP); a port whose
     /// TAP was replaced is watched on the new one.
-    pub(crate) fn sync(&self, want: &BTreeMap<u32, Arc<Tap>>) -> Vec<String> {
+    pub(crate) fn sync(&self, want: &BTreeMap<PortNo, Arc<Tap>>) -> Vec<String> {
         let have = self.members.load_full();
         let mut problems = Vec::new();
         // Ports leaving (or changing device) stop being watched first.
@@ -354,14 +355,14 @@ impl PortSet {
             }
         }
         // The poller must know a token before it can be reported.
-        let mut merged: BTreeMap<u32, Arc<Tap>> = want.clone();
+        let mut merged: BTreeMap<PortNo, Arc<Tap>> = want.clone();
         for (port, tap) in have.iter() {
             merged.entry(*port).or_insert_with(|| tap.clone());
         }
         self.members.store(Arc::new(merged));
         for (port, tap) in want {
             if have.get(port).is_none_or(|t| !Arc::ptr_eq(t, tap))
-                && let Err(e) = self.epoll.add(tap.fd(), u64::from(*port))
+                && let Err(e) = self.epoll.add(tap.fd(), u64::from(port.0))
             {
                 problems.push(format!("port {port}: {e}"));
             }
@@ -379,7 +380,7 @@ pub(crate) struct PollDev {
     /// TAPs taken out of the set after a read error, and when: polled again
     /// a second later (if still members), so a failing TAP neither spins
     /// the poller nor is lost for good.
-    parked: Vec<(u32, Arc<Tap>, Instant)>,
+    parked: Vec<(PortNo, Arc<Tap>, Instant)>,
 }
 
 impl PollDev {
@@ -395,7 +396,7 @@ impl Device for PollDev {
             let members = self.set.members.load();
             for (port, tap, _) in self.parked.drain(..) {
                 if members.get(&port).is_some_and(|t| Arc::ptr_eq(t, &tap)) {
-                    let _ = self.set.epoll.add(tap.fd(), u64::from(port));
+                    let _ = self.set.epoll.add(tap.fd(), u64::from(port.0));
                 }
             }
         }
@@ -412,7 +413,7 @@ impl Device for PollDev {
         // it leaves unread keeps its TAP ready for the next round.
         let quota = (BATCH / self.ready.len()).max(1);
         for &token in &self.ready {
-            let port = token as u32;
+            let port = PortNo(token as u32);
             let Some(tap) = members.get(&port) else { continue };
             let vnet = if tap.offload() { gso::VNET_HDR_LEN } else { 0 };
             let mut got = 0;

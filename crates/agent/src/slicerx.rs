@@ -32,6 +32,7 @@ use netslice_dataplane::{Carrier, LabelField, Registry};
 use netslice_io::sock::Socket;
 use netslice_io::xdp::{PassKey, PassMap};
 use netslice_model::api::NodeConfig;
+use netslice_model::{Label, SliceName};
 
 use crate::rx::{Role, SockDev, receive};
 use crate::shared::{IpCarrier, Shared};
@@ -43,14 +44,14 @@ struct SliceRx {
     /// The CPUs it runs on (a change restarts it there).
     cpus: Vec<usize>,
     sock: Arc<Socket>,
-    keys: BTreeSet<u32>,
+    keys: BTreeSet<Label>,
     /// UDP carriers: the socket's index in the reuseport group.
     index: Option<u32>,
     frames: Arc<AtomicU64>,
 }
 
 /// Receivers by (slice, carrier index).
-type Rxs = BTreeMap<(String, usize), SliceRx>;
+type Rxs = BTreeMap<(SliceName, usize), SliceRx>;
 
 /// The dedicated slices' receivers of one agent, and what the shared GRE
 /// sockets' filters drop now (so an unchanged config attaches nothing).
@@ -66,9 +67,9 @@ pub(crate) fn wanted(
     cfg: &NodeConfig,
     registry: &Registry,
     carriers: &[IpCarrier],
-    cpus: &BTreeMap<String, Vec<usize>>,
-) -> BTreeMap<(String, usize), BTreeSet<u32>> {
-    let mut want: BTreeMap<(String, usize), BTreeSet<u32>> = BTreeMap::new();
+    cpus: &BTreeMap<SliceName, Vec<usize>>,
+) -> BTreeMap<(SliceName, usize), BTreeSet<Label>> {
+    let mut want: BTreeMap<(SliceName, usize), BTreeSet<Label>> = BTreeMap::new();
     for l in cfg.labels.iter().filter(|l| cpus.contains_key(&l.slice)) {
         let Some(p) = registry.link_idx(l.link_type.as_str()).and_then(|i| registry.link(i)) else { continue };
         let Some(k) = carriers.iter().position(|c| c.carrier == p.carrier()) else { continue };
@@ -85,7 +86,7 @@ pub(crate) fn wanted(
     want
 }
 
-fn keys_of(rxs: &Rxs, k: usize) -> BTreeSet<u32> {
+fn keys_of(rxs: &Rxs, k: usize) -> BTreeSet<Label> {
     rxs.iter().filter(|((_, c), _)| *c == k).flat_map(|(_, r)| r.keys.iter().copied()).collect()
 }
 
@@ -94,9 +95,9 @@ fn exclude(
     carriers: &[IpCarrier],
     excluded: &mut BTreeMap<usize, Vec<u32>>,
     k: usize,
-    keys: BTreeSet<u32>,
+    keys: BTreeSet<Label>,
 ) -> netslice_io::Result<()> {
-    let keys: Vec<u32> = keys.into_iter().collect();
+    let keys: Vec<u32> = keys.into_iter().map(|l| l.0).collect();
     if excluded.get(&k).map_or(keys.is_empty(), |now| *now == keys) {
         return Ok(());
     }
@@ -112,14 +113,14 @@ fn is_gre(carriers: &[IpCarrier], k: usize) -> bool {
 /// What the XDP programs must pass for these receivers.
 fn pass_keys<'a>(
     carriers: &[IpCarrier],
-    rxs: impl Iterator<Item = (&'a (String, usize), &'a SliceRx)>,
+    rxs: impl Iterator<Item = (&'a (SliceName, usize), &'a SliceRx)>,
 ) -> BTreeSet<PassKey> {
     let mut keys = BTreeSet::new();
     for ((_, k), rx) in rxs {
         for &label in &rx.keys {
             keys.insert(match carriers[*k].carrier {
-                Carrier::Udp(port) => PassKey::Udp { port, label },
-                _ => PassKey::Gre(label),
+                Carrier::Udp(port) => PassKey::Udp { port, label: label.0 },
+                _ => PassKey::Gre(label.0),
             });
         }
     }
@@ -130,14 +131,14 @@ fn pass_keys<'a>(
 fn steer_labels<'a>(
     carriers: &[IpCarrier],
     k: usize,
-    rxs: impl Iterator<Item = (&'a (String, usize), &'a SliceRx)>,
+    rxs: impl Iterator<Item = (&'a (SliceName, usize), &'a SliceRx)>,
     problems: &mut Vec<String>,
 ) {
     let Some(steer) = &carriers[k].steer else { return };
     let want: BTreeMap<u32, u32> = rxs
         .filter(|((_, c), _)| *c == k)
         .filter_map(|(_, rx)| rx.index.map(|i| (rx, i)))
-        .flat_map(|(rx, i)| rx.keys.iter().map(move |&l| (l, i)))
+        .flat_map(|(rx, i)| rx.keys.iter().map(move |&l| (l.0, i)))
         .collect();
     if let Err(e) = steer.set_labels(&want) {
         problems.push(format!("the VXLAN port's socket selector: {e}"));
@@ -146,7 +147,7 @@ fn steer_labels<'a>(
 
 /// Stops a receiver: its socket stops taking frames, it forwards what the
 /// socket still holds, and exits.
-fn retire(carriers: &[IpCarrier], threads: &mut Threads, slice: &str, k: usize, rx: SliceRx) {
+fn retire(carriers: &[IpCarrier], threads: &mut Threads, slice: &SliceName, k: usize, rx: SliceRx) {
     let closed = match (&carriers[k].steer, rx.index) {
         (Some(steer), Some(i)) => steer.clear_socket(i),
         _ => rx.sock.filter_gre_keys(&[], true),
@@ -154,7 +155,7 @@ fn retire(carriers: &[IpCarrier], threads: &mut Threads, slice: &str, k: usize, 
     if let Err(e) = closed {
         tracing::warn!("closing a slice's receive socket: {e}");
     }
-    threads.stop(&ThreadKey::SliceRx(slice.to_string(), k));
+    threads.stop(&ThreadKey::SliceRx(slice.clone(), k));
 }
 
 /// Makes the running receivers match `want`; returns problems to report.
@@ -164,8 +165,8 @@ pub(crate) fn sync(
     shared: &Arc<Shared>,
     threads: &mut Threads,
     state: &mut SliceRxs,
-    want: &BTreeMap<(String, usize), BTreeSet<u32>>,
-    cpus: &BTreeMap<String, Vec<usize>>,
+    want: &BTreeMap<(SliceName, usize), BTreeSet<Label>>,
+    cpus: &BTreeMap<SliceName, Vec<usize>>,
     pass: Option<&PassMap>,
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Vec<String> {
@@ -176,7 +177,7 @@ pub(crate) fn sync(
     let carriers: BTreeSet<usize> = want.keys().map(|(_, k)| *k).chain(rxs.keys().map(|(_, k)| *k)).collect();
     // 1. Receivers no longer wanted, or whose slice's CPUs changed: the XDP
     // programs and the VXLAN selector stop sending them anything first.
-    let stale: Vec<(String, usize)> = rxs
+    let stale: Vec<(SliceName, usize)> = rxs
         .iter()
         .filter(|(key, rx)| !want.contains_key(*key) || cpus.get(&key.0).is_none_or(|c| *c != rx.cpus))
         .map(|(key, _)| key.clone())
@@ -206,7 +207,7 @@ pub(crate) fn sync(
         if let Some(rx) = rxs.get_mut(&(slice.clone(), *k)) {
             if &rx.keys != keys {
                 if is_gre(ip, *k) {
-                    let list: Vec<u32> = keys.iter().copied().collect();
+                    let list: Vec<u32> = keys.iter().map(|l| l.0).collect();
                     match rx.sock.filter_gre_keys(&list, true) {
                         Ok(()) => rx.keys = keys.clone(),
                         Err(e) => problems.push(format!("{slice}: receive socket keeps its old labels: {e}")),
@@ -255,10 +256,10 @@ fn set_pass(pass: Option<&PassMap>, keys: &BTreeSet<PassKey>, problems: &mut Vec
 fn start(
     shared: &Arc<Shared>,
     threads: &mut Threads,
-    slice: &str,
+    slice: &SliceName,
     k: usize,
     cpus: &[usize],
-    keys: &BTreeSet<u32>,
+    keys: &BTreeSet<Label>,
     used: &BTreeSet<u32>,
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Result<SliceRx, String> {
@@ -273,7 +274,7 @@ fn start(
             Some(i)
         }
         None => {
-            let list: Vec<u32> = keys.iter().copied().collect();
+            let list: Vec<u32> = keys.iter().map(|l| l.0).collect();
             sock.filter_gre_keys(&list, true).map_err(|e| e.to_string())?;
             None
         }
@@ -281,8 +282,8 @@ fn start(
     let sock = Arc::new(sock);
     let frames = Arc::new(AtomicU64::new(0));
     let pinned = cpus.to_vec();
-    let (s, so, fr, name) = (shared.clone(), sock.clone(), frames.clone(), slice.to_string());
-    let spawned = threads.ensure(ThreadKey::SliceRx(slice.to_string(), k), move |stop| {
+    let (s, so, fr, name) = (shared.clone(), sock.clone(), frames.clone(), slice.clone());
+    let spawned = threads.ensure(ThreadKey::SliceRx(slice.clone(), k), move |stop| {
         if !pinned.is_empty()
             && let Err(e) = netslice_io::cpu::pin_current_thread(&pinned)
         {

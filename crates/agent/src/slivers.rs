@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use netslice_io::rtnl::Netlink;
 use netslice_io::tap::Tap;
 use netslice_io::{cgroup, netns, process};
+use netslice_model::PortNo;
 use netslice_model::api::{NodeConfig, SliverConfig};
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +90,7 @@ impl Slivers {
     /// Makes the slivers match `cfg`, confining each sliver's processes to
     /// the CPUs `cpus` gives its slice. Returns the open TAP of every port and
     /// the problems met; a sliver that fails does not stop the others.
-    pub(crate) fn apply(&mut self, cfg: &NodeConfig, cpus: &CpuSets) -> (BTreeMap<u32, Arc<Tap>>, Vec<Problem>) {
+    pub(crate) fn apply(&mut self, cfg: &NodeConfig, cpus: &CpuSets) -> (BTreeMap<PortNo, Arc<Tap>>, Vec<Problem>) {
         let mut errors = Vec::new();
         let mut ports = BTreeMap::new();
         // Fast-path nodes run inside the data plane: no namespace for them.
@@ -107,8 +108,8 @@ impl Slivers {
                     tracing::info!("removed sliver {}/{} ({ns})", rec.slice, rec.node);
                 }
                 Err(e) => errors.push(Problem::Sliver {
-                    slice: rec.slice.clone(),
-                    node: rec.node.clone(),
+                    slice: rec.slice.clone().into(),
+                    node: rec.node.clone().into(),
                     message: format!("removing sliver: {e}"),
                 }),
             }
@@ -139,7 +140,7 @@ impl Slivers {
 
     /// The TAPs of sliver `s` in `ns` if it was last made from the same
     /// config on the same CPUs (and every interface's TAP is still open).
-    fn unchanged(&self, ns: &str, s: &SliverConfig, cpus: &[usize]) -> Option<Vec<(u32, Arc<Tap>)>> {
+    fn unchanged(&self, ns: &str, s: &SliverConfig, cpus: &[usize]) -> Option<Vec<(PortNo, Arc<Tap>)>> {
         let (was, on) = self.applied.get(ns)?;
         if was != s || on != cpus {
             return None;
@@ -152,14 +153,18 @@ impl Slivers {
 
     /// Creates or updates one sliver; its processes are confined to `cpus`
     /// (empty: every CPU).
-    fn ensure(&mut self, s: &SliverConfig, cpus: &[usize]) -> Result<Vec<(u32, Arc<Tap>)>, String> {
+    fn ensure(&mut self, s: &SliverConfig, cpus: &[usize]) -> Result<Vec<(PortNo, Arc<Tap>)>, String> {
         let ns = s.netns.as_deref().ok_or("the desired config gives this sliver no namespace")?;
         // Record intent before touching the kernel.
         let rec = self
             .ledger
             .slivers
             .entry(ns.to_string())
-            .or_insert_with(|| SliverRecord { slice: s.slice.clone(), node: s.node.clone(), ..Default::default() })
+            .or_insert_with(|| SliverRecord {
+                slice: s.slice.to_string(),
+                node: s.node.to_string(),
+                ..Default::default()
+            })
             .clone();
         let mut rec = SliverRecord {
             interfaces: rec.interfaces.union(&s.interfaces.iter().map(|i| i.name.clone()).collect()).cloned().collect(),

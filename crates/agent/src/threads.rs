@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
+use netslice_model::SliceName;
+
 /// What a thread serves.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum ThreadKey {
@@ -23,13 +25,13 @@ pub(crate) enum ThreadKey {
     /// Shared sliver-port poller `k`.
     Poller(usize),
     /// The sliver-port poller of a slice with dedicated CPUs.
-    SlicePoller(String),
+    SlicePoller(SliceName),
     /// Shared worker `k`.
     Worker(usize),
     /// Worker `k` of a slice with dedicated CPUs.
-    SliceWorker(String, usize),
+    SliceWorker(SliceName, usize),
     /// A dedicated slice's own receiver on carrier `k`.
-    SliceRx(String, usize),
+    SliceRx(SliceName, usize),
 }
 
 impl fmt::Display for ThreadKey {

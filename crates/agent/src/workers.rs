@@ -31,6 +31,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TrySendError};
 use std::time::Duration;
 
 use netslice_dataplane::{DropReason, Verdict};
+use netslice_model::SliceName;
 
 use crate::cpus::Pin;
 use crate::forward::Forwarding;
@@ -101,7 +102,7 @@ pub(crate) struct Steer {
     pending: Vec<(Arc<WorkerQueues>, usize, Vec<Item>)>,
     plane: Option<Arc<Plane>>,
     now: u64,
-    own: Option<String>,
+    own: Option<SliceName>,
 }
 
 impl Steer {
@@ -109,8 +110,8 @@ impl Steer {
     /// single CPU its frames are forwarded inline (handing them to the worker
     /// on the same CPU would only add a context switch); with more, they
     /// still spread over its workers by flow.
-    pub(crate) fn inline_for(slice: &str) -> Steer {
-        Steer { own: Some(slice.to_string()), ..Steer::default() }
+    pub(crate) fn inline_for(slice: &SliceName) -> Steer {
+        Steer { own: Some(slice.clone()), ..Steer::default() }
     }
 
     /// Takes the frame in `slot` (leaving it empty) when its rule is served by

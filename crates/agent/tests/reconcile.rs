@@ -87,7 +87,7 @@ fn config(tag: &str, local_mac: &str, peer_mac: &str, sliver: bool) -> NodeConfi
             ip_forward: false,
             interfaces: vec![InterfaceConfig {
                 name: "eth0".into(),
-                port: 1,
+                port: netslice_model::PortNo(1),
                 mac: "02:00:00:00:00:01".parse().unwrap(),
                 mtu: 1400,
                 addresses: vec!["10.0.0.1/24".parse().unwrap()],
@@ -100,13 +100,13 @@ fn config(tag: &str, local_mac: &str, peer_mac: &str, sliver: bool) -> NodeConfi
     };
     let ports = if sliver {
         vec![PortRule {
-            port: 1,
+            port: netslice_model::PortNo(1),
             slice: "s".into(),
             link: "ab".into(),
             direction: Direction::Forward,
             action: Action::Send {
                 link_type: netslice_model::LinkType("gre".into()),
-                label: 4242,
+                label: netslice_model::Label(4242),
                 underlay: "h1-t1".into(),
                 next_hop: Ipv4Addr::new(10, 79, 0, 2),
             },

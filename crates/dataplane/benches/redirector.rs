@@ -23,7 +23,7 @@ const FRAME: usize = 1372;
 const GRE: netslice_dataplane::TypeIdx = 0;
 const N: u32 = 5_000_000;
 
-fn tables() -> (Tables, Tables, u32) {
+fn tables() -> (Tables, Tables, netslice_model::PortNo) {
     let s = Substrate::from_text(
         "name: b\nhosts:\n  - {name: a, role: vnode}\n  - {name: t, role: transport}\n  - {name: b, role: vnode}\nlinks:\n  - {endpoints: [a, t], bandwidth: 10Gbit}\n  - {endpoints: [t, b], bandwidth: 10Gbit}\n",
     )
@@ -35,7 +35,11 @@ fn tables() -> (Tables, Tables, u32) {
     let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
     let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
     let reg = std::sync::Arc::new(netslice_dataplane::Registry::builtin());
-    (Tables::build(&cfgs["a"], None, &reg), Tables::build(&cfgs["t"], None, &reg), p.nodes[0].interfaces[0].port)
+    (
+        Tables::build(&cfgs["a"], None, &reg),
+        Tables::build(&cfgs["t"], None, &reg),
+        netslice_model::PortNo(p.nodes[0].interfaces[0].port),
+    )
 }
 
 fn report(what: &str, start: Instant, base_ns: Option<f64>) -> f64 {
@@ -111,9 +115,10 @@ fn main() {
     };
     let start = Instant::now();
     for _ in 0..N {
-        let pkt = vlan.encap(100, &hop, black_box(&mut frame), HEADROOM..HEADROOM + FRAME).unwrap();
+        let pkt =
+            vlan.encap(netslice_model::Label(100), &hop, black_box(&mut frame), HEADROOM..HEADROOM + FRAME).unwrap();
         let (_, inner) = vlan.decap(&mut frame, pkt).unwrap();
-        let pkt = pbb.encap(200, &hop, &mut frame, inner).unwrap();
+        let pkt = pbb.encap(netslice_model::Label(200), &hop, &mut frame, inner).unwrap();
         black_box(pbb.decap(&mut frame, pkt));
     }
     report("conversion: 802.1Q encap+decap, 802.1ah encap+decap", start, Some(base));
@@ -122,7 +127,7 @@ fn main() {
     use netslice_dataplane::program::{InstanceIface, NodeInstance, Outputs};
     let iface = |k: u8| InstanceIface {
         name: format!("eth{k}"),
-        port: u32::from(k) + 1,
+        port: netslice_model::PortNo(u32::from(k) + 1),
         mac: netslice_wire::MacAddr([2, 0, 0, 0, 1, k]),
         addresses: vec![format!("10.{k}.0.1/24").parse().unwrap()],
         mtu: 1500,

@@ -41,8 +41,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use netslice_model::Isolation;
 use netslice_model::api::{Action, Direction, LinkQos, NodeConfig, RuleCounters, Stage};
+use netslice_model::{Isolation, Label, LinkName, PhysLinkName, PortNo, SliceName};
 use netslice_qos::policer::{Color, Meter, TrTcm};
 use netslice_wire::ethernet;
 
@@ -166,9 +166,9 @@ pub enum RuleError {
     #[error("slice {slice} link {link}: unknown link type {link_type}")]
     UnknownLinkType {
         /// Slice.
-        slice: String,
+        slice: SliceName,
         /// Virtual link.
-        link: String,
+        link: LinkName,
         /// The link type named.
         link_type: String,
     },
@@ -176,11 +176,11 @@ pub enum RuleError {
     #[error("slice {slice} link {link}: no physical link {underlay} on this host")]
     UnknownUnderlay {
         /// Slice.
-        slice: String,
+        slice: SliceName,
         /// Virtual link.
-        link: String,
+        link: LinkName,
         /// The physical link named.
-        underlay: String,
+        underlay: PhysLinkName,
     },
 }
 
@@ -188,9 +188,9 @@ pub enum RuleError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleKey {
     /// Slice.
-    pub slice: String,
+    pub slice: SliceName,
     /// Virtual link.
-    pub link: String,
+    pub link: LinkName,
     /// Direction.
     pub direction: Direction,
     /// Stage.
@@ -203,14 +203,14 @@ pub enum Hop {
     /// Write to a local port.
     Deliver {
         /// Port number.
-        port: u32,
+        port: PortNo,
     },
     /// Encapsulate and send.
     Send {
         /// Link type of this hop.
         link_type: TypeIdx,
         /// Label for the next host.
-        label: u32,
+        label: Label,
         /// Addresses of the hop.
         hop: HopAddrs,
         /// Index of the underlay link in [`NodeConfig::underlay`].
@@ -247,7 +247,7 @@ pub enum Verdict {
     /// Write `frame` to a local port.
     Deliver {
         /// Port number.
-        port: u32,
+        port: PortNo,
         /// The frame inside the caller's buffer.
         frame: Range<usize>,
         /// Rule that matched, for [`Tables::counters_of`].
@@ -327,8 +327,8 @@ impl GsoInfo {
 #[derive(Debug, Default)]
 pub struct Tables {
     registry: Arc<Registry>,
-    ports: HashMap<u32, RuleId>,
-    labels: HashMap<(TypeIdx, u32), RuleId>,
+    ports: HashMap<PortNo, RuleId>,
+    labels: HashMap<(TypeIdx, Label), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
     rules: Vec<Rule>,
     /// Frames matching no rule.
@@ -372,46 +372,50 @@ impl Tables {
                 .unwrap_or(u16::MAX as usize)
                 + ethernet::HEADER_LEN
         };
-        let rule = |t: &mut Tables, slice: &str, link: &str, direction, on_port, action: &Action, qos: LinkQos| {
-            let hop = match action {
-                Action::Deliver { port } => Hop::Deliver { port: *port },
-                Action::Send { link_type, label, underlay, next_hop } => {
-                    let Some(idx) = registry.link_idx(link_type.as_str()) else {
-                        let link_type = link_type.to_string();
-                        t.errors.push(RuleError::UnknownLinkType { slice: slice.into(), link: link.into(), link_type });
-                        return None;
-                    };
-                    let Some((u, ul)) = cfg.underlay.iter().enumerate().find(|(_, u)| &u.name == underlay) else {
-                        let underlay = underlay.clone();
-                        t.errors.push(RuleError::UnknownUnderlay { slice: slice.into(), link: link.into(), underlay });
-                        return None;
-                    };
-                    Hop::Send {
-                        link_type: idx,
-                        label: *label,
-                        hop: HopAddrs { next_hop: *next_hop, local_mac: ul.local_mac, peer_mac: ul.peer_mac },
-                        underlay: u as u16,
+        let rule =
+            |t: &mut Tables, slice: &SliceName, link: &LinkName, direction, on_port, action: &Action, qos: LinkQos| {
+                let hop = match action {
+                    Action::Deliver { port } => Hop::Deliver { port: *port },
+                    Action::Send { link_type, label, underlay, next_hop } => {
+                        let Some(idx) = registry.link_idx(link_type.as_str()) else {
+                            let link_type = link_type.to_string();
+                            let (slice, link) = (slice.clone(), link.clone());
+                            t.errors.push(RuleError::UnknownLinkType { slice, link, link_type });
+                            return None;
+                        };
+                        let Some((u, ul)) = cfg.underlay.iter().enumerate().find(|(_, u)| &u.name == underlay) else {
+                            let (slice, link, underlay) = (slice.clone(), link.clone(), underlay.clone());
+                            t.errors.push(RuleError::UnknownUnderlay { slice, link, underlay });
+                            return None;
+                        };
+                        Hop::Send {
+                            link_type: idx,
+                            label: *label,
+                            hop: HopAddrs { next_hop: *next_hop, local_mac: ul.local_mac, peer_mac: ul.peer_mac },
+                            underlay: u as u16,
+                        }
                     }
-                }
+                };
+                let key =
+                    RuleKey { slice: slice.clone(), link: link.clone(), direction, stage: stage_of(on_port, action) };
+                let counters = previous
+                    .and_then(|p| p.counters.get(&key).cloned())
+                    .or_else(|| t.counters.get(&key).cloned())
+                    .unwrap_or_default();
+                t.counters.insert(key.clone(), counters.clone());
+                let id = t.rules.len() as RuleId;
+                // A policed link is metered where it enters: on the sliver-facing rule.
+                let policer = (on_port && qos.isolation == Isolation::Policed)
+                    .then(|| {
+                        let burst = qos.burst.max(1);
+                        TrTcm::new((qos.rate / 8).max(1), burst, (qos.ceil / 8).max((qos.rate / 8).max(1)), burst, 0)
+                            .ok()
+                    })
+                    .flatten()
+                    .map(Mutex::new);
+                t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
+                Some(id)
             };
-            let key = RuleKey { slice: slice.into(), link: link.into(), direction, stage: stage_of(on_port, action) };
-            let counters = previous
-                .and_then(|p| p.counters.get(&key).cloned())
-                .or_else(|| t.counters.get(&key).cloned())
-                .unwrap_or_default();
-            t.counters.insert(key.clone(), counters.clone());
-            let id = t.rules.len() as RuleId;
-            // A policed link is metered where it enters: on the sliver-facing rule.
-            let policer = (on_port && qos.isolation == Isolation::Policed)
-                .then(|| {
-                    let burst = qos.burst.max(1);
-                    TrTcm::new((qos.rate / 8).max(1), burst, (qos.ceil / 8).max((qos.rate / 8).max(1)), burst, 0).ok()
-                })
-                .flatten()
-                .map(Mutex::new);
-            t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
-            Some(id)
-        };
         for p in &cfg.ports {
             if let Some(r) = rule(&mut t, &p.slice, &p.link, p.direction, true, &p.action, p.qos) {
                 t.ports.insert(p.port, r);
@@ -434,12 +438,12 @@ impl Tables {
     }
 
     /// The rule for frames from `port`.
-    pub fn port_rule(&self, port: u32) -> Option<&Rule> {
+    pub fn port_rule(&self, port: PortNo) -> Option<&Rule> {
         self.ports.get(&port).map(|&id| &self.rules[id as usize])
     }
 
     /// The rule for a label.
-    pub fn label_rule(&self, link_type: TypeIdx, label: u32) -> Option<&Rule> {
+    pub fn label_rule(&self, link_type: TypeIdx, label: Label) -> Option<&Rule> {
         self.labels.get(&(link_type, label)).map(|&id| &self.rules[id as usize])
     }
 
@@ -456,7 +460,7 @@ impl Tables {
     /// A frame read from local `port` into `buf[frame]` (with [`HEADROOM`] bytes
     /// free before `frame.start`).
     /// `now` (nanoseconds, any monotonic clock) drives the link's policer, if any.
-    pub fn on_port(&self, now: u64, port: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    pub fn on_port(&self, now: u64, port: PortNo, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.port_rule(port) else {
             self.unmatched.no_port_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
@@ -488,7 +492,7 @@ impl Tables {
         &self.registry
     }
 
-    fn on_label(&self, link_type: TypeIdx, label: u32, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    fn on_label(&self, link_type: TypeIdx, label: Label, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.label_rule(link_type, label) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
@@ -508,8 +512,8 @@ impl Tables {
             .iter()
             .map(|(k, c)| RuleCounters {
                 host: host.to_string(),
-                slice: k.slice.clone(),
-                link: k.link.clone(),
+                slice: k.slice.to_string(),
+                link: k.link.to_string(),
                 direction: Some(k.direction),
                 stage: Some(k.stage),
                 packets: c.packets(),
@@ -580,7 +584,7 @@ impl Tables {
     }
 
     /// Largest frame the rule of local `port` lets through unsegmented.
-    pub fn port_max_frame(&self, port: u32) -> Option<usize> {
+    pub fn port_max_frame(&self, port: PortNo) -> Option<usize> {
         self.port_rule(port).map(|r| r.max_frame)
     }
 }

@@ -10,6 +10,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use netslice_model::Label;
 use netslice_model::types::{Layer, LinkTypeInfo};
 use netslice_wire::{EtherType, ethernet, gre, ipv4, itag, vlan, vxlan};
 
@@ -50,7 +51,8 @@ impl LinkTypePlugin for Gre {
         Some(LabelField::GreKey)
     }
 
-    fn encap(&self, label: u32, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+    fn encap(&self, label: Label, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+        let label = label.0;
         let start = frame.start.checked_sub(GRE_HEADER_LEN)?;
         let repr =
             gre::Repr { protocol: EtherType::TransparentEthernet, checksum: false, key: Some(label), sequence: None };
@@ -58,7 +60,7 @@ impl LinkTypePlugin for Gre {
         Some(start..frame.end)
     }
 
-    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)> {
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(Label, Range<usize>)> {
         let p = &buf[packet.clone()];
         let ip = ipv4::Packet::new_checked(p).ok()?;
         if ip.version() != 4 || ip.protocol() != ipv4::protocol::GRE || ip.more_frags() || ip.frag_offset() != 0 {
@@ -75,7 +77,7 @@ impl LinkTypePlugin for Gre {
             return None;
         }
         let key = g.key()?;
-        Some((key, packet.start + hl + g.header_len()..packet.start + end))
+        Some((Label(key), packet.start + hl + g.header_len()..packet.start + end))
     }
 }
 
@@ -106,16 +108,17 @@ impl LinkTypePlugin for Vxlan {
         Some(LabelField::UdpBe24 { offset: 4 })
     }
 
-    fn encap(&self, label: u32, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+    fn encap(&self, label: Label, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+        let label = label.0;
         let start = frame.start.checked_sub(vxlan::HEADER_LEN)?;
         vxlan::Repr { vni: label }.emit(&mut vxlan::Packet::new_unchecked(&mut buf[start..frame.start])).ok()?;
         Some(start..frame.end)
     }
 
-    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)> {
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(Label, Range<usize>)> {
         let v = vxlan::Packet::new_checked(&buf[packet.clone()]).ok()?;
         let r = vxlan::Repr::parse(&v).ok()?;
-        Some((r.vni, packet.start + vxlan::HEADER_LEN..packet.end))
+        Some((Label(r.vni), packet.start + vxlan::HEADER_LEN..packet.end))
     }
 }
 
@@ -143,7 +146,8 @@ impl LinkTypePlugin for Vlan {
         vlan::HEADER_LEN as u32
     }
 
-    fn encap(&self, label: u32, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+    fn encap(&self, label: Label, _: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+        let label = label.0;
         if label > u32::from(vlan::MAX_VID) || frame.len() < ethernet::HEADER_LEN {
             return None;
         }
@@ -155,7 +159,7 @@ impl LinkTypePlugin for Vlan {
         Some(start..frame.end)
     }
 
-    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)> {
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(Label, Range<usize>)> {
         let p = &buf[packet.clone()];
         let eth = ethernet::Frame::new_checked(p).ok()?;
         if eth.ethertype() != EtherType::Vlan || p.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN {
@@ -166,7 +170,7 @@ impl LinkTypePlugin for Vlan {
         // Remove the tag: the addresses move 4 bytes later.
         let s = packet.start;
         buf.copy_within(s..s + 12, s + vlan::HEADER_LEN);
-        Some((vid, s + vlan::HEADER_LEN..packet.end))
+        Some((Label(vid), s + vlan::HEADER_LEN..packet.end))
     }
 }
 
@@ -197,7 +201,8 @@ impl LinkTypePlugin for Pbb {
         PBB_HEADER_LEN as u32
     }
 
-    fn encap(&self, label: u32, hop: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+    fn encap(&self, label: Label, hop: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>> {
+        let label = label.0;
         if label > itag::MAX_ISID {
             return None;
         }
@@ -209,7 +214,7 @@ impl LinkTypePlugin for Pbb {
         Some(start..frame.end)
     }
 
-    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)> {
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(Label, Range<usize>)> {
         let p = &buf[packet.clone()];
         let eth = ethernet::Frame::new_checked(p).ok()?;
         if eth.ethertype() != EtherType::ITag {
@@ -217,7 +222,7 @@ impl LinkTypePlugin for Pbb {
         }
         let t = itag::Packet::new_checked(eth.payload()).ok()?;
         let r = itag::Repr::parse(&t).ok()?;
-        Some((r.isid, packet.start + PBB_HEADER_LEN..packet.end))
+        Some((Label(r.isid), packet.start + PBB_HEADER_LEN..packet.end))
     }
 }
 
@@ -248,7 +253,7 @@ mod tests {
 
     #[test]
     fn ethernet_types_round_trip() {
-        for (p, label) in [(&Vlan as &dyn LinkTypePlugin, 100u32), (&Pbb, 0x123456)] {
+        for (p, label) in [(&Vlan as &dyn LinkTypePlugin, Label(100)), (&Pbb, Label(0x123456))] {
             let mut buf = frame();
             let original = buf[64..].to_vec();
             let pkt = {
@@ -267,14 +272,14 @@ mod tests {
         let mut buf = frame();
         let pkt = {
             let n = buf.len();
-            Vlan.encap(100, &hop(), &mut buf, 64..n)
+            Vlan.encap(Label(100), &hop(), &mut buf, 64..n)
         }
         .unwrap();
         let w = &buf[pkt];
         assert_eq!(&w[..6], &[2, 0, 0, 0, 0, 0xb], "keeps the frame's destination");
         assert_eq!(&w[12..16], &[0x81, 0x00, 0x00, 0x64]);
         assert_eq!(&w[16..18], &[0x08, 0x00]);
-        assert!(Vlan.encap(4095, &hop(), &mut frame(), 64..124).is_none());
+        assert!(Vlan.encap(Label(4095), &hop(), &mut frame(), 64..124).is_none());
     }
 
     #[test]
@@ -282,7 +287,7 @@ mod tests {
         let mut buf = frame();
         let pkt = {
             let n = buf.len();
-            Pbb.encap(7, &hop(), &mut buf, 64..n)
+            Pbb.encap(Label(7), &hop(), &mut buf, 64..n)
         }
         .unwrap();
         let w = &buf[pkt];

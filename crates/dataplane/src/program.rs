@@ -5,6 +5,7 @@ use std::fmt::Debug;
 
 use ipnet::IpNet;
 use netslice_model::spec::RouteSpec;
+use netslice_model::{NodeName, PortNo, SliceName};
 use netslice_wire::MacAddr;
 
 /// One interface of a running node.
@@ -13,7 +14,7 @@ pub struct InstanceIface {
     /// Name (as in the spec).
     pub name: String,
     /// Port number on the host.
-    pub port: u32,
+    pub port: PortNo,
     /// MAC address.
     pub mac: MacAddr,
     /// Addresses.
@@ -26,9 +27,9 @@ pub struct InstanceIface {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeInstance {
     /// Slice.
-    pub slice: String,
+    pub slice: SliceName,
     /// Node name.
-    pub node: String,
+    pub node: NodeName,
     /// Type parameters (already checked).
     pub params: serde_json::Value,
     /// Interfaces, in a fixed order: programs refer to them by index.

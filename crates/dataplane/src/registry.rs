@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::sync::Arc;
 
+use netslice_model::Label;
 use netslice_model::types::{LinkTypeInfo, NodeDecl, NodeTypeInfo, ParamError, TypeCatalog, TypesInfo};
 use netslice_wire::MacAddr;
 
@@ -104,11 +105,11 @@ pub trait LinkTypePlugin: Send + Sync + Debug {
     /// Encapsulates the frame in `buf[frame]` with `label`, writing into the
     /// headroom before it; returns the packet to hand to the carrier, or `None`
     /// without enough headroom.
-    fn encap(&self, label: u32, hop: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>>;
+    fn encap(&self, label: Label, hop: &HopAddrs, buf: &mut [u8], frame: Range<usize>) -> Option<Range<usize>>;
     /// Finds the label and the carried frame in a packet as the carrier delivers
     /// it (and may rewrite it in place to expose the frame); `None` if it is not
     /// a well-formed packet of this type.
-    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(u32, Range<usize>)>;
+    fn decap(&self, buf: &mut [u8], packet: Range<usize>) -> Option<(Label, Range<usize>)>;
     /// Where the kernel finds the label; `None` (the default): only this
     /// plugin can, and every slice's packets of this type share the
     /// substrate receivers.

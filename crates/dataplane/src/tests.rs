@@ -1,5 +1,6 @@
 use super::*;
 use netslice_embed::{Allocations, node_configs, plan};
+use netslice_model::PortNo;
 use netslice_model::{SliceSpec, Substrate};
 use netslice_wire::ipv4;
 use proptest::prelude::*;
@@ -28,7 +29,7 @@ struct World {
     addr_host: BTreeMap<Ipv4Addr, String>,
 }
 
-fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
+fn world(slices: &[(&str, &str)]) -> (World, Vec<(PortNo, PortNo)>) {
     let s = Substrate::from_text(SUBSTRATE).unwrap();
     let mut held = Allocations::default();
     let specs: Vec<SliceSpec> = slices.iter().map(|(n, t)| spec(n, t)).collect();
@@ -40,7 +41,8 @@ fn world(slices: &[(&str, &str)]) -> (World, Vec<(u32, u32)>) {
     }
     let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
     let cfgs = node_configs(&s, &pairs, &cat());
-    let ports = plans.iter().map(|p| (p.nodes[0].interfaces[0].port, p.nodes[1].interfaces[0].port)).collect();
+    let ports =
+        plans.iter().map(|p| (PortNo(p.nodes[0].interfaces[0].port), PortNo(p.nodes[1].interfaces[0].port))).collect();
     let mut addr_host = BTreeMap::new();
     for l in &s.links {
         for e in &l.ends {
@@ -64,7 +66,7 @@ impl World {
     /// Carries a frame from `port` on `host` until it is delivered or dropped;
     /// each hop goes through real encapsulation bytes, with an outer IPv4 header
     /// built the way the kernel's raw socket presents it.
-    fn carry(&self, host: &str, port: u32, f: &[u8]) -> Option<(String, u32, Vec<u8>)> {
+    fn carry(&self, host: &str, port: PortNo, f: &[u8]) -> Option<(String, PortNo, Vec<u8>)> {
         let mut buf = vec![0u8; HEADROOM + f.len()];
         buf[HEADROOM..].copy_from_slice(f);
         let mut here = host.to_string();
@@ -143,7 +145,7 @@ fn oversize_and_unknown_are_counted() {
     assert_eq!(w.carry("h1", pa, &frame(1, 1515)), None);
     let c = w.tables["h1"].port_rule(pa).unwrap().counters.clone();
     assert_eq!(c.drops(DropReason::TooBig), 1);
-    assert_eq!(w.carry("h1", 999, &frame(1, 100)), None);
+    assert_eq!(w.carry("h1", PortNo(999), &frame(1, 100)), None);
     assert_eq!(w.tables["h1"].unmatched.no_port_rule.load(Ordering::Relaxed), 1);
     let mut junk = vec![0u8; 100];
     assert_eq!(w.tables["h1"].on_substrate(0, &mut junk, 64..100), Verdict::Drop);
@@ -158,7 +160,7 @@ fn counters_survive_rebuild() {
     let cfgs = node_configs(&s, &[(&sp, &p)], &cat());
     let reg = Arc::new(Registry::builtin());
     let t1 = Tables::build(&cfgs["h1"], None, &reg);
-    let port = p.nodes[0].interfaces[0].port;
+    let port = PortNo(p.nodes[0].interfaces[0].port);
     let f = frame(1, 100);
     let mut buf = vec![0u8; HEADROOM + 100];
     buf[HEADROOM..].copy_from_slice(&f);
@@ -173,7 +175,7 @@ fn rules_naming_what_the_host_lacks_are_left_out_with_an_error() {
     let sp = spec("red", "gre");
     let p = plan(&s, &sp, &Allocations::default(), &cat()).unwrap();
     let mut cfg = node_configs(&s, &[(&sp, &p)], &cat())["h1"].clone();
-    let port = p.nodes[0].interfaces[0].port;
+    let port = PortNo(p.nodes[0].interfaces[0].port);
     // A physical link the host's config does not have: not "link 0".
     if let netslice_model::api::Action::Send { underlay, .. } = &mut cfg.ports[0].action {
         *underlay = "nowhere".into();

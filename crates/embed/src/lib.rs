@@ -775,10 +775,10 @@ pub fn node_configs(
                 .map(|l| {
                     let (me, peer) = l.ends_from(&h.name).expect("link of host");
                     UnderlayLink {
-                        name: l.name.clone(),
+                        name: l.name.clone().into(),
                         ifname: me.ifname.clone(),
                         local: me.addr,
-                        peer_host: peer.host.clone(),
+                        peer_host: peer.host.clone().into(),
                         peer: peer.addr,
                         local_mac: me.mac,
                         peer_mac: peer.mac,
@@ -790,7 +790,7 @@ pub fn node_configs(
                 })
                 .collect();
             let cfg = NodeConfig {
-                host: h.name.clone(),
+                host: h.name.clone().into(),
                 substrate: substrate.name.clone(),
                 revision: 0,
                 epoch: String::new(),
@@ -817,18 +817,18 @@ pub fn node_configs(
                     let l = spec.links.iter().find(|l| l.name == i.link).expect("plan matches spec");
                     InterfaceConfig {
                         name: i.name.clone(),
-                        port: i.port,
+                        port: i.port.into(),
                         mac: i.mac,
                         mtu: l.mtu(),
                         addresses: l.endpoints[usize::from(i.endpoint)].all_addresses(),
-                        link: i.link.clone(),
+                        link: i.link.clone().into(),
                     }
                 })
                 .collect();
             if let Some(cfg) = out.get_mut(&np.host) {
                 cfg.slivers.push(SliverConfig {
-                    slice: spec.name.clone(),
-                    node: np.name.clone(),
+                    slice: spec.name.clone().into(),
+                    node: np.name.clone().into(),
                     node_type: ns.node_type.clone(),
                     fast_path: types.node_type(&ns.node_type).is_some_and(|t| t.fast_path),
                     params: ns.params.clone(),
@@ -860,15 +860,16 @@ pub fn node_configs(
             };
             for h in &lp.path {
                 if let Some(c) = out.get_mut(h) {
-                    c.slices.insert(spec.name.clone(), share.clone());
+                    c.slices.insert(spec.name.clone().into(), share.clone());
                 }
             }
             let mut push_port = |host: &str, port: u32, direction: Direction, action: Action| {
+                let port = port.into();
                 if let Some(c) = out.get_mut(host) {
                     c.ports.push(PortRule {
                         port,
-                        slice: spec.name.clone(),
-                        link: l.name.clone(),
+                        slice: spec.name.clone().into(),
+                        link: l.name.clone().into(),
                         direction,
                         action,
                         qos,
@@ -876,16 +877,16 @@ pub fn node_configs(
                 }
             };
             if n == 1 {
-                push_port(&lp.path[0], p0, Direction::Forward, Action::Deliver { port: p1 });
-                push_port(&lp.path[0], p1, Direction::Reverse, Action::Deliver { port: p0 });
+                push_port(&lp.path[0], p0, Direction::Forward, Action::Deliver { port: p1.into() });
+                push_port(&lp.path[0], p1, Direction::Reverse, Action::Deliver { port: p0.into() });
                 continue;
             }
             // Plans stored before per-hop types existed carry none: the spec's type.
             let hop_t = |hop: usize| lp.hop_types.get(hop).cloned().unwrap_or_else(|| l.link_type.clone());
             let send = |hop: usize, label: u32, to: &str| Action::Send {
                 link_type: hop_t(hop),
-                label,
-                underlay: lp.underlay[hop].clone(),
+                label: label.into(),
+                underlay: lp.underlay[hop].clone().into(),
                 next_hop: next_hop(&lp.underlay[hop], to),
             };
             push_port(&lp.path[0], p0, Direction::Forward, send(0, lp.forward_labels[0], &lp.path[1]));
@@ -893,10 +894,10 @@ pub fn node_configs(
             let mut push_label = |host: &str, hop: usize, label: u32, direction: Direction, action: Action| {
                 if let Some(c) = out.get_mut(host) {
                     c.labels.push(LabelRule {
-                        label,
+                        label: label.into(),
                         link_type: hop_t(hop),
-                        slice: spec.name.clone(),
-                        link: l.name.clone(),
+                        slice: spec.name.clone().into(),
+                        link: l.name.clone().into(),
                         direction,
                         action,
                         qos,
@@ -907,7 +908,7 @@ pub fn node_configs(
             // Forward: hop i-1 arrives at path[i] with forward_labels[i-1].
             for i in 1..n {
                 let action = if i == n - 1 {
-                    Action::Deliver { port: p1 }
+                    Action::Deliver { port: p1.into() }
                 } else {
                     send(i, lp.forward_labels[i], &lp.path[i + 1])
                 };
@@ -916,7 +917,7 @@ pub fn node_configs(
             // Reverse: hop i (path[i+1] -> path[i]) arrives at path[i] with reverse_labels[i].
             for i in (0..n - 1).rev() {
                 let action = if i == 0 {
-                    Action::Deliver { port: p0 }
+                    Action::Deliver { port: p0.into() }
                 } else {
                     send(i - 1, lp.reverse_labels[i - 1], &lp.path[i - 1])
                 };

@@ -44,16 +44,16 @@ links:
 /// returns the hosts visited and the port it is delivered to.
 fn trace(cfgs: &BTreeMap<String, NodeConfig>, host: &str, port: u32) -> (Vec<String>, u32) {
     let mut visited = vec![host.to_string()];
-    let rule = cfgs[host].ports.iter().find(|r| r.port == port).expect("port rule");
+    let rule = cfgs[host].ports.iter().find(|r| r.port.0 == port).expect("port rule");
     let mut action = rule.action.clone();
     let mut here = host.to_string();
     for _ in 0..16 {
         match action {
-            Action::Deliver { port } => return (visited, port),
+            Action::Deliver { port } => return (visited, port.0),
             Action::Send { label, next_hop, link_type, ref underlay } => {
                 let l = cfgs[&here].underlay.iter().find(|u| &u.name == underlay).expect("underlay");
                 assert_eq!(l.peer, next_hop, "next hop is the peer on the link");
-                here = l.peer_host.clone();
+                here = l.peer_host.to_string();
                 visited.push(here.clone());
                 let r = cfgs[&here]
                     .labels
@@ -106,9 +106,9 @@ fn two_slices_get_distinct_labels_and_ports() {
     let pb = plan(&s, &blue, &held, &cat()).unwrap();
     let cfgs = node_configs(&s, &[(&red, &pr), (&blue, &pb)], &cat());
     for cfg in cfgs.values() {
-        let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
+        let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label.0).collect();
         assert_eq!(labels.len(), cfg.labels.len(), "labels unique on {}", cfg.host);
-        let ports: BTreeSet<u32> = cfg.ports.iter().map(|r| r.port).collect();
+        let ports: BTreeSet<u32> = cfg.ports.iter().map(|r| r.port.0).collect();
         assert_eq!(ports.len(), cfg.ports.len(), "ports unique on {}", cfg.host);
     }
     let a_red = pr.nodes[0].interfaces[0].port;
@@ -184,7 +184,7 @@ proptest! {
             prop_assert!(alloc.cpus.values().flat_map(|m| m.values()).all(|&n| n == 1), "a CPU claimed twice: {:?}", alloc.cpus);
             let pairs: Vec<(&SliceSpec, &SlicePlan)> = live.values().map(|(s, p)| (s, p)).collect();
             for cfg in node_configs(&s, &pairs, &cat()).values() {
-                let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label).collect();
+                let labels: BTreeSet<u32> = cfg.labels.iter().map(|r| r.label.0).collect();
                 prop_assert_eq!(labels.len(), cfg.labels.len());
             }
         }

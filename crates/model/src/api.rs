@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 use netslice_wire::MacAddr;
 
+use crate::ids::{HostName, Label, LinkName, NodeName, PhysLinkName, PortNo, SliceName};
+
 use crate::error::FieldError;
 use crate::spec::{Isolation, LinkType, RouteSpec, SliceSpec};
 use crate::substrate::Role;
@@ -126,14 +128,16 @@ impl SlicePlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UnderlayLink {
     /// Link name.
-    pub name: String,
+    #[schema(value_type = String)]
+    pub name: PhysLinkName,
     /// Interface at this host.
     pub ifname: String,
     /// Address at this host.
     #[schema(value_type = String)]
     pub local: Ipv4Addr,
     /// Host at the other end.
-    pub peer_host: String,
+    #[schema(value_type = String)]
+    pub peer_host: HostName,
     /// Address at the other end.
     #[schema(value_type = String)]
     pub peer: Ipv4Addr,
@@ -162,7 +166,8 @@ pub struct InterfaceConfig {
     /// Name inside the sliver.
     pub name: String,
     /// Port number on this host.
-    pub port: u32,
+    #[schema(value_type = u32)]
+    pub port: PortNo,
     /// MAC address.
     #[schema(value_type = String, example = "02:6a:3e:00:10:01")]
     pub mac: MacAddr,
@@ -172,16 +177,19 @@ pub struct InterfaceConfig {
     #[schema(value_type = Vec<String>)]
     pub addresses: Vec<IpNet>,
     /// Virtual link.
-    pub link: String,
+    #[schema(value_type = String)]
+    pub link: LinkName,
 }
 
 /// One sliver to run on this host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SliverConfig {
     /// Slice.
-    pub slice: String,
+    #[schema(value_type = String)]
+    pub slice: SliceName,
     /// Virtual node.
-    pub node: String,
+    #[schema(value_type = String)]
+    pub node: NodeName,
     /// Node type.
     pub node_type: String,
     /// Runs in the agent's data plane (no namespace).
@@ -212,16 +220,19 @@ pub enum Action {
     /// Hand it to a local sliver interface.
     Deliver {
         /// Port number.
-        port: u32,
+        #[schema(value_type = u32)]
+        port: PortNo,
     },
     /// Encapsulate and send to the next host.
     Send {
         /// Encapsulation on this hop.
         link_type: LinkType,
         /// Label the next host expects.
-        label: u32,
+        #[schema(value_type = u32)]
+        label: Label,
         /// Physical link to send on.
-        underlay: String,
+        #[schema(value_type = String)]
+        underlay: PhysLinkName,
         /// Address of the next host on that link.
         #[schema(value_type = String)]
         next_hop: Ipv4Addr,
@@ -271,11 +282,14 @@ pub struct SliceShare {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PortRule {
     /// Port number.
-    pub port: u32,
+    #[schema(value_type = u32)]
+    pub port: PortNo,
     /// Slice.
-    pub slice: String,
+    #[schema(value_type = String)]
+    pub slice: SliceName,
     /// Virtual link.
-    pub link: String,
+    #[schema(value_type = String)]
+    pub link: LinkName,
     /// Direction it travels.
     pub direction: Direction,
     /// What to do.
@@ -288,13 +302,16 @@ pub struct PortRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LabelRule {
     /// Label (GRE key or VNI).
-    pub label: u32,
+    #[schema(value_type = u32)]
+    pub label: Label,
     /// Encapsulation it arrives in.
     pub link_type: LinkType,
     /// Slice.
-    pub slice: String,
+    #[schema(value_type = String)]
+    pub slice: SliceName,
     /// Virtual link.
-    pub link: String,
+    #[schema(value_type = String)]
+    pub link: LinkName,
     /// Direction it travels.
     pub direction: Direction,
     /// What to do.
@@ -311,7 +328,8 @@ pub struct LabelRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeConfig {
     /// Host name.
-    pub host: String,
+    #[schema(value_type = String)]
+    pub host: HostName,
     /// Substrate name.
     pub substrate: String,
     /// Increases whenever anything in here changes.
@@ -327,7 +345,8 @@ pub struct NodeConfig {
     /// Rules for labelled frames from the substrate.
     pub labels: Vec<LabelRule>,
     /// Sharing parameters of the slices with rules here.
-    pub slices: BTreeMap<String, SliceShare>,
+    #[schema(value_type = BTreeMap<String, SliceShare>)]
+    pub slices: BTreeMap<SliceName, SliceShare>,
 }
 
 /// Packet counters of one forwarding rule on one host.

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod document;
 pub mod error;
+pub mod ids;
 pub mod names;
 pub mod spec;
 pub mod substrate;
@@ -17,6 +18,7 @@ pub mod units;
 
 pub use document::{Format, parse_as, parse_document};
 pub use error::{FieldError, SpecError};
+pub use ids::{HostName, Label, LinkName, NodeName, PhysLinkName, PortNo, SliceName};
 pub use spec::{Isolation, LinkType, SliceQos, SliceSpec};
 pub use substrate::{Role, Substrate, SubstrateSpec};
 pub use units::{Bandwidth, Bytes, Memory, Micros, Percent};

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use netslice_dataplane::program::Outputs;
 use netslice_dataplane::{Carrier, DropReason, GsoInfo, HEADROOM, Rule, Verdict, gso};
+use netslice_model::PortNo;
 use netslice_qos::Nanos;
 use netslice_qos::sched::LinkId;
 
@@ -65,7 +66,7 @@ pub fn carry_whole(kind: Option<&PortKind>, dst: Option<TxDst>, loss_ppm: u32) -
 pub fn port_ingress(
     plane: &Plane,
     now: Nanos,
-    port: u32,
+    port: PortNo,
     buf: &mut [u8],
     frame: Range<usize>,
     hdr: &gso::VnetHdr,
@@ -219,7 +220,7 @@ impl Dispatch {
         // Every output needs its own buffer with headroom; the last forward
         // may keep the input buffer.
         let len = range.len();
-        let mut jobs: Vec<(u32, Vec<u8>, usize, usize)> = Vec::new();
+        let mut jobs: Vec<(PortNo, Vec<u8>, usize, usize)> = Vec::new();
         let n_fwd = out.forward.len();
         for (k, &o) in out.forward.iter().enumerate() {
             let Some(&port) = info.ports.get(o) else { continue };
@@ -282,7 +283,7 @@ mod tests {
 
     #[test]
     fn super_frames_go_whole_only_where_the_path_takes_them() {
-        let tap = |offload| PortKind::Tap { port: 1, offload };
+        let tap = |offload| PortKind::Tap { port: PortNo(1), offload };
         let wire = PortKind::Underlay { index: 0, mtu: 1500 };
         let ip = Some(TxDst::Ip { carrier: Carrier::IpProto(47), dst: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0) });
         assert!(carry_whole(Some(&tap(true)), None, 0));

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use netslice_dataplane::{Carrier, Counters, DropReason, GsoInfo};
 use netslice_model::api::Direction;
+use netslice_model::{LinkName, PhysLinkName, PortNo, SliceName};
 use netslice_qos::Nanos;
 use netslice_qos::sched::{ClassConfig, Discipline, LinkId, QueueLimits, Scheduler, SliceId};
 
@@ -70,9 +71,9 @@ pub enum TxDst {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PortKey {
     /// A physical link, by name.
-    Underlay(String),
+    Underlay(PhysLinkName),
     /// A sliver's interface, by port number.
-    Tap(u32),
+    Tap(PortNo),
 }
 
 /// What an egress port transmits on, as far as forwarding decisions care.
@@ -88,7 +89,7 @@ pub enum PortKind {
     /// A sliver's interface.
     Tap {
         /// Port number.
-        port: u32,
+        port: PortNo,
         /// It takes TCP super-frames whole (a TAP with segmentation offload).
         offload: bool,
     },
@@ -98,7 +99,7 @@ pub enum PortKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ClassKey {
     /// A shaped link's own queue: slice, virtual link, direction.
-    Link(String, String, Direction),
+    Link(SliceName, LinkName, Direction),
     /// The one shared queue of every policed link on the port.
     Policed,
 }
@@ -106,8 +107,8 @@ pub enum ClassKey {
 /// One class as planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassPlan {
-    /// The slice class it hangs under ("" for the policed class).
-    pub slice: String,
+    /// The slice class it hangs under (the empty name for the policed class).
+    pub slice: SliceName,
     /// Rates (bytes/s), burst, weight.
     pub config: ClassConfig,
     /// Queue bounds.
@@ -127,8 +128,8 @@ pub struct PortPlan {
     pub rate: u64,
     /// Port bucket depth, bytes.
     pub burst: u64,
-    /// Slice classes by slice ("" holds the policed class).
-    pub slices: BTreeMap<String, ClassConfig>,
+    /// Slice classes by slice (the empty name holds the policed class).
+    pub slices: BTreeMap<SliceName, ClassConfig>,
     /// Link classes.
     pub classes: BTreeMap<ClassKey, ClassPlan>,
 }
@@ -139,7 +140,7 @@ pub struct EgressPort {
     kind: PortKind,
     sched: Scheduler<Pkt>,
     classes: HashMap<ClassKey, LinkId>,
-    slices: HashMap<String, SliceId>,
+    slices: HashMap<SliceName, SliceId>,
 }
 
 impl EgressPort {
@@ -193,7 +194,7 @@ impl EgressPort {
                 removed.extend(self.sched.remove_link(id));
             }
         }
-        let stale: Vec<String> = self.slices.keys().filter(|s| !plan.slices.contains_key(*s)).cloned().collect();
+        let stale: Vec<SliceName> = self.slices.keys().filter(|s| !plan.slices.contains_key(*s)).cloned().collect();
         for s in stale {
             if let Some(id) = self.slices.remove(&s) {
                 removed.extend(self.sched.remove_slice(id));

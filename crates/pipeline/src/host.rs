@@ -10,6 +10,7 @@ use std::sync::Arc;
 use netslice_dataplane::program::{NodeProgram, Outputs};
 use netslice_dataplane::{Carrier, HEADROOM, InstantiateError, Registry, RuleError, Tables, gso};
 use netslice_model::api::NodeConfig;
+use netslice_model::{NodeName, PortNo, SliceName};
 use netslice_qos::Nanos;
 
 use crate::buffers::{Buffers, VecPool};
@@ -25,7 +26,7 @@ pub enum Transmit {
     /// whole has its layout (what an offload interface's header says).
     Port {
         /// Port number.
-        port: u32,
+        port: PortNo,
         /// The frame.
         frame: Vec<u8>,
         /// Set for a super-frame.
@@ -55,9 +56,9 @@ pub enum Problem {
     #[error("node {slice}/{node}: {error}")]
     Program {
         /// Slice.
-        slice: String,
+        slice: SliceName,
         /// Node.
-        node: String,
+        node: NodeName,
         /// Why.
         error: InstantiateError,
     },
@@ -151,7 +152,7 @@ impl Host {
         let tables = Tables::build(cfg, Some(&self.plane.tables), &self.registry);
         problems.extend(tables.errors.iter().cloned().map(Problem::Rule));
         // Fast-path nodes: keep those whose config is unchanged.
-        let mut old: BTreeMap<(String, String), (NodeInfo, Program)> = std::mem::take(&mut self.plane.nodes)
+        let mut old: BTreeMap<(SliceName, NodeName), (NodeInfo, Program)> = std::mem::take(&mut self.plane.nodes)
             .into_iter()
             .zip(std::mem::take(&mut self.programs))
             .map(|(info, p)| ((info.config.slice.clone(), info.config.node.clone()), (info, p)))
@@ -174,9 +175,9 @@ impl Host {
             }
         }
         let offload = self.opts.offload;
-        let open: std::collections::BTreeSet<u32> =
+        let open: std::collections::BTreeSet<PortNo> =
             cfg.slivers.iter().filter(|s| !s.fast_path).flat_map(|s| s.interfaces.iter().map(|i| i.port)).collect();
-        let tap = move |p: u32| open.contains(&p).then_some(offload);
+        let tap = move |p: PortNo| open.contains(&p).then_some(offload);
         let planned = plan(cfg, tables, &tap, nodes);
         // Ports: reconfigure those that stay, make new ones, drain gone ones.
         let mut old_ports: BTreeMap<PortKey, EgressPort> =
@@ -217,7 +218,7 @@ impl Host {
 
     /// A frame `frame` written by a sliver into the interface of `port` at
     /// `now`, with the virtio-net header `hdr` an offload interface gives it.
-    pub fn port_input(&mut self, now: Nanos, port: u32, frame: &[u8], hdr: &gso::VnetHdr) {
+    pub fn port_input(&mut self, now: Nanos, port: PortNo, frame: &[u8], hdr: &gso::VnetHdr) {
         self.now = self.now.max(now);
         let Some(mut buf) = self.fill(frame) else { return };
         let range = HEADROOM..HEADROOM + frame.len();

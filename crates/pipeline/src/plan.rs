@@ -15,6 +15,7 @@ use netslice_dataplane::program::{InstanceIface, NodeInstance, NodeProgram};
 use netslice_dataplane::{Hop, InstantiateError, Registry, Tables};
 use netslice_model::Isolation;
 use netslice_model::api::{NodeConfig, SliverConfig};
+use netslice_model::{NodeName, PortNo, SliceName};
 use netslice_qos::sched::LinkId;
 
 use crate::egress::{ClassKey, ClassPlan, POLICED_LIMITS, PortKey, PortKind, PortPlan, class, limits_for};
@@ -67,7 +68,7 @@ pub struct NodeInfo {
     /// What it was built from (a changed config means a new program).
     pub config: SliverConfig,
     /// Port number of each of its interfaces, in the program's order.
-    pub ports: Vec<u32>,
+    pub ports: Vec<PortNo>,
 }
 
 impl NodeInfo {
@@ -77,7 +78,7 @@ impl NodeInfo {
     }
 
     /// (slice, node).
-    pub fn key(&self) -> (&str, &str) {
+    pub fn key(&self) -> (&SliceName, &NodeName) {
         (&self.config.slice, &self.config.node)
     }
 }
@@ -178,8 +179,8 @@ impl Planned {
 /// interface is open and takes super-frames whole (`Some(offload)`), or is
 /// not open (`None`: its rules get no route and count `port_down`). `nodes`
 /// are the fast-path nodes running (their index is their [`NodeId`]).
-pub fn plan(cfg: &NodeConfig, tables: Tables, tap: &dyn Fn(u32) -> Option<bool>, nodes: Vec<NodeInfo>) -> Planned {
-    let node_ports: BTreeMap<u32, (NodeId, usize)> = nodes
+pub fn plan(cfg: &NodeConfig, tables: Tables, tap: &dyn Fn(PortNo) -> Option<bool>, nodes: Vec<NodeInfo>) -> Planned {
+    let node_ports: BTreeMap<PortNo, (NodeId, usize)> = nodes
         .iter()
         .enumerate()
         .flat_map(|(n, info)| info.ports.iter().enumerate().map(move |(i, p)| (*p, (NodeId(n as u32), i))))
@@ -240,7 +241,7 @@ fn class_key(r: &netslice_dataplane::Rule) -> ClassKey {
     }
 }
 
-type Classes = (BTreeMap<String, netslice_qos::sched::ClassConfig>, BTreeMap<ClassKey, ClassPlan>);
+type Classes = (BTreeMap<SliceName, netslice_qos::sched::ClassConfig>, BTreeMap<ClassKey, ClassPlan>);
 
 /// The slice and link classes of one port of `port_bps`, from the rules
 /// that send there: a shaped link gets its own class (its guarantee, ceiling
@@ -250,9 +251,9 @@ type Classes = (BTreeMap<String, netslice_qos::sched::ClassConfig>, BTreeMap<Cla
 /// own ceiling.
 fn classes(cfg: &NodeConfig, tables: &Tables, rules: &[usize], port_bps: u64) -> Classes {
     // Per class: rate, ceil, burst (bits/s, bytes), overhead, slice, weight.
-    let mut want: BTreeMap<ClassKey, (u64, u64, u64, u32, String, u32)> = BTreeMap::new();
+    let mut want: BTreeMap<ClassKey, (u64, u64, u64, u32, SliceName, u32)> = BTreeMap::new();
     // Per slice: rate, ceil, burst.
-    let mut slices: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut slices: BTreeMap<SliceName, (u64, u64, u64)> = BTreeMap::new();
     for &i in rules {
         let r = &tables.rules()[i];
         let overhead = match r.hop {
@@ -260,7 +261,7 @@ fn classes(cfg: &NodeConfig, tables: &Tables, rules: &[usize], port_bps: u64) ->
             Hop::Deliver { .. } => 0,
         };
         let key = class_key(r);
-        let slice = if key == ClassKey::Policed { String::new() } else { r.key.slice.clone() };
+        let slice = if key == ClassKey::Policed { SliceName::default() } else { r.key.slice.clone() };
         let weight =
             if key == ClassKey::Policed { 1 } else { cfg.slices.get(&r.key.slice).map(|s| s.weight).unwrap_or(1) };
         let w = want.entry(key.clone()).or_insert((0, 0, 0, overhead, slice.clone(), weight));

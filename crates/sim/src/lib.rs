@@ -29,7 +29,7 @@ use std::sync::Arc;
 use netslice_dataplane::{Carrier, Registry, gso};
 use netslice_embed::{Allocations, node_configs, replan};
 use netslice_model::api::{NodeConfig, RuleCounters, SlicePlan};
-use netslice_model::{SliceSpec, Substrate};
+use netslice_model::{PortNo, SliceSpec, Substrate};
 use netslice_pipeline::host::HostOptions;
 use netslice_pipeline::rng::Rng;
 use netslice_pipeline::{Host, Transmit, TxDst};
@@ -149,11 +149,11 @@ pub struct FlowId(pub u32);
 struct Running {
     flow: Flow,
     host: String,
-    port: u32,
+    port: PortNo,
     src: (MacAddr, Ipv4Addr),
     dst: (MacAddr, Ipv4Addr),
     /// Where the other end receives.
-    to: (String, u32),
+    to: (String, PortNo),
     sent: u64,
     next: Nanos,
 }
@@ -198,13 +198,13 @@ pub struct Net {
     in_flight: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     flows: Vec<Running>,
-    delivered: BTreeMap<(String, u32), Vec<Delivery>>,
+    delivered: BTreeMap<(String, PortNo), Vec<Delivery>>,
     revision: u64,
 }
 
 /// The sliver interface of `node`'s end of virtual link `link` in `slice`:
 /// (host, port, MAC, IPv4 address).
-type End = (String, u32, MacAddr, Ipv4Addr);
+type End = (String, PortNo, MacAddr, Ipv4Addr);
 
 impl Net {
     /// The substrate described by `substrate` (YAML or JSON), every host with
@@ -343,7 +343,7 @@ impl Net {
                 IpAddr::V6(_) => None,
             })
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        (np.host.clone(), i.port, i.mac, addr)
+        (np.host.clone(), PortNo(i.port), i.mac, addr)
     }
 
     /// The other end of `link` from `node`.
@@ -395,13 +395,13 @@ impl Net {
     }
 
     /// Everything a sliver interface received.
-    pub fn delivered(&self, host: &str, port: u32) -> &[Delivery] {
+    pub fn delivered(&self, host: &str, port: PortNo) -> &[Delivery] {
         self.delivered.get(&(host.to_string(), port)).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Sends `frame` from the sliver interface `port` of `host` now, with the
     /// virtio-net header an offload interface gives it.
-    pub fn send(&mut self, host: &str, port: u32, frame: &[u8], hdr: &gso::VnetHdr) {
+    pub fn send(&mut self, host: &str, port: PortNo, frame: &[u8], hdr: &gso::VnetHdr) {
         let now = self.now;
         self.hosts.get_mut(host).expect("host").port_input(now, port, frame, hdr);
         self.pump(host);
@@ -501,8 +501,8 @@ impl Net {
             }
         };
         let dir = usize::from(host > u.peer_host.as_str());
-        let peer = u.peer_host.clone();
-        let Some(wire) = self.wires.get_mut(&u.name) else { return };
+        let peer = u.peer_host.to_string();
+        let Some(wire) = self.wires.get_mut(u.name.as_str()) else { return };
         let Some(at) = wire.carry(self.now, dir, bytes.len()) else { return };
         self.seq += 1;
         self.in_flight.push(Reverse(InFlight { at, seq: self.seq, host: peer, carrier, packet: bytes }));

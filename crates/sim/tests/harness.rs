@@ -65,7 +65,7 @@ fn a_label_switched_path_crosses_three_transit_hosts() {
         assert_eq!(labels.len(), 4);
         for (hop, host) in ["t1", "t2", "t3", "h2"].iter().enumerate() {
             let cfg = net.config(host);
-            assert!(cfg.labels.iter().any(|l| l.label == labels[hop] && l.slice == "red"), "{host} knows its label");
+            assert!(cfg.labels.iter().any(|l| l.label.0 == labels[hop] && l.slice == "red"), "{host} knows its label");
         }
         let f = net.flow(Flow::udp("red", "a", "ab", 50_000_000, 1000).between(0, 100 * MS));
         let back = net.flow(Flow::udp("red", "b", "ab", 5_000_000, 200).between(0, 100 * MS));

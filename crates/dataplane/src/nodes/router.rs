@@ -349,6 +349,7 @@ impl NodeProgram for Router {
 mod tests {
     use super::*;
     use crate::program::InstanceIface;
+    use netslice_model::PortNo;
 
     const R0: MacAddr = MacAddr([2, 0, 0, 0, 1, 0]);
     const R1: MacAddr = MacAddr([2, 0, 0, 0, 1, 1]);
@@ -363,14 +364,14 @@ mod tests {
             interfaces: vec![
                 InstanceIface {
                     name: "eth0".into(),
-                    port: 1,
+                    port: PortNo(1),
                     mac: R0,
                     addresses: vec!["10.0.0.1/24".parse().unwrap()],
                     mtu: 1500,
                 },
                 InstanceIface {
                     name: "eth1".into(),
-                    port: 2,
+                    port: PortNo(2),
                     mac: R1,
                     addresses: vec!["10.1.0.1/24".parse().unwrap()],
                     mtu: 1500,
