@@ -367,15 +367,21 @@ impl Control {
     }
 
     /// AF_XDP (and its receiver) on exactly the interfaces that should have
-    /// it; an interface where it failed is not tried again (the sockets
-    /// serve it), and reported if AF_XDP was required.
+    /// it.
     fn sync_xsk(&mut self, desired: &Desired, cfg: &NodeConfig) -> Vec<Problem> {
         let gone: Vec<String> = self.xsk.keys().filter(|i| !desired.xsk.contains(*i)).cloned().collect();
         for i in gone {
             self.threads.stop(&ThreadKey::Xsk(i.clone()));
             self.xsk.remove(&i);
         }
-        self.xsk_failed.retain(|i, _| desired.xsk.contains(i));
+        // Where AF_XDP is optional (`auto`) an interface where it failed is
+        // served by the sockets from then on; where it is required (`xdp`)
+        // the failure is a problem, tried again at every apply.
+        if self.setup.io == IoMode::Xdp {
+            self.xsk_failed.clear();
+        } else {
+            self.xsk_failed.retain(|i, _| desired.xsk.contains(i));
+        }
         let filter = crate::xsk::filter(&self.shared.registry);
         for u in cfg.underlay.iter().filter(|u| desired.xsk.contains(&u.ifname)) {
             if self.xsk.contains_key(&u.ifname) || self.xsk_failed.contains_key(&u.ifname) {

@@ -136,3 +136,106 @@ pub(crate) fn plan(cfg: &NodeConfig, registry: &Registry, facts: &Facts) -> Desi
         delays,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netslice_model::api::{InterfaceConfig, SliceShare, SliverConfig, UnderlayLink};
+    use netslice_model::{Bandwidth, Memory, Micros};
+
+    fn sliver(slice: &str, node: &str, ports: &[u32]) -> SliverConfig {
+        SliverConfig {
+            slice: slice.into(),
+            node: node.into(),
+            node_type: "slowpath".into(),
+            fast_path: false,
+            params: serde_json::Value::Null,
+            netns: Some(format!("x.{slice}.{node}")),
+            cpu: 0.5,
+            memory: Memory(1 << 28),
+            ip_forward: false,
+            interfaces: ports
+                .iter()
+                .map(|&p| InterfaceConfig {
+                    name: format!("eth{p}"),
+                    port: PortNo(p),
+                    mac: Default::default(),
+                    mtu: 1500,
+                    addresses: Vec::new(),
+                    link: "l".into(),
+                })
+                .collect(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn link(name: &str, delay_us: Option<u64>) -> UnderlayLink {
+        UnderlayLink {
+            name: name.into(),
+            ifname: format!("to-{name}"),
+            local: [10, 0, 0, 1].into(),
+            peer_host: "t1".into(),
+            peer: [10, 0, 0, 2].into(),
+            local_mac: Default::default(),
+            peer_mac: Default::default(),
+            mtu: 9000,
+            bandwidth: Bandwidth(1_000_000_000),
+            delay: delay_us.map(Micros),
+            loss: None,
+        }
+    }
+
+    fn cfg() -> NodeConfig {
+        let mut slices = BTreeMap::new();
+        slices.insert(SliceName::from("fast"), SliceShare { weight: 1, ceil: None, cpus: vec![1, 7] });
+        slices.insert(SliceName::from("plain"), SliceShare { weight: 1, ceil: None, cpus: Vec::new() });
+        NodeConfig {
+            host: "h1".into(),
+            substrate: "x".into(),
+            revision: 1,
+            epoch: "e".into(),
+            underlay: vec![link("h1-t1", None), link("h1-t2", Some(2000))],
+            slivers: vec![sliver("fast", "a", &[4, 5]), sliver("plain", "a", &[1, 2, 3])],
+            ports: Vec::new(),
+            labels: Vec::new(),
+            slices,
+        }
+    }
+
+    #[test]
+    fn a_dedicated_slice_gets_its_cpus_workers_and_poller_and_the_rest_share() {
+        let facts = Facts { cpus: vec![0, 1], workers: 2, io: IoMode::Auto };
+        let d = plan(&cfg(), &Registry::builtin(), &facts);
+        assert_eq!(d.cpus.slices[&SliceName::from("fast")], vec![1]);
+        assert_eq!(d.cpus.shared, vec![0]);
+        assert_eq!(d.missing_cpus, vec![(SliceName::from("fast"), vec![7])]);
+        assert_eq!(d.workers[&None].cpus, vec![None, None]);
+        assert_eq!(d.workers[&Some(SliceName::from("fast"))].cpus, vec![Some(1)]);
+        // One shared poller (one shared CPU) for plain's three ports, fast's own for its two.
+        let ports = |k: PollerKey| d.pollers[&k].iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(ports(PollerKey::Slice("fast".into())), vec![4, 5]);
+        assert_eq!(ports(PollerKey::Shared(0)), vec![1, 2, 3]);
+        assert_eq!(d.pollers.len(), 2);
+        // Only the delaying link gets a delay line; every interface gets AF_XDP in auto mode.
+        assert_eq!(d.delays.len(), 1);
+        assert_eq!(d.delays[&PhysLinkName::from("h1-t2")], (1, 2_000_000));
+        assert_eq!(d.xsk.len(), 2);
+        assert!(!d.ether.is_empty(), "the built-in Ethernet link types need packet sockets");
+    }
+
+    #[test]
+    fn ports_keep_their_poller_when_others_come_and_go() {
+        let facts = Facts { cpus: vec![0, 1], workers: 0, io: IoMode::Sockets };
+        let mut c = cfg();
+        c.slices.clear();
+        let before = plan(&c, &Registry::builtin(), &facts);
+        c.slivers.push(sliver("other", "z", &[6, 9]));
+        let after = plan(&c, &Registry::builtin(), &facts);
+        for (k, ports) in &before.pollers {
+            assert!(ports.is_subset(&after.pollers[k]), "{k:?}: {ports:?} moved");
+        }
+        assert!(after.xsk.is_empty() && after.workers.is_empty());
+        // Planning twice is the same plan: re-applying a config changes nothing.
+        assert_eq!(plan(&c, &Registry::builtin(), &facts), after);
+    }
+}
