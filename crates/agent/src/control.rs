@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use arc_swap::ArcSwap;
@@ -128,7 +128,9 @@ pub struct Control {
     ether: BTreeMap<String, Arc<PacketSocket>>,
     xsk: BTreeMap<String, Arc<XskPort>>,
     xsk_failed: BTreeMap<String, String>,
-    workers: BTreeMap<Option<SliceName>, (WorkerPlan, Arc<WorkerQueues>)>,
+    workers: BTreeMap<Option<SliceName>, (WorkerPlan, Arc<WorkerQueues>, u64)>,
+    /// Worker sets started so far (each set's threads carry its number).
+    worker_sets: u64,
     pollers: BTreeMap<PollerKey, Arc<PortSet>>,
     slice_rx: SliceRxs,
     neighbours: Neighbours,
@@ -253,6 +255,7 @@ impl Control {
             xsk: BTreeMap::new(),
             xsk_failed: BTreeMap::new(),
             workers: BTreeMap::new(),
+            worker_sets: 0,
             pollers: BTreeMap::new(),
             slice_rx: SliceRxs::default(),
             neighbours: Neighbours::default(),
@@ -285,7 +288,7 @@ impl Control {
                 .iter()
                 .map(|(slice, cpus)| Problem::MissingCpus { slice: slice.clone(), cpus: cpus.clone() }),
         );
-        self.sync_ether(&desired, cfg);
+        problems.extend(self.sync_ether(&desired, cfg));
         problems.extend(self.sync_xsk(&desired, cfg));
         // Before any frame of this config is sent: see `neigh` for why.
         for p in self.neighbours.sync(self.setup.netns.as_deref(), &cfg.underlay) {
@@ -316,7 +319,8 @@ impl Control {
 
     /// Packet sockets (and their receivers) on exactly the interfaces that
     /// need them.
-    fn sync_ether(&mut self, desired: &Desired, cfg: &NodeConfig) {
+    fn sync_ether(&mut self, desired: &Desired, cfg: &NodeConfig) -> Vec<Problem> {
+        let mut problems = Vec::new();
         let gone: Vec<String> = self.ether.keys().filter(|i| !desired.ether.contains(*i)).cloned().collect();
         for i in gone {
             self.threads.stop(&ThreadKey::Ether(i.clone()));
@@ -354,16 +358,20 @@ impl Control {
                         Ok(()) => {
                             self.ether.insert(ifname.clone(), sock);
                         }
-                        Err(e) => tracing::error!("cannot start the receiver on {ifname}: {e}"),
+                        Err(e) => problems.push(Problem::Thread {
+                            what: ThreadKey::Ether(ifname.clone()).to_string(),
+                            message: e.to_string(),
+                        }),
                     }
                 }
                 Err(e) => {
-                    tracing::warn!("no packet socket on {ifname}: {e}; Ethernet-layer link types will not cross it")
+                    problems.push(Problem::PacketSocket { ifname: ifname.clone(), message: e.to_string() });
                 }
             }
         }
         let socks = cfg.underlay.iter().map(|u| self.ether.get(&u.ifname).cloned()).collect();
         self.shared.ether.store(Arc::new(socks));
+        problems
     }
 
     /// AF_XDP (and its receiver) on exactly the interfaces that should have
@@ -464,6 +472,8 @@ impl Control {
         // Ports: those that stay (same device) are reconfigured in place.
         let mut old_ports = std::mem::take(&mut self.ports);
         let mut ports = Vec::new();
+        // Ports whose device changed: emptied once no plane names them.
+        let mut replaced = Vec::new();
         for p in &planned.ports {
             let device = match &p.key {
                 PortKey::Tap(port) => match taps.get(port) {
@@ -471,15 +481,24 @@ impl Control {
                     None => continue,
                 },
                 PortKey::Underlay(_) => match p.kind {
-                    netslice_pipeline::PortKind::Underlay { index, mtu } => PortDevice::Underlay { index, mtu },
+                    netslice_pipeline::PortKind::Underlay { index, mtu } => {
+                        PortDevice::Underlay { index, mtu: AtomicUsize::new(mtu) }
+                    }
                     _ => continue,
                 },
             };
             let driver = match old_ports.remove(&p.key) {
                 // Same device: reconfigured in place, its queues stay.
-                Some(d) if same_device(&d.device, &device) => d,
+                Some(d) if same_device(&d.device, &device) => {
+                    if let (PortDevice::Underlay { mtu, .. }, PortDevice::Underlay { mtu: new, .. }) =
+                        (&d.device, &device)
+                    {
+                        mtu.store(new.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                    d
+                }
                 Some(d) => {
-                    self.shared.pool.give(d.drain());
+                    replaced.push(d);
                     Arc::new(PortDriver::new(p, device, now))
                 }
                 None => Arc::new(PortDriver::new(p, device, now)),
@@ -492,6 +511,7 @@ impl Control {
         // Delay lines: kept (with what they hold) while their link delays.
         let mut old_delays = std::mem::take(&mut self.delays);
         let mut by_index: Vec<Option<Arc<DelayDriver>>> = vec![None; cfg.underlay.len()];
+        let mut moved = Vec::new();
         for (name, &(index, delay)) in &desired.delays {
             let d = match old_delays.remove(name) {
                 Some(d) if d.underlay == index => {
@@ -501,8 +521,9 @@ impl Control {
                     d
                 }
                 Some(d) => {
-                    // The link moved in the config: what its line held is lost.
-                    self.flush_delay(name, &d, cfg);
+                    // The link moved in the config: its line is retired after
+                    // the swap (what it held is lost).
+                    moved.push((name.clone(), d));
                     Arc::new(DelayDriver::new(index, delay, DELAY_QUEUE))
                 }
                 None => Arc::new(DelayDriver::new(index, delay, DELAY_QUEUE)),
@@ -519,7 +540,7 @@ impl Control {
             .iter()
             .map(|r| {
                 let own = self.workers.get(&Some(r.key.slice.clone()));
-                own.or_else(|| self.workers.get(&None)).map(|(_, q)| q.clone())
+                own.or_else(|| self.workers.get(&None)).map(|(_, q, _)| q.clone())
             })
             .collect();
         let mut pipe = pipe;
@@ -527,7 +548,7 @@ impl Control {
         self.shared.delays.store(Arc::new(by_index));
         self.shared.plane.store(Arc::new(Plane { pipe, ports, programs, steer }));
         // Delay lines of links that stopped delaying send what they hold.
-        for (name, d) in old_delays {
+        for (name, d) in old_delays.into_iter().chain(moved) {
             self.flush_delay(&name, &d, cfg);
         }
         // Dedicated slices' own receive sockets.
@@ -561,10 +582,11 @@ impl Control {
         }
         // Retired workers forward what is queued for them, then stop.
         for key in retired {
-            self.stop_workers(&key);
+            self.stop_workers(key);
         }
-        // Ports no longer used: queued packets are dropped, buffers recycled.
-        for (_, d) in old_ports {
+        // Ports no longer used, or on a device that changed: queued packets
+        // are dropped, buffers recycled.
+        for d in old_ports.into_values().chain(replaced) {
             self.shared.pool.give(d.drain());
         }
         problems
@@ -574,8 +596,9 @@ impl Control {
     /// still where it was (it stopped delaying); else drops it (the link is
     /// gone or moved).
     fn flush_delay(&self, name: &str, d: &DelayDriver, cfg: &NodeConfig) {
-        let mut pkts = d.take_all();
-        if cfg.underlay.get(d.underlay).is_some_and(|u| u.name == name) {
+        let stays = cfg.underlay.get(d.underlay).is_some_and(|u| u.name == name);
+        let mut pkts = d.retire(stays);
+        if stays {
             use crate::egress::Transmit;
             self.shared.transmit_delayed(d.underlay, &mut pkts);
         }
@@ -584,35 +607,33 @@ impl Control {
 
     /// Starts the worker sets wanted that do not run (or run on other CPUs);
     /// returns the sets to stop once no plane names them.
-    fn sync_workers(&mut self, desired: &Desired, problems: &mut Vec<Problem>) -> Vec<Option<SliceName>> {
+    fn sync_workers(&mut self, desired: &Desired, problems: &mut Vec<Problem>) -> Vec<u64> {
         let mut retired = Vec::new();
         let stale: Vec<Option<SliceName>> = self
             .workers
             .iter()
-            .filter(|(k, (plan, _))| desired.workers.get(*k) != Some(plan))
+            .filter(|(k, (plan, _, _))| desired.workers.get(*k) != Some(plan))
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            self.workers.remove(&k);
-            retired.push(k);
+            if let Some((_, _, generation)) = self.workers.remove(&k) {
+                retired.push(generation);
+            }
         }
         for (key, plan) in &desired.workers {
             if self.workers.contains_key(key) {
                 continue;
             }
-            // A set being replaced has threads of the same keys: they stop first.
-            if retired.contains(key) {
-                self.stop_workers(key);
-                retired.retain(|k| k != key);
-            }
+            self.worker_sets += 1;
+            let generation = self.worker_sets;
             let mut queues = Vec::new();
             let mut failed = None;
             for (k, cpu) in plan.cpus.iter().copied().enumerate() {
                 let (tx, rx) = sync_channel(QUEUE_BATCHES);
                 let s = self.shared.clone();
                 let tkey = match key {
-                    None => ThreadKey::Worker(k),
-                    Some(slice) => ThreadKey::SliceWorker(slice.clone(), k),
+                    None => ThreadKey::Worker(generation, k),
+                    Some(slice) => ThreadKey::SliceWorker(slice.clone(), generation, k),
                 };
                 if let Err(e) = self.threads.ensure(tkey, move |stop| worker(&s, &stop, &rx, cpu)) {
                     failed = Some(e);
@@ -623,10 +644,10 @@ impl Control {
             match failed {
                 None => {
                     let q = WorkerQueues { slice: key.clone(), queues };
-                    self.workers.insert(key.clone(), (plan.clone(), Arc::new(q)));
+                    self.workers.insert(key.clone(), (plan.clone(), Arc::new(q), generation));
                 }
                 Some(e) => {
-                    self.stop_workers(key);
+                    self.stop_workers(generation);
                     let what = key.as_deref().map_or("shared workers".to_string(), |s| format!("{s}: workers"));
                     problems.push(Problem::Thread { what, message: e.to_string() });
                 }
@@ -635,11 +656,11 @@ impl Control {
         retired
     }
 
-    fn stop_workers(&mut self, key: &Option<SliceName>) {
-        let key = key.clone();
-        self.threads.stop_where(|t| match (t, &key) {
-            (ThreadKey::Worker(_), None) => true,
-            (ThreadKey::SliceWorker(s, _), Some(k)) => s == k,
+    /// Stops the threads of worker set `generation`; each forwards what is
+    /// queued for it first.
+    fn stop_workers(&mut self, generation: u64) {
+        self.threads.stop_where(|t| match t {
+            ThreadKey::Worker(g, _) | ThreadKey::SliceWorker(_, g, _) => *g == generation,
             _ => false,
         });
     }
@@ -733,7 +754,7 @@ impl Control {
     fn forwarding(&self, problems: &[Problem]) -> Forwarding {
         let mut head = match self.workers.get(&None) {
             None => "inline (each receiving thread forwards)".to_string(),
-            Some((plan, _)) => format!("{} workers (flow hash)", plan.cpus.len()),
+            Some((plan, _, _)) => format!("{} workers (flow hash)", plan.cpus.len()),
         };
         if !self.pollers.is_empty() {
             let ports: usize = self.pollers.values().map(|p| p.members().len()).sum();
@@ -742,7 +763,7 @@ impl Control {
         let slices = self
             .workers
             .iter()
-            .filter_map(|(k, (plan, _))| k.as_ref().map(|k| (k, plan)))
+            .filter_map(|(k, (plan, _, _))| k.as_ref().map(|k| (k, plan)))
             .map(|(slice, plan)| {
                 let cpus: Vec<usize> = plan.cpus.iter().flatten().copied().collect();
                 let own = slicerx::describe(&self.slice_rx, slice, &self.shared.registry, &self.shared.carriers);
@@ -769,7 +790,8 @@ impl Control {
 
 fn same_device(a: &PortDevice, b: &PortDevice) -> bool {
     match (a, b) {
-        (PortDevice::Underlay { index: i, mtu: m }, PortDevice::Underlay { index: j, mtu: n }) => i == j && m == n,
+        // (A changed MTU is stored into the port that stays.)
+        (PortDevice::Underlay { index: i, .. }, PortDevice::Underlay { index: j, .. }) => i == j,
         (PortDevice::Tap(t), PortDevice::Tap(u)) => Arc::ptr_eq(t, u),
         _ => false,
     }

@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ pub(crate) enum PortDevice {
     Underlay {
         /// Index.
         index: usize,
-        /// MTU.
-        mtu: usize,
+        /// MTU (a new config may change it in place).
+        mtu: AtomicUsize,
     },
     /// A sliver's TAP.
     Tap(Arc<Tap>),
@@ -102,10 +102,11 @@ impl PortDriver {
     /// buffer recycled), then runs the port unless someone else is.
     pub(crate) fn enqueue_and_run<T: Transmit>(self: &Arc<Self>, t: &T, pkts: Vec<(LinkId, Pkt)>) {
         let mut dropped = Vec::new();
+        let now = t.clock().now();
         {
             let mut st = self.state.lock().expect("egress lock");
             for (class, p) in pkts {
-                if let Err(p) = st.port.enqueue(class, p) {
+                if let Err(p) = st.port.enqueue(now, class, p) {
                     dropped.push(p.buf);
                 }
             }
@@ -156,23 +157,36 @@ impl PortDriver {
 pub(crate) struct DelayDriver {
     /// The link's index in the config.
     pub(crate) underlay: usize,
-    line: Mutex<(DelayLine<Pkt>, Option<u64>)>,
+    line: Mutex<LineState>,
+}
+
+#[derive(Debug)]
+struct LineState {
+    line: DelayLine<Pkt>,
+    /// A timer wake-up is registered for this time.
+    wake_at: Option<u64>,
+    /// Set once the line is retired: `true` if what still arrives goes out
+    /// at once (the link stopped delaying), `false` if it is dropped (the
+    /// link is gone). A thread still holding the old lines may push after
+    /// the control thread emptied them.
+    retired: Option<bool>,
 }
 
 impl DelayDriver {
     /// A line of `delay` nanoseconds holding at most `limit` packets.
     pub(crate) fn new(underlay: usize, delay: u64, limit: usize) -> DelayDriver {
-        DelayDriver { underlay, line: Mutex::new((DelayLine::new(delay, limit), None)) }
+        let st = LineState { line: DelayLine::new(delay, limit), wake_at: None, retired: None };
+        DelayDriver { underlay, line: Mutex::new(st) }
     }
 
     /// Changes the delay (queued packets keep their time).
     pub(crate) fn set_delay(&self, delay: u64) {
-        self.line.lock().expect("delay lock").0.set_delay(delay);
+        self.line.lock().expect("delay lock").line.set_delay(delay);
     }
 
     /// The delay.
     pub(crate) fn delay(&self) -> u64 {
-        self.line.lock().expect("delay lock").0.delay()
+        self.line.lock().expect("delay lock").line.delay()
     }
 
     /// Puts what a port let go into the line (a full line drops, counted as
@@ -182,13 +196,29 @@ impl DelayDriver {
         let mut dropped = Vec::new();
         let wake = {
             let mut st = self.line.lock().expect("delay lock");
-            for p in batch.drain(..) {
-                if let Err(p) = st.0.push(now, p) {
-                    p.counters.dropped(DropReason::QueueFull);
-                    dropped.push(p.buf);
+            match st.retired {
+                Some(true) => {
+                    drop(st);
+                    t.transmit_delayed(self.underlay, batch);
+                    return;
+                }
+                Some(false) => {
+                    for p in batch.drain(..) {
+                        p.counters.dropped(DropReason::PortDown);
+                        dropped.push(p.buf);
+                    }
+                    None
+                }
+                None => {
+                    for p in batch.drain(..) {
+                        if let Err(p) = st.line.push(now, p) {
+                            p.counters.dropped(DropReason::QueueFull);
+                            dropped.push(p.buf);
+                        }
+                    }
+                    Self::rearm(&mut st)
                 }
             }
-            Self::rearm(&mut st)
         };
         if let Some(at) = wake {
             t.timer().schedule(at, Wake::Delay(Arc::downgrade(self)));
@@ -200,10 +230,10 @@ impl DelayDriver {
 
     /// The wake-up to register, if the line's first packet is due earlier
     /// than the one registered.
-    fn rearm(st: &mut (DelayLine<Pkt>, Option<u64>)) -> Option<u64> {
-        let at = st.0.poll_timeout()?;
-        if st.1.is_none_or(|w| at < w) {
-            st.1 = Some(at);
+    fn rearm(st: &mut LineState) -> Option<u64> {
+        let at = st.line.poll_timeout()?;
+        if st.wake_at.is_none_or(|w| at < w) {
+            st.wake_at = Some(at);
             return Some(at);
         }
         None
@@ -216,9 +246,9 @@ impl DelayDriver {
             let now = t.clock().now();
             let wake = {
                 let mut st = self.line.lock().expect("delay lock");
-                st.1 = None;
+                st.wake_at = None;
                 while batch.len() < RUN_BATCH {
-                    match st.0.poll(now) {
+                    match st.line.poll(now) {
                         Some(p) => batch.push(p),
                         None => break,
                     }
@@ -235,9 +265,12 @@ impl DelayDriver {
         }
     }
 
-    /// Empties the line, returning what it held in order.
-    pub(crate) fn take_all(&self) -> Vec<Pkt> {
-        self.line.lock().expect("delay lock").0.drain().collect()
+    /// Retires the line and returns what it held, in order: from now on what
+    /// is pushed goes out at once (`send_later`) or is dropped.
+    pub(crate) fn retire(&self, send_later: bool) -> Vec<Pkt> {
+        let mut st = self.line.lock().expect("delay lock");
+        st.retired = Some(send_later);
+        st.line.drain().collect()
     }
 }
 

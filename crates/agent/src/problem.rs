@@ -60,6 +60,15 @@ pub enum Problem {
     /// A sliver port could not be polled.
     #[error("{0}")]
     Poller(String),
+    /// A physical interface's socket for the Ethernet-layer link types
+    /// could not be opened.
+    #[error("no packet socket on {ifname}: {message} (Ethernet-layer link types do not cross it)")]
+    PacketSocket {
+        /// The interface.
+        ifname: String,
+        /// Why.
+        message: String,
+    },
 }
 
 impl Problem {
@@ -78,6 +87,6 @@ impl Problem {
     /// Whether the manager is told (problems of the best-effort kind, such
     /// as a missing dedicated receive socket, only show under `forwarding`).
     pub(crate) fn reported(&self) -> bool {
-        matches!(self, Problem::Sliver { .. } | Problem::Program { .. } | Problem::Rule(_) | Problem::Xdp { .. })
+        !matches!(self, Problem::MissingCpus { .. } | Problem::SliceRx(_))
     }
 }

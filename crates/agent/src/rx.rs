@@ -71,8 +71,9 @@ pub(crate) struct Arrival {
 pub(crate) trait Device {
     /// Reads what is ready into `bufs` (each a pool buffer; frames start
     /// after [`HEADROOM`]; the device may append more buffers, taken from the
-    /// pool), one [`Arrival`] per frame in order; returns how many (0:
-    /// nothing ready; errors are the device's to report and pace).
+    /// pool), one [`Arrival`] per frame to forward, in order; returns how
+    /// many the device gave (frames it filtered out count: the device was
+    /// busy; 0: nothing ready; errors are the device's to report and pace).
     fn recv(&mut self, shared: &Shared, bufs: &mut Vec<Vec<u8>>, arrivals: &mut Vec<Arrival>) -> usize;
     /// Waits for more after an empty read (`busy`: when the last frame came).
     fn wait(&mut self, busy: Instant);
@@ -220,7 +221,7 @@ impl Device for SockDev<'_> {
                 arrivals.push(Arrival { buf: bufs.len() - 1, range, from: Source::Substrate(self.ty) });
             }
         }
-        arrivals.len()
+        n
     }
 
     fn wait(&mut self, busy: Instant) {
@@ -271,7 +272,7 @@ impl Device for EtherDev {
             let Some(&(_, ty)) = self.by_type.iter().find(|(e, _)| *e == et) else { continue };
             arrivals.push(Arrival { buf: i, range: inf.start..inf.start + inf.len, from: Source::Substrate(ty) });
         }
-        arrivals.len()
+        n
     }
 
     fn wait(&mut self, _: Instant) {
@@ -312,8 +313,7 @@ impl Device for XskDev {
             let k = arrivals.len();
             bufs[k][HEADROOM..HEADROOM + len].copy_from_slice(&frame[range]);
             arrivals.push(Arrival { buf: k, range: HEADROOM..HEADROOM + len, from: Source::Substrate(ty) });
-        });
-        arrivals.len()
+        })
     }
 
     fn wait(&mut self, busy: Instant) {
@@ -360,14 +360,18 @@ impl PortSet {
             merged.entry(*port).or_insert_with(|| tap.clone());
         }
         self.members.store(Arc::new(merged));
+        // A port that could not be watched is not a member: the next apply
+        // tries again.
+        let mut now = want.clone();
         for (port, tap) in want {
             if have.get(port).is_none_or(|t| !Arc::ptr_eq(t, tap))
                 && let Err(e) = self.epoll.add(tap.fd(), u64::from(port.0))
             {
-                problems.push(format!("port {port}: {e}"));
+                problems.push(format!("port {port} is not read: {e}"));
+                now.remove(port);
             }
         }
-        self.members.store(Arc::new(want.clone()));
+        self.members.store(Arc::new(now));
         problems
     }
 }
@@ -381,12 +385,16 @@ pub(crate) struct PollDev {
     /// a second later (if still members), so a failing TAP neither spins
     /// the poller nor is lost for good.
     parked: Vec<(PortNo, Arc<Tap>, Instant)>,
+    /// Descriptors this poller put back into the set itself, by token: if
+    /// the control thread took the port away meanwhile, the poller removes
+    /// the descriptor when it sees it ready without a member behind it.
+    readded: std::collections::HashMap<u64, std::os::fd::RawFd>,
 }
 
 impl PollDev {
     /// Polls `set`.
     pub(crate) fn new(set: Arc<PortSet>) -> PollDev {
-        PollDev { set, ready: Vec::new(), parked: Vec::new() }
+        PollDev { set, ready: Vec::new(), parked: Vec::new(), readded: Default::default() }
     }
 }
 
@@ -395,8 +403,10 @@ impl Device for PollDev {
         if self.parked.first().is_some_and(|(_, _, at)| at.elapsed() > Duration::from_secs(1)) {
             let members = self.set.members.load();
             for (port, tap, _) in self.parked.drain(..) {
-                if members.get(&port).is_some_and(|t| Arc::ptr_eq(t, &tap)) {
-                    let _ = self.set.epoll.add(tap.fd(), u64::from(port.0));
+                if members.get(&port).is_some_and(|t| Arc::ptr_eq(t, &tap))
+                    && self.set.epoll.add(tap.fd(), u64::from(port.0)).is_ok()
+                {
+                    self.readded.insert(u64::from(port.0), tap.fd());
                 }
             }
         }
@@ -414,7 +424,14 @@ impl Device for PollDev {
         let quota = (BATCH / self.ready.len()).max(1);
         for &token in &self.ready {
             let port = PortNo(token as u32);
-            let Some(tap) = members.get(&port) else { continue };
+            let Some(tap) = members.get(&port) else {
+                // A descriptor this poller put back after its port left the
+                // set: out it goes, or it would be reported ready forever.
+                if let Some(fd) = self.readded.remove(&token) {
+                    let _ = self.set.epoll.remove(fd);
+                }
+                continue;
+            };
             let vnet = if tap.offload() { gso::VNET_HDR_LEN } else { 0 };
             let mut got = 0;
             while got < quota && arrivals.len() < BATCH {

@@ -124,9 +124,13 @@ impl Slivers {
                 continue;
             }
             self.applied.remove(&ns);
-            match self.ensure(s, cpus) {
-                Ok(p) => {
-                    ports.extend(p);
+            // The interfaces that are open carry traffic even when a later
+            // step fails (it is retried at the next apply).
+            let mut open = Vec::new();
+            let done = self.ensure(s, cpus, &mut open);
+            ports.extend(open);
+            match done {
+                Ok(()) => {
                     self.applied.insert(ns, (s.clone(), cpus.clone()));
                 }
                 Err(e) => {
@@ -153,7 +157,8 @@ impl Slivers {
 
     /// Creates or updates one sliver; its processes are confined to `cpus`
     /// (empty: every CPU).
-    fn ensure(&mut self, s: &SliverConfig, cpus: &[usize]) -> Result<Vec<(PortNo, Arc<Tap>)>, String> {
+    /// Puts the TAP of every interface into `out` as soon as it is open.
+    fn ensure(&mut self, s: &SliverConfig, cpus: &[usize], out: &mut Vec<(PortNo, Arc<Tap>)>) -> Result<(), String> {
         let ns = s.netns.as_deref().ok_or("the desired config gives this sliver no namespace")?;
         // Record intent before touching the kernel.
         let rec = self
@@ -181,7 +186,6 @@ impl Slivers {
         for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
             netns::sysctl(ns, key, off).map_err(|e| e.to_string())?;
         }
-        let mut out = Vec::new();
         for i in &s.interfaces {
             let key = (ns.to_string(), i.name.clone());
             let exists = self.netlink()?.link_index(ns, &i.name).map_err(|e| e.to_string())?.is_some();
@@ -197,6 +201,7 @@ impl Slivers {
                     t
                 }
             };
+            out.push((i.port, tap));
             let nl = self.netlink()?;
             // TSO super-frames stay under 60000 bytes, leaving room for the
             // encapsulation inside one 64 KiB IP packet on the substrate.
@@ -216,7 +221,6 @@ impl Slivers {
             for a in have.difference(&want) {
                 nl.delete_address(ns, &i.name, *a).map_err(|e| e.to_string())?;
             }
-            out.push((i.port, tap));
         }
         // Interfaces this sliver no longer has.
         let want_if: BTreeSet<String> = s.interfaces.iter().map(|i| i.name.clone()).collect();
@@ -252,7 +256,7 @@ impl Slivers {
         }
         self.ledger.slivers.insert(ns.to_string(), rec);
         self.save();
-        Ok(out)
+        Ok(())
     }
 
     fn netlink(&mut self) -> Result<&mut Netlink, String> {

@@ -26,10 +26,11 @@ pub(crate) enum ThreadKey {
     Poller(usize),
     /// The sliver-port poller of a slice with dedicated CPUs.
     SlicePoller(SliceName),
-    /// Shared worker `k`.
-    Worker(usize),
-    /// Worker `k` of a slice with dedicated CPUs.
-    SliceWorker(SliceName, usize),
+    /// Shared worker `k` of the set started `generation`-th (a set being
+    /// replaced keeps running beside its successor until no plane names it).
+    Worker(u64, usize),
+    /// Worker `k` of a slice with dedicated CPUs, of set `generation`.
+    SliceWorker(SliceName, u64, usize),
     /// A dedicated slice's own receiver on carrier `k`.
     SliceRx(SliceName, usize),
 }
@@ -44,8 +45,8 @@ impl fmt::Display for ThreadKey {
             ThreadKey::Timer => write!(f, "egress-timer"),
             ThreadKey::Poller(k) => write!(f, "ports-{k}"),
             ThreadKey::SlicePoller(s) => write!(f, "ports-{s}"),
-            ThreadKey::Worker(k) => write!(f, "worker-{k}"),
-            ThreadKey::SliceWorker(s, k) => write!(f, "w-{s}-{k}"),
+            ThreadKey::Worker(_, k) => write!(f, "worker-{k}"),
+            ThreadKey::SliceWorker(s, _, k) => write!(f, "w-{s}-{k}"),
             ThreadKey::SliceRx(s, k) => write!(f, "rx-{s}-ip{k}"),
         }
     }

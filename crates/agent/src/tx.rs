@@ -166,7 +166,7 @@ impl Transmit for Shared {
                 match delays.get(*index).and_then(|d| d.as_ref()) {
                     // The wire delays what the scheduler let go.
                     Some(line) => line.push(self, batch),
-                    None => self.send_now(*index, *mtu, batch),
+                    None => self.send_now(*index, mtu.load(std::sync::atomic::Ordering::Relaxed), batch),
                 }
             }
         }

@@ -69,11 +69,16 @@ fn crates_depend_only_on_lower_layers() {
 /// `super::` is the file itself).
 fn code_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .take_while(|l| l.trim() != "#[cfg(test)]" || !text.contains("mod tests {"))
-        .map(|l| l.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let lines: Vec<&str> = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect();
+    let mut end = lines.len();
+    for (i, l) in lines.iter().enumerate() {
+        let next = lines[i + 1..].iter().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap_or("");
+        if l.trim() == "#[cfg(test)]" && next.starts_with("mod ") && next.ends_with('{') {
+            end = i;
+            break;
+        }
+    }
+    lines[..end].join("\n")
 }
 
 /// The module tree of one crate: module path -> file.
@@ -110,47 +115,73 @@ fn ident(s: &str) -> &str {
     &s[..end]
 }
 
-/// The paths after `crate::` / `super::` in `code`, each as its segments
-/// (grouped imports expanded one level: `crate::{a::b, c}`).
-fn references(code: &str, module: &[String]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for (prefix, base) in [("crate::", Vec::new()), ("super::", module[..module.len().saturating_sub(1)].to_vec())] {
-        let mut rest = code;
-        while let Some(at) = rest.find(prefix) {
-            // Not the tail of another path (`netslice_x::crate::` does not occur; `self::super::` does not either).
-            let after = &rest[at + prefix.len()..];
-            rest = after;
-            let mut segs = base.clone();
-            let mut s = after;
+/// A use tree after its prefix: `a::b`, `a::{b, c::{d, e}}`, each leaf
+/// path pushed with `segs` in front; returns the rest of the text.
+fn use_tree<'a>(mut s: &'a str, segs: &[String], out: &mut Vec<Vec<String>>) -> &'a str {
+    let mut segs = segs.to_vec();
+    loop {
+        s = s.trim_start();
+        if let Some(group) = s.strip_prefix('{') {
+            let mut rest = group;
             loop {
-                if let Some(group) = s.strip_prefix('{') {
-                    let end = group.find('}').unwrap_or(group.len());
-                    for entry in group[..end].split(',') {
-                        let entry = entry.trim();
-                        let mut e = segs.clone();
-                        for seg in entry.split("::").map(ident).take_while(|x| !x.is_empty()) {
-                            e.push(seg.to_string());
-                        }
-                        out.push(e);
-                    }
-                    break;
+                rest = use_tree(rest, &segs, out).trim_start();
+                match rest.chars().next() {
+                    Some(',') => rest = &rest[1..],
+                    Some('}') => return &rest[1..],
+                    _ => return rest,
                 }
-                let id = ident(s);
-                if id.is_empty() {
-                    out.push(segs.clone());
-                    break;
-                }
-                segs.push(id.to_string());
-                s = &s[id.len()..];
-                match s.strip_prefix("::") {
-                    Some(more) => s = more,
-                    None => {
-                        out.push(segs.clone());
-                        break;
-                    }
+                if rest.trim_start().starts_with('}') {
+                    return &rest.trim_start()[1..];
                 }
             }
         }
+        let id = ident(s);
+        if id.is_empty() {
+            out.push(segs);
+            return s;
+        }
+        segs.push(id.to_string());
+        s = &s[id.len()..];
+        match s.strip_prefix("::") {
+            Some(more) => s = more,
+            None => {
+                out.push(segs);
+                return s;
+            }
+        }
+    }
+}
+
+/// The paths in `code` of module `module` that name modules of the crate:
+/// after `crate::`, `super::` and `self::`, and bare paths that start with
+/// one of the module's children (`child::f()`, `use child::X`).
+fn references(code: &str, module: &[String], children: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let parent = module[..module.len().saturating_sub(1)].to_vec();
+    let starts = [("crate::", Vec::new()), ("super::", parent), ("self::", module.to_vec())];
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < code.len() {
+        // Only at the start of a path: not inside an identifier or after `::`.
+        let at_start = i == 0 || {
+            let p = bytes[i - 1];
+            !(p.is_ascii_alphanumeric() || p == b'_' || p == b':')
+        };
+        if at_start && code.is_char_boundary(i) {
+            let rest = &code[i..];
+            if let Some((prefix, base)) = starts.iter().find(|(p, _)| rest.starts_with(p)) {
+                use_tree(&rest[prefix.len()..], base, &mut out);
+                i += prefix.len();
+                continue;
+            }
+            let id = ident(rest);
+            if !id.is_empty() && children.iter().any(|c| c == id) && rest[id.len()..].starts_with("::") {
+                let mut base = module.to_vec();
+                base.push(id.to_string());
+                use_tree(&rest[id.len() + 2..], &base, &mut out);
+            }
+        }
+        i += 1;
     }
     out
 }
@@ -226,7 +257,12 @@ fn no_crate_has_files_that_refer_to_each_other_in_a_circle() {
         for (m, file) in &mods {
             let code = code_of(file);
             let set = edges.entry(m.clone()).or_default();
-            for r in references(&code, m) {
+            let children: Vec<String> = mods
+                .keys()
+                .filter(|k| k.len() == m.len() + 1 && k.starts_with(m))
+                .map(|k| k[m.len()].clone())
+                .collect();
+            for r in references(&code, m, &children) {
                 let t = target(&r, &mods, &reexports);
                 if t != *m && !m.starts_with(&t) || (t != *m && t.is_empty() && !m.is_empty()) {
                     // A module using its ancestor's items depends on the ancestor.

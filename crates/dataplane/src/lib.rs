@@ -236,7 +236,7 @@ pub struct Rule {
     pub qos: LinkQos,
     /// The link's two-rate policer, on the rule where a policed link enters the
     /// substrate (RFC 2698: CIR = bandwidth, PIR = ceiling, CBS = PBS = burst).
-    pub policer: Option<Mutex<TrTcm>>,
+    pub policer: Option<Arc<Mutex<TrTcm>>>,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -330,6 +330,7 @@ pub struct Tables {
     ports: HashMap<PortNo, RuleId>,
     labels: HashMap<(TypeIdx, Label), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
+    policers: HashMap<RuleKey, (LinkQos, Arc<Mutex<TrTcm>>)>,
     rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
@@ -404,15 +405,24 @@ impl Tables {
                     .unwrap_or_default();
                 t.counters.insert(key.clone(), counters.clone());
                 let id = t.rules.len() as RuleId;
-                // A policed link is metered where it enters: on the sliver-facing rule.
+                // A policed link is metered where it enters: on the sliver-facing
+                // rule. A rule that stays with the same rates keeps its meter
+                // (and the tokens it has): rebuilding the tables gives no one a
+                // fresh burst.
+                let kept =
+                    previous.and_then(|p| p.policers.get(&key)).filter(|(q, _)| *q == qos).map(|(_, m)| m.clone());
                 let policer = (on_port && qos.isolation == Isolation::Policed)
                     .then(|| {
-                        let burst = qos.burst.max(1);
-                        TrTcm::new((qos.rate / 8).max(1), burst, (qos.ceil / 8).max((qos.rate / 8).max(1)), burst, 0)
-                            .ok()
+                        kept.or_else(|| {
+                            let burst = qos.burst.max(1);
+                            let (cir, pir) = ((qos.rate / 8).max(1), (qos.ceil / 8).max((qos.rate / 8).max(1)));
+                            TrTcm::new(cir, burst, pir, burst, 0).ok().map(|m| Arc::new(Mutex::new(m)))
+                        })
                     })
-                    .flatten()
-                    .map(Mutex::new);
+                    .flatten();
+                if let Some(m) = &policer {
+                    t.policers.insert(key.clone(), (qos, m.clone()));
+                }
                 t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
                 Some(id)
             };

@@ -170,6 +170,38 @@ fn counters_survive_rebuild() {
 }
 
 #[test]
+fn a_policer_keeps_its_tokens_when_the_tables_are_rebuilt() {
+    let s = Substrate::from_text(SUBSTRATE).unwrap();
+    let sp = SliceSpec::from_text(
+        "name: red\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h2}\nlinks:\n  - {name: ab, bandwidth: 1Mbit, isolation: policed, endpoints: [{node: a}, {node: b}]}\n",
+    )
+    .unwrap();
+    let p = plan(&s, &sp, &Allocations::default(), &cat()).unwrap();
+    let cfgs = node_configs(&s, &[(&sp, &p)], &cat());
+    let reg = Arc::new(Registry::builtin());
+    let port = PortNo(p.nodes[0].interfaces[0].port);
+    let send = |t: &Tables| {
+        let f = frame(1, 1000);
+        let mut buf = vec![0u8; HEADROOM + 1000];
+        buf[HEADROOM..].copy_from_slice(&f);
+        t.on_port(0, port, &mut buf, HEADROOM..HEADROOM + 1000) != Verdict::Drop
+    };
+    let t1 = Tables::build(&cfgs["h1"], None, &reg);
+    // At one instant the burst runs out.
+    let passed = (0..1000).take_while(|_| send(&t1)).count();
+    assert!(passed < 1000);
+    // The same config again: the meter is the same, still empty.
+    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg);
+    assert!(!send(&t2), "re-applying the config refilled the policer");
+    // Other rates: a new meter.
+    let mut faster = cfgs["h1"].clone();
+    faster.ports[0].qos.rate *= 2;
+    faster.ports[0].qos.ceil *= 2;
+    let t3 = Tables::build(&faster, Some(&t2), &reg);
+    assert!(send(&t3));
+}
+
+#[test]
 fn rules_naming_what_the_host_lacks_are_left_out_with_an_error() {
     let s = Substrate::from_text(SUBSTRATE).unwrap();
     let sp = spec("red", "gre");

@@ -182,7 +182,15 @@ impl Dispatch {
             None => r.counters.dropped(DropReason::PortDown),
             Some(Route::Egress { port, class }) => {
                 let wire = gso.map(|g| g.wire_len(&range)).unwrap_or(range.len());
-                let pkt = Pkt { buf: std::mem::take(slot), range, dst, counters: r.counters.clone(), gso, wire };
+                let pkt = Pkt {
+                    buf: std::mem::take(slot),
+                    range,
+                    dst,
+                    counters: r.counters.clone(),
+                    gso,
+                    wire,
+                    queued_at: now,
+                };
                 match self.per_port.iter_mut().find(|(p, _)| *p == port) {
                     Some((_, v)) => v.push((class, pkt)),
                     None => self.per_port.push((port, vec![(class, pkt)])),

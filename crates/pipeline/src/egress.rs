@@ -9,7 +9,7 @@
 //! place from a [`PortPlan`] ([`crate::plan`]), so packets queued in classes
 //! that stay are kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::ops::Range;
 use std::sync::Arc;
@@ -38,13 +38,16 @@ pub struct Pkt {
     pub gso: Option<GsoInfo>,
     /// Bytes it takes on the wire (a super-frame: all its segments).
     pub wire: usize,
+    /// When it joined its egress queue (what it waited is `now` minus this
+    /// when it leaves).
+    pub queued_at: Nanos,
 }
 
 impl Pkt {
     /// A packet of `range` in `buf`, charged as its length.
     pub fn new(buf: Vec<u8>, range: Range<usize>, dst: Option<TxDst>, counters: Arc<Counters>) -> Pkt {
         let wire = range.len();
-        Pkt { buf, range, dst, counters, gso: None, wire }
+        Pkt { buf, range, dst, counters, gso: None, wire, queued_at: 0 }
     }
 
     /// The bytes to transmit.
@@ -139,8 +142,8 @@ pub struct PortPlan {
 pub struct EgressPort {
     kind: PortKind,
     sched: Scheduler<Pkt>,
-    classes: HashMap<ClassKey, LinkId>,
-    slices: HashMap<SliceName, SliceId>,
+    classes: BTreeMap<ClassKey, LinkId>,
+    slices: BTreeMap<SliceName, SliceId>,
 }
 
 impl EgressPort {
@@ -148,7 +151,7 @@ impl EgressPort {
     pub fn new(plan: &PortPlan, now: Nanos) -> EgressPort {
         let sched = Scheduler::new(plan.rate.max(1), plan.burst.max(1), Discipline::Drr { quantum: QUANTUM }, now)
             .expect("positive rate, burst and quantum");
-        EgressPort { kind: plan.kind.clone(), sched, classes: HashMap::new(), slices: HashMap::new() }
+        EgressPort { kind: plan.kind.clone(), sched, classes: BTreeMap::new(), slices: BTreeMap::new() }
     }
 
     /// What it transmits on.
@@ -208,12 +211,13 @@ impl EgressPort {
         self.classes.get(key).copied()
     }
 
-    /// Queues a packet on `class`; a full queue (or an unknown class) gives
-    /// it back, counted as `queue_full` on its rule.
+    /// Queues a packet on `class` at `now`; a full queue (or an unknown
+    /// class) gives it back, counted as `queue_full` on its rule.
     // The refused packet goes back whole so its buffer is recycled; boxing it
     // would allocate per drop, under overload of all times.
     #[allow(clippy::result_large_err)]
-    pub fn enqueue(&mut self, class: LinkId, pkt: Pkt) -> Result<(), Pkt> {
+    pub fn enqueue(&mut self, now: Nanos, class: LinkId, mut pkt: Pkt) -> Result<(), Pkt> {
+        pkt.queued_at = now;
         let len = pkt.wire.min(u32::MAX as usize) as u32;
         self.sched.enqueue(class, len, pkt).map_err(|(p, _why)| {
             p.counters.dropped(DropReason::QueueFull);
@@ -248,7 +252,7 @@ impl EgressPort {
     /// Removes every class and returns what was queued (the port is going).
     pub fn drain(&mut self) -> Vec<Pkt> {
         let mut out = Vec::new();
-        for (_, id) in self.slices.drain() {
+        for (_, id) in std::mem::take(&mut self.slices) {
             out.extend(self.sched.remove_slice(id));
         }
         self.classes.clear();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use netslice_dataplane::program::{NodeProgram, Outputs};
 use netslice_dataplane::{Carrier, HEADROOM, InstantiateError, Registry, RuleError, Tables, gso};
 use netslice_model::api::NodeConfig;
-use netslice_model::{NodeName, PortNo, SliceName};
+use netslice_model::{NodeName, PhysLinkName, PortNo, SliceName};
 use netslice_qos::Nanos;
 
 use crate::buffers::{Buffers, VecPool};
@@ -100,7 +100,9 @@ pub struct Host {
     opts: HostOptions,
     plane: Plane,
     ports: Vec<EgressPort>,
-    delays: BTreeMap<usize, DelayLine<Pkt>>,
+    /// Delay lines by underlay index, with their link's name (a line
+    /// follows its link, as the agent's do).
+    delays: BTreeMap<usize, (PhysLinkName, DelayLine<Pkt>)>,
     programs: Vec<Program>,
     dispatch: Dispatch,
     pool: VecPool,
@@ -138,7 +140,8 @@ impl Host {
 
     /// Packets queued in the egress ports and delay lines.
     pub fn backlog(&self) -> usize {
-        self.ports.iter().map(|p| p.backlog()).sum::<usize>() + self.delays.values().map(|d| d.len()).sum::<usize>()
+        self.ports.iter().map(|p| p.backlog()).sum::<usize>()
+            + self.delays.values().map(|(_, d)| d.len()).sum::<usize>()
     }
 
     /// Makes the pipeline match `cfg` at `now`: tables rebuilt (counters of
@@ -197,20 +200,35 @@ impl Host {
         }
         self.plane = planned.resolve(|id, key| ports.get(id.index()).and_then(|e| e.class_of(key)));
         self.ports = ports;
-        // Delay lines of the links that delay.
-        let mut lines = std::mem::take(&mut self.delays);
+        // Delay lines of the links that delay: a line stays (with what it
+        // holds) while its link delays and stays where it is in the config.
+        let mut lines: BTreeMap<PhysLinkName, (usize, DelayLine<Pkt>)> =
+            std::mem::take(&mut self.delays).into_iter().map(|(i, (name, line))| (name, (i, line))).collect();
         for (i, imp) in self.plane.impairments.iter().enumerate() {
             if imp.delay == 0 {
                 continue;
             }
-            let mut line = lines.remove(&i).unwrap_or_else(|| DelayLine::new(imp.delay, DELAY_QUEUE));
+            let name = cfg.underlay[i].name.clone();
+            let mut line = match lines.remove(&name) {
+                Some((at, line)) if at == i => line,
+                Some((_, mut moved)) => {
+                    // The link moved in the config: what its line held is lost.
+                    moved.drain().for_each(|p| self.pool.give(p.buf));
+                    DelayLine::new(imp.delay, DELAY_QUEUE)
+                }
+                None => DelayLine::new(imp.delay, DELAY_QUEUE),
+            };
             line.set_delay(imp.delay);
-            self.delays.insert(i, line);
+            self.delays.insert(i, (name, line));
         }
-        for (i, mut line) in lines {
-            // Links that stopped delaying send what their lines hold now.
-            for p in line.drain().collect::<Vec<_>>() {
-                self.emit_underlay(i, p);
+        for (name, (i, mut line)) in lines {
+            let pkts: Vec<Pkt> = line.drain().collect();
+            if cfg.underlay.get(i).is_some_and(|u| u.name == name) {
+                // The link stopped delaying: what its line holds goes now.
+                pkts.into_iter().for_each(|p| self.emit_underlay(i, p));
+            } else {
+                // The link is gone.
+                pkts.into_iter().for_each(|p| self.pool.give(p.buf));
             }
         }
         problems
@@ -256,7 +274,7 @@ impl Host {
         for (port, pkts) in batches {
             let Some(e) = self.ports.get_mut(port.index()) else { continue };
             for (class, p) in pkts {
-                if let Err(p) = e.enqueue(class, p) {
+                if let Err(p) = e.enqueue(now, class, p) {
                     self.pool.give(p.buf);
                 }
             }
@@ -275,7 +293,7 @@ impl Host {
                 _ => None,
             };
             for p in batch.drain(..) {
-                match delay_at.and_then(|i| self.delays.get_mut(&i)) {
+                match delay_at.and_then(|i| self.delays.get_mut(&i)).map(|(_, l)| l) {
                     Some(line) => {
                         if let Err(p) = line.push(now, p) {
                             p.counters.dropped(netslice_dataplane::DropReason::QueueFull);
@@ -289,7 +307,7 @@ impl Host {
         let due: Vec<(usize, Pkt)> = self
             .delays
             .iter_mut()
-            .flat_map(|(&i, line)| std::iter::from_fn(move || line.poll(now).map(|p| (i, p))))
+            .flat_map(|(&i, (_, line))| std::iter::from_fn(move || line.poll(now).map(|p| (i, p))))
             .collect();
         for (i, p) in due {
             self.emit_underlay(i, p);
@@ -330,7 +348,7 @@ impl Host {
     pub fn poll_timeout(&mut self) -> Option<Nanos> {
         let now = self.now;
         let ports = self.ports.iter_mut().filter_map(|p| p.poll_timeout(now));
-        let lines = self.delays.values().filter_map(|d| d.poll_timeout());
+        let lines = self.delays.values().filter_map(|(_, d)| d.poll_timeout());
         ports.chain(lines).min()
     }
 }

@@ -115,16 +115,84 @@ fn a_victim_keeps_its_guarantee_under_a_tenfold_flood_at_every_hop() {
         let sent = net.sent(victim);
         let got = net.received(victim).len() as u64;
         assert!(got * 100 >= sent * 99, "{aggr}: victim got {got} of {sent}");
-        // At every hop the victim's frames were forwarded, not dropped.
+        // At every hop the victim's frames were forwarded, and none was
+        // dropped on the way out (the egress queues count their drops on
+        // the rule that sent the frame).
         for host in ["h1", "t1", "h2"] {
             let (n, drops) = net.forwarded(host, "victim", "ab");
             assert!(n * 100 >= sent * 99, "{aggr}: {host} forwarded {n} of {sent} ({drops:?})");
+            assert!(drops.is_empty(), "{aggr}: {host} dropped the victim's frames: {drops:?}");
         }
         // The aggressor got no more than the link had left.
         let flood_bits = net.received(flood).len() as u64 * 1372 * 8;
         assert!(flood_bits <= 100_000_000 + 1_000_000, "{aggr}: {flood_bits}");
         assert!(flood_bits >= 60_000_000, "{aggr}: the flood used the spare capacity ({flood_bits})");
     }
+}
+
+#[test]
+fn a_flood_from_elsewhere_meets_the_victim_at_a_transit_host_and_loses() {
+    // The aggressor enters at h3 with room to spare (1 Gbit/s up to t1, a
+    // 1 Gbit/s ceiling), so nothing slows it before t1, where it meets the
+    // victim from h1 on the 100 Mbit/s link to h2: t1's scheduler alone
+    // keeps the victim's guarantee.
+    let mut net = Net::new(
+        "name: fan
+hosts:
+  - {name: h1, role: vnode}
+  - {name: h3, role: vnode}
+  - {name: t1, role: transport}
+  - {name: h2, role: vnode}
+links:
+  - {endpoints: [h1, t1], bandwidth: 1Gbit}
+  - {endpoints: [h3, t1], bandwidth: 1Gbit}
+  - {endpoints: [t1, h2], bandwidth: 100Mbit}
+",
+    );
+    let slice = |name: &str, from: &str, link: &str| {
+        format!(
+            "name: {name}
+nodes:
+  - {{name: a, host: {from}}}
+  - {{name: b, host: h2}}
+links:
+  - {{name: ab, {link}, endpoints: [{{node: a, address: 10.0.0.1/24}}, {{node: b, address: 10.0.0.2/24}}]}}
+"
+        )
+    };
+    net.apply(&slice("aggr", "h3", "bandwidth: 20Mbit, ceiling: 1Gbit"));
+    net.apply(&slice("victim", "h1", "bandwidth: 20Mbit"));
+    let flood = net.flow(Flow::udp("aggr", "a", "ab", 200_000_000, 1372).between(0, SEC));
+    let victim = net.flow(Flow::udp("victim", "a", "ab", 20_000_000, 1372).between(0, SEC));
+    net.run_until(SEC + 200 * MS);
+    // All of the flood reached t1; t1 cut it down, not the victim.
+    let (at_h3, _) = net.forwarded("h3", "aggr", "ab");
+    assert!(at_h3 * 100 >= net.sent(flood) * 99, "the flood crossed h3 whole ({at_h3} of {})", net.sent(flood));
+    let (_, t1_drops) = net.forwarded("t1", "aggr", "ab");
+    assert!(t1_drops.get("queue_full").copied().unwrap_or(0) > 1000, "t1 dropped the excess: {t1_drops:?}");
+    let (sent, got) = (net.sent(victim), net.received(victim).len() as u64);
+    assert!(got * 100 >= sent * 99, "victim got {got} of {sent}");
+    let (_, drops) = net.forwarded("t1", "victim", "ab");
+    assert!(drops.is_empty(), "t1 dropped the victim's frames: {drops:?}");
+}
+
+#[test]
+fn the_wires_own_delay_and_loss_add_to_the_pipelines() {
+    // The physical medium may itself be slow or lossy (a real link, not a
+    // veth): the harness's wires model that beside what the agents emulate.
+    let mut net = Net::new(&pair(", delay: 2ms"));
+    net.apply(&two_nodes("s", "bandwidth: 20Mbit"));
+    net.wire("h1-t1").delay = 3 * MS;
+    net.wire("t1-h2").loss_ppm = 50_000;
+    let f = net.flow(Flow::udp("s", "a", "ab", 1_000_000, 500).between(0, SEC));
+    net.run_until(SEC + 100 * MS);
+    let got = net.received(f);
+    // 2 ms by h1's emulation, 3 ms by the wire, nothing queued at this load.
+    assert!(got.iter().all(|g| g.2 - g.1 == 5 * MS), "{:?}", got.iter().find(|g| g.2 - g.1 != 5 * MS));
+    // What is missing is what the lossy wire lost, no more (5% of 250).
+    let lost = net.wire("t1-h2").lost;
+    assert_eq!(got.len() as u64 + lost, net.sent(f));
+    assert!((2..=30).contains(&lost), "{lost} lost");
 }
 
 /// Runs 64-byte frames across a link delaying 2 ms and losing 1%; returns
@@ -316,7 +384,10 @@ fn reapplying_an_identical_config_leaves_queued_frames_untouched() {
     let run = |reapply: bool| {
         let mut net = Net::new(&pair(", delay: 5ms"));
         net.apply(&two_nodes("s", "bandwidth: 10Mbit"));
+        // A policed slice over its rate: its meter must not be refilled.
+        net.apply(&two_nodes("p", "bandwidth: 5Mbit, isolation: policed"));
         let f = net.flow(Flow::udp("s", "a", "ab", 15_000_000, 1000).between(0, 20 * MS));
+        let g = net.flow(Flow::udp("p", "a", "ab", 20_000_000, 1000).between(0, 20 * MS));
         for t in [3, 7, 12, 18] {
             net.run_until(t * MS);
             if reapply {
@@ -326,7 +397,7 @@ fn reapplying_an_identical_config_leaves_queued_frames_untouched() {
             }
         }
         net.run_until(100 * MS);
-        (net.received(f), net.counters("h1"), net.counters("h2"))
+        (net.received(f), net.received(g), net.counters("h1"), net.counters("h2"))
     };
     let (plain, reapplied) = (run(false), run(true));
     assert!(!plain.0.is_empty());

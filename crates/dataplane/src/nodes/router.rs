@@ -12,7 +12,7 @@ use ipnet::{IpNet, Ipv4Net};
 use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamError};
 use netslice_wire::{EtherType, MacAddr, arp, ethernet, icmpv4, ipv4};
 
-use super::check_keys;
+use super::params::check_keys;
 use crate::program::{NodeInstance, NodeProgram, Outputs};
 use crate::registry::{InstantiateError, NodeTypePlugin};
 

@@ -16,7 +16,7 @@ use netslice_model::types::{NodeDecl, NodeTypeInfo, ParamError};
 use netslice_wire::extmac::{self, ExtAddr};
 use netslice_wire::{EtherType, MacAddr, ethernet};
 
-use super::{check_keys, duration_param, int_param, param};
+use super::params::{check_keys, duration_param, int_param, param};
 use crate::program::{NodeInstance, NodeProgram, Outputs};
 use crate::registry::{InstantiateError, NodeTypePlugin};
 
