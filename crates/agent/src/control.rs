@@ -300,7 +300,7 @@ impl Control {
             backend: self.backend(),
             forwarding: self.forwarding(&problems),
             threads_started: self.threads.started(),
-            opened: self.opened,
+            opened: self.opened + self.slivers.opened + self.slice_rx.opened,
             threads: self.threads.keys().map(|k| k.to_string()).collect(),
             problems: problems.clone(),
         };

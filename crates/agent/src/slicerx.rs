@@ -59,6 +59,8 @@ type Rxs = BTreeMap<(SliceName, usize), SliceRx>;
 pub(crate) struct SliceRxs {
     rxs: Rxs,
     excluded: BTreeMap<usize, Vec<u32>>,
+    /// Sockets opened since the agent began.
+    pub(crate) opened: u64,
 }
 
 /// The labels each dedicated slice (a key of `cpus`) should receive on a
@@ -171,7 +173,7 @@ pub(crate) fn sync(
     open: &dyn Fn(Carrier) -> netslice_io::Result<Socket>,
 ) -> Vec<String> {
     let ip = &shared.carriers;
-    let SliceRxs { rxs, excluded } = state;
+    let SliceRxs { rxs, excluded, opened } = state;
     let mut problems = Vec::new();
     // Carriers whose shared socket or selector may change (before receivers go).
     let carriers: BTreeSet<usize> = want.keys().map(|(_, k)| *k).chain(rxs.keys().map(|(_, k)| *k)).collect();
@@ -222,6 +224,7 @@ pub(crate) fn sync(
         let used: BTreeSet<u32> = rxs.iter().filter(|((_, c), _)| c == k).filter_map(|(_, r)| r.index).collect();
         match start(shared, threads, slice, *k, set, keys, &used, open) {
             Ok(rx) => {
+                *opened += 1;
                 rxs.insert((slice.clone(), *k), rx);
             }
             Err(e) => problems

@@ -58,6 +58,8 @@ pub struct Slivers {
     /// rtnetlink connections to the slivers' namespaces (opened when first
     /// needed).
     netlink: Option<Netlink>,
+    /// TAP devices opened since the agent began.
+    pub(crate) opened: u64,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -72,7 +74,7 @@ impl Slivers {
     pub fn load(state_dir: &Path) -> Slivers {
         let path = state_dir.join("slivers.json");
         let ledger = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Slivers { path, ledger, taps: HashMap::new(), applied: HashMap::new(), netlink: None }
+        Slivers { path, ledger, taps: HashMap::new(), applied: HashMap::new(), netlink: None, opened: 0 }
     }
 
     /// The ledger.
@@ -198,6 +200,7 @@ impl Slivers {
                             .map_err(|e| format!("interface {}: {e}", i.name))?,
                     );
                     self.taps.insert(key, t.clone());
+                    self.opened += 1;
                     t
                 }
             };
