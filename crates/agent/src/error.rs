@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::http;
-
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -23,7 +21,7 @@ pub enum AgentError {
     Threads(std::io::Error),
     /// HTTP client could not be built.
     #[error(transparent)]
-    Client(#[from] http::ClientError),
+    Client(#[from] netslice_api::Error),
     /// The host name is not one (it goes into the agent's API paths).
     #[error("host: {0}")]
     Host(#[from] netslice_model::names::NameError),

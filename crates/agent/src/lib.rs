@@ -27,7 +27,6 @@ mod desired;
 mod egress;
 mod error;
 mod forward;
-pub mod http;
 pub mod neigh;
 mod plane;
 mod pool;
@@ -46,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use netslice_api::types::WatchQuery;
 use netslice_dataplane::Registry;
 use netslice_model::api::{NodeConfig, NodeReport, RegisterRequest, Registered};
 
@@ -130,7 +130,7 @@ struct Agent {
     shared: Arc<Shared>,
     status: Arc<ArcSwap<Status>>,
     applied: Mutex<Applied>,
-    http: reqwest::Client,
+    client: netslice_api::Client,
     credential: Mutex<Option<String>>,
 }
 
@@ -178,7 +178,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         shared,
         status,
         applied: Mutex::new(Applied::default()),
-        http: http::client(opts.ca_cert.as_deref(), Duration::from_secs(3))?,
+        client: netslice_api::Client::new(&opts.manager, opts.ca_cert.as_deref(), None)?,
         credential: Mutex::new(
             std::fs::read_to_string(credential_path(&opts.state_dir))
                 .ok()
@@ -211,12 +211,9 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
 }
 
 impl Agent {
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1/nodes/{}/{path}", self.opts.manager.trim_end_matches('/'), self.opts.host)
-    }
-
-    fn bearer(&self) -> String {
-        format!("Bearer {}", self.credential.lock().expect("credential lock").clone().unwrap_or_default())
+    /// The client with this host's credential.
+    fn authed(&self) -> netslice_api::Client {
+        self.client.with_token(self.credential.lock().expect("credential lock").clone())
     }
 
     /// Presents the enrollment token and keeps the credential the manager
@@ -230,21 +227,9 @@ impl Agent {
         })?;
         let token = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let req = RegisterRequest { version: env!("CARGO_PKG_VERSION").to_string() };
-        let resp = self
-            .http
-            .post(self.url("register"))
-            .header(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
-            .json(&req)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            return Err(format!("manager refused registration ({status}): {body}"));
-        }
-        let reg: Registered = resp.json().await.map_err(|e| format!("unreadable registration answer: {e}"))?;
+        let enroll = self.client.with_token(Some(token.trim().to_string()));
+        let reg: Registered =
+            enroll.register(&self.opts.host, &req).await.map_err(|e| format!("manager refused registration: {e}"))?;
         let path = credential_path(&self.opts.state_dir);
         if let Err(e) = write_secret(&path, &reg.credential) {
             tracing::warn!(
@@ -278,13 +263,9 @@ impl Agent {
             }
             let (after, epoch) = current.as_ref().map(|c| (c.revision, c.epoch.clone())).unwrap_or_default();
             let wait = self.opts.watch_wait.as_secs().max(1);
-            let req = self
-                .http
-                .get(self.url("config"))
-                .header(reqwest::header::AUTHORIZATION, self.bearer())
-                .query(&[("after", after.to_string()), ("epoch", epoch), ("wait", wait.to_string())])
-                .timeout(self.opts.watch_wait + Duration::from_secs(10))
-                .send();
+            let client = self.authed();
+            let q = WatchQuery { after, epoch, wait };
+            let req = client.watch_config(&self.opts.host, &q, self.opts.watch_wait + Duration::from_secs(10));
             let failed_errors = !self.status.load().reported().is_empty();
             // A config with errors is re-applied every few seconds (requeue).
             let res = if failed_errors {
@@ -299,33 +280,29 @@ impl Agent {
                         self.apply(cfg.clone()).await;
                     }
                 }
-                Some(Ok(resp)) if resp.status() == reqwest::StatusCode::NO_CONTENT => {
+                Some(Ok(None)) => {
                     backoff = Duration::from_millis(250);
                 }
-                Some(Ok(resp)) if resp.status().is_success() => match resp.json::<NodeConfig>().await {
-                    Ok(cfg) => {
-                        backoff = Duration::from_millis(250);
-                        tracing::info!("desired config revision {} (epoch {})", cfg.revision, cfg.epoch);
-                        if let Ok(bytes) = serde_json::to_vec(&cfg) {
-                            let path = cache_path(&self.opts.state_dir);
-                            let tmp = path.with_extension("tmp");
-                            if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
-                                tracing::warn!("cannot cache desired config at {}", path.display());
-                            }
+                Some(Ok(Some(cfg))) => {
+                    backoff = Duration::from_millis(250);
+                    tracing::info!("desired config revision {} (epoch {})", cfg.revision, cfg.epoch);
+                    if let Ok(bytes) = serde_json::to_vec(&cfg) {
+                        let path = cache_path(&self.opts.state_dir);
+                        let tmp = path.with_extension("tmp");
+                        if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+                            tracing::warn!("cannot cache desired config at {}", path.display());
                         }
-                        self.apply(cfg.clone()).await;
-                        current = Some(cfg);
-                        self.report().await;
                     }
-                    Err(e) => tracing::warn!("unreadable desired config: {e}"),
-                },
-                Some(Ok(resp)) => {
-                    let status = resp.status();
-                    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+                    self.apply(cfg.clone()).await;
+                    current = Some(cfg);
+                    self.report().await;
+                }
+                Some(Err(e)) if e.status().is_some() => {
+                    if matches!(e.status(), Some(401 | 403)) {
                         // Credential unknown (e.g. a new manager database): enroll again.
                         registered = false;
                     }
-                    tracing::warn!("manager answered {status} to config watch; retrying in {backoff:?}");
+                    tracing::warn!("manager refused the config watch ({e}); retrying in {backoff:?}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -382,18 +359,8 @@ impl Agent {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }
         };
-        match self
-            .http
-            .post(self.url("status"))
-            .header(reqwest::header::AUTHORIZATION, self.bearer())
-            .json(&report)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::debug!("report refused: {}", r.status()),
-            Err(e) => tracing::debug!("report failed: {e}"),
+        if let Err(e) = self.authed().report(&self.opts.host, &report, Duration::from_secs(5)).await {
+            tracing::debug!("report failed: {e}");
         }
     }
 

@@ -14,7 +14,7 @@ use clap::Args;
 use netslice_model::api::SliceInfo;
 use netslice_model::{SliceSpec, SubstrateSpec, parse_document};
 
-use crate::client::Client;
+use crate::client::{Client, Resolve};
 use crate::slice::bytes;
 use crate::testbed::{self, TestbedState};
 use crate::tools::{PingSummary, TcpSummary};

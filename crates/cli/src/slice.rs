@@ -9,7 +9,7 @@ use netslice_model::SliceSpec;
 use netslice_model::api::{HostInfo, SliceInfo, SliceState, SliceSummary};
 use reqwest::StatusCode;
 
-use crate::client::{Client, Route};
+use crate::client::{Client, Resolve, Route};
 use crate::{SliceCmd, Target};
 
 /// Reads a spec file (or stdin for `-`) and validates it, naming the file.
@@ -43,7 +43,7 @@ pub fn bytes(n: u64) -> String {
 /// Applies a spec and waits for the slice to become ready.
 pub async fn apply(client: &Client, spec: &SliceSpec, text: String, wait: u64) -> Result<SliceInfo> {
     let (status, result, info): (StatusCode, String, SliceInfo) = client
-        .put_doc(&Route::slice(&spec.name)?, &[], text)
+        .put_doc(&Route::slice(&spec.name)?, &(), text)
         .await
         .with_context(|| format!("applying slice {}", spec.name))?;
     match (status, result.as_str()) {
@@ -139,8 +139,8 @@ pub fn until(t: u64) -> String {
 
 /// Asks the manager whether a spec would be admitted and prints the plan.
 pub async fn dry_run(client: &Client, spec: &SliceSpec, text: String) -> Result<()> {
-    let (_, _, d): (StatusCode, String, netslice_manager::api::DryRun) = client
-        .put_doc(&Route::slice(&spec.name)?, &[("dry_run", "true".into())], text)
+    let (_, _, d): (StatusCode, String, netslice_api::types::DryRun) = client
+        .put_doc(&Route::slice(&spec.name)?, &[("dry_run", "true")], text)
         .await
         .with_context(|| format!("slice {} would be refused", spec.name))?;
     println!("slice {} would be admitted ({}); nothing was reserved", spec.name, d.action);
@@ -205,7 +205,7 @@ pub async fn substrate_show(target: &Target, json: bool) -> Result<ExitCode> {
 /// `whoami`.
 pub async fn whoami(target: &Target) -> Result<ExitCode> {
     let client = Client::from_target(target)?;
-    let w: netslice_manager::api::WhoAmI = client.get(&Route::whoami()).await?;
+    let w: netslice_api::types::WhoAmI = client.get(&Route::whoami()).await?;
     println!("{} ({}) at {}", w.name, w.role, client.base());
     Ok(ExitCode::SUCCESS)
 }
@@ -237,7 +237,7 @@ pub async fn login(a: crate::LoginArgs) -> Result<ExitCode> {
         }
     };
     let client = Client::new(&base, ca.as_deref(), Some(token.clone()))?;
-    let w: netslice_manager::api::WhoAmI = client.get(&Route::whoami()).await?;
+    let w: netslice_api::types::WhoAmI = client.get(&Route::whoami()).await?;
     let dir = crate::client::config_dir().context("no HOME or XDG_CONFIG_HOME to keep the login in")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     netslice_manager::auth::write_secret(&dir.join("token"), &token)
@@ -263,11 +263,11 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
         crate::UserCmd::Add { name, operator, save_token, target } => {
             netslice_model::names::user(&name).map_err(|e| anyhow!("user name {e}"))?;
             let client = Client::from_target(&target)?;
-            let body = netslice_manager::api::NewUser {
+            let body = netslice_api::types::NewUser {
                 name: name.clone(),
                 role: Some(if operator { "operator" } else { "developer" }.into()),
             };
-            let t: netslice_manager::api::UserToken = client.post_json(&Route::users(), &body).await?;
+            let t: netslice_api::types::UserToken = client.post_json(&Route::users(), &body).await?;
             match save_token {
                 Some(f) => {
                     netslice_manager::auth::write_secret(&f, &t.token)
@@ -283,7 +283,7 @@ pub async fn user(cmd: crate::UserCmd) -> Result<ExitCode> {
         crate::UserCmd::Revoke { name, target } => {
             let route = Route::user(&name)?;
             let client = Client::from_target(&target)?;
-            let r: netslice_manager::api::Revoked = client.delete(&route).await?;
+            let r: netslice_api::types::Revoked = client.delete(&route).await?;
             note!("{} token(s) of {name} revoked", r.tokens);
         }
     }
@@ -441,10 +441,10 @@ pub async fn sliver_netns(target: &Target, slice: &str, node: &str) -> Result<St
                     note!("warning: {e:#}; using the local sliver namespace {ns}");
                     Ok(ns)
                 }
-                None => Err(e),
+                None => Err(e.into()),
             };
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let n = info.plan.node(node).ok_or_else(|| {
         anyhow!(
@@ -532,8 +532,8 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
         SliceCmd::Renew { name, duration, target } => {
             let route = Route::renew(&name)?;
             let client = Client::from_target(&target)?;
-            let body = netslice_manager::api::Renew { seconds: None, duration };
-            let r: netslice_manager::api::Renewed = client.post_json(&route, &body).await?;
+            let body = netslice_api::types::Renew { seconds: None, duration };
+            let r: netslice_api::types::Renewed = client.post_json(&route, &body).await?;
             note!("slice {name}: lease ends {}", until(r.expires));
         }
         SliceCmd::Delete { name, wait, target } => {

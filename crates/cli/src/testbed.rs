@@ -17,7 +17,7 @@ use netslice_model::{Substrate, SubstrateSpec, parse_document};
 use serde::{Deserialize, Serialize};
 
 use crate::TestbedCmd;
-use crate::client::Client;
+use crate::client::{Client, Resolve};
 
 /// Default directory of testbed state.
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/netslice/testbeds";
@@ -324,7 +324,7 @@ pub async fn wait_hosts_ready(client: &Client, timeout: Duration) -> Result<Vec<
     let deadline = Instant::now() + timeout;
     let mut last_missing = String::new();
     loop {
-        let hosts: Result<Vec<HostInfo>> = client.get(&crate::client::Route::nodes()).await;
+        let hosts: Result<Vec<HostInfo>> = client.get(&crate::client::Route::nodes()).await.map_err(Into::into);
         if let Ok(hosts) = &hosts {
             let missing: Vec<&str> =
                 hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.as_str()).collect();

@@ -19,14 +19,17 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use netslice_model::api::{
-    ApiError, AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SlicePlan,
-    SliceSummary, SubstrateUsage,
+    ApiError, AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary,
+    SubstrateUsage,
 };
 use netslice_model::types::TypesInfo;
-use netslice_model::{FieldError, Micros, SliceSpec, Substrate};
-use serde::{Deserialize, Serialize};
+use netslice_model::{FieldError, SliceSpec, Substrate};
 use tokio::sync::watch;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
+
+use netslice_api::types::{
+    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Renew, Renewed, Revoked, UserToken, WatchQuery, WhoAmI,
+};
 
 use crate::auth::Principal;
 use crate::extract::{ApiQuery, Body, Document, HostName, SliceName, UserName};
@@ -224,15 +227,6 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Who the caller is.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WhoAmI {
-    /// User name (or host, for agents).
-    pub name: String,
-    /// `operator`, `developer` or `agent`.
-    pub role: String,
-}
-
 /// The caller's identity.
 #[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ApiError)))]
 pub async fn whoami(c: Caller) -> Json<WhoAmI> {
@@ -282,26 +276,6 @@ pub async fn get_slice(
 ) -> ApiResult<Json<SliceInfo>> {
     let who = person(&c)?.clone();
     app.with(|s| s.slice_info(&name, &who)).map(Json)
-}
-
-/// Options of an apply.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ApplyQuery {
-    /// Check and plan only: nothing is reserved or changed.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// The answer to a dry run.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DryRun {
-    /// Always true: the spec would be admitted.
-    pub admitted: bool,
-    /// `create` or `update`.
-    pub action: String,
-    /// The plan it would get.
-    pub plan: SlicePlan,
 }
 
 fn applied(app: &App, spec: SliceSpec, create_only: bool, who: &Principal, dry_run: bool) -> ApiResult<Response> {
@@ -361,14 +335,6 @@ pub async fn apply_slice(
     applied(&app, spec, false, &who, q.dry_run)
 }
 
-/// Answer to a delete.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Deleted {
-    /// Revision at which the slice is gone from every desired config; it shows as
-    /// `deleting` until the agents confirm.
-    pub revision: u64,
-}
-
 /// Deletes a slice.
 #[utoipa::path(delete, path = "/api/v1/slices/{name}", params(("name" = String, Path, description = "slice name")),
     responses((status = 200, body = Deleted), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
@@ -381,20 +347,6 @@ pub async fn delete_slice(
     app.with(|s| s.delete(&name, &who)).map(|revision| Json(Deleted { revision }))
 }
 
-/// A lease extension: `{"for": "48h"}` or `{"seconds": 172800}` (not both);
-/// an empty body or `{}` asks for the operator's default lease.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Renew {
-    /// Seconds from now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<u64>,
-    /// How long from now, as a duration (`48h`, `7d`).
-    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub duration: Option<Micros>,
-}
-
 impl Body for Renew {
     const WHAT: &'static str = "renew request";
 
@@ -403,28 +355,23 @@ impl Body for Renew {
     }
 }
 
-impl Renew {
-    /// The asked-for lease in whole seconds, if any, and the field it came in.
-    pub fn secs(&self) -> ApiResult<(Option<u64>, &'static str)> {
-        let bad =
-            |msg: String| ManagerError::Invalid { what: "renew request", errors: vec![FieldError::new("for", msg)] };
-        match (self.seconds, self.duration) {
-            (Some(_), Some(_)) => Err(bad("give either for or seconds, not both".into())),
-            (Some(s), None) => Ok((Some(s), "seconds")),
-            (None, Some(d)) if d.0 % 1_000_000 != 0 || d.secs() == 0 => {
-                Err(bad(format!("{d} is not a whole number of seconds of at least 1s")))
-            }
-            (None, Some(d)) => Ok((Some(d.secs()), "for")),
-            (None, None) => Ok((None, "for")),
+/// The asked-for lease of a renew request in whole seconds, if any, and the
+/// field it came in.
+pub fn renew_secs(r: &Renew) -> ApiResult<(Option<u64>, &'static str)> {
+    let bad = |msg: String| ManagerError::Invalid { what: "renew request", errors: vec![FieldError::new("for", msg)] };
+    match (r.seconds, r.duration) {
+        (Some(_), Some(_)) => Err(bad("give either for or seconds, not both".into())),
+        (Some(s), None) => Ok((Some(s), "seconds")),
+        (None, Some(d)) if d.0 % 1_000_000 != 0 || d.secs() == 0 => {
+            Err(bad(format!("{d} is not a whole number of seconds of at least 1s")))
         }
+        (None, Some(d)) => Ok((Some(d.secs()), "for")),
+        (None, None) => Ok((None, "for")),
     }
 }
 
-/// The new lease end.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Renewed {
-    /// Lease end, seconds since the Unix epoch.
-    pub expires: u64,
+impl Body for NewUser {
+    const WHAT: &'static str = "user";
 }
 
 /// Extends a slice's lease.
@@ -437,34 +384,8 @@ pub async fn renew(
     Document(r): Document<Renew>,
 ) -> ApiResult<Json<Renewed>> {
     let who = person(&c)?.clone();
-    let (secs, field) = r.secs()?;
+    let (secs, field) = renew_secs(&r)?;
     app.with(|s| s.renew(&name, secs, field, &who)).map(|expires| Json(Renewed { expires }))
-}
-
-/// A new user.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    /// User name.
-    pub name: String,
-    /// `developer` (default) or `operator`.
-    #[serde(default)]
-    pub role: Option<String>,
-}
-
-impl Body for NewUser {
-    const WHAT: &'static str = "user";
-}
-
-/// A user's token, shown once.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserToken {
-    /// User name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// The token (only its hash is kept).
-    pub token: String,
 }
 
 /// Adds a user and issues a token (operators only).
@@ -485,15 +406,6 @@ pub async fn add_user(
     }
     let token = app.with(|s| s.add_user(&u.name, role == "operator", Some(&who)))?;
     Ok((StatusCode::CREATED, Json(UserToken { name: u.name, role, token })))
-}
-
-/// Answer to a revocation.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Revoked {
-    /// User name.
-    pub name: String,
-    /// Tokens revoked.
-    pub tokens: usize,
 }
 
 /// Revokes a user's tokens (operators only).
@@ -542,21 +454,6 @@ impl FromRequestParts<App> for Enrollment {
     }
 }
 
-/// Long-poll parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct WatchQuery {
-    /// Revision the agent has; answer when the desired one is newer.
-    #[serde(default)]
-    pub after: u64,
-    /// Epoch of that revision; a different epoch is answered at once.
-    #[serde(default)]
-    pub epoch: String,
-    /// Seconds to wait (at most 60; 0 answers at once).
-    #[serde(default)]
-    pub wait: u64,
-}
-
 /// An agent watches its desired config (long-poll).
 #[utoipa::path(get, path = "/api/v1/nodes/{host}/config", params(("host" = String, Path, description = "host name"), WatchQuery),
     responses((status = 200, body = NodeConfig), (status = 204, description = "no change within the wait"), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
@@ -595,18 +492,6 @@ pub async fn status(
 ) -> ApiResult<&'static str> {
     node(&c, &host)?;
     app.with(|s| s.report(&host, report)).map(|_| "ok")
-}
-
-/// Which part of the audit trail to read.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Records after this sequence number (default 0: from the first).
-    #[serde(default)]
-    pub after: u64,
-    /// At most this many records (default and most: 1000).
-    #[serde(default)]
-    pub limit: Option<usize>,
 }
 
 /// The audit trail: every change with its caller, oldest first (operators only).

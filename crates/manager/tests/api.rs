@@ -26,7 +26,7 @@ struct Http {
 
 impl Http {
     fn new(dir: &std::path::Path, token: &str) -> Http {
-        let inner = netslice_agent::http::client(Some(&dir.join("tls/cert.pem")), Duration::from_secs(3)).unwrap();
+        let inner = netslice_api::http::client(Some(&dir.join("tls/cert.pem")), Duration::from_secs(3)).unwrap();
         Http { inner, token: token.trim().to_string() }
     }
     fn get(&self, url: String) -> reqwest::RequestBuilder {
@@ -300,7 +300,7 @@ async fn operator_supplied_certificate_is_served_and_pinned() {
     let h = tokio::spawn(async move { serve.await.unwrap() });
     let base = format!("https://{}", started.addr);
     let token = std::fs::read_to_string(d.join("operator.token")).unwrap();
-    let pinned = netslice_agent::http::client(Some(&d.join("op-cert.pem")), Duration::from_secs(3)).unwrap();
+    let pinned = netslice_api::http::client(Some(&d.join("op-cert.pem")), Duration::from_secs(3)).unwrap();
     let who: Value = pinned
         .get(format!("{base}/api/v1/whoami"))
         .bearer_auth(token.trim())
@@ -314,7 +314,7 @@ async fn operator_supplied_certificate_is_served_and_pinned() {
     // A client pinning some other certificate refuses the connection.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(d.join("other.pem"), other.cert.pem()).unwrap();
-    let wrong = netslice_agent::http::client(Some(&d.join("other.pem")), Duration::from_secs(3)).unwrap();
+    let wrong = netslice_api::http::client(Some(&d.join("other.pem")), Duration::from_secs(3)).unwrap();
     assert!(wrong.get(format!("{base}/healthz")).send().await.is_err(), "an unknown certificate must be refused");
     // The manager keeps serving after a failed handshake.
     assert!(pinned.get(format!("{base}/healthz")).send().await.unwrap().status().is_success());

@@ -123,7 +123,7 @@ impl Manager {
 
     /// An HTTPS client that trusts this manager's certificate.
     pub fn http(&self) -> reqwest::Client {
-        netslice_agent::http::client(Some(&self.dir.join("tls/cert.pem")), Duration::from_secs(30)).unwrap()
+        netslice_api::http::client(Some(&self.dir.join("tls/cert.pem")), Duration::from_secs(30)).unwrap()
     }
 
     /// The secret in a token file.

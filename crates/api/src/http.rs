@@ -1,4 +1,5 @@
-//! The HTTPS client shared by the agent and the CLI.
+//! The HTTPS client every client of the manager uses (the CLI, the agents,
+//! the tests).
 //!
 //! The manager's listener speaks TLS only. A client either pins a certificate
 //! (`--ca-cert FILE`: the manager's self-signed certificate, or the operator's CA)

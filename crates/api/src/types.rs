@@ -1,0 +1,123 @@
+//! The API's own request and response types (the documents they carry,
+//! slice specs, infos and node configs, are `netslice-model`'s).
+
+use netslice_model::Micros;
+use netslice_model::api::SlicePlan;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Who the caller is.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// User name (or host, for agents).
+    pub name: String,
+    /// `operator`, `developer` or `agent`.
+    pub role: String,
+}
+
+/// Options of an apply.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyQuery {
+    /// Check and plan only: nothing is reserved or changed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to a dry run.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DryRun {
+    /// Always true: the spec would be admitted.
+    pub admitted: bool,
+    /// `create` or `update`.
+    pub action: String,
+    /// The plan it would get.
+    pub plan: SlicePlan,
+}
+
+/// Answer to a delete.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    /// Revision at which the slice is gone from every desired config; it shows as
+    /// `deleting` until the agents confirm.
+    pub revision: u64,
+}
+
+/// A lease extension: `{"for": "48h"}` or `{"seconds": 172800}` (not both);
+/// an empty body or `{}` asks for the operator's default lease.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// Seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// How long from now, as a duration (`48h`, `7d`).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub duration: Option<Micros>,
+}
+
+/// The new lease end.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Renewed {
+    /// Lease end, seconds since the Unix epoch.
+    pub expires: u64,
+}
+
+/// A new user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// User name.
+    pub name: String,
+    /// `developer` (default) or `operator`.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// A user's token, shown once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserToken {
+    /// User name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// The token (only its hash is kept).
+    pub token: String,
+}
+
+/// Answer to a revocation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    /// User name.
+    pub name: String,
+    /// Tokens revoked.
+    pub tokens: usize,
+}
+
+/// Long-poll parameters.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// Revision the agent has; answer when the desired one is newer.
+    #[serde(default)]
+    pub after: u64,
+    /// Epoch of that revision; a different epoch is answered at once.
+    #[serde(default)]
+    pub epoch: String,
+    /// Seconds to wait (at most 60; 0 answers at once).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// Which part of the audit trail to read.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records after this sequence number (default 0: from the first).
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many records (default and most: 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
