@@ -22,6 +22,7 @@ macro_rules! out {
 
 pub mod client;
 pub mod demo;
+pub mod graph;
 pub mod relay;
 pub mod slice;
 pub mod supervise;
@@ -374,6 +375,21 @@ pub enum SliceCmd {
         /// Print JSON.
         #[arg(short, long)]
         json: bool,
+    },
+    /// Draw a slice: its virtual topology, with `--placement` its embedding
+    /// (hosts, paths, labels). `dot -Tsvg`, Markdown's Mermaid, or JSON.
+    Graph {
+        /// Slice name.
+        name: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "dot")]
+        output: graph::GraphFormat,
+        /// Draw the hosts each node runs on and each link's path and labels.
+        #[arg(long)]
+        placement: bool,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
     },
     /// Extend a slice's lease.
     Renew {

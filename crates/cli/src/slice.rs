@@ -529,6 +529,12 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
                 print_info(&info);
             }
         }
+        SliceCmd::Graph { name, output, placement, target } => {
+            let client = Client::from_target(&target)?;
+            let info = client.slice(&name).await?;
+            let g = crate::graph::Graph::of(&info.spec, placement.then_some(&info.plan));
+            print!("{}", g.render(output));
+        }
         SliceCmd::Renew { name, duration, target } => {
             let route = Route::renew(&name)?;
             let client = Client::from_target(&target)?;
