@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod records;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -10,6 +10,8 @@ use netslice_model::api::SlicePlan;
 use netslice_model::{SliceSpec, Substrate};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::records;
+
 /// Store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +97,8 @@ const MIGRATIONS: &[&str] = &[
         object TEXT NOT NULL,
         detail TEXT NOT NULL
      );",
+    // 4: the record version of each slice's plan (see `records`); rows written before are version 1
+    "ALTER TABLE slices ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// One change, for the audit trail.
@@ -175,20 +179,24 @@ impl Store {
 
     /// Every slice.
     pub fn slices(&self) -> Result<BTreeMap<String, SliceRow>, StoreError> {
-        let mut stmt =
-            self.conn.prepare("SELECT name, spec, plan, revision, created, owner, expires, deleting FROM slices")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT name, spec, plan, revision, created, owner, expires, deleting, plan_version FROM slices",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
                 (r.get::<_, i64>(3)?, r.get::<_, i64>(4)?),
-                (r.get::<_, String>(5)?, r.get::<_, i64>(6)?, r.get::<_, i64>(7)?),
+                (r.get::<_, String>(5)?, r.get::<_, i64>(6)?, r.get::<_, i64>(7)?, r.get::<_, i64>(8)?),
             ))
         })?;
         let mut out = BTreeMap::new();
         for row in rows {
-            let ((name, spec, plan), (revision, created), (owner, expires, deleting)) = row?;
-            let spec: SliceSpec = serde_json::from_str(&spec).map_err(|e| corrupt(&format!("slice {name} spec"), e))?;
-            let plan: SlicePlan = serde_json::from_str(&plan).map_err(|e| corrupt(&format!("slice {name} plan"), e))?;
+            let ((name, spec, plan), (revision, created), (owner, expires, deleting, plan_version)) = row?;
+            // The spec is stored as the document its owner wrote (JSON form).
+            let spec: SliceSpec = netslice_model::parse_as(&spec, Some(netslice_model::Format::Json))
+                .map_err(|e| corrupt(&format!("slice {name} spec"), e))?;
+            let plan =
+                records::decode_plan(plan_version, &plan).map_err(|e| corrupt(&format!("slice {name} plan"), e))?;
             out.insert(
                 name,
                 SliceRow {
@@ -311,19 +319,21 @@ impl Store {
         }
         for (name, row) in put {
             tx.execute(
-                "INSERT INTO slices (name, spec, plan, revision, created, owner, expires, deleting)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO slices (name, spec, plan, revision, created, owner, expires, deleting, plan_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, plan = excluded.plan,
+                    plan_version = excluded.plan_version,
                     revision = excluded.revision, expires = excluded.expires, deleting = excluded.deleting",
                 params![
                     name,
                     serde_json::to_string(&row.spec).expect("spec serializes"),
-                    serde_json::to_string(&row.plan).expect("plan serializes"),
+                    records::encode_plan(&row.plan),
                     row.revision as i64,
                     row.created as i64,
                     row.owner,
                     row.expires as i64,
-                    i64::from(row.deleting)
+                    i64::from(row.deleting),
+                    records::PLAN_VERSION
                 ],
             )?;
         }
