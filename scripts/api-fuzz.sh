@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The property-based API fuzzer: schemathesis (PyPI) against the OpenAPI
-# document of a running manager. It sends generated requests, valid and not,
+# document of a running manager, after an independent validator
+# (openapi-spec-validator, PyPI) has checked the document itself. It sends generated requests, valid and not,
 # to every operation and fails on any 5xx, any status, content type, header
 # or body the document does not describe, and any crash of the manager.
 #
 #   scripts/api-fuzz.sh [SECONDS]      (default 120; the test command runs it)
 #
-# Installs schemathesis into target/api-fuzz/venv if missing. The manager
+# Installs both into target/api-fuzz/venv if missing. The manager
 # runs on loopback on a private database (no root, no agents), with an
 # operator token for the fuzzer; the manager is stopped (by PID) at the end.
 set -euo pipefail
@@ -16,10 +17,10 @@ seconds=${1:-120}
 out=target/api-fuzz
 venv=$out/venv
 mkdir -p "$out"
-if [ ! -x "$venv/bin/schemathesis" ]; then
-    echo "installing schemathesis into $venv"
+if [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    echo "installing schemathesis and openapi-spec-validator into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7,<0.8'
 fi
 bin=${NETSLICE_BIN:-target/debug/netslice}
 [ -x "$bin" ] || cargo build --quiet -p netslice
@@ -49,6 +50,14 @@ for _ in $(seq 150); do
 done
 url="https://$(cat "$work/addr")"
 token=$(cat "$work/operator.token")
+"$venv/bin/python" - "$url/openapi.json" "$work/tls/cert.pem" "$work/openapi.json" <<'PY'
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with urllib.request.urlopen(sys.argv[1], context=ctx, timeout=10) as r:
+    open(sys.argv[3], "wb").write(r.read())
+PY
+echo "validating the OpenAPI document ($work/openapi.json)"
+"$venv/bin/openapi-spec-validator" "$work/openapi.json"
 echo "fuzzing $url for ${seconds}s (manager log: $work/manager.log)"
 # Two passes: everything but revoking users, then revoking users (which may
 # revoke the fuzzer's own operator, after which it only sees 401s).
@@ -65,8 +74,8 @@ fuzz() {
     return "${PIPESTATUS[0]}"
 }
 rc=0
-fuzz main $((seconds * 85 / 100)) --exclude-operation-id revoke_user || rc=$?
-fuzz revoke $((seconds * 15 / 100 + 1)) --include-operation-id revoke_user || rc=$?
+fuzz main $((seconds * 85 / 100)) --exclude-operation-id revokeUser || rc=$?
+fuzz revoke $((seconds * 15 / 100 + 1)) --include-operation-id revokeUser || rc=$?
 if ! kill -0 "$pid" 2>/dev/null; then
     echo "the manager died during the run; its log:"
     tail -30 "$work/manager.log"

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use netslice_model::api::{
-    ApiError, AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary,
-    SubstrateUsage,
+    AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
 };
 use netslice_model::types::TypesInfo;
 use netslice_model::{Format, Substrate};
@@ -20,7 +19,8 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::paths::{BadName, Route};
 use crate::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Renew, Renewed, Revoked, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Problem, Renew, Renewed, Revoked, SliceQuery, UserInfo,
+    UserToken, WatchQuery, WhoAmI,
 };
 
 /// Why a call failed.
@@ -49,7 +49,7 @@ pub enum Error {
         /// HTTP status.
         status: u16,
         /// What the manager said.
-        error: Box<ApiError>,
+        error: Box<Problem>,
         /// What the caller can do (`netslice login`, ...), or "".
         hint: &'static str,
     },
@@ -211,7 +211,7 @@ impl Client {
             StatusCode::UNAUTHORIZED => " (token unknown or revoked: ask an operator for a new one)",
             _ => "",
         };
-        match serde_json::from_slice::<ApiError>(&bytes) {
+        match serde_json::from_slice::<Problem>(&bytes) {
             Ok(error) => Err(Error::Api { status: status.as_u16(), error: Box::new(error), hint }),
             Err(_) => {
                 Err(Error::Status { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned(), hint })
@@ -248,12 +248,26 @@ impl Client {
         query: &Q,
         body: String,
     ) -> Result<(StatusCode, String, T), Error> {
+        self.put_doc_if(route, query, body, None).await
+    }
+
+    /// The same, only if the object is at revision `if_match` (else the
+    /// manager answers 412 and changes nothing).
+    pub async fn put_doc_if<Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        route: &Route,
+        query: &Q,
+        body: String,
+        if_match: Option<u64>,
+    ) -> Result<(StatusCode, String, T), Error> {
         // JSON only if it is JSON: a YAML flow document also starts with `{`.
         let json = serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok();
         let media = if json { Format::Json } else { Format::Yaml }.media_type();
-        let resp = self
-            .send(self.req(reqwest::Method::PUT, route).query(query).header("content-type", media).body(body))
-            .await?;
+        let mut rb = self.req(reqwest::Method::PUT, route).query(query).header("content-type", media).body(body);
+        if let Some(rev) = if_match {
+            rb = rb.header("if-match", crate::etag::etag(rev));
+        }
+        let resp = self.send(rb).await?;
         let result =
             resp.headers().get("x-netslice-result").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let (status, v) = self.decode(resp).await?;
@@ -305,19 +319,66 @@ impl Client {
     /// leaves an identical one alone or changes it in place; with
     /// `dry_run`, only plans it.
     pub async fn apply(&self, name: &str, text: String, dry_run: bool) -> Result<Applied, Error> {
+        self.apply_if(name, text, dry_run, None).await
+    }
+
+    /// The same, only if the slice is at revision `if_match` (its `ETag`):
+    /// a writer who read an older revision gets a 412 and changes nothing.
+    pub async fn apply_if(
+        &self,
+        name: &str,
+        text: String,
+        dry_run: bool,
+        if_match: Option<u64>,
+    ) -> Result<Applied, Error> {
         let route = Route::slice(name)?;
         let q = ApplyQuery { dry_run };
         if dry_run {
-            let (_, _, plan) = self.put_doc(&route, &q, text).await?;
+            let (_, _, plan) = self.put_doc_if(&route, &q, text, if_match).await?;
             return Ok(Applied::DryRun(plan));
         }
-        let (_, result, info) = self.put_doc::<_, SliceInfo>(&route, &q, text).await?;
+        let (_, result, info) = self.put_doc_if::<_, SliceInfo>(&route, &q, text, if_match).await?;
         Ok(Applied::Done { result, info: Box::new(info) })
     }
 
-    /// Deletes a slice.
+    /// Starts deleting a slice (the manager answers 202: its agents finish
+    /// the deletion after the answer).
     pub async fn delete_slice(&self, name: &str) -> Result<Deleted, Error> {
-        self.delete(&Route::slice(name)?).await
+        self.delete_slice_if(name, None).await
+    }
+
+    /// The same, only if the slice is at revision `if_match`.
+    pub async fn delete_slice_if(&self, name: &str, if_match: Option<u64>) -> Result<Deleted, Error> {
+        let mut rb = self.req(reqwest::Method::DELETE, &Route::slice(name)?);
+        if let Some(rev) = if_match {
+            rb = rb.header("if-match", crate::etag::etag(rev));
+        }
+        let resp = self.send(rb).await?;
+        Ok(self.decode(resp).await?.1)
+    }
+
+    /// Waits (at most `wait`) until slice `name` is past revision `after`,
+    /// or in a state other than `state`, or gone (an error: not found);
+    /// `None`: nothing moved within the wait.
+    pub async fn watch_slice(
+        &self,
+        name: &str,
+        after: u64,
+        state: Option<netslice_model::api::SliceState>,
+        wait: Duration,
+    ) -> Result<Option<SliceInfo>, Error> {
+        let q = SliceQuery { watch: true, after, state, wait: Some(wait.as_secs()) };
+        let rb = self.req(reqwest::Method::GET, &Route::slice(name)?).query(&q).timeout(wait + REQUEST_TIMEOUT);
+        let resp = self.send(rb).await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(self.decode(resp).await?.1))
+    }
+
+    /// Every user with a token (operators only).
+    pub async fn users(&self) -> Result<Vec<UserInfo>, Error> {
+        self.get(&Route::users()).await
     }
 
     /// Extends a slice's lease.

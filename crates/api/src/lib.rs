@@ -9,6 +9,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
+pub mod etag;
 pub mod http;
 pub mod paths;
 pub mod types;

@@ -1,8 +1,8 @@
 //! The API's own request and response types (the documents they carry,
 //! slice specs, infos and node configs, are `netslice-model`'s).
 
-use netslice_model::Micros;
 use netslice_model::api::SlicePlan;
+use netslice_model::{FieldError, Micros};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -121,3 +121,80 @@ pub struct AuditQuery {
     #[serde(default)]
     pub limit: Option<usize>,
 }
+
+/// A user (operators list them with `netslice user list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    /// User name.
+    pub name: String,
+    /// `operator` or `developer`.
+    pub role: String,
+    /// Tokens the user holds.
+    pub tokens: usize,
+}
+
+/// Parameters of reading one slice: at once, or as a watch (long-poll).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SliceQuery {
+    /// Wait until the slice differs from what the caller has: a revision
+    /// newer than `after`, a state other than `state`, or its deletion.
+    #[serde(default)]
+    pub watch: bool,
+    /// The revision the caller has (its `ETag`).
+    #[serde(default)]
+    pub after: u64,
+    /// The state the caller has (`ready`, `provisioning`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>)]
+    pub state: Option<netslice_model::api::SliceState>,
+    /// Seconds to wait (default 30, at most 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
+}
+
+/// Every refusal of the API: an RFC 9457 problem document
+/// (`application/problem+json`), with the field errors, and for slices
+/// that cannot be placed the typed reason and its GENI code, as extension
+/// members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// The problem type: `/problems/<code>` on the manager, which
+    /// describes it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type (the same for every occurrence).
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// The request path it happened at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Stable machine-readable code, the last segment of `type`
+    /// (`invalid`, `not_found`, `precondition_failed`, ...).
+    pub code: String,
+    /// Field-level problems, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For refusals: the typed reason (`insufficient_bandwidth`, `insufficient_nodes`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For refusals: the GENI AM API v3 error it maps to (`INSUFFICIENT_BANDWIDTH`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geni_code: Option<String>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The media type of [`Problem`] documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";

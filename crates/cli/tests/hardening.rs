@@ -45,7 +45,7 @@ fn req(
 fn api_error(r: &(u16, Value, Duration), status: u16, code: &str) {
     assert_eq!(r.0, status, "{r:?}");
     assert_eq!(r.1["code"], code, "{r:?}");
-    assert!(r.1["message"].as_str().is_some_and(|m| !m.is_empty()), "an error says what is wrong: {r:?}");
+    assert!(r.1["detail"].as_str().is_some_and(|m| !m.is_empty()), "an error says what is wrong: {r:?}");
 }
 
 fn spec_file(m: &Manager, name: &str, text: &str) -> String {
@@ -176,7 +176,7 @@ fn every_error_is_in_the_api_format_and_names_the_right_thing() {
     let r =
         req(&m, Some(&cred), "POST", "/api/v1/nodes/a/status", Some(("application/json", b"{\"host\": 5}".to_vec())));
     api_error(&r, 400, "invalid");
-    assert!(r.1["message"].as_str().unwrap().contains("report"), "{r:?}");
+    assert!(r.1["detail"].as_str().unwrap().contains("report"), "{r:?}");
     assert_eq!(r.1["errors"][0]["field"], "host", "{r:?}");
     // Renew with {"for": "48h"} works; a bad one names the renew request and its field.
     let f = spec_file(&m, "r.yaml", &two_nodes("r", "1Mbit"));
@@ -199,7 +199,7 @@ fn every_error_is_in_the_api_format_and_names_the_right_thing() {
         Some(("application/json", br#"{"for": "soon"}"#.to_vec())),
     );
     api_error(&r, 400, "invalid");
-    assert_eq!(r.1["message"], "invalid renew request", "{r:?}");
+    assert_eq!(r.1["detail"], "invalid renew request", "{r:?}");
     assert_eq!(r.1["errors"][0]["field"], "for", "{r:?}");
     // A huge burst names the burst and its unit, not "memory".
     let burst = two_nodes("b", "1Mbit").replace("bandwidth: 1Mbit,", "bandwidth: 1Mbit, burst: 18446744073709551615,");
@@ -237,7 +237,7 @@ fn every_error_is_in_the_api_format_and_names_the_right_thing() {
     api_error(
         &req(&m, Some("nope"), "POST", "/api/v1/nodes/a/register", Some(("application/json", deep.into_bytes()))),
         401,
-        "unauthorized",
+        "invalid_token",
     );
     // Renew: a duration shorter than a second or longer than the maximum names `for`.
     for d in ["500ms", "30d"] {
@@ -245,7 +245,7 @@ fn every_error_is_in_the_api_format_and_names_the_right_thing() {
         let r = req(&m, Some(&tok), "POST", "/api/v1/slices/r/renew", Some(("application/json", body)));
         api_error(&r, 400, "invalid");
         assert_eq!(
-            (r.1["message"].as_str(), r.1["errors"][0]["field"].as_str()),
+            (r.1["detail"].as_str(), r.1["errors"][0]["field"].as_str()),
             (Some("invalid renew request"), Some("for")),
             "{d}: {r:?}"
         );

@@ -273,8 +273,8 @@ fn check(c: &Case, a: &Answer) -> Result<(), String> {
         && a.body.starts_with('{')
     {
         let v: Value = serde_json::from_str(&a.body).map_err(|e| format!("{}: {e}: {}", c.name, a.body))?;
-        if v["code"].as_str().is_none() || v["message"].as_str().is_none_or(str::is_empty) {
-            return Err(format!("{}: {s} without code and message: {}", c.name, a.body));
+        if v["code"].as_str().is_none() || v["detail"].as_str().is_none_or(str::is_empty) {
+            return Err(format!("{}: {s} without code and detail: {}", c.name, a.body));
         }
     }
     Ok(())

@@ -766,9 +766,32 @@ pub fn node_configs(
     slices: &[(&SliceSpec, &SlicePlan)],
     types: &dyn TypeCatalog,
 ) -> BTreeMap<String, NodeConfig> {
+    configs_of(substrate, slices, types, |_| true)
+}
+
+/// The desired configs of the hosts in `hosts` only, from the slices given
+/// (which must include every slice that uses one of them, in name order): a
+/// change recomputes the hosts it touches and no others. Equal to those
+/// hosts' entries of [`node_configs`] over every slice.
+pub fn node_configs_of(
+    substrate: &Substrate,
+    slices: &[(&SliceSpec, &SlicePlan)],
+    types: &dyn TypeCatalog,
+    hosts: &BTreeSet<&str>,
+) -> BTreeMap<String, NodeConfig> {
+    configs_of(substrate, slices, types, |h| hosts.contains(h))
+}
+
+fn configs_of(
+    substrate: &Substrate,
+    slices: &[(&SliceSpec, &SlicePlan)],
+    types: &dyn TypeCatalog,
+    wanted: impl Fn(&str) -> bool,
+) -> BTreeMap<String, NodeConfig> {
     let mut out: BTreeMap<String, NodeConfig> = substrate
         .hosts
         .iter()
+        .filter(|h| wanted(&h.name))
         .map(|h| {
             let underlay = substrate
                 .links_of(&h.name)

@@ -119,6 +119,25 @@ fn two_slices_get_distinct_labels_and_ports() {
     assert_eq!(trace(&cfgs, "h1", a_blue).1, b_blue);
 }
 
+/// The configs of some hosts, from the slices that use them, are those
+/// hosts' configs from every slice (what lets the manager recompute only the
+/// hosts a change touches).
+#[test]
+fn configs_of_some_hosts_equal_their_part_of_all() {
+    let s = substrate();
+    let red = slice("red", ["h1", "h2"], "gre");
+    let blue = slice("blue", ["h2", "h1"], "gre");
+    let pr = plan(&s, &red, &Allocations::default(), &cat()).unwrap();
+    let pb = plan(&s, &blue, &Allocations::from_plans([&pr]), &cat()).unwrap();
+    let all = node_configs(&s, &[(&blue, &pb), (&red, &pr)], &cat());
+    for host in ["h1", "h2", "h3", "t1"] {
+        let users: Vec<_> = [(&blue, &pb), (&red, &pr)].into_iter().filter(|(_, p)| p.hosts().contains(host)).collect();
+        let some = node_configs_of(&s, &users, &cat(), &BTreeSet::from([host]));
+        assert_eq!(some.len(), 1);
+        assert_eq!(some[host], all[host], "{host}");
+    }
+}
+
 #[test]
 fn refusals_name_the_field() {
     let s = substrate();

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod owner;
 pub mod records;
 pub mod state;
 pub mod store;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 
 use netslice_model::Substrate;
 
-pub use state::{ManagerError, Policy, State};
+pub use owner::{Lane, Manager};
+pub use state::{Core, ManagerError, Policy, Precondition, Snapshot};
 pub use tls::CertSource;
 
 /// How the manager is run.
@@ -80,6 +82,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The state's owner thread could not start.
+    #[error("cannot start the manager's state thread: {0}")]
+    Thread(std::io::Error),
     /// Cannot listen.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -219,17 +224,19 @@ pub async fn start(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Started<impl std::future::Future<Output = std::io::Result<()>>>, StartError> {
-    let mut state = State::open(&opts.db, opts.substrate, Arc::new(netslice_dataplane::Registry::builtin()))?;
-    state.set_policy(opts.policy);
-    state.set_enrollment(&read_or_create_secret(&opts.enroll_token_file)?);
-    if state.no_users() {
-        let secret = state.add_user("admin", true, None)?;
+    let now = std::time::SystemTime::now();
+    let types = Arc::new(netslice_dataplane::Registry::builtin());
+    let mut core = Core::open(&opts.db, opts.substrate, types, opts.policy, now)?;
+    core.set_enrollment(&read_or_create_secret(&opts.enroll_token_file)?);
+    if core.snapshot().creds().no_users() {
+        let secret = core.add_user(now, "admin", true, None)?;
         auth::write_secret(&opts.operator_token_file, &secret)
             .map_err(|source| StartError::Token { path: opts.operator_token_file.clone(), source })?;
         tracing::info!("no users yet: operator token for \"admin\" written to {}", opts.operator_token_file.display());
     }
     let tls_config = tls::server_config(&opts.tls)?;
-    let app = api::App::new(state);
+    let manager = Manager::spawn(core).map_err(StartError::Thread)?;
+    let app = api::App::new(manager.clone());
     let tcp = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
@@ -237,17 +244,14 @@ pub async fn start(
     let listener =
         tls::TlsListener::new(tcp, tls_config).map_err(|source| StartError::Listen { addr: opts.listen, source })?;
     tracing::info!("manager listening on https://{addr}");
-    let keeper = app.clone();
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-            if let Ok(done) = keeper.with(|s| Ok(s.housekeeping(now))) {
-                for line in done {
-                    tracing::info!("{line}");
-                }
+            match manager.call(Lane::Fast, |s, now| s.tick(now)).await {
+                Ok((done, _)) => done.iter().for_each(|line| tracing::info!("{line}")),
+                Err(_) => return,
             }
         }
     });

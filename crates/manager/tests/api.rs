@@ -156,10 +156,10 @@ async fn api_round_trip_and_errors() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = c.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 202, "deletion finishes after the answer");
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), watch).await.unwrap().unwrap(), 200);
     let r = c.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "deleting a slice that is being deleted is a no-op");
+    assert_eq!(r.status(), 202, "deleting a slice that is being deleted is a no-op");
     let r = c.delete(format!("{base}/api/v1/slices/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
@@ -269,7 +269,7 @@ async fn tokens_roles_and_ownership_over_https() {
     assert_eq!(r.status(), 200);
     assert_eq!(bob.get(format!("{base}/api/v1/slices")).send().await.unwrap().status(), 401);
     // The operator deletes alice's slice.
-    assert_eq!(admin.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap().status(), 200);
+    assert_eq!(admin.delete(format!("{base}/api/v1/slices/red")).send().await.unwrap().status(), 202);
     let _ = stop.send(());
     h.await.unwrap();
 }
@@ -319,5 +319,257 @@ async fn operator_supplied_certificate_is_served_and_pinned() {
     // The manager keeps serving after a failed handshake.
     assert!(pinned.get(format!("{base}/healthz")).send().await.unwrap().status().is_success());
     let _ = tx.send(());
+    h.await.unwrap();
+}
+
+/// Asserts `r` is a problem document (RFC 9457) for `path` with `status`,
+/// and returns it.
+async fn problem(r: reqwest::Response, status: u16, path: &str) -> Value {
+    assert_eq!(r.status(), status, "{path}");
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(ct, "application/problem+json", "{path}");
+    let p: Value = r.json().await.unwrap();
+    let code = p["code"].as_str().unwrap_or_else(|| panic!("{path}: {p}")).to_string();
+    assert_eq!(p["type"], format!("/problems/{code}"), "{path}: {p}");
+    assert_eq!(p["status"], status, "{path}: {p}");
+    assert_eq!(p["instance"], path, "{path}: {p}");
+    assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()), "{path}: {p}");
+    assert!(p["detail"].as_str().is_some_and(|t| !t.is_empty()), "{path}: {p}");
+    p
+}
+
+/// Every route of the OpenAPI document, with every method it takes, is
+/// tried with a bad query, a bad body, a body over the limit, no token and a
+/// method it does not take: every refusal is a problem document with the
+/// right status, `Allow` on 405 and `WWW-Authenticate` on 401.
+#[tokio::test]
+async fn every_error_is_a_problem_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c, stop, h, dir: d } = manager(dir.path()).await;
+    assert_eq!(c.put(format!("{base}/api/v1/slices/red")).body(RED).send().await.unwrap().status(), 201);
+    let doc: Value = c.inner.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    // The routes table (what 405 answers in Allow) is the document's.
+    let table: Vec<&str> = netslice_manager::api::ROUTES.iter().map(|(p, _)| *p).collect();
+    let mut documented: Vec<&str> = paths.keys().map(String::as_str).chain(["/openapi.json"]).collect();
+    documented.sort_unstable();
+    let mut sorted = table.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, documented, "api::ROUTES and the OpenAPI document disagree");
+    let anon = Http::new(&d, "");
+    let mut tried = 0;
+    for (template, item) in paths {
+        let path = template.replace("{name}", "red").replace("{host}", "h1").replace("{code}", "not_found");
+        let path = if template.starts_with("/api/v1/users/") { path.replace("red", "admin") } else { path };
+        let url = format!("{base}{path}");
+        let methods: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        for m in &methods {
+            let method = reqwest::Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+            let op = &item[*m];
+            let secured = op.get("security").is_some();
+            // A parameter no route takes.
+            let r = c.inner.request(method.clone(), format!("{url}?zzz=1")).bearer_auth(&c.token).send().await.unwrap();
+            let p = problem(r, 400, &path).await;
+            assert_eq!(p["code"], "invalid", "{m} {path}: {p}");
+            if secured {
+                // No token; a wrong one.
+                let r = anon.inner.request(method.clone(), &url).send().await.unwrap();
+                let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+                problem(r, 401, &path).await;
+                assert!(www.is_some_and(|w| w.starts_with("Bearer")), "{m} {path}");
+                let r = c.inner.request(method.clone(), &url).bearer_auth("nope").send().await.unwrap();
+                let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap();
+                assert!(www.contains("invalid_token"), "{m} {path}: {www}");
+                problem(r, 401, &path).await;
+            }
+            if op.get("requestBody").is_some() {
+                for (ct, body) in [("application/json", "{{{"), ("application/yaml", "a: [")] {
+                    let r = c
+                        .inner
+                        .request(method.clone(), &url)
+                        .bearer_auth(&c.token)
+                        .header("content-type", ct)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    // Registration checks the enrollment token first.
+                    let want = if path.ends_with("/register") { 401 } else { 400 };
+                    problem(r, want, &path).await;
+                }
+                let big = "#".repeat(2 << 20);
+                let r = c.inner.request(method.clone(), &url).bearer_auth(&c.token).body(big).send().await.unwrap();
+                let want = if path.ends_with("/register") { 401 } else { 413 };
+                problem(r, want, &path).await;
+            }
+            tried += 1;
+        }
+        // A method the path does not take.
+        let allowed = netslice_manager::api::allowed(&path).unwrap();
+        for m in ["PATCH", "PUT", "DELETE", "POST"] {
+            if allowed.contains(m) {
+                continue;
+            }
+            let r = c
+                .inner
+                .request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), &url)
+                .bearer_auth(&c.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.headers().get("allow").unwrap(), allowed, "{m} {path}");
+            let p = problem(r, 405, &path).await;
+            assert_eq!(p["code"], "method_not_allowed");
+        }
+    }
+    assert!(tried >= 20, "only {tried} operations tried");
+    // Unknown paths and problem types.
+    problem(c.get(format!("{base}/api/v1/nope")).send().await.unwrap(), 404, "/api/v1/nope").await;
+    problem(c.get(format!("{base}/api/v2/slices")).send().await.unwrap(), 404, "/api/v2/slices").await;
+    let t: Value = c.get(format!("{base}/problems/precondition_failed")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((t["status"].as_u64(), t["code"].as_str()), (Some(412), Some("precondition_failed")));
+    // Bad conditional headers.
+    let r = c.put(format!("{base}/api/v1/slices/red")).header("if-match", "42").body(RED).send().await.unwrap();
+    let p = problem(r, 400, "/api/v1/slices/red").await;
+    assert_eq!(p["errors"][0]["field"], "If-Match");
+    let _ = stop.send(());
+    h.await.unwrap();
+}
+
+fn etag(r: &reqwest::Response) -> String {
+    r.headers().get("etag").expect("an ETag").to_str().unwrap().to_string()
+}
+
+/// A writer holding an old revision changes nothing: every conditional
+/// write with a stale `If-Match` gets 412 and the slice, its plan and the
+/// substrate's reservations stay as they were.
+#[tokio::test]
+async fn a_stale_if_match_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c, stop, h, .. } = manager(dir.path()).await;
+    let url = format!("{base}/api/v1/slices/red");
+    // Create: 201, Location, ETag.
+    let r = c.put(url.clone()).header("if-none-match", "*").body(RED).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers().get("location").unwrap(), "/api/v1/slices/red");
+    let first = etag(&r);
+    assert_eq!(first, "\"1\"");
+    // Create-only again: 412.
+    let r = c.put(url.clone()).header("if-none-match", "*").body(RED).send().await.unwrap();
+    problem(r, 412, "/api/v1/slices/red").await;
+    // A conditional update at the current revision: applied, new ETag.
+    let faster = RED.replace("1Mbit", "2Mbit");
+    let r = c.put(url.clone()).header("if-match", &first).body(faster.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let second = etag(&r);
+    assert_ne!(second, first);
+    // The GET agrees, and If-None-Match with it is a 304.
+    let r = c.get(url.clone()).send().await.unwrap();
+    assert_eq!(etag(&r), second);
+    let r = c.get(url.clone()).header("if-none-match", &second).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    // Every write with the stale tag: 412, nothing changes.
+    let before: (Value, Value) = (
+        c.get(url.clone()).send().await.unwrap().json().await.unwrap(),
+        c.get(format!("{base}/api/v1/substrate/usage")).send().await.unwrap().json().await.unwrap(),
+    );
+    let stale = [
+        c.put(url.clone()).header("if-match", &first).body(RED.replace("1Mbit", "3Mbit")).send().await.unwrap(),
+        c.put(format!("{url}?dry_run=true")).header("if-match", &first).body(RED).send().await.unwrap(),
+        c.post(format!("{url}/renew")).header("if-match", &first).body("{}").send().await.unwrap(),
+        c.delete(url.clone()).header("if-match", &first).send().await.unwrap(),
+        c.delete(url.clone()).header("if-match", "W/\"2\"").send().await.unwrap(),
+    ];
+    for r in stale {
+        let path = r.url().path().to_string();
+        let p = problem(r, 412, &path).await;
+        assert!(p["detail"].as_str().unwrap().contains("read it again"), "{p}");
+    }
+    let after: (Value, Value) = (
+        c.get(url.clone()).send().await.unwrap().json().await.unwrap(),
+        c.get(format!("{base}/api/v1/substrate/usage")).send().await.unwrap().json().await.unwrap(),
+    );
+    assert_eq!(before, after, "a refused conditional write changed something");
+    // If-Match on a slice that does not exist.
+    let r = c
+        .put(format!("{base}/api/v1/slices/blue"))
+        .header("if-match", "*")
+        .body(RED.replace("name: red", "name: blue"))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 412, "/api/v1/slices/blue").await;
+    // The typed client says the same.
+    let client =
+        netslice_api::Client::new(&base, Some(&dir.path().join("tls/cert.pem")), Some(c.token.clone())).unwrap();
+    let e = client.apply_if("red", RED.to_string(), false, Some(1)).await.unwrap_err();
+    assert_eq!(e.status(), Some(412), "{e}");
+    // Renew at the current revision moves it; delete at the new one: 202.
+    let r = c.post(format!("{url}/renew")).header("if-match", &second).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let third = etag(&r);
+    assert_ne!(third, second, "a renewal is a change of the slice");
+    let e = client.delete_slice_if("red", Some(2)).await.unwrap_err();
+    assert_eq!(e.status(), Some(412));
+    let rev: u64 = third.trim_matches('"').parse().unwrap();
+    let deleted = client.delete_slice_if("red", Some(rev)).await.unwrap();
+    assert!(deleted.revision > rev);
+    let _ = stop.send(());
+    h.await.unwrap();
+}
+
+/// `GET /api/v1/slices/{name}?watch=true` long-polls: nothing moves, 204
+/// after the wait; a change wakes it at once with the new revision; a
+/// deletion too.
+#[tokio::test]
+async fn a_slice_watch_wakes_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c, stop, h, .. } = manager(dir.path()).await;
+    let client =
+        netslice_api::Client::new(&base, Some(&dir.path().join("tls/cert.pem")), Some(c.token.clone())).unwrap();
+    let info = match client.apply("red", RED.to_string(), false).await.unwrap() {
+        netslice_api::Applied::Done { info, .. } => info,
+        other => panic!("{other:?}"),
+    };
+    let t = std::time::Instant::now();
+    let none = client.watch_slice("red", info.revision, Some(info.state), Duration::from_secs(1)).await.unwrap();
+    assert!(none.is_none());
+    assert!(t.elapsed() >= Duration::from_millis(900), "answered before the wait");
+    // The state it has differs from the one given: answered at once.
+    let now = client
+        .watch_slice("red", info.revision, Some(netslice_model::api::SliceState::Ready), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.state, info.state);
+    let w = tokio::spawn({
+        let client = client.clone();
+        let rev = info.revision;
+        async move { client.watch_slice("red", rev, None, Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    client.apply("red", RED.replace("1Mbit", "5Mbit"), false).await.unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(5), w).await.unwrap().unwrap().unwrap().unwrap();
+    assert!(woke.revision > info.revision);
+    assert!(t.elapsed() < Duration::from_secs(2), "the watch was not woken by the change");
+    let w = tokio::spawn({
+        let client = client.clone();
+        let rev = woke.revision;
+        async move { client.watch_slice("red", rev, None, Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.delete_slice("red").await.unwrap();
+    let gone = tokio::time::timeout(Duration::from_secs(5), w).await.unwrap().unwrap().unwrap().unwrap();
+    assert_eq!(gone.state, netslice_model::api::SliceState::Deleting);
+    // Watch parameters without watch=true are refused.
+    let r = c.get(format!("{base}/api/v1/slices/red?after=3")).send().await.unwrap();
+    problem(r, 400, "/api/v1/slices/red").await;
+    let r = c.get(format!("{base}/api/v1/slices/red?watch=true&state=bogus")).send().await.unwrap();
+    problem(r, 400, "/api/v1/slices/red").await;
+    // Users are listed for operators.
+    let users = client.users().await.unwrap();
+    assert_eq!(users.iter().map(|u| (u.name.as_str(), u.role.as_str())).collect::<Vec<_>>(), [("admin", "operator")]);
+    let _ = stop.send(());
     h.await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use netslice_dataplane::Registry;
-use netslice_manager::State;
+use netslice_manager::{Core, Policy, Precondition};
 use netslice_model::SliceSpec;
 use netslice_model::api::SliceState;
 use rusqlite::Connection;
@@ -30,8 +30,12 @@ fn raw_rows(db: &Path) -> Vec<(String, String, String)> {
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
-fn open(db: &Path) -> State {
-    State::open(db, None, Arc::new(Registry::builtin())).unwrap()
+fn now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+fn open(db: &Path) -> Core {
+    Core::open(db, None, Arc::new(Registry::builtin()), Policy::default(), now()).unwrap()
 }
 
 #[test]
@@ -39,7 +43,8 @@ fn a_schema_3_database_opens_with_everything_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
     let before = raw_rows(&db);
-    let s = open(&db);
+    let core = open(&db);
+    let s = core.snapshot();
 
     assert_eq!(s.revision(), 4);
     assert_eq!(s.substrate().name, "example");
@@ -48,15 +53,15 @@ fn a_schema_3_database_opens_with_everything_in_it() {
     let carol = s.authenticate(CAROL).expect("the old developer token still works");
     assert_eq!((carol.user(), carol.is_operator()), (Some("carol"), false));
 
-    let list: Vec<_> = s.slice_list(&admin).into_iter().map(|x| (x.name, x.owner, x.revision)).collect();
+    let list: Vec<_> = s.slice_list(now(), &admin).into_iter().map(|x| (x.name, x.owner, x.revision)).collect();
     assert_eq!(
         list,
         [("blue".into(), "admin".into(), 3), ("green".into(), "carol".into(), 4), ("red".into(), "admin".into(), 1)]
     );
     // Carol sees only her own.
-    assert_eq!(s.slice_list(&carol).len(), 1);
+    assert_eq!(s.slice_list(now(), &carol).len(), 1);
 
-    let red = s.slice_info("red", &admin).unwrap();
+    let red = s.slice_info(now(), "red", &admin).unwrap();
     assert_eq!(red.spec, SliceSpec::from_text(include_str!("../../../examples/red.yaml")).unwrap());
     let a = red.plan.node("a").unwrap();
     assert_eq!((a.host.as_str(), a.netns.as_deref(), a.cpu_milli), ("h1", Some("example.red.a"), 500));
@@ -67,17 +72,17 @@ fn a_schema_3_database_opens_with_everything_in_it() {
     assert_eq!(ab.reserved, 1_000_000_000);
     assert_eq!(ab.hop_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["gre", "gre"]);
 
-    let blue = s.slice_info("blue", &admin).unwrap();
+    let blue = s.slice_info(now(), "blue", &admin).unwrap();
     assert_eq!(blue.state, SliceState::Deleting);
 
-    let green = s.slice_info("green", &carol).unwrap();
+    let green = s.slice_info(now(), "green", &carol).unwrap();
     assert_eq!(green.plan.cpus, [1]);
     assert_eq!(green.spec.qos.as_ref().unwrap().weight, 3);
     let sw = green.plan.node("sw").unwrap();
     assert_eq!((sw.netns.as_deref(), sw.cpu_milli), (None, 10), "a fast-path node, as stored");
     assert!(green.expires > green.created + 47 * 3600);
 
-    drop(s);
+    drop((s, core));
     assert_eq!(raw_rows(&db), before, "opening rewrote stored records");
     let c = Connection::open(&db).unwrap();
     let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
@@ -97,24 +102,24 @@ fn an_upgraded_database_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
     let mut s = open(&db);
-    let carol = s.authenticate(CAROL).unwrap();
+    let carol = s.snapshot().authenticate(CAROL).unwrap();
     // Carol's slice changes in place: what stays keeps its placement.
-    let mut spec = s.slice_info("green", &carol).unwrap().spec;
-    let old_plan = s.slice_info("green", &carol).unwrap().plan;
+    let mut spec = s.snapshot().slice_info(now(), "green", &carol).unwrap().spec;
+    let old_plan = s.snapshot().slice_info(now(), "green", &carol).unwrap().plan;
     spec.description = Some("renamed".into());
     spec.links[0].bandwidth = "20Mbit".parse().unwrap();
-    s.apply(spec, false, &carol, false).unwrap();
-    let new = s.slice_info("green", &carol).unwrap();
+    s.apply(now(), spec, Precondition::None, &carol, false).unwrap();
+    let new = s.snapshot().slice_info(now(), "green", &carol).unwrap();
     assert_eq!(new.plan.nodes, old_plan.nodes);
     assert_eq!(new.plan.link("xs").unwrap().forward_labels, old_plan.link("xs").unwrap().forward_labels);
     assert_eq!(new.revision, 5);
     // A new slice fits beside the old ones (their reservations were read back).
-    let admin = s.authenticate(ADMIN).unwrap();
+    let admin = s.snapshot().authenticate(ADMIN).unwrap();
     let spec = SliceSpec::from_text("name: teal\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h3}\nlinks:\n  - {name: l, bandwidth: 1Mbit, endpoints: [{node: a}, {node: b}]}\n").unwrap();
-    s.apply(spec, true, &admin, false).unwrap();
+    s.apply(now(), spec, Precondition::Create, &admin, false).unwrap();
     drop(s);
-    let s = open(&db);
+    let s = open(&db).snapshot();
     assert_eq!(s.revision(), 6);
-    assert_eq!(s.slice_info("green", &carol).unwrap().spec.description.as_deref(), Some("renamed"));
-    assert!(s.slice_info("teal", &admin).is_ok());
+    assert_eq!(s.slice_info(now(), "green", &carol).unwrap().spec.description.as_deref(), Some("renamed"));
+    assert!(s.slice_info(now(), "teal", &admin).is_ok());
 }

@@ -12,7 +12,6 @@ use netslice_wire::MacAddr;
 
 use crate::ids::{HostName, Label, LinkName, NodeName, PhysLinkName, PortNo, SliceName};
 
-use crate::error::FieldError;
 use crate::spec::{Isolation, LinkType, RouteSpec, SliceSpec};
 use crate::substrate::Role;
 use crate::units::{Bandwidth, Memory, Micros, Percent};
@@ -556,34 +555,6 @@ pub struct HostInfo {
     pub forwarding: Option<String>,
     /// Problems reported by the agent.
     pub errors: Vec<ApplyError>,
-}
-
-/// An error answer of the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ApiError {
-    /// Machine-readable code, e.g. `invalid_spec`, `not_found`, `conflict`.
-    pub code: String,
-    /// Human-readable summary.
-    pub message: String,
-    /// Field-level problems, if any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    /// For refusals: the typed reason (`insufficient_bandwidth`, `insufficient_nodes`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// For refusals: the GENI AM API v3 error it maps to (`INSUFFICIENT_BANDWIDTH`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub geni_code: Option<String>,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        for e in &self.errors {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Resources of one host: capacity and what slices hold.
