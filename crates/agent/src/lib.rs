@@ -50,6 +50,7 @@ use netslice_dataplane::Registry;
 use netslice_model::api::{NodeConfig, NodeReport, RegisterRequest, Registered};
 
 pub use crate::error::AgentError;
+pub use crate::xsk::IoMode;
 
 use crate::control::{Control, Setup, Status};
 use crate::shared::Shared;

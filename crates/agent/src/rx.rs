@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use netslice_dataplane::{Carrier, HEADROOM, TypeIdx, gso};
 use netslice_io::epoll::Epoll;
 use netslice_io::packet::{FrameInfo, PacketSocket};
-use netslice_io::sock::{RecvInfo, Socket, wait_readable};
+use netslice_io::sock::{IDLE_POLL_MS, RecvInfo, SPIN, Socket, idle, wait_readable};
 use netslice_io::tap::Tap;
 use netslice_model::{PortNo, SliceName};
 use netslice_pipeline::dispatch::port_ingress;
@@ -32,24 +32,6 @@ use crate::xsk::XskPort;
 
 /// Frames read per batch.
 pub(crate) const BATCH: usize = 32;
-/// How long a receiving thread keeps looking (yielding the CPU between looks)
-/// after its last frame before it sleeps: while traffic flows this saves a
-/// wake-up per batch, when it stops the thread sleeps.
-const SPIN: Duration = Duration::from_micros(50);
-/// How long an idle thread sleeps before checking whether it should stop.
-const IDLE_POLL_MS: i32 = 200;
-
-/// Waits for `fd` to become readable: yields while the last frame was less
-/// than [`SPIN`] ago, else sleeps in `poll` (at most 200 ms). Every receiving
-/// thread waits this way (and `netslice tool relay`, to measure the same I/O).
-pub fn idle(fd: std::os::fd::RawFd, last_busy: Instant) {
-    if last_busy.elapsed() < SPIN {
-        std::thread::yield_now();
-    } else {
-        let _ = wait_readable(fd, IDLE_POLL_MS);
-    }
-}
-
 /// Where a frame came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source {

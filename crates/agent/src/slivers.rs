@@ -10,12 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use netslice_io::rtnl::Netlink;
 use netslice_io::tap::Tap;
-use netslice_io::{cgroup, netns, process};
+use netslice_io::{cgroup, netns, sliver};
 use netslice_model::PortNo;
 use netslice_model::api::{NodeConfig, SliverConfig};
 use serde::{Deserialize, Serialize};
@@ -270,7 +269,7 @@ impl Slivers {
     }
 
     fn teardown(&mut self, ns: &str, rec: &SliverRecord) -> Result<(), String> {
-        kill_sliver_processes(ns, rec.cgroup);
+        sliver::kill_processes(ns, rec.cgroup);
         let keys: Vec<(String, String)> = self.taps.keys().filter(|(n, _)| n == ns).cloned().collect();
         for k in keys {
             if let Some(t) = self.taps.remove(&k) {
@@ -286,39 +285,8 @@ impl Slivers {
         }
         netns::delete(ns).map_err(|e| e.to_string())?;
         if rec.cgroup {
-            remove_cgroup(ns)?;
+            sliver::remove_cgroup(ns)?;
         }
         Ok(())
     }
-}
-
-/// Kills every process in a sliver (its namespace and its cgroup), by PID.
-pub fn kill_sliver_processes(ns: &str, cgroup: bool) {
-    for _ in 0..20 {
-        let mut pids = if netns::exists(ns) { netns::pids(ns) } else { Vec::new() };
-        if cgroup {
-            pids.extend(cgroup::pids(ns));
-        }
-        pids.retain(|p| *p != std::process::id() as i32);
-        if pids.is_empty() {
-            return;
-        }
-        for p in pids {
-            let _ = process::signal(p, process::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Removes a sliver's cgroups, waiting for killed processes to leave them.
-pub fn remove_cgroup(ns: &str) -> Result<(), String> {
-    let mut last = String::new();
-    for _ in 0..40 {
-        match cgroup::remove(ns) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    Err(last)
 }

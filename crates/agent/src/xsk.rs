@@ -8,7 +8,6 @@
 //! raw, UDP and packet sockets, which stay open as the fallback.
 
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use netslice_dataplane::{Carrier, LabelField, Registry};
@@ -16,29 +15,7 @@ use netslice_io::xdp::{FRAME_SIZE, Filter, PassMap, Xsk};
 use netslice_model::api::UnderlayLink;
 use netslice_wire::{EtherType, MacAddr, ethernet, ipv4, udp};
 
-/// How the agent does substrate I/O.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoMode {
-    /// AF_XDP where it can be set up, sockets elsewhere.
-    #[default]
-    Auto,
-    /// AF_XDP on every interface; an interface where it fails is an error.
-    Xdp,
-    /// Raw, UDP and packet sockets only.
-    Sockets,
-}
-
-impl FromStr for IoMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(IoMode::Auto),
-            "xdp" | "af_xdp" => Ok(IoMode::Xdp),
-            "sockets" => Ok(IoMode::Sockets),
-            other => Err(format!("{other:?} is not an I/O mode (auto, xdp, sockets)")),
-        }
-    }
-}
+pub use netslice_io::IoMode;
 
 /// The carriers' frames the XDP program steals.
 pub fn filter(registry: &Registry) -> Filter {

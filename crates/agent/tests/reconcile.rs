@@ -29,7 +29,7 @@ struct Names(Vec<String>);
 impl Drop for Names {
     fn drop(&mut self) {
         for n in &self.0 {
-            netslice_agent::slivers::kill_sliver_processes(n, false);
+            netslice_io::sliver::kill_processes(n, false);
             let _ = netns::delete(n);
         }
     }

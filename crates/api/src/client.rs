@@ -83,6 +83,30 @@ impl Error {
     }
 }
 
+/// Why waiting for a slice ended without it being ready.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The manager could not be asked.
+    #[error(transparent)]
+    Api(#[from] Error),
+    /// An agent reported an error for the slice.
+    #[error("the slice failed: {0}")]
+    Failed(String),
+    /// The slice is being deleted.
+    #[error("the slice is being deleted")]
+    Deleted,
+    /// Time ran out.
+    #[error("not ready after {timeout:?}: {}{}", state.as_str(), message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Timeout {
+        /// How long was waited.
+        timeout: Duration,
+        /// The state it had.
+        state: netslice_model::api::SliceState,
+        /// Why, as the manager said.
+        message: Option<String>,
+    },
+}
+
 /// What applying a spec did.
 #[derive(Debug)]
 pub enum Applied {
@@ -374,6 +398,44 @@ impl Client {
             return Ok(None);
         }
         Ok(Some(self.decode(resp).await?.1))
+    }
+
+    /// Waits until slice `name` is ready, calling `progress` with the slice
+    /// whenever its state or message changes (watching, not polling: the
+    /// manager answers when something moves). Fails if the slice fails, is
+    /// deleted, or is not ready within `timeout`.
+    pub async fn wait_ready(
+        &self,
+        name: &str,
+        timeout: Duration,
+        mut progress: impl FnMut(&SliceInfo),
+    ) -> Result<SliceInfo, WaitError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut info = self.slice(name).await?;
+        let mut last = None;
+        loop {
+            let seen = (info.state, info.message.clone());
+            if last.as_ref() != Some(&seen) {
+                progress(&info);
+                last = Some(seen);
+            }
+            match info.state {
+                netslice_model::api::SliceState::Ready => return Ok(info),
+                netslice_model::api::SliceState::Failed => {
+                    return Err(WaitError::Failed(info.message.clone().unwrap_or_default()));
+                }
+                netslice_model::api::SliceState::Deleting => return Err(WaitError::Deleted),
+                _ => {}
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(WaitError::Timeout { timeout, state: info.state, message: info.message });
+            }
+            let wait = left.min(Duration::from_secs(30)).max(Duration::from_secs(1));
+            if let Some(next) = self.watch_slice(name, info.revision, Some(info.state), wait).await? {
+                info = next;
+            }
+        }
     }
 
     /// Every user with a token (operators only).

@@ -14,5 +14,5 @@ pub mod http;
 pub mod paths;
 pub mod types;
 
-pub use client::{Applied, Client, Error};
+pub use client::{Applied, Client, Error, WaitError};
 pub use paths::{BadName, Route};

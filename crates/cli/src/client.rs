@@ -12,12 +12,36 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 use anyhow::{Context, Result, anyhow, bail};
 pub use netslice_api::{Client, Route};
 use serde::Serialize;
 
-use crate::Target;
-use crate::testbed;
+use netslice_testbed as testbed;
+
+/// Where the client finds the manager.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Manager URL (default: the manager of the only local testbed that is up).
+    #[arg(long, global = true, env = "NETSLICE_MANAGER")]
+    pub manager: Option<String>,
+    /// Local testbed whose manager to use.
+    #[arg(long, global = true, env = "NETSLICE_TESTBED")]
+    pub testbed: Option<String>,
+    /// Directory holding local testbed state.
+    #[arg(long, global = true, env = "NETSLICE_STATE_ROOT", default_value = netslice_testbed::DEFAULT_STATE_ROOT)]
+    pub state_root: PathBuf,
+    /// API token (prefer --token-file: command lines are visible to other users).
+    #[arg(long, global = true, env = "NETSLICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the API token.
+    #[arg(long, global = true, env = "NETSLICE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Certificate (PEM) to trust for the manager: its self-signed certificate or your CA.
+    #[arg(long, global = true, env = "NETSLICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
 
 /// Where `netslice login` keeps what it learned: `$XDG_CONFIG_HOME/netslice` or
 /// `~/.config/netslice`.
@@ -61,19 +85,11 @@ pub fn read_token(path: &Path) -> Result<String> {
 
 /// How the CLI finds its manager: as the module docs say.
 pub trait Resolve: Sized {
-    /// The client for a local testbed, as its builder (operator token, its certificate).
-    fn for_testbed(st: &testbed::TestbedState) -> Result<Self>;
     /// Finds the manager, certificate and token as the module docs say.
     fn from_target(t: &Target) -> Result<Self>;
 }
 
 impl Resolve for Client {
-    /// The client for a local testbed, as its builder (operator token, its certificate).
-    fn for_testbed(st: &testbed::TestbedState) -> Result<Client> {
-        let token = read_token(&st.dir.join("operator.token")).ok();
-        Ok(Client::new(&st.manager_url, Some(&st.dir.join("tls").join("cert.pem")), token)?)
-    }
-
     /// Finds the manager, certificate and token as the module docs say.
     fn from_target(t: &Target) -> Result<Client> {
         let explicit_token = match (&t.token, &t.token_file) {

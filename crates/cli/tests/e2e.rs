@@ -395,15 +395,22 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
                 args.extend(["--rate", r]);
             }
             let dropped_before = tb.tx_dropped("bench", "a", ifname);
+            let kernel_before = tb.kernel_drops();
             let out = tb.exec("bench", "a", &args);
             assert!(out.status.success(), "udp-send: {}", text(&out));
             let out = sink.wait_with_output().unwrap();
             let at_tap = tb.tx_dropped("bench", "a", ifname) - dropped_before;
+            let mut kernel = tb.kernel_drops();
+            for (k, v) in kernel.iter_mut() {
+                *v -= kernel_before.get(k).copied().unwrap_or(0).min(*v);
+            }
+            kernel.retain(|_, v| *v > 0);
+            let in_kernel: u64 = kernel.values().sum();
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let case = format!("{link}, {size}-byte payloads, rate {rate:?}: {v}");
             let got = v["packets"].as_u64().unwrap_or(0);
             // One line per case (shown with --no-capture), for the record on order.
-            eprintln!("burst {case}, {at_tap} dropped at the TAP");
+            eprintln!("burst {case}, {at_tap} dropped at the TAP, {kernel:?} by the hosts' kernels");
             assert_eq!(v["bad"], 0, "every datagram whole: {case}");
             // Order: strict, because sliver a already knows b's MAC (the
             // pings above). Without them, the first datagrams of the first
@@ -414,15 +421,18 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             assert_eq!(v["out_of_order"], 0, "datagrams out of order: {case}");
             // Unpaced, the sender outruns the path and loses some. Paced, what
             // the data plane took from sliver a's TAP arrives (at most 1%
-            // lost past it). The TAP's own queue (1000 frames, 37 ms at this
-            // rate) may still overflow while the ingress agent waits for a
+            // lost past it), except what a host's kernel dropped before its
+            // agent could read it. Both happen when an agent waits for a
             // core: on the sockets-and-workers pass (debug builds, ~10 busy
-            // threads on 2 cores) 200 - 1300 of the 20000 were dropped there
-            // in about one run of five, and nowhere else.
+            // threads on 2 cores) 200 - 1300 of the 20000 were dropped at the
+            // TAP (1000 frames, 37 ms at this rate) in about one run of five,
+            // and once (CI at 8b06bf0) 868 vanished past the TAP on GRE with
+            // no data-plane drop counted, which is why the kernels' drops
+            // are counted here and printed.
             if rate.is_some() {
                 assert!(
-                    got + at_tap >= 19_800,
-                    "{got} of 20000 arrived and {at_tap} were dropped at the TAP: {case}; counters: {}",
+                    got + at_tap + in_kernel >= 19_800,
+                    "{got} of 20000 arrived, {at_tap} were dropped at the TAP and {kernel:?} by the hosts' kernels: {case}; counters: {}",
                     tb.counters_text("bench")
                 );
                 assert!(got >= 15_000, "{got} of 20000 arrived ({at_tap} dropped at the TAP): {case}");

@@ -257,3 +257,77 @@ fn developers_tokens_leases_and_dry_runs_through_the_cli() {
     let out = run(&mut m.cli(&bob, &["slice", "list"]));
     assert!(!out.status.success() && text(&out).contains("unknown or revoked token"), "{}", text(&out));
 }
+
+/// Issue 16: `slice get -o yaml` gives back what `slice apply -f` takes, so
+/// applying it again changes nothing (the revision stays); `-o name` and
+/// `-o json` are for scripts; `--if-revision` refuses a stale change.
+#[test]
+fn a_slice_read_as_yaml_applies_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), &[]);
+    let admin = m.admin();
+    let spec = dir.path().join("red.yaml");
+    std::fs::write(&spec, two_nodes("red", "10Mbit")).unwrap();
+    let out = run(&mut m.cli(&admin, &["slice", "apply", "-f", spec.to_str().unwrap(), "--wait", "0"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let got = run(&mut m.cli(&admin, &["slice", "get", "red", "-o", "yaml"]));
+    assert!(got.status.success(), "{}", text(&got));
+    let yaml = String::from_utf8(got.stdout).unwrap();
+    assert!(yaml.starts_with("# slice red at revision 1"), "{yaml}");
+    let back = dir.path().join("back.yaml");
+    std::fs::write(&back, &yaml).unwrap();
+    let out = run(&mut m.cli(&admin, &["slice", "apply", "-f", back.to_str().unwrap(), "--wait", "0"]));
+    assert!(out.status.success() && text(&out).contains("unchanged (revision 1)"), "{}", text(&out));
+    assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 1);
+    let out = run(&mut m.cli(&admin, &["slice", "list", "-o", "name"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "red\n", "{}", text(&out));
+    // A change on top of a revision that is no longer current is refused
+    // and changes nothing.
+    std::fs::write(&spec, two_nodes("red", "20Mbit")).unwrap();
+    let out =
+        run(&mut m.cli(&admin, &["slice", "apply", "-f", spec.to_str().unwrap(), "--if-revision", "7", "--wait", "0"]));
+    assert!(!out.status.success() && text(&out).contains("revision"), "{}", text(&out));
+    assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 1);
+    let out =
+        run(&mut m.cli(&admin, &["slice", "apply", "-f", spec.to_str().unwrap(), "--if-revision", "1", "--wait", "0"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 2);
+}
+
+/// Issue 16: the manager writes one access line per API request, naming the
+/// caller, the status and the problem code of a refusal, and never the token.
+#[test]
+fn every_request_leaves_an_access_line_naming_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), &[]);
+    let admin = m.admin();
+    let out = run(&mut m.cli(&admin, &["slice", "list"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let bad = dir.path().join("bad.token");
+    std::fs::write(&bad, "not-a-token-0123456789").unwrap();
+    let out = run(&mut m.cli(&bad, &["slice", "list"]));
+    assert!(!out.status.success(), "{}", text(&out));
+    let secret = std::fs::read_to_string(&admin).unwrap();
+    let mut lines = Vec::new();
+    wait_until("two access lines", Duration::from_secs(5), || {
+        let log = m.log();
+        lines = log
+            .lines()
+            .filter(|l| l.contains("path=/api/v1/slices") && l.contains("method=GET"))
+            .map(String::from)
+            .collect();
+        lines.len() >= 2
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("status=200") && l.contains("caller=user:admin") && l.contains("peer=127.0.0.1:")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("status=401") && l.contains("caller=-") && l.contains("problem=invalid_token")),
+        "{lines:#?}"
+    );
+    let log = m.log();
+    assert!(!log.contains(secret.trim()) && !log.contains("not-a-token-0123456789"), "a token in the log");
+}

@@ -21,11 +21,13 @@ pub mod cmd;
 pub mod cpu;
 pub(crate) mod ebpf;
 pub mod epoll;
+pub mod file;
 pub mod netns;
 pub mod packet;
 pub mod process;
 pub mod reuseport;
 pub mod rtnl;
+pub mod sliver;
 pub mod sock;
 mod sockopt;
 pub mod tap;
@@ -67,3 +69,27 @@ impl Error {
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// How an agent does substrate I/O (`netslice node --io`, `NETSLICE_IO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// AF_XDP where it can be set up, sockets elsewhere.
+    #[default]
+    Auto,
+    /// AF_XDP on every interface; an interface where it fails is an error.
+    Xdp,
+    /// Raw, UDP and packet sockets only.
+    Sockets,
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(IoMode::Auto),
+            "xdp" | "af_xdp" => Ok(IoMode::Xdp),
+            "sockets" => Ok(IoMode::Sockets),
+            other => Err(format!("{other:?} is not an I/O mode (auto, xdp, sockets)")),
+        }
+    }
+}

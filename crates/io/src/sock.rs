@@ -440,6 +440,25 @@ fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> io::Result<boo
     Ok(rc > 0)
 }
 
+/// How long a receiving thread keeps looking (yielding the CPU between looks)
+/// after its last frame before it sleeps: while traffic flows this saves a
+/// wake-up per batch, when it stops the thread sleeps.
+pub const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+/// How long an idle thread sleeps before checking whether it should stop.
+pub const IDLE_POLL_MS: i32 = 200;
+
+/// Waits for `fd` to become readable: yields while the last frame was less
+/// than [`SPIN`] ago, else sleeps in `poll` (at most [`IDLE_POLL_MS`]). Every
+/// receiving thread of the agents waits this way (and `netslice tool relay`,
+/// to measure the same I/O).
+pub fn idle(fd: RawFd, last_busy: std::time::Instant) {
+    if last_busy.elapsed() < SPIN {
+        std::thread::yield_now();
+    } else {
+        let _ = wait_readable(fd, IDLE_POLL_MS);
+    }
+}
+
 /// Waits until `fd` is readable or `timeout_ms` passes; `true` if readable.
 pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     poll_one(fd, libc::POLLIN, timeout_ms)

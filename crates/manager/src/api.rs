@@ -343,6 +343,43 @@ pub async fn problem_instance(req: axum::extract::Request, next: axum::middlewar
     out
 }
 
+/// The address a connection came from (inserted by the server per
+/// connection; absent in in-process tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// Who made a request, filled in by [`Caller`] once the token checks out,
+/// read by [`access_log`] when the answer is ready.
+#[derive(Debug, Clone, Default)]
+struct AccessSlot(Arc<Mutex<Option<String>>>);
+
+/// One line per request, under the `netslice::access` target: method, path,
+/// status, the problem's code on a refusal, time to answer, the caller
+/// (`user:alice`, `node:h1`, or `-` before authentication) and the peer
+/// address. Agents' routine successful requests (their reports and config
+/// long-polls, several a second on a large substrate) log at debug; all
+/// else at info. Query strings and bodies are never logged: a token
+/// could be in neither, but a name in them is the caller's business.
+pub async fn access_log(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let start = std::time::Instant::now();
+    let slot = AccessSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = req.extensions().get::<Peer>().map(|p| p.0.to_string()).unwrap_or_else(|| "-".into());
+    let resp = next.run(req).await;
+    let caller = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "-".into());
+    let status = resp.status().as_u16();
+    let problem = resp.extensions().get::<Problem>().map(|p| p.code.clone()).unwrap_or_else(|| "-".into());
+    let ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    if caller.starts_with("node:") && status < 400 {
+        tracing::debug!(target: "netslice::access", %method, %path, status, %problem, ms, %caller, %peer, "request");
+    } else {
+        tracing::info!(target: "netslice::access", %method, %path, status, %problem, ms, %caller, %peer, "request");
+    }
+    resp
+}
+
 type ApiResult<T> = Result<T, ManagerError>;
 
 fn bearer(parts: &Parts) -> Option<String> {
@@ -372,6 +409,9 @@ impl FromRequestParts<App> for Caller {
             Principal::User { name, .. } => format!("user:{name}"),
             Principal::Node(h) => format!("node:{h}"),
         };
+        if let Some(slot) = parts.extensions.get::<AccessSlot>() {
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
+        }
         let guard = InFlight::enter(&app.in_flight, key)?;
         Ok(Caller(who, Arc::new(guard)))
     }
@@ -1206,5 +1246,6 @@ pub fn router(app: App) -> axum::Router {
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn(crate::extract::linger))
         .layer(axum::middleware::from_fn(problem_instance))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
 }

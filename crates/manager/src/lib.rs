@@ -45,6 +45,10 @@ pub struct Options {
     pub enroll_token_file: PathBuf,
     /// Lease policy.
     pub policy: Policy,
+    /// Most connections from one address (default
+    /// [`MAX_CONNECTIONS_PER_PEER`]); raise it when many clients share an
+    /// address (behind NAT, or a benchmark's simulated agents on loopback).
+    pub connections_per_peer: usize,
 }
 
 impl Options {
@@ -60,6 +64,7 @@ impl Options {
             operator_token_file: dir.join("operator.token"),
             enroll_token_file: dir.join("enroll.token"),
             policy: Policy::default(),
+            connections_per_peer: MAX_CONNECTIONS_PER_PEER,
             db,
         }
     }
@@ -126,6 +131,7 @@ pub const MAX_HEAD: usize = 64 << 10;
 async fn serve(
     mut listener: tls::TlsListener,
     router: axum::Router,
+    per_peer_max: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::Listener;
@@ -145,11 +151,17 @@ async fn serve(
             tracing::warn!("{MAX_CONNECTIONS} connections open: closing the one from {peer}");
             continue;
         };
-        let Some(peer_slot) = PeerSlot::take(&per_peer, peer.ip()) else {
-            tracing::warn!("{MAX_CONNECTIONS_PER_PEER} connections open from {}: closing another", peer.ip());
+        let Some(peer_slot) = PeerSlot::take(&per_peer, peer.ip(), per_peer_max) else {
+            tracing::warn!("{per_peer_max} connections open from {}: closing another", peer.ip());
             continue;
         };
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let svc = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(api::Peer(peer));
+                req
+            },
+        ));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -177,10 +189,11 @@ impl PeerSlot {
     fn take(
         table: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
         ip: std::net::IpAddr,
+        max: usize,
     ) -> Option<PeerSlot> {
         let mut t = table.lock().expect("peer table");
         let n = t.entry(ip).or_default();
-        if *n >= MAX_CONNECTIONS_PER_PEER {
+        if *n >= max {
             return None;
         }
         *n += 1;
@@ -210,7 +223,7 @@ fn read_or_create_secret(path: &Path) -> Result<String, StartError> {
         Ok(_) => Err(err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty token file"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let s = auth::new_secret();
-            auth::write_secret(path, &s).map_err(err)?;
+            netslice_io::file::write_secret(path, &s).map_err(err)?;
             tracing::info!("created the agent enrollment token in {}", path.display());
             Ok(s)
         }
@@ -230,7 +243,7 @@ pub async fn start(
     core.set_enrollment(&read_or_create_secret(&opts.enroll_token_file)?);
     if core.snapshot().creds().no_users() {
         let secret = core.add_user(now, "admin", true, None)?;
-        auth::write_secret(&opts.operator_token_file, &secret)
+        netslice_io::file::write_secret(&opts.operator_token_file, &secret)
             .map_err(|source| StartError::Token { path: opts.operator_token_file.clone(), source })?;
         tracing::info!("no users yet: operator token for \"admin\" written to {}", opts.operator_token_file.display());
     }
@@ -255,7 +268,7 @@ pub async fn start(
             }
         }
     });
-    let serve = serve(listener, api::router(app), shutdown);
+    let serve = serve(listener, api::router(app), opts.connections_per_peer, shutdown);
     let serve = async move {
         let r = serve.await;
         housekeeping.abort();

@@ -93,7 +93,7 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, Path
         }
     }
     let ck = rcgen::generate_simple_self_signed(sans.clone()).map_err(|e| TlsError::Setup(e.to_string()))?;
-    crate::auth::write_secret(&key, ck.signing_key.serialize_pem().trim_end()).map_err(io(&key))?;
+    netslice_io::file::write_secret(&key, ck.signing_key.serialize_pem().trim_end()).map_err(io(&key))?;
     std::fs::write(&cert, ck.cert.pem()).map_err(io(&cert))?;
     tracing::info!("created a self-signed TLS certificate for {} in {}", sans.join(", "), cert.display());
     Ok((cert, key))

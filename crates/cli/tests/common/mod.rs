@@ -161,6 +161,63 @@ impl Testbed {
         c.join("; ")
     }
 
+    /// Frames the kernels of the testbed's hosts dropped, by where: socket
+    /// receive queues (`/proc/net/{raw,udp}` drops), interfaces (`ip -s
+    /// link`), qdiscs (`tc -s qdisc`), in every host namespace, and the
+    /// machine's per-CPU backlogs (`/proc/net/softnet_stat`, shared by
+    /// everything on the machine). A data plane that is starved of CPU loses
+    /// frames there, before it ever sees them; what the data plane itself
+    /// loses is never in these.
+    pub fn kernel_drops(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        let hosts: Vec<String> = self.state()["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(String::from))
+            .collect();
+        for h in hosts {
+            let ns = format!("{}.{h}", self.name);
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "cat",
+                    "/proc/net/raw",
+                    "/proc/net/udp",
+                    "/proc/net/raw6",
+                    "/proc/net/udp6",
+                ])
+                .output()
+                .expect("ip netns exec");
+            let socks: u64 = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("sl"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum();
+            *m.entry(format!("{h} sockets")).or_default() += socks;
+            let out = Command::new("ip").args(["-n", &ns, "-s", "-j", "link"]).output().expect("ip -s link");
+            let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for l in links.as_array().into_iter().flatten() {
+                let n = l["stats64"]["rx"]["dropped"].as_u64().unwrap_or(0)
+                    + l["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0);
+                *m.entry(format!("{h} interfaces")).or_default() += n;
+            }
+            let out = Command::new("tc").args(["-n", &ns, "-s", "-j", "qdisc"]).output().expect("tc -s qdisc");
+            let qdiscs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let q: u64 = qdiscs.as_array().into_iter().flatten().map(|q| q["drops"].as_u64().unwrap_or(0)).sum();
+            *m.entry(format!("{h} qdiscs")).or_default() += q;
+        }
+        let softnet: u64 = std::fs::read_to_string("/proc/net/softnet_stat")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .sum();
+        m.insert("machine backlogs".into(), softnet);
+        m
+    }
+
     pub fn namespaces(&self) -> Vec<String> {
         let prefix = format!("{}.", self.name);
         std::fs::read_dir("/run/netns")

@@ -10,33 +10,26 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
 use netslice_model::api::SliceInfo;
 use netslice_model::{SliceSpec, SubstrateSpec, parse_document};
+use netslice_tools::{PingSummary, TcpSummary, bytes};
 
-use crate::client::{Client, Resolve};
-use crate::slice::bytes;
-use crate::testbed::{self, TestbedState};
-use crate::tools::{PingSummary, TcpSummary};
+use crate::{self as testbed, TestbedState};
 
 const SUBSTRATE: &str = include_str!("../../../examples/substrate.yaml");
 const RED: &str = include_str!("../../../examples/red.yaml");
 const BLUE: &str = include_str!("../../../examples/blue.yaml");
 
-/// `netslice demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
+/// How the demo runs (`netslice demo`'s options).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
     /// Testbed name (namespaces are named after it).
-    #[arg(long, default_value = "demo")]
     pub name: String,
     /// Seconds of each TCP transfer.
-    #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Leave the testbed up at the end (remove it with `netslice testbed down NAME`).
-    #[arg(long)]
+    /// Leave the testbed up at the end.
     pub keep: bool,
     /// Directory holding local testbed state.
-    #[arg(long, env = "NETSLICE_STATE_ROOT", default_value = testbed::DEFAULT_STATE_ROOT)]
     pub state_root: PathBuf,
 }
 
@@ -70,6 +63,24 @@ impl Drop for Teardown {
             note!("teardown failed: {e:#}");
         }
     }
+}
+
+/// Applies a built-in slice and waits (at most 60 s) until it is ready.
+async fn apply(client: &netslice_api::Client, spec: &SliceSpec, text: &str) -> Result<SliceInfo> {
+    match client.apply(&spec.name, text.to_string(), false).await? {
+        netslice_api::Applied::Done { result, info } => {
+            note!("slice {} {result} (revision {})", spec.name, info.revision)
+        }
+        netslice_api::Applied::DryRun(_) => bail!("a dry run answered a real apply"),
+    }
+    let name = spec.name.clone();
+    let progress = |i: &SliceInfo| {
+        note!("slice {name}: {}{}", i.state.as_str(), i.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())
+    };
+    client
+        .wait_ready(&spec.name, Duration::from_secs(60), progress)
+        .await
+        .with_context(|| format!("slice {}", spec.name))
 }
 
 fn step(n: usize, total: usize, what: &str) {
@@ -119,7 +130,7 @@ fn ping_row(
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
+pub fn run(args: DemoOptions) -> Result<ExitCode> {
     if !netslice_io::process::is_root() {
         bail!("the demo builds network namespaces and needs root: run `sudo netslice demo`");
     }
@@ -153,13 +164,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut guard =
         Teardown { name: st.name.clone(), root: args.state_root.clone(), keep: args.keep, children: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = Client::for_testbed(&st)?;
+    let client = st.client()?;
 
     step(2, total, "applying slices red (a@h1, b@h2, c@h3; a-b crosses t1) and blue (same addresses as red)");
     let mut infos = Vec::new();
     for text in [RED, BLUE] {
         let spec = SliceSpec::from_text(text).map_err(|e| anyhow!("built-in example slice: {e}"))?;
-        infos.push(rt.block_on(crate::slice::apply(&client, &spec, text.to_string(), 60))?);
+        infos.push(rt.block_on(apply(&client, &spec, text))?);
     }
     let (red, blue) = (&infos[0], &infos[1]);
     for i in [red, blue] {
@@ -215,8 +226,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     step(6, total, "summary");
     // Let the agents report their latest counters.
     std::thread::sleep(Duration::from_millis(2500));
-    let red_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("red")?))?;
-    let blue_now: SliceInfo = rt.block_on(client.get(&crate::client::Route::slice("blue")?))?;
+    let red_now: SliceInfo = rt.block_on(client.slice("red"))?;
+    let blue_now: SliceInfo = rt.block_on(client.slice("blue"))?;
     out!("\nnetslice demo: {} ({} hosts)", st.name, 4);
     out!("{:<6} {:<38} result", "slice", "check");
     for r in &rows {

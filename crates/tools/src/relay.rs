@@ -242,7 +242,7 @@ fn pump(from: Arc<Port>, to: Arc<Port>, counts: Arc<Counts>, stop: Arc<AtomicBoo
     while !stop.load(Ordering::Relaxed) {
         batch.fill(&from);
         if batch.lens.is_empty() {
-            netslice_agent::rx::idle(from.fd(), last_busy);
+            netslice_io::sock::idle(from.fd(), last_busy);
             continue;
         }
         last_busy = Instant::now();

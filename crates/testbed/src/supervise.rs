@@ -22,7 +22,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use netslice_io::process;
 use serde::{Deserialize, Serialize};
 
-use crate::testbed::{self, Proc, TestbedState};
+use crate::state;
+use crate::state::{Daemons, Proc, TestbedState, now_secs};
 
 /// The supervisor's control socket, in the testbed directory.
 pub const SOCKET: &str = "supervisor.sock";
@@ -34,41 +35,6 @@ const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 /// A daemon that ran this long is healthy again: its next restart is quick.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-
-/// What the supervisor knows of the daemons (`daemons.json`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Daemons {
-    /// The supervisor's PID.
-    pub supervisor: i32,
-    /// Where the manager listens, once it has.
-    pub manager_url: String,
-    /// The manager.
-    pub manager: Option<Proc>,
-    /// The agents, by host.
-    pub agents: BTreeMap<String, Proc>,
-}
-
-impl Daemons {
-    fn path(dir: &Path) -> PathBuf {
-        dir.join("daemons.json")
-    }
-
-    /// Reads `daemons.json` of a testbed directory.
-    pub fn load(dir: &Path) -> Option<Daemons> {
-        std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())
-    }
-
-    fn save(&self, dir: &Path) -> Result<()> {
-        let p = Self::path(dir);
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))
-    }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
-}
 
 /// The program daemons are started from, resolved once when the supervisor
 /// starts (a rebuild replaces the file; the path stays).
@@ -143,13 +109,13 @@ impl Slot {
                 Ok(None) => None,
                 Err(e) => Some(format!("lost track of it: {e}")),
             },
-            None => (!testbed::is_ours(&self.proc, dir)).then(|| "exited (adopted: reason unknown)".to_string()),
+            None => (!state::is_ours(&self.proc, dir)).then(|| "exited (adopted: reason unknown)".to_string()),
         }
     }
 
     /// Asks it to stop (SIGTERM).
     fn terminate(&mut self, dir: &Path) {
-        if self.running && (self.child.is_some() || testbed::is_ours(&self.proc, dir)) {
+        if self.running && (self.child.is_some() || state::is_ours(&self.proc, dir)) {
             let _ = process::signal(self.proc.pid, process::SIGTERM);
         }
     }
@@ -163,7 +129,7 @@ impl Slot {
             std::thread::sleep(Duration::from_millis(20));
         }
         if self.exited(dir).is_none() {
-            if self.child.is_some() || testbed::is_ours(&self.proc, dir) {
+            if self.child.is_some() || state::is_ours(&self.proc, dir) {
                 let _ = process::signal(self.proc.pid, process::SIGKILL);
             }
             if let Some(c) = &mut self.child {
@@ -223,7 +189,7 @@ impl Supervisor {
                 let addr = a.trim().to_string();
                 self.manager_url = format!("https://{addr}");
                 // Restarts listen where the first start did: agents and clients keep the URL.
-                self.manager.next_args = Some(testbed::manager_args(&self.st, &addr));
+                self.manager.next_args = Some(state::manager_args(&self.st, &addr));
                 return Ok(());
             }
             if let Some(why) = self.manager.exited(&self.dir) {
@@ -356,7 +322,7 @@ pub fn request(dir: &Path, req: &Request) -> Result<Answer> {
 /// SIGTERM, SIGINT or a `stop` request.
 pub fn run(dir: &Path) -> Result<()> {
     let dir = std::fs::canonicalize(dir).with_context(|| format!("testbed directory {}", dir.display()))?;
-    let st = testbed::load_state(&dir).ok_or_else(|| anyhow!("no testbed state in {}", dir.display()))?;
+    let st = state::load_state(&dir).ok_or_else(|| anyhow!("no testbed state in {}", dir.display()))?;
     let old = Daemons::load(&dir).unwrap_or_default();
     if old.supervisor > 0
         && old.supervisor != std::process::id() as i32
@@ -368,7 +334,7 @@ pub fn run(dir: &Path) -> Result<()> {
     }
     let adopt = |old: Option<&Proc>, fresh: Proc| -> Slot {
         match old {
-            Some(p) if testbed::is_ours(p, &dir) => {
+            Some(p) if state::is_ours(p, &dir) => {
                 tracing::info!("adopting {} (pid {})", p.args.first().map(String::as_str).unwrap_or("daemon"), p.pid);
                 Slot { running: true, next_args: Some(fresh.args), ..Slot::new(p.clone()) }
             }
@@ -384,7 +350,7 @@ pub fn run(dir: &Path) -> Result<()> {
     exe()?;
     let listen = old.manager_url.strip_prefix("https://").unwrap_or("127.0.0.1:0").to_string();
     let manager =
-        adopt(old.manager.as_ref(), testbed::new_proc(testbed::manager_args(&st, &listen), dir.join("manager.log")));
+        adopt(old.manager.as_ref(), state::new_proc(state::manager_args(&st, &listen), dir.join("manager.log")));
     let mut sup = Supervisor {
         dir: dir.clone(),
         manager,
@@ -394,7 +360,7 @@ pub fn run(dir: &Path) -> Result<()> {
     };
     // Agents adopted or not yet started are recorded from the start.
     for h in &st.hosts {
-        let fresh = testbed::new_proc(testbed::agent_args(&st, h), dir.join("agents").join(format!("{h}.log")));
+        let fresh = state::new_proc(state::agent_args(&st, h), dir.join("agents").join(format!("{h}.log")));
         sup.agents.insert(h.clone(), adopt(old.agents.get(h), fresh));
     }
     sup.save();
@@ -450,7 +416,7 @@ fn start_daemons(sup: &mut Supervisor, stop: &std::sync::atomic::AtomicBool) -> 
             bail!("stopped while starting");
         }
         std::fs::create_dir_all(dir.join("agents").join(&h))?;
-        let args = testbed::agent_args(&sup.st, &h);
+        let args = state::agent_args(&sup.st, &h);
         let slot = sup.agents.get_mut(&h).expect("known host");
         slot.next_args = Some(args);
         if !slot.running {

@@ -6,145 +6,45 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use netslice_io::cmd::{ip, ip_in, run};
 use netslice_io::{netns, process};
 use netslice_model::api::{HostInfo, HostState};
 use netslice_model::{Substrate, SubstrateSpec, parse_document};
-use serde::{Deserialize, Serialize};
 
-use crate::TestbedCmd;
-use crate::client::{Client, Resolve};
+use netslice_api::Client;
+
+/// Writes a line for people to stderr; a closed stderr does not panic (the
+/// demo must go on to remove its testbed).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes a result line to stdout; a closed stdout does not panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+pub mod demo;
+mod state;
+pub mod supervise;
+
+pub use state::{
+    Daemons, Proc, TestbedState, agent_args, host_netns, is_ours, list, load_state, manager_args, new_proc,
+};
+use state::{default_io, now_secs};
 
 /// Default directory of testbed state.
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/netslice/testbeds";
-
-/// A daemon the testbed started.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Proc {
-    /// PID (of the latest start).
-    pub pid: i32,
-    /// Arguments after the program.
-    pub args: Vec<String>,
-    /// Log file.
-    pub log: PathBuf,
-    /// When it was last started, Unix seconds.
-    #[serde(default)]
-    pub started: u64,
-    /// How often it was started.
-    #[serde(default)]
-    pub starts: u32,
-    /// How often the supervisor restarted it after it exited unasked.
-    #[serde(default)]
-    pub restarts: u32,
-    /// Why it last exited (`killed by signal 9 (SIGKILL)`, `exit code 1`).
-    #[serde(default)]
-    pub last_exit: Option<String>,
-    /// When it last exited, Unix seconds.
-    #[serde(default)]
-    pub last_exit_at: Option<u64>,
-    /// Its start time in clock ticks since boot (`/proc/PID/stat`), which a
-    /// process that reuses the PID does not share; 0 if unknown.
-    #[serde(default)]
-    pub start_ticks: u64,
-}
-
-/// A daemon not started yet.
-pub fn new_proc(args: Vec<String>, log: PathBuf) -> Proc {
-    Proc { pid: 0, args, log, started: 0, starts: 0, restarts: 0, last_exit: None, last_exit_at: None, start_ticks: 0 }
-}
-
-/// What a testbed is made of.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TestbedState {
-    /// Testbed (and substrate) name.
-    pub name: String,
-    /// State directory.
-    pub dir: PathBuf,
-    /// The description it was built from.
-    pub source: PathBuf,
-    /// Creation time, Unix seconds.
-    pub created: u64,
-    /// `building` until every part is up, then `up`.
-    pub phase: String,
-    /// Manager URL.
-    pub manager_url: String,
-    /// Manager process (as the supervisor last recorded it in `daemons.json`).
-    pub manager: Option<Proc>,
-    /// Agent processes by host (likewise).
-    pub agents: BTreeMap<String, Proc>,
-    /// The supervisor of the manager and the agents.
-    #[serde(default)]
-    pub supervisor: Option<Proc>,
-    /// Substrate hosts (one agent each).
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// What built it: `testbed up` or `demo`.
-    #[serde(default)]
-    pub made_by: String,
-    /// Host namespaces created.
-    pub namespaces: Vec<String>,
-    /// Substrate I/O mode of the agents (`NETSLICE_IO` when the testbed was
-    /// built; kept so restarted agents use the same).
-    #[serde(default = "default_io")]
-    pub io: String,
-    /// Shared forwarding workers of the agents (`NETSLICE_WORKERS` when the
-    /// testbed was built).
-    #[serde(default)]
-    pub workers: u16,
-}
-
-fn default_io() -> String {
-    "auto".into()
-}
-
-impl TestbedState {
-    fn path(dir: &Path) -> PathBuf {
-        dir.join("state.json")
-    }
-
-    fn save(&self) -> Result<()> {
-        let p = Self::path(&self.dir);
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
-        Ok(())
-    }
-
-    /// Reads the state, with the daemons as the supervisor last recorded them.
-    fn load(dir: &Path) -> Option<TestbedState> {
-        let mut st: TestbedState = std::fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
-        if st.hosts.is_empty() {
-            // A testbed built before the supervisor: its hosts are its agents.
-            st.hosts = st.agents.keys().cloned().collect();
-        }
-        if let Some(d) = crate::supervise::Daemons::load(dir) {
-            st.manager = d.manager.or(st.manager);
-            st.agents.extend(d.agents);
-            if st.manager_url.is_empty() {
-                st.manager_url = d.manager_url;
-            }
-        }
-        Some(st)
-    }
-}
-
-/// Reads the state of the testbed in `dir`.
-pub fn load_state(dir: &Path) -> Option<TestbedState> {
-    TestbedState::load(dir)
-}
-
-/// Every testbed with a state file under `root`.
-pub fn list(root: &Path) -> Vec<TestbedState> {
-    let mut v: Vec<TestbedState> = std::fs::read_dir(root)
-        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| TestbedState::load(&e.path())).collect())
-        .unwrap_or_default();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
-}
 
 /// Reads and validates a substrate description, naming the file in errors.
 pub fn load_substrate(path: &Path) -> Result<Substrate> {
@@ -154,15 +54,6 @@ pub fn load_substrate(path: &Path) -> Result<Substrate> {
 fn load_spec(path: &Path) -> Result<SubstrateSpec> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse_document::<SubstrateSpec>(&text).map_err(|e| anyhow!("{}", e.in_file(path.display().to_string())))
-}
-
-/// Host namespace name.
-pub fn host_netns(testbed: &str, host: &str) -> String {
-    format!("{testbed}.{host}")
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 fn exe() -> Result<PathBuf> {
@@ -188,24 +79,6 @@ fn start_proc(dir: &Path, args: Vec<String>, log: PathBuf) -> Result<Proc> {
     Ok(Proc { pid, starts: 1, started: now_secs(), start_ticks, ..new_proc(args, log) })
 }
 
-/// Whether `p` is still the process we started (alive, and its command line
-/// still names our state directory, so a reused PID is never signalled).
-pub fn is_ours(p: &Proc, dir: &Path) -> bool {
-    if !process::alive(p.pid) {
-        return false;
-    }
-    // The same process: its start time, where recorded.
-    if p.start_ticks != 0 && process::start_time(p.pid) != Some(p.start_ticks) {
-        return false;
-    }
-    // And our command line exactly (netslice ARGS).
-    let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", p.pid)) else { return false };
-    let argv: Vec<String> =
-        raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let dir = dir.to_string_lossy();
-    argv.get(1..) == Some(p.args.as_slice()) && p.args.iter().any(|a| a == &*dir || a.starts_with(&format!("{dir}/")))
-}
-
 fn stop_proc(p: &Proc, dir: &Path) {
     if !is_ours(p, dir) {
         return;
@@ -224,45 +97,6 @@ fn stop_proc(p: &Proc, dir: &Path) {
     process::reap_children();
 }
 
-/// The manager's command line.
-pub fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
-    let d = &st.dir;
-    vec![
-        "manager".into(),
-        "--listen".into(),
-        listen.into(),
-        "--db".into(),
-        d.join("manager.db").display().to_string(),
-        "--substrate".into(),
-        d.join("substrate.yaml").display().to_string(),
-        "--addr-file".into(),
-        d.join("manager.addr").display().to_string(),
-    ]
-}
-
-/// An agent's command line.
-pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
-    vec![
-        "node".into(),
-        "--host".into(),
-        host.into(),
-        "--manager".into(),
-        st.manager_url.clone(),
-        "--netns".into(),
-        host_netns(&st.name, host),
-        "--state-dir".into(),
-        st.dir.join("agents").join(host).display().to_string(),
-        "--io".into(),
-        st.io.clone(),
-        "--workers".into(),
-        st.workers.to_string(),
-        "--enroll-token-file".into(),
-        st.dir.join("enroll.token").display().to_string(),
-        "--ca-cert".into(),
-        st.dir.join("tls").join("cert.pem").display().to_string(),
-    ]
-}
-
 /// Starts the supervisor of a testbed (which starts, or adopts, the manager
 /// and the agents) and waits until the manager listens.
 fn start_supervisor(st: &mut TestbedState) -> Result<()> {
@@ -272,7 +106,7 @@ fn start_supervisor(st: &mut TestbedState) -> Result<()> {
     st.save()?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(d) = crate::supervise::Daemons::load(&st.dir)
+        if let Some(d) = Daemons::load(&st.dir)
             && d.supervisor == p.pid
             && !d.manager_url.is_empty()
             && d.agents.len() == st.hosts.len()
@@ -301,6 +135,15 @@ fn start_supervisor(st: &mut TestbedState) -> Result<()> {
     }
 }
 
+impl TestbedState {
+    /// A client of this testbed's manager, as its builder: the operator
+    /// token and the testbed's certificate.
+    pub fn client(&self) -> Result<Client> {
+        let token = std::fs::read_to_string(self.dir.join("operator.token")).ok().map(|t| t.trim().to_string());
+        Ok(Client::new(&self.manager_url, Some(&self.dir.join("tls").join("cert.pem")), token)?)
+    }
+}
+
 /// The processes of a testbed still running: `supervisor`, `manager`, hosts.
 pub fn running(st: &TestbedState) -> Vec<String> {
     let mut v = Vec::new();
@@ -324,7 +167,7 @@ pub async fn wait_hosts_ready(client: &Client, timeout: Duration) -> Result<Vec<
     let deadline = Instant::now() + timeout;
     let mut last_missing = String::new();
     loop {
-        let hosts: Result<Vec<HostInfo>> = client.get(&crate::client::Route::nodes()).await.map_err(Into::into);
+        let hosts: Result<Vec<HostInfo>> = client.nodes().await.map_err(Into::into);
         if let Ok(hosts) = &hosts {
             let missing: Vec<&str> =
                 hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.as_str()).collect();
@@ -434,7 +277,7 @@ pub fn up_spec(
             },
         },
     };
-    if let Err(e) = st.io.parse::<netslice_agent::xsk::IoMode>() {
+    if let Err(e) = st.io.parse::<netslice_io::IoMode>() {
         bail!("NETSLICE_IO: {e}");
     }
     st.save()?;
@@ -492,7 +335,7 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
     progress!("starting the supervisor, the manager and {} agents", s.hosts.len());
     start_supervisor(st)?;
     progress!("manager at {}", st.manager_url);
-    let client = Client::for_testbed(st)?;
+    let client = st.client()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30)))?;
     for h in hosts {
@@ -548,7 +391,7 @@ fn remove_namespaces(name: &str, problems: &mut Vec<String>) -> usize {
     let mut count = 0;
     for ns in all {
         if ns.matches('.').count() >= 2 {
-            netslice_agent::slivers::kill_sliver_processes(&ns, true);
+            netslice_io::sliver::kill_processes(&ns, true);
         }
         match netns::delete(&ns) {
             Ok(()) => count += 1,
@@ -571,7 +414,7 @@ fn remove_cgroups(name: &str) -> usize {
         .unwrap_or_default();
     let mut count = 0;
     for n in names {
-        if netslice_agent::slivers::remove_cgroup(&n).is_ok() {
+        if netslice_io::sliver::remove_cgroup(&n).is_ok() {
             count += 1;
         }
     }
@@ -584,7 +427,9 @@ fn remove_cgroups(name: &str) -> usize {
 
 /// Resolves a `down` argument: a testbed name, a substrate file, or nothing (the
 /// only testbed up).
-fn resolve(name: Option<&str>, root: &Path) -> Result<String> {
+/// The testbed a command means: `name` (a testbed name, or the substrate
+/// file it was built from), else the only one that is up.
+pub fn resolve(name: Option<&str>, root: &Path) -> Result<String> {
     match name {
         Some(n) if Path::new(n).is_file() => Ok(load_spec(Path::new(n))?.name),
         Some(n) => Ok(n.to_string()),
@@ -649,7 +494,7 @@ pub fn restart(name: &str, root: &Path, agent: Option<&str>, manager: bool) -> R
     if manager {
         let m = ask("manager")?;
         // Wait until it answers again.
-        let client = Client::for_testbed(&st)?;
+        let client = st.client()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let deadline = Instant::now() + Duration::from_secs(15);
         while !rt.block_on(client.healthy()) {
@@ -679,7 +524,8 @@ fn ago(t: u64) -> String {
     }
 }
 
-fn proc_line(label: &str, p: &Proc, dir: &Path) -> String {
+/// One line about a daemon of a testbed: pid, running or not, restarts, last exit.
+pub fn proc_line(label: &str, p: &Proc, dir: &Path) -> String {
     let state = if is_ours(p, dir) { "running" } else { "STOPPED" };
     let mut line = format!("  {label:<10} pid {:<8} {state:<8} restarts {}", p.pid, p.restarts);
     if let Some(why) = &p.last_exit {
@@ -689,56 +535,4 @@ fn proc_line(label: &str, p: &Proc, dir: &Path) -> String {
         }
     }
     line
-}
-
-/// `netslice testbed ...`.
-pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
-    match cmd {
-        TestbedCmd::Up { file, name, state_root } => {
-            let st = up(&file, name.as_deref(), &state_root)?;
-            out!("{}", st.manager_url);
-            Ok(ExitCode::SUCCESS)
-        }
-        TestbedCmd::Down { name, state_root } => {
-            let name = resolve(name.as_deref(), &state_root)?;
-            down(&name, &state_root)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        TestbedCmd::Status { state_root } => {
-            let v = list(&state_root);
-            if v.is_empty() {
-                println!("no local testbeds");
-            }
-            for st in v {
-                println!("{}  {}  manager {}  ({})", st.name, st.phase, st.manager_url, st.dir.display());
-                match &st.supervisor {
-                    Some(p) => println!(
-                        "  supervisor pid {:<8} {}",
-                        p.pid,
-                        if is_ours(p, &st.dir) {
-                            "running"
-                        } else {
-                            "STOPPED (daemons are not restarted; `netslice testbed restart` starts it again)"
-                        }
-                    ),
-                    None => println!("  supervisor none (a testbed from an older netslice)"),
-                }
-                if let Some(p) = &st.manager {
-                    println!("{}", proc_line("manager", p, &st.dir));
-                }
-                for (h, p) in &st.agents {
-                    println!("{}  netns {}", proc_line(h, p, &st.dir), host_netns(&st.name, h));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        TestbedCmd::Supervise { dir } => {
-            crate::supervise::run(&dir)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        TestbedCmd::Restart { name, agent, manager, state_root } => {
-            restart(&name, &state_root, agent.as_deref(), manager)?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }
