@@ -330,4 +330,22 @@ fn every_request_leaves_an_access_line_naming_the_caller() {
     );
     let log = m.log();
     assert!(!log.contains(secret.trim()) && !log.contains("not-a-token-0123456789"), "a token in the log");
+    // Not a terminal: no colour codes.
+    assert!(!log.contains('\x1b'), "ANSI codes in a log file: {log}");
+
+    // --log-format json: one object per line, the same fields.
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), &["--log-format", "json"]);
+    let out = run(&mut m.cli(&m.admin(), &["slice", "list"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let mut access = Vec::new();
+    wait_until("a JSON access line", Duration::from_secs(5), || {
+        let log = m.log();
+        let lines: Vec<serde_json::Value> =
+            log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        access = lines.into_iter().filter(|v| v["target"] == "netslice::access").collect();
+        !access.is_empty()
+    });
+    let a = &access[0];
+    assert!(a["caller"] == "user:admin" && a["status"] == 200 && a["path"] == "/api/v1/slices", "{a}");
 }
