@@ -17,6 +17,7 @@ pub struct WhoAmI {
 
 /// Options of an apply.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyQuery {
     /// Check and plan only: nothing is reserved or changed.
@@ -97,6 +98,7 @@ pub struct Revoked {
 
 /// Long-poll parameters.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WatchQuery {
     /// Revision the agent has; answer when the desired one is newer.
@@ -112,6 +114,7 @@ pub struct WatchQuery {
 
 /// Which part of the audit trail to read.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Records after this sequence number (default 0: from the first).
@@ -135,6 +138,7 @@ pub struct UserInfo {
 
 /// Parameters of reading one slice: at once, or as a watch (long-poll).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SliceQuery {
     /// Wait until the slice differs from what the caller has: a revision

@@ -28,11 +28,14 @@ pub mod cmd;
 pub mod graph;
 pub mod logging;
 pub mod output;
+pub mod rt;
+
+pub use rt::{parse_duration, runtime, shutdown_signal};
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use client::Target;
 use cmd::node::{NodeArgs, NodeCmd};
@@ -96,37 +99,6 @@ pub enum Command {
     Man(cmd::completions::ManArgs),
 }
 
-/// Parses a duration in the one grammar of netslice (specs, API and command
-/// line alike, `netslice_model::Micros`): a number and a unit, `us`, `ms`,
-/// `s`, `m`, `h` or `d` (`90s`, `30m`, `24h`, `7d`, `1.5h`).
-pub fn parse_duration(s: &str) -> std::result::Result<netslice_model::Micros, String> {
-    let d: netslice_model::Micros = s.parse().map_err(|e: netslice_model::units::UnitError| e.0)?;
-    if d.secs() == 0 || d.secs() > 10 * 365 * 86_400 {
-        return Err(format!("{s:?} is outside 1s..3650d"));
-    }
-    Ok(d)
-}
-
-/// The async runtime of client commands and daemons: two workers.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -141,16 +113,17 @@ pub fn main() -> ExitCode {
 
 /// Whether a command may be cut short by a closed pipe (`netslice types |
 /// head -1`) without leaving anything half done: client commands, whose one
-/// request is answered (or not) before they print. Not the daemons, the
-/// tools that run inside slivers, the demo, or the testbed commands that
-/// build, restart or remove processes and namespaces: they must finish, and
-/// their output lines ignore a closed pipe instead.
+/// request is answered (or not) before they print, and the traffic tools
+/// (`tool ping ... | head -3` ends like `ping | head -3`). Not the daemons,
+/// the relay (a benchmark's long-running hop), the demo, or the testbed
+/// commands that build, restart or remove processes and namespaces: they
+/// must finish, and their output lines ignore a closed pipe instead.
 fn prints_only(c: &Command) -> bool {
     !matches!(
         c,
         Command::Manager(_)
             | Command::Node(NodeArgs { command: None, .. })
-            | Command::Tool(_)
+            | Command::Tool(cmd::tool::ToolCmd::Relay { .. })
             | Command::Demo(_)
             | Command::Man(_)
             | Command::Testbed(
@@ -199,7 +172,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Types(a) => runtime()?.block_on(cmd::types::run(a)),
         Command::Tool(t) => cmd::tool::command(t),
         Command::Demo(d) => cmd::demo::run(d),
-        Command::Completions(a) => cmd::completions::completions(a),
-        Command::Man(a) => cmd::completions::man(a),
+        Command::Completions(a) => cmd::completions::completions(a, Cli::command()),
+        Command::Man(a) => cmd::completions::man(a, Cli::command()),
     }
 }

@@ -297,8 +297,17 @@ fn a_closed_stdout_ends_a_command_quietly() {
     let m = Manager::start(dir.path(), &[]);
     let f = spec_file(&m, "p.yaml", &two_nodes("p", "1Mbit"));
     let apply = ["slice", "apply", "--dry-run", "-f", f.as_str()];
-    for args in [&["types", "--builtin"][..], &["types"], &["substrate", "show"], &["node", "list"], &apply] {
-        let mut child = m.cli(&m.admin(), args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A traffic tool too (it prints its summary when its second is up).
+    let sink = ["tool", "udp-sink", "--listen", "127.0.0.1:0", "--seconds", "1", "--json"];
+    for args in [&["types", "--builtin"][..], &["types"], &["substrate", "show"], &["node", "list"], &apply, &sink] {
+        let mut cmd = if args[0] == "tool" {
+            let mut c = std::process::Command::new(EXE);
+            c.args(args);
+            c
+        } else {
+            m.cli(&m.admin(), args)
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // Close the reading end before the command writes anything.
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();

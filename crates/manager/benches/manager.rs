@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netslice_api::Client;
-use netslice_api::types::NewUser;
+use netslice_api::types::{NewUser, WatchQuery};
 use netslice_model::Substrate;
 use netslice_model::api::{NodeReport, RegisterRequest};
 
@@ -146,6 +146,8 @@ struct Background {
     status: Lat,
     wake: Lat,
     change: Lat,
+    /// An agent's config long-poll, on a host the changed slice uses.
+    config: Lat,
 }
 
 async fn background<F: std::future::Future<Output = ()>>(
@@ -199,11 +201,13 @@ async fn background<F: std::future::Future<Output = ()>>(
     };
     let wake = {
         let (c, stop, name) = (op.clone(), stop.clone(), watched.to_string());
+        let agents = agents.to_vec();
         tokio::spawn(async move {
-            let (mut l, mut ch) = (Lat::default(), Lat::default());
+            let (mut l, mut ch, mut cf) = (Lat::default(), Lat::default(), Lat::default());
             let mut bw = 1;
             while !stop.load(Ordering::Relaxed) {
-                let rev = c.slice(&name).await.expect("watched").revision;
+                let info = c.slice(&name).await.expect("watched");
+                let rev = info.revision;
                 let w = {
                     let (c, name) = (c.clone(), name.clone());
                     tokio::spawn(async move {
@@ -211,6 +215,17 @@ async fn background<F: std::future::Future<Output = ()>>(
                         Instant::now()
                     })
                 };
+                // The agent of the host of the slice's node a, as agents do:
+                // its current config, then a long-poll for a newer one.
+                let host = info.plan.nodes.iter().find(|n| n.name == "a").expect("node a").host.clone();
+                let agent = agents.iter().find(|(h, _)| *h == host).expect("agent").1.clone();
+                let now = WatchQuery { after: 0, epoch: String::new(), wait: 0 };
+                let cur = agent.watch_config(&host, &now, Duration::from_secs(10)).await.expect("config").expect("one");
+                let cw = tokio::spawn(async move {
+                    let q = WatchQuery { after: cur.revision, epoch: cur.epoch, wait: 20 };
+                    agent.watch_config(&host, &q, Duration::from_secs(30)).await.expect("config watch");
+                    Instant::now()
+                });
                 // Let the watch arrive first.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 bw = bw % 9 + 1;
@@ -219,9 +234,10 @@ async fn background<F: std::future::Future<Output = ()>>(
                 ch.push(sent.elapsed());
                 let woke = w.await.unwrap();
                 l.push(woke.saturating_duration_since(sent));
+                cf.push(cw.await.unwrap().saturating_duration_since(sent));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            (l, ch)
+            (l, ch, cf)
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -235,8 +251,8 @@ async fn background<F: std::future::Future<Output = ()>>(
         t.await.unwrap();
     }
     let status = status.await.unwrap();
-    let (wake, change) = wake.await.unwrap();
-    (Background { reports: Arc::new(AtomicU64::new(during)), status, wake, change }, took)
+    let (wake, change, config) = wake.await.unwrap();
+    (Background { reports: Arc::new(AtomicU64::new(during)), status, wake, change, config }, took)
 }
 
 fn main() {
@@ -359,6 +375,7 @@ async fn run(dir: &Path, url: &str, ops: usize, full: usize) {
     bg("slice status read", &quiet.status, &loaded.status);
     bg("a change to the watched slice, answered", &quiet.change, &loaded.change);
     bg("its watch (long-poll) woken, from sending the change", &quiet.wake, &loaded.wake);
+    bg("an agent's config long-poll woken, from sending the change", &quiet.config, &loaded.config);
     bg("the same with agents reporting flat out: status read", &idle.status, &busy.status);
     bg("the same with agents reporting flat out: watch woken", &idle.wake, &busy.wake);
     println!(

@@ -678,6 +678,8 @@ pub async fn get_slice(
 /// The answer to an apply when it is not a dry run, or its dry run.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
+// The body is the variant's own (no wrapper object), as `untagged` says.
+#[serde(untagged)]
 enum ApplyAnswer {
     /// The slice as it is now.
     Slice(Box<SliceInfo>),
@@ -1160,17 +1162,34 @@ impl utoipa::Modify for Conventions {
                         p.schema = Some(name_schema(kind_pattern, max).into());
                     }
                 }
-                // Every route refuses query parameters it does not take.
-                op.responses.responses.entry("400".to_string()).or_insert_with(|| {
+                let problem = |what: &str| {
                     ResponseBuilder::new()
-                        .description("invalid request: the fields at fault are listed")
+                        .description(what)
                         .content(
                             PROBLEM_JSON,
                             ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
                         )
                         .build()
                         .into()
-                });
+                };
+                // Every route refuses query parameters it does not take.
+                op.responses
+                    .responses
+                    .entry("400".to_string())
+                    .or_insert_with(|| problem("invalid request: the fields at fault are listed"));
+                if path.starts_with("/api/") {
+                    // Every API call reaches the state's owner or its
+                    // snapshots, which answer 503 while the manager stops;
+                    // a store failure is a 500.
+                    op.responses
+                        .responses
+                        .entry("503".to_string())
+                        .or_insert_with(|| problem("unavailable: the manager is stopping"));
+                    op.responses
+                        .responses
+                        .entry("500".to_string())
+                        .or_insert_with(|| problem("internal error (the store failed); nothing was changed"));
+                }
             }
         }
     }

@@ -18,7 +18,6 @@ use netslice_model::document::LIMITS;
 use netslice_model::{FieldError, Format, SpecError};
 use serde::de::DeserializeOwned;
 
-use crate::api::App;
 use crate::state::ManagerError;
 
 /// How long a request body may take to arrive.
@@ -63,10 +62,10 @@ fn invalid(what: &'static str, field: &str, message: impl Into<String>) -> Manag
 #[derive(Debug)]
 pub struct Document<T>(pub T);
 
-impl<T: Body> FromRequest<App> for Document<T> {
+impl<T: Body, S: Send + Sync> FromRequest<S> for Document<T> {
     type Rejection = ManagerError;
 
-    async fn from_request(req: Request, _app: &App) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let max = LIMITS.max_bytes;
         let declared = req
             .headers()

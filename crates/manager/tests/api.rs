@@ -573,3 +573,59 @@ async fn a_slice_watch_wakes_on_change() {
     let _ = stop.send(());
     h.await.unwrap();
 }
+
+/// The document describes what the API does: query parameters are in the
+/// query (a generated SDK puts them where the server reads them), every path
+/// parameter is in its template, an apply's 200 is a bare `SliceInfo` or
+/// `DryRun` as sent, and every API call may answer 500 and 503.
+#[tokio::test]
+async fn the_document_says_what_the_api_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c, stop, h, .. } = manager(dir.path()).await;
+    let doc: Value = c.inner.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                match p["in"].as_str().unwrap() {
+                    "path" => assert!(template.contains(&format!("{{{name}}}")), "{m} {template}: {p}"),
+                    "query" | "header" => {}
+                    other => panic!("{m} {template}: parameter {name} in {other}"),
+                }
+            }
+            if template.starts_with("/api/") {
+                for code in ["400", "500", "503"] {
+                    assert!(op["responses"][code].is_object(), "{m} {template} declares no {code}");
+                }
+            }
+        }
+    }
+    let query = |path: &str, m: &str| -> Vec<String> {
+        doc["paths"][path][m]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(query("/api/v1/slices/{name}", "put"), ["dry_run"]);
+    let watch = query("/api/v1/slices/{name}", "get");
+    assert!(["watch", "after", "state", "wait"].iter().all(|q| watch.iter().any(|w| w == q)), "{watch:?}");
+    // PUT's 200: one of the two bodies, unwrapped.
+    let ok = &doc["paths"]["/api/v1/slices/{name}"]["put"]["responses"]["200"]["content"]["application/json"]["schema"];
+    let ok = match ok["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => ok,
+    };
+    let s = ok.to_string();
+    assert!(s.contains("#/components/schemas/SliceInfo") && s.contains("#/components/schemas/DryRun"), "{ok}");
+    assert!(!s.contains("\"Slice\"") && !s.contains("\"DryRun\":"), "wrapped variants: {ok}");
+    // And the bodies are what it says: the dry run's fields at the top.
+    let r = c.put(format!("{base}/api/v1/slices/red?dry_run=true")).body(RED).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["admitted"] == true && v["plan"].is_object(), "{v}");
+    stop.send(()).unwrap();
+    h.await.unwrap();
+}

@@ -274,7 +274,13 @@ pub fn run(ends: &[Endpoint], seconds: Option<f64>) -> Result<Counts> {
             );
         }
     }
-    println!("ready");
+    // The benchmark reads this line; a closed stdout does not stop the relay.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    }
     match seconds {
         Some(s) => std::thread::sleep(Duration::from_secs_f64(s.max(0.0))),
         None => loop {

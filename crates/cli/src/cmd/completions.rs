@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 /// `netslice completions`.
 #[derive(Debug, Args)]
@@ -24,8 +24,7 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script of a shell.
-pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
-    let mut cmd = crate::Cli::command();
+pub fn completions(a: CompletionsArgs, mut cmd: clap::Command) -> Result<ExitCode> {
     clap_complete::generate(a.shell, &mut cmd, "netslice", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
@@ -44,9 +43,8 @@ fn write_page(cmd: &clap::Command, name: &str, dir: &Path, written: &mut usize) 
 }
 
 /// Writes the man pages.
-pub fn man(a: ManArgs) -> Result<ExitCode> {
+pub fn man(a: ManArgs, mut cmd: clap::Command) -> Result<ExitCode> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let mut cmd = crate::Cli::command();
     cmd.build();
     let mut written = 0;
     write_page(&cmd, "netslice", &a.dir, &mut written)?;

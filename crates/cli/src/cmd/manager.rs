@@ -35,10 +35,10 @@ pub struct ManagerArgs {
     #[arg(long)]
     pub enroll_token_file: Option<PathBuf>,
     /// Lease of a slice that asks for none (e.g. 24h, 90m, 3600s).
-    #[arg(long, default_value = "24h", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = crate::rt::parse_duration)]
     pub lease_default: netslice_model::Micros,
     /// Longest lease a slice may have.
-    #[arg(long, default_value = "7d", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = crate::rt::parse_duration)]
     pub lease_max: netslice_model::Micros,
 }
 
@@ -53,7 +53,7 @@ pub fn run(a: ManagerArgs) -> Result<ExitCode> {
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let rt = crate::runtime()?;
+    let rt = crate::rt::runtime()?;
     if a.lease_default > a.lease_max {
         anyhow::bail!("--lease-default ({}) is longer than --lease-max ({})", a.lease_default, a.lease_max);
     }
@@ -69,7 +69,7 @@ pub fn run(a: ManagerArgs) -> Result<ExitCode> {
             opts.enroll_token_file = f;
         }
         opts.policy = netslice_manager::Policy { lease_default: a.lease_default.secs(), lease_max: a.lease_max.secs() };
-        let started = netslice_manager::start(opts, crate::shutdown_signal()).await?;
+        let started = netslice_manager::start(opts, crate::rt::shutdown_signal()).await?;
         tracing::info!("clients trust {}", started.cert.display());
         if let Some(f) = &a.addr_file {
             std::fs::write(f, started.addr.to_string()).with_context(|| format!("writing {}", f.display()))?;

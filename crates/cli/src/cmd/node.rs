@@ -84,7 +84,7 @@ pub fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
     };
-    crate::runtime()?.block_on(netslice_agent::run(opts, crate::shutdown_signal()))?;
+    crate::rt::runtime()?.block_on(netslice_agent::run(opts, crate::rt::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -86,7 +86,7 @@ pub enum SliceCmd {
         /// Slice name.
         name: String,
         /// New lease from now (default: the operator's default lease).
-        #[arg(long = "for", value_parser = crate::parse_duration)]
+        #[arg(long = "for", value_parser = crate::rt::parse_duration)]
         duration: Option<netslice_model::Micros>,
         /// Where the manager is.
         #[command(flatten)]

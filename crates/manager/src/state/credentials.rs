@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use netslice_api::types::UserInfo;
 use netslice_model::FieldError;
 
-use super::{ManagerError, audit, log_audit, unix_secs};
+use super::common::{ManagerError, audit, log_audit, unix_secs};
 use crate::auth::{Principal, digest, new_secret};
 use crate::store::{Audit, Store, TokenRow};
 

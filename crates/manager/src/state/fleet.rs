@@ -9,7 +9,7 @@ use imbl::OrdMap;
 use netslice_model::FieldError;
 use netslice_model::api::NodeReport;
 
-use super::ManagerError;
+use super::common::ManagerError;
 
 /// A host that has not reported for this long is down.
 pub const HOST_DOWN_AFTER: Duration = Duration::from_secs(10);

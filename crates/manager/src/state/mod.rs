@@ -12,6 +12,7 @@
 //! [`crate::owner`]), which runs commands one at a time and publishes a
 //! [`Snapshot`] after each change; reads never take a lock.
 
+mod common;
 pub mod credentials;
 pub mod fleet;
 pub mod slices;
@@ -23,196 +24,19 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use netslice_dataplane::Registry;
-use netslice_embed::PlanError;
 use netslice_model::api::{NodeReport, SlicePlan};
 use netslice_model::types::TypeCatalog;
-use netslice_model::{FieldError, SliceSpec, SpecError, Substrate};
+use netslice_model::{FieldError, SliceSpec, Substrate};
 
+pub(crate) use common::Ctx;
+pub use common::{Applied, ManagerError, Policy, Precondition};
 pub use credentials::RESERVED_USERS;
 pub use fleet::HOST_DOWN_AFTER;
 pub use slices::DELETE_GRACE;
 pub use view::Snapshot;
 
 use crate::auth::Principal;
-use crate::store::{Audit, SliceRow, Store, StoreError};
-
-/// Why a request failed. Mapped to HTTP statuses in one place (`api::status_of`).
-#[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
-    /// The document is invalid.
-    #[error("invalid {what}: {}", join_errors(errors))]
-    Invalid {
-        /// "slice spec", "request", ...
-        what: &'static str,
-        /// Field errors.
-        errors: Vec<FieldError>,
-    },
-    /// The slice cannot be placed on this substrate.
-    #[error("cannot place slice: {0}")]
-    Unplaceable(#[from] PlanError),
-    /// No such object.
-    #[error("{0}")]
-    NotFound(String),
-    /// Conflicts with current state.
-    #[error("{0}")]
-    Conflict(String),
-    /// A condition of the request (`If-Match`, `If-None-Match`) does not
-    /// hold: the object changed since the caller read it.
-    #[error("{0}")]
-    PreconditionFailed(String),
-    /// No credentials.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// Credentials that are not (or no longer) valid.
-    #[error("{0}")]
-    InvalidToken(String),
-    /// Authenticated, but not allowed.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The request body is larger than allowed.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The request did not arrive in time.
-    #[error("{0}")]
-    Timeout(String),
-    /// The caller has too many requests in flight.
-    #[error("{0}")]
-    TooManyRequests(String),
-    /// The path exists, not with this method.
-    #[error("{message}")]
-    MethodNotAllowed {
-        /// What to say.
-        message: String,
-        /// The methods it takes (`Allow`).
-        allow: String,
-    },
-    /// The manager is shutting down.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A bug: something that must not fail did (logged).
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn join_errors(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
-}
-
-impl From<SpecError> for ManagerError {
-    fn from(e: SpecError) -> Self {
-        ManagerError::Invalid { what: "slice spec", errors: e.errors }
-    }
-}
-
-/// What an apply did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// A new slice.
-    Created,
-    /// An existing slice changed in place.
-    Updated,
-    /// Nothing to do.
-    Unchanged,
-    /// Checked and planned, nothing committed (`dry_run`).
-    DryRun,
-}
-
-impl Applied {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Applied::Created => "created",
-            Applied::Updated => "updated",
-            Applied::Unchanged => "unchanged",
-            Applied::DryRun => "dry-run",
-        }
-    }
-}
-
-/// What a change requires of the slice's current revision (its `ETag`),
-/// checked in the same step as the change, so that a writer who read an
-/// older revision changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Precondition {
-    /// Nothing.
-    #[default]
-    None,
-    /// The slice must not exist yet (`POST`): 409 if it does.
-    Create,
-    /// `If-None-Match: *`: the slice must not exist (412 if it does).
-    Absent,
-    /// `If-Match: *`: the slice must exist.
-    Exists,
-    /// `If-Match: "N", ...`: the slice must be at one of these revisions.
-    Revision(Vec<u64>),
-}
-
-impl Precondition {
-    /// Checks the condition against the slice's current revision (`None`
-    /// if it does not exist).
-    pub fn check(&self, name: &str, current: Option<u64>) -> Result<(), ManagerError> {
-        let stale = |what: String| Err(ManagerError::PreconditionFailed(what));
-        match (self, current) {
-            (Precondition::None, _) | (Precondition::Create | Precondition::Absent, None) => Ok(()),
-            (Precondition::Create, Some(_)) => Err(ManagerError::Conflict(format!("slice {name:?} already exists"))),
-            (Precondition::Absent, Some(r)) => stale(format!("slice {name:?} exists (revision {r})")),
-            (Precondition::Exists, Some(_)) => Ok(()),
-            (Precondition::Exists | Precondition::Revision(_), None) => stale(format!("slice {name:?} does not exist")),
-            (Precondition::Revision(want), Some(r)) if want.contains(&r) => Ok(()),
-            (Precondition::Revision(want), Some(r)) => stale(format!(
-                "slice {name:?} is at revision {r}, not {}: it changed since it was read; read it again",
-                want.iter().map(u64::to_string).collect::<Vec<_>>().join(" or ")
-            )),
-        }
-    }
-}
-
-/// What the operator decides about leases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Lease of a slice that asks for none, seconds.
-    pub lease_default: u64,
-    /// Longest lease, seconds.
-    pub lease_max: u64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy { lease_default: 24 * 3600, lease_max: 7 * 24 * 3600 }
-    }
-}
-
-/// What every part reads and none changes.
-#[derive(Debug, Clone)]
-pub(crate) struct Ctx {
-    pub(crate) substrate: Arc<Substrate>,
-    pub(crate) types: Arc<Registry>,
-    pub(crate) epoch: Arc<str>,
-    pub(crate) policy: Policy,
-}
-
-/// The audit record of a change made by `who`.
-pub(crate) fn audit(who: &Principal, action: &str, object: &str, detail: impl Into<String>) -> Audit {
-    let (caller, role) = match who {
-        p if *p == Principal::system() => ("system".to_string(), "system"),
-        Principal::User { name, operator } => (name.clone(), if *operator { "operator" } else { "developer" }),
-        Principal::Node(h) => (format!("agent:{h}"), "agent"),
-    };
-    Audit { caller, role: role.into(), action: action.into(), object: object.into(), detail: detail.into() }
-}
-
-/// Writes an audit record to the log too (target `netslice::audit`).
-pub(crate) fn log_audit(a: &Audit) {
-    tracing::info!(target: "netslice::audit", "audit: {} ({}) {} {}: {}", a.caller, a.role, a.action, a.object, a.detail);
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
+use crate::store::{SliceRow, Store};
 
 /// A row stored before fast-path nodes stopped being charged as slivers
 /// (issue 14): their `cpu`/`memory` leave the spec, and their plan entries
@@ -549,7 +373,9 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use super::common::unix_secs;
     use super::*;
+    use netslice_embed::PlanError;
     use netslice_model::api::{NodeConfig, SliceState};
 
     const SUBSTRATE: &str = "name: lab\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\n  - {name: h3, role: vnode}\n  - {name: t1, role: transport}\nlinks:\n  - {endpoints: [h1, t1], bandwidth: 1Gbit}\n  - {endpoints: [t1, h2], bandwidth: 1Gbit}\n  - {endpoints: [t1, h3], bandwidth: 1Gbit}\n";

@@ -16,7 +16,7 @@ use netslice_embed::{Allocations, node_configs_of, plan, replan};
 use netslice_model::api::{HostUsage, LinkUsage, NodeConfig, SlicePlan, SubstrateUsage};
 use netslice_model::{FieldError, SliceSpec};
 
-use super::{Applied, Ctx, ManagerError, Precondition, audit, log_audit, unix_secs};
+use super::common::{Applied, Ctx, ManagerError, Precondition, audit, log_audit, unix_secs};
 use crate::auth::Principal;
 use crate::store::{Audit, SliceRow, Store};
 

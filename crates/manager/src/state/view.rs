@@ -12,7 +12,7 @@ use netslice_dataplane::Registry;
 use netslice_model::Substrate;
 use netslice_model::api::{HostInfo, HostState, NodeConfig, SliceInfo, SliceState, SliceSummary, SubstrateUsage};
 
-use super::ManagerError;
+use super::common::ManagerError;
 use super::credentials::CredView;
 use super::fleet::{HOST_DOWN_AFTER, HostRuntime, age};
 use super::slices::hosts_of;
