@@ -270,6 +270,21 @@ fn a_slice_read_as_yaml_applies_back_unchanged() {
     std::fs::write(&spec, two_nodes("red", "10Mbit")).unwrap();
     let out = run(&mut m.cli(&admin, &["slice", "apply", "-f", spec.to_str().unwrap(), "--wait", "0"]));
     assert!(out.status.success(), "{}", text(&out));
+    // Every optional field a spec can carry comes back as it went in.
+    let rich = dir.path().join("rich.yaml");
+    std::fs::write(
+        &rich,
+        "name: rich\nlease: 48h\nshare_hosts: false\nqos: {weight: 2}\nnodes:\n  - {name: a, host: a, cpu: 1, memory: 512Mi, ip_forward: true, routes: [{to: 10.8.0.0/24, via: 10.9.0.2}]}\n  - {name: b, type: l2switch, params: {max_entries: 64}}\n  - {name: c, cpu: 0.25}\nlinks:\n  - {name: ab, type: vxlan, bandwidth: 2Mbit, ceiling: 5Mbit, burst: 64Ki, mtu: 1400, endpoints: [{node: a, interface: eth3, addresses: [10.9.0.1/24, \"fd00::1/64\"]}, {node: b}]}\n  - {name: bc, bandwidth: 1Mbit, isolation: policed, endpoints: [{node: b}, {node: c, address: 10.9.0.3/24}]}\n",
+    )
+    .unwrap();
+    let out = run(&mut m.cli(&admin, &["slice", "apply", "-f", rich.to_str().unwrap(), "--wait", "0"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let got = run(&mut m.cli(&admin, &["slice", "get", "rich", "-o", "yaml"]));
+    assert!(got.status.success(), "{}", text(&got));
+    let back = dir.path().join("rich-back.yaml");
+    std::fs::write(&back, &got.stdout).unwrap();
+    let out = run(&mut m.cli(&admin, &["slice", "apply", "-f", back.to_str().unwrap(), "--wait", "0"]));
+    assert!(out.status.success() && text(&out).contains("unchanged (revision"), "{}", text(&out));
     let got = run(&mut m.cli(&admin, &["slice", "get", "red", "-o", "yaml"]));
     assert!(got.status.success(), "{}", text(&got));
     let yaml = String::from_utf8(got.stdout).unwrap();
@@ -280,7 +295,7 @@ fn a_slice_read_as_yaml_applies_back_unchanged() {
     assert!(out.status.success() && text(&out).contains("unchanged (revision 1)"), "{}", text(&out));
     assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 1);
     let out = run(&mut m.cli(&admin, &["slice", "list", "-o", "name"]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "red\n", "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "red\nrich\n", "{}", text(&out));
     // A change on top of a revision that is no longer current is refused
     // and changes nothing.
     std::fs::write(&spec, two_nodes("red", "20Mbit")).unwrap();
@@ -291,7 +306,8 @@ fn a_slice_read_as_yaml_applies_back_unchanged() {
     let out =
         run(&mut m.cli(&admin, &["slice", "apply", "-f", spec.to_str().unwrap(), "--if-revision", "1", "--wait", "0"]));
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 2);
+    // Revisions are the manager's (global): red 1, rich 2, now red 3.
+    assert_eq!(m.json(&["slice", "get", "red", "-o", "json"])["revision"], 3);
 }
 
 /// Issue 16: the manager writes one access line per API request, naming the
@@ -348,4 +364,41 @@ fn every_request_leaves_an_access_line_naming_the_caller() {
     });
     let a = &access[0];
     assert!(a["caller"] == "user:admin" && a["status"] == 200 && a["path"] == "/api/v1/slices", "{a}");
+}
+
+/// Issue 16: `user list` in each format, shell completions and man pages
+/// made from the command definitions.
+#[test]
+fn users_are_listed_and_completions_and_man_pages_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), &[]);
+    let admin = m.admin();
+    let out = run(&mut m.cli(&admin, &["user", "add", "a-rather-long-user-name-for-tab"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let users = m.json(&["user", "list", "-o", "json"]);
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-rather-long-user-name-for-tab", "admin"], "{users}");
+    let out = run(&mut m.cli(&admin, &["user", "list"]));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("ROLE") && lines.len() == 3, "{table}");
+    // The columns stay aligned under a long name.
+    let col = lines[0].find("ROLE").unwrap();
+    assert!(
+        lines[1..].iter().all(|l| l[col..].starts_with("developer") || l[col..].starts_with("operator")),
+        "{table}"
+    );
+    let out = run(&mut m.cli(&admin, &["user", "list", "-o", "name"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a-rather-long-user-name-for-tab\nadmin\n");
+
+    let out = run(std::process::Command::new(EXE).args(["completions", "bash"]));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && script.contains("_netslice") && script.contains("apply"), "{}", text(&out));
+    let man = dir.path().join("man");
+    let out = run(std::process::Command::new(EXE).args(["man", man.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out));
+    for page in ["netslice.1", "netslice-slice.1", "netslice-slice-apply.1", "netslice-user-list.1"] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {text}");
+    }
 }
