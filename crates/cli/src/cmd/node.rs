@@ -39,7 +39,7 @@ pub struct NodeArgs {
     /// Substrate I/O: `auto` (AF_XDP where it works, else sockets), `xdp`
     /// (AF_XDP required), `sockets` (raw, UDP and packet sockets only).
     #[arg(long, env = "NETSLICE_IO", default_value = "auto")]
-    pub io: netslice_agent::IoMode,
+    pub io: netslice_io::IoMode,
     /// Forwarding worker threads fed by flow hash (0: each receiving thread
     /// forwards what it reads). Slices with `qos.cpus` get their own pinned
     /// workers either way.
