@@ -11,6 +11,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+# The monitoring tests check every metrics endpoint with promtool and scrape
+# them with a real Prometheus server.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

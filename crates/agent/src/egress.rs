@@ -93,6 +93,11 @@ impl PortDriver {
         self.state.lock().expect("egress lock").port.class_of(key)
     }
 
+    /// Packets waiting in the port's scheduler.
+    pub(crate) fn backlog(&self) -> usize {
+        self.state.lock().expect("egress lock").port.backlog()
+    }
+
     /// Empties the port (it is going); returns the buffers.
     pub(crate) fn drain(&self) -> Vec<Vec<u8>> {
         self.state.lock().expect("egress lock").port.drain().into_iter().map(|p| p.buf).collect()

@@ -22,6 +22,14 @@ pub enum AgentError {
     /// HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] netslice_api::Error),
+    /// The metrics address cannot be listened on.
+    #[error("metrics endpoint: cannot listen on {addr}: {source}")]
+    MetricsListen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The host name is not one (it goes into the agent's API paths).
     #[error("host: {0}")]
     Host(#[from] netslice_model::names::NameError),

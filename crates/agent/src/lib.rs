@@ -27,6 +27,7 @@ mod desired;
 mod egress;
 mod error;
 mod forward;
+mod metrics;
 pub mod neigh;
 mod plane;
 mod pool;
@@ -90,6 +91,10 @@ pub struct Options {
     /// Shared forwarding workers (0: receiving threads forward themselves);
     /// see [`workers`].
     pub workers: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP; see
+    /// [`metrics`]); `None`: nowhere (the default: a real host's operator
+    /// chooses an address their scraper reaches and nobody else does).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The revision applied last.
@@ -131,6 +136,11 @@ struct Agent {
     shared: Arc<Shared>,
     status: Arc<ArcSwap<Status>>,
     applied: Mutex<Applied>,
+    /// The revision applied last, for the metrics endpoint.
+    revision: Arc<std::sync::atomic::AtomicU64>,
+    /// Identifies this run in reports (the manager carries counters across
+    /// restarts by it).
+    instance: String,
     client: netslice_api::Client,
     credential: Mutex<Option<String>>,
 }
@@ -141,6 +151,12 @@ fn cache_path(dir: &Path) -> PathBuf {
 
 fn credential_path(dir: &Path) -> PathBuf {
     dir.join("credential")
+}
+
+/// A name for this run of the agent: its start time and process id.
+fn instance_id(started: std::time::SystemTime) -> String {
+    let t = started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}-{}", t.as_nanos(), std::process::id())
 }
 
 /// Writes a secret readable by its owner only, atomically.
@@ -167,6 +183,13 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         workers: opts.workers,
         state_dir: opts.state_dir.clone(),
     };
+    let started = std::time::SystemTime::now();
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     let control = Control::start(registry, setup)?;
     let (shared, status) = (control.shared().clone(), control.status());
     let (commands, rx) = std::sync::mpsc::channel();
@@ -179,6 +202,8 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         shared,
         status,
         applied: Mutex::new(Applied::default()),
+        revision: Arc::default(),
+        instance: instance_id(started),
         client: netslice_api::Client::new(&opts.manager, opts.ca_cert.as_deref(), None)?,
         credential: Mutex::new(
             std::fs::read_to_string(credential_path(&opts.state_dir))
@@ -197,12 +222,28 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         agent.apply(cfg.clone()).await;
     }
     let reporter = tokio::spawn(agent.clone().report_loop());
+    let metrics = metrics_listener.map(|l| {
+        let registry = metrics::registry(metrics::AgentMetrics {
+            host: agent.opts.host.clone(),
+            shared: agent.shared.clone(),
+            status: agent.status.clone(),
+            revision: agent.revision.clone(),
+            started,
+        });
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!("metrics at http://{addr}/metrics");
+        }
+        tokio::spawn(metrics::serve(l, registry))
+    });
     let watcher = agent.clone().watch_loop(current.take());
     tokio::select! {
         _ = shutdown => tracing::info!("shutting down; slivers keep running"),
         _ = watcher => {}
     }
     reporter.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     let (done, wait) = tokio::sync::oneshot::channel();
     if agent.commands.send(Command::Stop(done)).is_ok() {
         let _ = wait.await;
@@ -327,6 +368,7 @@ impl Agent {
         let mut a = self.applied.lock().expect("applied lock");
         a.revision = revision;
         a.epoch = epoch;
+        self.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn report(&self) {
@@ -358,6 +400,7 @@ impl Agent {
                 io_backend: status.backend.clone(),
                 forwarding: status.forwarding.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
+                instance: self.instance.clone(),
             }
         };
         if let Err(e) = self.authed().report(&self.opts.host, &report, Duration::from_secs(5)).await {

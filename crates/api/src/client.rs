@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::paths::{BadName, Route};
 use crate::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Problem, Renew, Renewed, Revoked, SliceQuery, UserInfo,
-    UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats,
+    UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 
 /// Why a call failed.
@@ -337,6 +337,25 @@ impl Client {
     /// One slice.
     pub async fn slice(&self, name: &str) -> Result<SliceInfo, Error> {
         self.get(&Route::slice(name)?).await
+    }
+
+    /// A slice's figures per virtual link, direction and hop, with rates.
+    pub async fn slice_stats(&self, name: &str) -> Result<SliceStats, Error> {
+        self.get(&Route::slice_stats(name)?).await
+    }
+
+    /// The manager's Prometheus metrics (operators), in the text format 0.0.4.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let resp = self.send(self.req(reqwest::Method::GET, &Route::metrics())).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.text().await.map_err(|e| self.unreachable(e));
+        }
+        Err(self.decode::<serde_json::Value>(resp).await.err().unwrap_or(Error::Status {
+            status: status.as_u16(),
+            body: String::new(),
+            hint: "",
+        }))
     }
 
     /// Applies the spec `text` (YAML or JSON) of slice `name`: creates it,

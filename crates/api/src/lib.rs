@@ -11,6 +11,7 @@
 pub mod client;
 pub mod etag;
 pub mod http;
+pub mod metrics;
 pub mod paths;
 pub mod types;
 

@@ -97,6 +97,17 @@ impl Route {
         Ok(Route(format!("/api/v1/slices/{}/renew", segment(name))))
     }
 
+    /// `/api/v1/slices/{name}/stats`, the name checked.
+    pub fn slice_stats(name: &str) -> Result<Route, BadName> {
+        checked("slice", name, names::slice)?;
+        Ok(Route(format!("/api/v1/slices/{}/stats", segment(name))))
+    }
+
+    /// `/metrics` (the manager's Prometheus endpoint).
+    pub fn metrics() -> Route {
+        Route("/metrics".into())
+    }
+
     /// `/api/v1/users/{name}`, the name checked.
     pub fn user(name: &str) -> Result<Route, BadName> {
         checked("user", name, names::user)?;

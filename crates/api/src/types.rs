@@ -202,3 +202,61 @@ impl std::fmt::Display for Problem {
 
 /// The media type of [`Problem`] documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A slice's figures as of the agents' last reports: per virtual link and
+/// direction, every hop along its path, with rates over the interval
+/// between each host's last two reports. Totals carry across agent restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliceStats {
+    /// Slice.
+    pub slice: String,
+    /// Every virtual link, each direction.
+    pub links: Vec<LinkStats>,
+}
+
+/// One virtual link in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkStats {
+    /// Virtual link.
+    pub link: String,
+    /// Direction.
+    #[schema(value_type = String)]
+    pub direction: netslice_model::api::Direction,
+    /// Bandwidth reserved for it on every hop, bits per second.
+    pub reserved_bps: u64,
+    /// Each host on its path, in the order frames cross them.
+    pub hops: Vec<HopStats>,
+}
+
+/// What one host counted for a virtual link in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HopStats {
+    /// Host.
+    pub host: String,
+    /// Where in the path the host is for this link.
+    #[schema(value_type = Option<String>)]
+    pub stage: Option<netslice_model::api::Stage>,
+    /// Frames forwarded in all.
+    pub frames: u64,
+    /// Bytes forwarded in all (the carried Ethernet frames).
+    pub bytes: u64,
+    /// Frames dropped in all, by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// Frames per second over the last interval (`None` until a host has
+    /// reported twice).
+    pub frames_per_second: Option<f64>,
+    /// Bits per second over the last interval.
+    pub bits_per_second: Option<f64>,
+    /// Drops per second over the last interval.
+    pub drops_per_second: Option<f64>,
+    /// The interval those rates are over, seconds.
+    pub interval_seconds: Option<f64>,
+    /// Frames waiting in the host's egress queue for this link now.
+    pub queued_frames: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+    /// Mean time frames waited in that queue, milliseconds, over all time.
+    pub mean_queue_delay_ms: Option<f64>,
+    /// Seconds since the host's last report.
+    pub age_seconds: Option<f64>,
+}

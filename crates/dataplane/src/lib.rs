@@ -24,6 +24,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod builtin;
+mod counters;
 pub mod flow;
 pub mod gso;
 pub mod links;
@@ -31,6 +32,7 @@ pub mod nodes;
 pub mod program;
 pub mod registry;
 
+pub use counters::{Counters, DropReason};
 pub use registry::{
     Carrier, HopAddrs, InstantiateError, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, RegistryError, TypeIdx,
 };
@@ -48,94 +50,6 @@ use netslice_wire::ethernet;
 
 /// Bytes a caller must leave in front of a frame for any encapsulation header.
 pub const HEADROOM: usize = 64;
-
-/// Why a frame was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(usize)]
-pub enum DropReason {
-    /// Not a well-formed frame or encapsulation.
-    Malformed = 0,
-    /// Larger than the virtual link's MTU allows.
-    TooBig = 1,
-    /// The destination port has no open interface.
-    PortDown = 2,
-    /// Sending failed (socket or TAP write error).
-    TxError = 3,
-    /// Dropped by an emulated lossy physical link.
-    Loss = 4,
-    /// A bounded queue (an egress queue or an emulated delay line) was full.
-    QueueFull = 5,
-    /// Red by the link's ingress policer.
-    Policed = 6,
-}
-
-impl DropReason {
-    /// All reasons, in index order.
-    pub const ALL: [DropReason; 7] = [
-        DropReason::Malformed,
-        DropReason::TooBig,
-        DropReason::PortDown,
-        DropReason::TxError,
-        DropReason::Loss,
-        DropReason::QueueFull,
-        DropReason::Policed,
-    ];
-
-    /// Name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Malformed => "malformed",
-            DropReason::TooBig => "too_big",
-            DropReason::PortDown => "port_down",
-            DropReason::TxError => "tx_error",
-            DropReason::Loss => "loss",
-            DropReason::QueueFull => "queue_full",
-            DropReason::Policed => "policed",
-        }
-    }
-}
-
-/// Counters of one rule. Shared by every thread; relaxed atomics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    packets: AtomicU64,
-    bytes: AtomicU64,
-    drops: [AtomicU64; DropReason::ALL.len()],
-}
-
-impl Counters {
-    /// Counts a forwarded frame of `len` bytes.
-    pub fn forwarded(&self, len: usize) {
-        self.forwarded_many(1, len);
-    }
-
-    /// Counts `n` forwarded frames of `bytes` bytes in all (the segments of a
-    /// super-frame).
-    pub fn forwarded_many(&self, n: usize, bytes: usize) {
-        self.packets.fetch_add(n as u64, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    /// Counts a dropped frame.
-    pub fn dropped(&self, why: DropReason) {
-        self.drops[why as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Frames forwarded.
-    pub fn packets(&self) -> u64 {
-        self.packets.load(Ordering::Relaxed)
-    }
-
-    /// Bytes forwarded.
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Drops for one reason.
-    pub fn drops(&self, why: DropReason) -> u64 {
-        self.drops[why as usize].load(Ordering::Relaxed)
-    }
-}
 
 /// Frames that matched no rule, by reason.
 #[derive(Debug, Default)]
@@ -533,6 +447,9 @@ impl Tables {
                     .filter(|r| c.drops(**r) > 0)
                     .map(|r| (r.as_str().to_string(), c.drops(*r)))
                     .collect(),
+                queued: c.queued().0,
+                queued_bytes: c.queued().1,
+                queue_delay: Some(c.queue_delay()).filter(|h| h.count > 0),
             })
             .collect();
         v.sort_by(|a, b| (&a.slice, &a.link, a.direction, a.stage).cmp(&(&b.slice, &b.link, b.direction, b.stage)));

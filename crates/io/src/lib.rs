@@ -29,7 +29,7 @@ pub mod reuseport;
 pub mod rtnl;
 pub mod sliver;
 pub mod sock;
-mod sockopt;
+pub mod sockopt;
 pub mod tap;
 pub mod xdp;
 

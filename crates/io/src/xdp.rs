@@ -544,6 +544,29 @@ impl Xsk {
         self.sock.as_raw_fd()
     }
 
+    /// Frames the kernel dropped before this socket read them
+    /// (`XDP_STATISTICS`: no room in the receive ring, or no free frame in
+    /// the fill ring).
+    pub fn kernel_drops(&self) -> io::Result<u64> {
+        // SAFETY: xdp_statistics is plain integers; all zeroes is a valid value.
+        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes to `st`, a valid value of that size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut st as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.rx_dropped + st.rx_ring_full)
+    }
+
     /// `native` or `generic` XDP.
     pub fn mode(&self) -> &'static str {
         self.mode

@@ -175,6 +175,7 @@ async fn background<F: std::future::Future<Output = ()>>(
                 io_backend: "bench".into(),
                 forwarding: String::new(),
                 version: "bench".into(),
+                instance: "bench".into(),
             };
             while !stop.load(Ordering::Relaxed) {
                 if c.report(&h, &r, Duration::from_secs(10)).await.is_ok() {

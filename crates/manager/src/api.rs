@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use netslice_api::etag::{self, Condition};
 use netslice_api::types::{
     ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceQuery,
-    UserInfo, UserToken, WatchQuery, WhoAmI,
+    SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 use netslice_model::api::{
     AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
@@ -47,6 +47,7 @@ use utoipa::OpenApi;
 
 use crate::auth::Principal;
 use crate::extract::{ApiQuery, Body, Document, HostName, SliceName, UserName};
+use crate::monitor::Metrics;
 use crate::owner::{Lane, Manager};
 use crate::state::{Applied, ManagerError, Precondition, Snapshot};
 
@@ -68,12 +69,15 @@ pub struct App {
     pub manager: Manager,
     /// Requests in flight per caller.
     pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
     /// The handlers' view of a started owner.
     pub fn new(manager: Manager) -> App {
-        App { manager, in_flight: Arc::default() }
+        let metrics = Arc::new(Metrics::new(manager.clone()));
+        App { manager, in_flight: Arc::default(), metrics }
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -360,8 +364,13 @@ struct AccessSlot(Arc<Mutex<Option<String>>>);
 /// long-polls, several a second on a large substrate) log at debug; all
 /// else at info. Query strings and bodies are never logged: a token
 /// could be in neither, but a name in them is the caller's business.
-pub async fn access_log(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn access_log(
+    AxState(app): AxState<App>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let start = std::time::Instant::now();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
     let slot = AccessSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
@@ -371,7 +380,9 @@ pub async fn access_log(mut req: axum::extract::Request, next: axum::middleware:
     let caller = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "-".into());
     let status = resp.status().as_u16();
     let problem = resp.extensions().get::<Problem>().map(|p| p.code.clone()).unwrap_or_else(|| "-".into());
-    let ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let elapsed = start.elapsed().as_secs_f64();
+    app.metrics.request(route.as_deref().unwrap_or("unmatched"), method.as_str(), status, elapsed);
+    let ms = (elapsed * 1e4).round() / 10.0;
     if caller.starts_with("node:") && status < 400 {
         tracing::debug!(target: "netslice::access", %method, %path, status, %problem, ms, %caller, %peer, "request");
     } else {
@@ -675,6 +686,48 @@ pub async fn get_slice(
     }
 }
 
+/// A slice's figures: per virtual link, direction and hop (in path order),
+/// frames, bytes and drops in all (carried across agent restarts), rates
+/// over each host's last report interval, and what waits in its queues.
+#[utoipa::path(get, path = "/api/v1/slices/{name}/stats", tag = "slices", operation_id = "getSliceStats", security(("bearer" = [])),
+    params(("name" = String, Path, description = "slice name")),
+    responses((status = 200, body = SliceStats),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn slice_stats(
+    AxState(app): AxState<App>,
+    c: Caller,
+    SliceName(name): SliceName,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Json<SliceStats>> {
+    let who = person(&c)?.clone();
+    Ok(Json(app.snapshot().slice_stats(SystemTime::now(), &name, &who)?))
+}
+
+/// Prometheus metrics of the whole platform (operators only): every
+/// virtual link's counters per host, slices and hosts by state,
+/// admissions, API latency. OpenMetrics for scrapers that ask for it, the
+/// text format 0.0.4 otherwise.
+#[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "metrics", security(("bearer" = [])),
+    responses((status = 200, description = "the metrics", content_type = "text/plain", body = String),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn metrics(
+    AxState(app): AxState<App>,
+    c: Caller,
+    _: ApiQuery<NoQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    operator(&c, "read the platform's metrics")?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (ct, body) = netslice_api::metrics::exposition(app.metrics.registry(), accept);
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
 /// The answer to an apply when it is not a dry run, or its dry run.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -691,6 +744,13 @@ async fn applied(app: &App, spec: SliceSpec, pre: Precondition, who: Principal, 
     let name = spec.name.clone();
     let (r, snap) =
         app.manager.call(Lane::Slow, move |s, now| s.apply(now, spec, pre, &who, dry_run).map(|r| (r, who))).await?;
+    let (outcome, reason) = match &r {
+        Ok(((Applied::DryRun, _), _)) => ("admitted", None),
+        Ok(((a, _), _)) => (a.as_str(), None),
+        Err(ManagerError::Unplaceable(e)) => ("unplaceable", Some(e.reason())),
+        Err(e) => (code_of(e), None),
+    };
+    app.metrics.admission(dry_run, outcome, reason);
     let ((result, plan), who) = r?;
     if result == Applied::DryRun {
         let action = if snap.row(&name).is_some_and(|r| !r.deleting) { "update" } else { "create" }.to_string();
@@ -1074,6 +1134,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/slices", "GET, HEAD, POST"),
     ("/api/v1/slices/{name}", "GET, HEAD, PUT, DELETE"),
     ("/api/v1/slices/{name}/renew", "POST"),
+    ("/api/v1/slices/{name}/stats", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
     ("/api/v1/users", "GET, HEAD, POST"),
     ("/api/v1/users/{name}", "DELETE"),
     ("/api/v1/nodes", "GET, HEAD"),
@@ -1212,6 +1274,8 @@ impl utoipa::Modify for Conventions {
         apply_slice,
         delete_slice,
         renew,
+        slice_stats,
+        metrics,
         list_users,
         add_user,
         revoke_user,
@@ -1254,6 +1318,8 @@ pub fn router(app: App) -> axum::Router {
         .route("/api/v1/slices", get(list_slices).post(create_slice))
         .route("/api/v1/slices/{name}", get(get_slice).put(apply_slice).delete(delete_slice))
         .route("/api/v1/slices/{name}/renew", post(renew))
+        .route("/api/v1/slices/{name}/stats", get(slice_stats))
+        .route("/metrics", get(metrics))
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/users/{name}", delete(revoke_user))
         .route("/api/v1/nodes", get(list_nodes))
@@ -1265,6 +1331,6 @@ pub fn router(app: App) -> axum::Router {
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn(crate::extract::linger))
         .layer(axum::middleware::from_fn(problem_instance))
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
         .with_state(app)
 }

@@ -29,6 +29,14 @@ pub enum Direction {
 impl Direction {
     /// Both directions.
     pub const BOTH: [Direction; 2] = [Direction::Forward, Direction::Reverse];
+
+    /// Lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+        }
+    }
 }
 
 /// Where a virtual link's placement put one virtual node.
@@ -252,6 +260,18 @@ pub enum Stage {
     Local,
 }
 
+impl Stage {
+    /// Lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingress => "ingress",
+            Stage::Transit => "transit",
+            Stage::Egress => "egress",
+            Stage::Local => "local",
+        }
+    }
+}
+
 /// Isolation parameters of one virtual link, as every rule of it carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LinkQos {
@@ -369,6 +389,58 @@ pub struct RuleCounters {
     pub bytes: u64,
     /// Frames dropped, by reason.
     pub drops: BTreeMap<String, u64>,
+    /// Frames waiting in the rule's egress queue at this host now.
+    #[serde(default)]
+    pub queued: u64,
+    /// Bytes of those frames (as the port is charged for them).
+    #[serde(default)]
+    pub queued_bytes: u64,
+    /// How long the rule's frames waited in that queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_delay: Option<DelayHistogram>,
+}
+
+/// Upper bounds of the buckets of a queueing-delay histogram, nanoseconds
+/// (100 us to 1 s; one more bucket holds the longer waits).
+pub const QUEUE_DELAY_BOUNDS_NS: [u64; 12] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
+
+/// How long frames waited: a histogram over [`QUEUE_DELAY_BOUNDS_NS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct DelayHistogram {
+    /// Frames that waited.
+    pub count: u64,
+    /// What they waited in all, nanoseconds.
+    pub sum_ns: u64,
+    /// Frames per bucket (not cumulative): bucket `i` holds waits at most
+    /// `QUEUE_DELAY_BOUNDS_NS[i]` and above the bound before; the last, the rest.
+    pub buckets: Vec<u64>,
+}
+
+impl DelayHistogram {
+    /// Adds `other` to this one (bucket by bucket).
+    pub fn add(&mut self, other: &DelayHistogram) {
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+    }
 }
 
 /// Counters of one fast-path node program.
@@ -421,6 +493,10 @@ pub struct NodeReport {
     pub forwarding: String,
     /// Agent version.
     pub version: String,
+    /// Identifies this run of the agent (changes when it restarts, and its
+    /// counters with it start again from zero).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
 }
 
 /// Registration of an agent.

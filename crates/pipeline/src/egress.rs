@@ -194,13 +194,13 @@ impl EgressPort {
         let stale: Vec<ClassKey> = self.classes.keys().filter(|k| !plan.classes.contains_key(*k)).cloned().collect();
         for k in stale {
             if let Some(id) = self.classes.remove(&k) {
-                removed.extend(self.sched.remove_link(id));
+                removed.extend(unqueued(self.sched.remove_link(id)));
             }
         }
         let stale: Vec<SliceName> = self.slices.keys().filter(|s| !plan.slices.contains_key(*s)).cloned().collect();
         for s in stale {
             if let Some(id) = self.slices.remove(&s) {
-                removed.extend(self.sched.remove_slice(id));
+                removed.extend(unqueued(self.sched.remove_slice(id)));
             }
         }
         removed
@@ -219,7 +219,10 @@ impl EgressPort {
     pub fn enqueue(&mut self, now: Nanos, class: LinkId, mut pkt: Pkt) -> Result<(), Pkt> {
         pkt.queued_at = now;
         let len = pkt.wire.min(u32::MAX as usize) as u32;
+        // Counted as queued first (the scheduler owns it once it is in).
+        pkt.counters.enqueued(pkt.wire);
         self.sched.enqueue(class, len, pkt).map_err(|(p, _why)| {
+            p.counters.unqueued(p.wire);
             p.counters.dropped(DropReason::QueueFull);
             p
         })
@@ -231,7 +234,10 @@ impl EgressPort {
         let mut n = 0;
         while n < max {
             match self.sched.dequeue(now) {
-                Some((_, _, p)) => out.push(p),
+                Some((_, _, p)) => {
+                    p.counters.dequeued(p.wire, now.saturating_sub(p.queued_at));
+                    out.push(p);
+                }
                 None => break,
             }
             n += 1;
@@ -253,11 +259,16 @@ impl EgressPort {
     pub fn drain(&mut self) -> Vec<Pkt> {
         let mut out = Vec::new();
         for (_, id) in std::mem::take(&mut self.slices) {
-            out.extend(self.sched.remove_slice(id));
+            out.extend(unqueued(self.sched.remove_slice(id)));
         }
         self.classes.clear();
         out
     }
+}
+
+/// Packets taken out of a queue unsent: they leave their rules' queue gauges.
+fn unqueued(pkts: Vec<Pkt>) -> impl Iterator<Item = Pkt> {
+    pkts.into_iter().inspect(|p| p.counters.unqueued(p.wire))
 }
 
 /// Queue limits of a shaped link's class: room for a few bursts.

@@ -276,7 +276,10 @@ pub fn up_spec(
                 _ => bail!("NETSLICE_WORKERS: {v:?} is not a number of workers in 0..=64"),
             },
         },
+        metrics: BTreeMap::new(),
     };
+    let hosts = st.hosts.clone();
+    st.metrics = state::metrics_addrs(&hosts).context("picking ports for the agents' metrics")?;
     if let Err(e) = st.io.parse::<netslice_io::IoMode>() {
         bail!("NETSLICE_IO: {e}");
     }
@@ -465,6 +468,7 @@ pub fn down(name: &str, root: &Path) -> Result<()> {
         namespaces: Vec::new(),
         io: default_io(),
         workers: 0,
+        metrics: BTreeMap::new(),
         supervisor: None,
         hosts: Vec::new(),
         made_by: String::new(),

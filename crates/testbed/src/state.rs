@@ -83,6 +83,10 @@ pub struct TestbedState {
     /// testbed was built).
     #[serde(default)]
     pub workers: u16,
+    /// Where each host's agent serves Prometheus metrics (`127.0.0.1:PORT`,
+    /// chosen when the testbed was built; restarts keep it).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, String>,
 }
 
 pub(crate) fn default_io() -> String {
@@ -210,7 +214,7 @@ pub fn manager_args(st: &TestbedState, listen: &str) -> Vec<String> {
 
 /// An agent's command line.
 pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
-    vec![
+    let mut args: Vec<String> = vec![
         "node".into(),
         "--host".into(),
         host.into(),
@@ -228,5 +232,17 @@ pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
         st.dir.join("enroll.token").display().to_string(),
         "--ca-cert".into(),
         st.dir.join("tls").join("cert.pem").display().to_string(),
-    ]
+    ];
+    if let Some(addr) = st.metrics.get(host) {
+        args.extend(["--metrics-listen".into(), addr.clone()]);
+    }
+    args
+}
+
+/// Free loopback addresses for `hosts`' metrics endpoints, all different.
+pub fn metrics_addrs(hosts: &[String]) -> std::io::Result<BTreeMap<String, String>> {
+    // Held until every port is picked, so that no two are the same.
+    let listeners =
+        hosts.iter().map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
+    hosts.iter().zip(&listeners).map(|(h, l)| Ok((h.clone(), l.local_addr()?.to_string()))).collect()
 }

@@ -7,6 +7,7 @@ pub mod login;
 pub mod manager;
 pub mod node;
 pub mod slice;
+pub mod stats;
 pub mod substrate;
 pub mod testbed;
 pub mod tool;

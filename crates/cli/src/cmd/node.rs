@@ -45,6 +45,11 @@ pub struct NodeArgs {
     /// workers either way.
     #[arg(long, env = "NETSLICE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
     pub workers: u16,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (plain HTTP, no
+    /// authentication: pick an address only your scraper reaches). Off
+    /// unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `netslice node ...` client commands.
@@ -83,6 +88,7 @@ pub fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         workers: usize::from(a.workers),
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
+        metrics_listen: a.metrics_listen,
     };
     crate::rt::runtime()?.block_on(netslice_agent::run(opts, crate::rt::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,5 @@
-//! `netslice slice ...`: apply, list, get (and watch), graph, renew, delete,
-//! exec.
+//! `netslice slice ...`: apply, list, get (and watch), graph, stats, renew,
+//! delete, exec.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -81,6 +81,24 @@ pub enum SliceCmd {
         #[command(flatten)]
         target: Target,
     },
+    /// A slice's figures per virtual link, direction and hop: rates, drops
+    /// by reason, queues. Refreshes on a terminal until Ctrl-C.
+    Stats {
+        /// Slice name.
+        name: String,
+        /// Print once, even on a terminal.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 2.0, value_parser = refresh_interval)]
+        interval: f64,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format (`json` and `yaml` print once).
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Extend a slice's lease.
     Renew {
         /// Slice name.
@@ -119,6 +137,12 @@ pub enum SliceCmd {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// A refresh interval: 0.5 to 60 seconds.
+fn refresh_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.5..=60.0).contains(&v) { Ok(v) } else { Err(format!("{v} s: give 0.5 to 60 seconds")) }
 }
 
 /// Reads a spec file (or stdin for `-`) and validates it, naming the file.
@@ -551,6 +575,10 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
             let info = client.slice(&name).await?;
             let g = crate::graph::Graph::of(&info.spec, placement.then_some(&info.plan));
             print!("{}", g.render(output));
+        }
+        SliceCmd::Stats { name, once, interval, target, output } => {
+            let client = Client::from_target(&target)?;
+            crate::cmd::stats::run(&client, &name, output.format(), once, Duration::from_secs_f64(interval)).await?;
         }
         SliceCmd::Renew { name, duration, target } => {
             let client = Client::from_target(&target)?;

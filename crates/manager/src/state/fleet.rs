@@ -10,6 +10,7 @@ use netslice_model::FieldError;
 use netslice_model::api::NodeReport;
 
 use super::common::ManagerError;
+use super::totals::Totals;
 
 /// A host that has not reported for this long is down.
 pub const HOST_DOWN_AFTER: Duration = Duration::from_secs(10);
@@ -21,6 +22,8 @@ pub struct HostRuntime {
     pub registered: Option<SystemTime>,
     /// Its last report and when it came.
     pub report: Option<(SystemTime, Arc<NodeReport>)>,
+    /// Its counters across the runs of its agent.
+    pub totals: Totals,
 }
 
 /// How long ago `then` was, seen from `now` (zero if the clock went back).
@@ -75,7 +78,9 @@ impl Fleet {
                 errors: vec![FieldError::new("host", format!("report for {:?} sent to {host:?}", report.host))],
             });
         }
-        self.get_mut(host, substrate)?.report = Some((now, Arc::new(report)));
+        let h = self.get_mut(host, substrate)?;
+        h.totals.update(now, &report);
+        h.report = Some((now, Arc::new(report)));
         Ok(())
     }
 

@@ -16,6 +16,8 @@ mod common;
 pub mod credentials;
 pub mod fleet;
 pub mod slices;
+pub mod stats;
+pub mod totals;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -535,6 +537,7 @@ mod tests {
             io_backend: "test".into(),
             forwarding: String::new(),
             version: "0".into(),
+            instance: String::new(),
         }
     }
 

@@ -79,7 +79,7 @@ impl Snapshot {
         self.slices.get(name)
     }
 
-    fn visible(&self, name: &str, who: &Principal) -> Result<&SliceRow, ManagerError> {
+    pub(crate) fn visible(&self, name: &str, who: &Principal) -> Result<&SliceRow, ManagerError> {
         let row = self.slices.get(name).ok_or_else(|| ManagerError::NotFound(format!("no slice named {name:?}")))?;
         if who.is_operator() || who.user() == Some(row.owner.as_str()) {
             Ok(row)
@@ -154,7 +154,7 @@ impl Snapshot {
         let (state, message) = self.slice_state(now, name, row);
         let reports = || self.fleet.values().filter_map(|h| h.report.as_ref()).map(|(_, r)| r);
         let mut counters: Vec<_> =
-            reports().flat_map(|r| r.counters.iter().filter(|c| c.slice == name).cloned()).collect();
+            self.fleet.values().flat_map(|h| h.totals.rules().filter(|c| c.slice == name)).collect();
         counters.sort_by(|a, b| (&a.link, a.direction, &a.host).cmp(&(&b.link, b.direction, &b.host)));
         let mut programs: Vec<_> =
             reports().flat_map(|r| r.programs.iter().filter(|p| p.slice == name).cloned()).collect();

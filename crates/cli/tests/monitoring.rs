@@ -1,0 +1,245 @@
+//! The NW Monitoring Manager, end to end: the agents' and the manager's
+//! Prometheus endpoints (checked by `promtool` and scraped by a real
+//! Prometheus server), `slice stats`, counters that survive an agent
+//! restart, and who may read what.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn substrate(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("mon.yaml");
+    std::fs::write(
+        &p,
+        "name: mon\nhosts:\n  - {name: h1, role: vnode}\n  - {name: t1, role: transport}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, t1], bandwidth: 1Gbit}\n  - {endpoints: [t1, h2], bandwidth: 1Gbit}\n",
+    )
+    .unwrap();
+    p
+}
+
+fn slice(dir: &Path, name: &str) -> std::path::PathBuf {
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &p,
+        format!(
+            "name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 50Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// `promtool check metrics` on `text`: its complaints, empty if none.
+fn promtool(text: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    if out.status.success() {
+        String::new()
+    } else {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+/// A sample's value in the text format: the first line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn metrics_endpoints_pass_promtool_prometheus_scrapes_them_and_slice_stats_shows_rates() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::up("mon", &substrate(dir.path()));
+    tb.apply(&slice(dir.path(), "mon"));
+    tb.apply(&slice(dir.path(), "other"));
+    let st = tb.state();
+    let tbdir = Path::new(st["dir"].as_str().unwrap()).to_path_buf();
+    let manager = st["manager_url"].as_str().unwrap().to_string();
+    let ca = tbdir.join("tls").join("cert.pem");
+    let operator_token = tbdir.join("operator.token");
+    let agent =
+        |h: &str| st["metrics"][h].as_str().unwrap_or_else(|| panic!("no metrics address for {h}: {st}")).to_string();
+    let auth = format!("Authorization: Bearer {}", std::fs::read_to_string(&operator_token).unwrap().trim());
+    let manager_metrics = || {
+        let (ok, body) = curl(&["--cacert", ca.to_str().unwrap(), "-H", &auth, &format!("{manager}/metrics")]);
+        assert!(ok, "manager /metrics: {body}");
+        body
+    };
+
+    // Steady traffic in slice mon: 20 Mbit/s of UDP, x -> y, across t1.
+    assert!(tb.ping("mon", "x", "10.0.0.2", "2").0);
+    let sink = tb.spawn_exec("mon", "y", &["tool", "udp-sink", "--seconds", "40", "--json"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sender = tb.spawn_exec(
+        "mon",
+        "x",
+        &["tool", "udp-send", "10.0.0.2:9999", "--rate", "20Mbit", "--size", "1000", "--seconds", "35", "--json"],
+    );
+
+    // Prometheus scrapes every agent (plain HTTP) and the manager (HTTPS,
+    // the operator's token) each second.
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let agents: Vec<String> = ["h1", "t1", "h2"].iter().map(|h| format!("'{}'", agent(h))).collect();
+    let host = manager.trim_start_matches("https://");
+    let config = format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 900ms}}\nscrape_configs:\n  - job_name: agents\n    static_configs: [{{targets: [{}]}}]\n  - job_name: manager\n    scheme: https\n    tls_config: {{ca_file: '{}'}}\n    authorization: {{credentials_file: '{}'}}\n    static_configs: [{{targets: ['{host}']}}]\n",
+        agents.join(", "),
+        ca.display(),
+        operator_token.display()
+    );
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(prom_log)
+            .spawn()
+            .expect("prometheus (Debian package prometheus; scripts/test.sh installs it)"),
+    );
+
+    // Every endpoint passes promtool, with the slice's families in it.
+    std::thread::sleep(Duration::from_secs(3));
+    for h in ["h1", "t1", "h2"] {
+        let (ok, body) = curl(&[&format!("http://{}/metrics", agent(h))]);
+        assert!(ok, "{h} /metrics: {body}");
+        assert_eq!(promtool(&body), "", "promtool on {h}'s metrics:\n{body}");
+        assert!(
+            body.contains("netslice_link_frames_total{slice=\"mon\",link=\"l\",direction=\"forward\""),
+            "{h}: {body}"
+        );
+        assert!(body.contains("netslice_forwarding_threads{"), "{h}: {body}");
+    }
+    let (ok, om) = curl(&["-H", "Accept: application/openmetrics-text", &format!("http://{}/metrics", agent("h1"))]);
+    assert!(ok && om.ends_with("# EOF\n"), "OpenMetrics when asked: {om}");
+    let m = manager_metrics();
+    assert_eq!(promtool(&m), "", "promtool on the manager's metrics:\n{m}");
+    for family in
+        ["netslice_slices{state=\"ready\"} 2", "netslice_admissions_total{operation=\"apply\",outcome=\"created\"} 2"]
+    {
+        assert!(m.contains(family), "manager metrics lack {family}:\n{m}");
+    }
+    assert!(m.contains("netslice_api_request_duration_seconds_bucket{"), "{m}");
+
+    // slice stats: every hop of the path, in order, at about the rate sent.
+    let rate_at = |hop: &str| -> Option<f64> {
+        let v: serde_json::Value = serde_json::from_str(&tb.ok(&["slice", "stats", "mon", "-o", "json"])).ok()?;
+        let fwd = v["links"].as_array()?.iter().find(|l| l["link"] == "l" && l["direction"] == "forward")?.clone();
+        let hops: Vec<&str> = fwd["hops"].as_array()?.iter().filter_map(|h| h["host"].as_str()).collect();
+        assert_eq!(hops, ["h1", "t1", "h2"], "{fwd}");
+        fwd["hops"].as_array()?.iter().find(|h| h["host"] == hop)?["bits_per_second"].as_f64()
+    };
+    // The sender paces its frames (1042 bytes for 1000 of payload) at 20 Mbit/s.
+    let want = 20e6;
+    for hop in ["h1", "t1", "h2"] {
+        wait_until(&format!("{hop}'s rate near {want:.0} bit/s"), Duration::from_secs(15), || {
+            rate_at(hop).is_some_and(|r| (r - want).abs() < 0.05 * want)
+        });
+    }
+    let table = tb.ok(&["slice", "stats", "mon", "--once", "-o", "wide"]);
+    eprintln!("{table}");
+    assert!(table.contains("LINK") && table.contains("Mbit/s") && table.contains("t1"), "{table}");
+
+    // Prometheus answers a PromQL query for the slice's link rate.
+    let query = "sum(rate(netslice_link_bytes_total{job=\"manager\",slice=\"mon\",link=\"l\",direction=\"forward\",stage=\"transit\"}[5s]))*8";
+    let mut last = String::new();
+    let got = (|| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let (ok, body) = curl(&[
+                "-G",
+                &format!("http://127.0.0.1:{prom_port}/api/v1/query"),
+                "--data-urlencode",
+                &format!("query={query}"),
+            ]);
+            last = body.clone();
+            if ok
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+                && let Some(r) = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<f64>().ok())
+                && (r - want).abs() < 0.1 * want
+            {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    })();
+    let prom_text = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    assert!(got.is_some(), "PromQL {query} never came near {want:.0}: {last}\nprometheus log:\n{prom_text}");
+    eprintln!("PromQL transit rate {:.0} bit/s (sent {want:.0})", got.unwrap_or(0.0));
+    // The agents' own series are there too.
+    let (ok, body) = curl(&[
+        "-G",
+        &format!("http://127.0.0.1:{prom_port}/api/v1/query"),
+        "--data-urlencode",
+        "query=count(up{job=\"agents\"} == 1)",
+    ]);
+    assert!(ok && body.contains("\"3\""), "every agent scraped: {body}");
+
+    // An agent restart: its own counters start again, the manager's carry on.
+    let total = |m: &str| {
+        sample(
+            m,
+            "netslice_link_frames_total{slice=\"mon\",link=\"l\",direction=\"forward\",host=\"t1\",stage=\"transit\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = total(&manager_metrics());
+    assert!(before > 0.0);
+    kill9(tb.agent_pid("t1"));
+    wait_until("t1's agent to be back and counting", Duration::from_secs(20), || {
+        let m = manager_metrics();
+        sample(&m, "netslice_agent_restarts_total{host=\"t1\"}").unwrap_or(0.0) >= 1.0 && total(&m) > before
+    });
+
+    // A developer reads their own slice's figures, nobody else's, and not
+    // the platform's metrics.
+    let dev_token = dir.path().join("dev.token");
+    tb.ok(&["user", "add", "dev", "--save-token", dev_token.to_str().unwrap()]);
+    let dev_secret = std::fs::read_to_string(&dev_token).unwrap().trim().to_string();
+    let as_dev = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--token-file", dev_token.to_str().unwrap()]);
+        tb.cli(&all)
+    };
+    let out = as_dev(&["slice", "stats", "mon", "--once"]);
+    assert!(!out.status.success() && text(&out).contains("another user"), "{}", text(&out));
+    let dev_auth = format!("Authorization: Bearer {dev_secret}");
+    let (_, body) = curl(&["--cacert", ca.to_str().unwrap(), "-H", &dev_auth, &format!("{manager}/metrics")]);
+    assert!(body.contains("forbidden"), "a developer read the platform's metrics: {body}");
+
+    let _ = sender.kill();
+    let _ = sender.wait();
+    drop(sink);
+}
