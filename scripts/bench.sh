@@ -17,10 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-for tool in iperf3 ip python3 ethtool; do
-    command -v $tool >/dev/null 2>&1 || {
+for tool in iperf3 ip python3 ethtool /usr/include/pcap.h; do
+    command -v $tool >/dev/null 2>&1 || [ -e "$tool" ] || {
         as_root apt-get update
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 iproute2 python3 ethtool
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 iproute2 python3 ethtool libpcap-dev
         break
     }
 done

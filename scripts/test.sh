@@ -14,6 +14,10 @@ command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 # The monitoring tests check every metrics endpoint with promtool and scrape
 # them with a real Prometheus server.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The manager compiles measurement filters with libpcap (linked).
+[ -e /usr/include/pcap.h ] || missing+=(libpcap-dev)
+# Measurement jobs are checked against iperf3's own figures.
+command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 # The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

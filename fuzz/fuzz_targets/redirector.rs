@@ -24,7 +24,7 @@ fn tables() -> &'static Tables {
         .unwrap();
         let p = plan(&s, &spec, &Allocations::default(), &cat()).unwrap();
         let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
-        Tables::build(&cfgs["t"], None, &std::sync::Arc::new(netslice_dataplane::Registry::builtin()))
+        Tables::build(&cfgs["t"], None, &std::sync::Arc::new(netslice_dataplane::Registry::builtin()), Default::default())
     })
 }
 
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     buf[HEADROOM..].copy_from_slice(data);
     let n = buf.len();
     for ty in 0..4 {
-        match t.on_substrate(ty, &mut buf.clone(), HEADROOM..n) {
+        match t.on_substrate(0, ty, &mut buf.clone(), HEADROOM..n) {
             Verdict::Send { packet, .. } => assert!(packet.end <= n),
             Verdict::Deliver { frame, .. } => assert!(frame.end <= n),
             Verdict::Drop => {}

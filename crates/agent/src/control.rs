@@ -445,7 +445,8 @@ impl Control {
         let mut problems = Vec::new();
         let now = self.shared.clock.now();
         let old = self.shared.plane.load_full();
-        let tables = Tables::build(cfg, Some(&old.pipe.tables), &self.shared.registry);
+        let clock = netslice_dataplane::WallClock { now, unix_ms: unix_ms() };
+        let tables = Tables::build(cfg, Some(&old.pipe.tables), &self.shared.registry, clock);
         problems.extend(tables.errors.iter().map(|e| Problem::Rule(e.clone())));
         // Fast-path nodes: those whose config is unchanged keep running, with
         // what they learned.
@@ -795,4 +796,9 @@ fn same_device(a: &PortDevice, b: &PortDevice) -> bool {
         (PortDevice::Tap(t), PortDevice::Tap(u)) => Arc::ptr_eq(t, u),
         _ => false,
     }
+}
+
+/// Unix time now, milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }

@@ -199,6 +199,7 @@ mod tests {
             ports: Vec::new(),
             labels: Vec::new(),
             slices,
+            taps: Vec::new(),
         }
     }
 

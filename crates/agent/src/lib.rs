@@ -401,6 +401,12 @@ impl Agent {
                 forwarding: status.forwarding.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 instance: self.instance.clone(),
+                taps: {
+                    let now = self.shared.clock.now();
+                    let mut t: Vec<_> = tables.taps().values().map(|t| t.report(now)).collect();
+                    t.sort_by_key(|t| t.job);
+                    t
+                },
             }
         };
         if let Err(e) = self.authed().report(&self.opts.host, &report, Duration::from_secs(5)).await {

@@ -121,7 +121,7 @@ pub(crate) fn receive<D: Device>(shared: &Shared, dev: &mut D, stop: &AtomicBool
             let slot = &mut bufs[a.buf];
             match a.from {
                 Source::Substrate(ty) => {
-                    let v = plane.pipe.tables.on_substrate(ty, slot, a.range);
+                    let v = plane.pipe.tables.on_substrate(now, ty, slot, a.range);
                     let v = match steer.as_mut() {
                         Some(s) => s.take(&plane, slot, v, now),
                         None => Some(v),

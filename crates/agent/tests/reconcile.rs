@@ -125,6 +125,7 @@ fn config(tag: &str, local_mac: &str, peer_mac: &str, sliver: bool) -> NodeConfi
         ports,
         labels: Vec::new(),
         slices: Default::default(),
+        taps: Vec::new(),
     }
 }
 

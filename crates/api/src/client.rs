@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::paths::{BadName, Route};
 use crate::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats,
-    UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser, Problem, Renew,
+    Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 
 /// Why a call failed.
@@ -304,6 +304,19 @@ impl Client {
         Ok(self.decode(resp).await?.1)
     }
 
+    /// DELETE a resource that answers 204 No Content.
+    pub async fn delete_empty(&self, route: &Route) -> Result<(), Error> {
+        let resp = self.send(self.req(reqwest::Method::DELETE, route)).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(self.decode::<serde_json::Value>(resp).await.err().unwrap_or(Error::Status {
+            status: 0,
+            body: String::new(),
+            hint: "",
+        }))
+    }
+
     /// Whether `/healthz` answers.
     pub async fn healthy(&self) -> bool {
         matches!(self.req(reqwest::Method::GET, &Route::healthz()).send().await, Ok(r) if r.status().is_success())
@@ -342,6 +355,26 @@ impl Client {
     /// A slice's figures per virtual link, direction and hop, with rates.
     pub async fn slice_stats(&self, name: &str) -> Result<SliceStats, Error> {
         self.get(&Route::slice_stats(name)?).await
+    }
+
+    /// Creates a measurement job.
+    pub async fn create_measurement(&self, req: &MeasureRequest) -> Result<MeasureInfo, Error> {
+        self.post_json(&Route::measurements(), req).await
+    }
+
+    /// The measurement jobs the caller may see (of one slice, if given).
+    pub async fn measurements(&self, slice: Option<&str>) -> Result<Vec<MeasureInfo>, Error> {
+        self.get_query(&Route::measurements(), &MeasureQuery { slice: slice.map(str::to_string) }).await
+    }
+
+    /// One measurement job with its results so far.
+    pub async fn measurement(&self, id: u64) -> Result<MeasureInfo, Error> {
+        self.get(&Route::measurement(id)).await
+    }
+
+    /// Deletes a measurement job.
+    pub async fn delete_measurement(&self, id: u64) -> Result<(), Error> {
+        self.delete_empty(&Route::measurement(id)).await
     }
 
     /// The manager's Prometheus metrics (operators), in the text format 0.0.4.

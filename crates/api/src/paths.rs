@@ -103,6 +103,16 @@ impl Route {
         Ok(Route(format!("/api/v1/slices/{}/stats", segment(name))))
     }
 
+    /// `/api/v1/measurements`.
+    pub fn measurements() -> Route {
+        Route("/api/v1/measurements".into())
+    }
+
+    /// `/api/v1/measurements/{id}`.
+    pub fn measurement(id: u64) -> Route {
+        Route(format!("/api/v1/measurements/{id}"))
+    }
+
     /// `/metrics` (the manager's Prometheus endpoint).
     pub fn metrics() -> Route {
         Route("/metrics".into())

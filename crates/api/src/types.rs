@@ -260,3 +260,160 @@ pub struct HopStats {
     /// Seconds since the host's last report.
     pub age_seconds: Option<f64>,
 }
+
+/// A measurement job to create: where, when, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureRequest {
+    /// Slice measured.
+    pub slice: String,
+    /// One point, or two of the same virtual link (then the results say
+    /// what was lost between them). A point is `LINK/HOST` (a hop of a
+    /// virtual link: an end host or a transit host), `LINK@NODE` (the link's
+    /// end at a node) or `NODE:IFACE` (a sliver interface or a fast-path
+    /// node's port: `eth0`, `eth1`, ... or `0`, `1`, ... in the order of the
+    /// node's links in the spec).
+    pub points: Vec<String>,
+    /// Only frames travelling this way (`forward`: from the link's first
+    /// endpoint to its second); both when absent. Two points need one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub direction: Option<netslice_model::api::Direction>,
+    /// When to start, Unix seconds (absent: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    /// How long (`30s`, `5m`, `1h`; at most 24h).
+    #[schema(value_type = String)]
+    pub duration: Micros,
+    /// Counting interval (default 1s; lengthened so a window has at most
+    /// 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub interval: Option<Micros>,
+    /// A tcpdump (pcap-filter) expression run on the slice's frames, e.g.
+    /// `tcp port 80 and host 10.0.0.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Capture the matching frames (one point only); needs `capture_bytes`.
+    #[serde(default)]
+    pub capture: bool,
+    /// Bytes kept of each captured frame (default 262144: all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaplen: Option<u32>,
+    /// The capture's size cap, bytes: it stops there, and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bytes: Option<u64>,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MeasureState {
+    /// Its window has not begun.
+    Scheduled,
+    /// Counting.
+    Running,
+    /// Its window ended; the results are final.
+    Done,
+}
+
+impl MeasureState {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasureState::Scheduled => "scheduled",
+            MeasureState::Running => "running",
+            MeasureState::Done => "done",
+        }
+    }
+}
+
+/// A measurement job and its results so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MeasureInfo {
+    /// Job id.
+    pub id: u64,
+    /// Who created it.
+    pub owner: String,
+    /// What was asked.
+    pub request: MeasureRequest,
+    /// State.
+    pub state: MeasureState,
+    /// Window, Unix milliseconds.
+    pub start_ms: u64,
+    /// Window end, Unix milliseconds.
+    pub end_ms: u64,
+    /// Counting interval, milliseconds.
+    pub interval_ms: u64,
+    /// Every point, resolved, with what it counted.
+    pub points: Vec<PointResult>,
+    /// Frames lost between the two points (two-point jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossResult>,
+}
+
+/// One point of a job: where it is and what it counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PointResult {
+    /// As asked.
+    pub point: String,
+    /// The host it is on.
+    pub host: String,
+    /// The virtual link.
+    pub link: String,
+    /// Frames the filter matched.
+    pub frames: u64,
+    /// Their bytes (Ethernet frames as the slice sees them).
+    pub bytes: u64,
+    /// Bits per second over the window so far (or all of it when done).
+    pub bits_per_second: f64,
+    /// Per interval: frames, bytes, bits per second.
+    pub intervals: Vec<IntervalResult>,
+    /// Frames captured.
+    pub captured: u64,
+    /// Frames not captured because the capture reached its cap.
+    pub capture_full: u64,
+    /// Seconds since its host last reported (`None`: not yet).
+    pub age_seconds: Option<f64>,
+}
+
+/// One counting interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IntervalResult {
+    /// Its start, Unix milliseconds.
+    pub start_ms: u64,
+    /// Frames.
+    pub frames: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Bits per second.
+    pub bits_per_second: f64,
+}
+
+/// Frames lost between two points of a link in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LossResult {
+    /// The point frames pass first.
+    pub from: String,
+    /// The point they pass after.
+    pub to: String,
+    /// Frames at the first.
+    pub sent: u64,
+    /// Frames at the second.
+    pub received: u64,
+    /// Sent but not received (frames in flight at the window's edges count
+    /// either way).
+    pub lost: u64,
+    /// `lost / sent`.
+    pub ratio: f64,
+}
+
+/// Options of a job list.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureQuery {
+    /// Only the jobs of this slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<String>,
+}

@@ -70,6 +70,9 @@ pub enum Command {
     /// Create, inspect, watch, renew and delete slices.
     #[command(subcommand)]
     Slice(cmd::slice::SliceCmd),
+    /// Measurement jobs: count and capture a slice's frames at chosen points and times.
+    #[command(subcommand)]
+    Measure(cmd::measure::MeasureCmd),
     /// Show the substrate: hosts and links, reserved and free per resource.
     #[command(subcommand)]
     Substrate(cmd::substrate::SubstrateCmd),
@@ -164,6 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Err(cmd::slice::exec(&netns, &cmd))
         }
         Command::Slice(s) => runtime()?.block_on(cmd::slice::command(s)),
+        Command::Measure(m) => runtime()?.block_on(cmd::measure::command(m)),
         Command::Substrate(s) => runtime()?.block_on(cmd::substrate::command(s)),
         Command::Login(a) => runtime()?.block_on(cmd::login::login(a)),
         Command::Whoami { target } => runtime()?.block_on(cmd::login::whoami(&target)),

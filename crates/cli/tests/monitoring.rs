@@ -172,7 +172,7 @@ fn metrics_endpoints_pass_promtool_prometheus_scrapes_them_and_slice_stats_shows
     assert!(table.contains("LINK") && table.contains("Mbit/s") && table.contains("t1"), "{table}");
 
     // Prometheus answers a PromQL query for the slice's link rate.
-    let query = "sum(rate(netslice_link_bytes_total{job=\"manager\",slice=\"mon\",link=\"l\",direction=\"forward\",stage=\"transit\"}[5s]))*8";
+    let query = "sum(rate(netslice_link_bytes_total{job=\"manager\",slice=\"mon\",link=\"l\",direction=\"forward\",stage=\"transit\"}[10s]))*8";
     let mut last = String::new();
     let got = (|| {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -242,4 +242,116 @@ fn metrics_endpoints_pass_promtool_prometheus_scrapes_them_and_slice_stats_shows
     let _ = sender.kill();
     let _ = sender.wait();
     drop(sink);
+}
+
+/// Measurement jobs: a job on a link's transit hop during an iperf3 run
+/// reports iperf3's rate, two points of the link report no loss, the filter
+/// selects, bad requests create nothing, and a developer cannot reach
+/// another's slice.
+#[test]
+fn measurement_jobs_count_at_chosen_points_and_refuse_bad_requests() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::up("job", &substrate(dir.path()));
+    tb.apply(&slice(dir.path(), "mon"));
+    assert!(tb.ping("mon", "x", "10.0.0.2", "2").0);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+
+    // iperf3 (UDP, 40 Mbit/s, 1400-byte datagrams) from x to y for 9 s; a job
+    // counts 5 s of it at t1, another at both ends (loss), a third only
+    // frames the filter selects (none: the wrong port).
+    let mut server = tb
+        .cmd(&["slice", "exec", "mon", "y", "--", "iperf3", "-s", "-1", "-J"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = tb
+        .cmd(&[
+            "slice", "exec", "mon", "x", "--", "iperf3", "-c", "10.0.0.2", "-u", "-b", "40M", "-l", "1400", "-t", "9",
+            "-J",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["measure", "create", "--slice", "mon", "--start", "+2s", "--duration", "5s", "-o", "json"];
+        args.extend_from_slice(extra);
+        json(tb.cli(&args))
+    };
+    let hop = create(&["--point", "l/t1"]);
+    let ends = create(&["--point", "l@y", "--point", "l@x", "--direction", "forward"]);
+    let filtered = create(&["--point", "x:eth0", "--filter", "udp and dst port 9"]);
+    let id = |v: &serde_json::Value| v["id"].as_u64().unwrap().to_string();
+    let results = |v: &serde_json::Value| json(tb.cli(&["measure", "results", &id(v), "--wait", "-o", "json"]));
+    let (hop, ends, filtered) = (results(&hop), results(&ends), results(&filtered));
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "iperf3 client: {}", text(&out));
+    let _ = server.kill();
+    let _ = server.wait();
+    let iperf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs = iperf["end"]["sum"]["bits_per_second"].as_f64().unwrap();
+    let ours = hop["points"][0]["bits_per_second"].as_f64().unwrap();
+    eprintln!("iperf3 {:.2} Mbit/s, the job at t1 {:.2} Mbit/s (frames: payload + 42 bytes)", theirs / 1e6, ours / 1e6);
+    assert!((ours - theirs).abs() <= 0.05 * theirs, "job {ours:.0} bit/s vs iperf3 {theirs:.0}: {hop}");
+    assert_eq!(hop["state"], "done");
+    assert_eq!(hop["points"][0]["intervals"].as_array().unwrap().len(), 5, "{hop}");
+    // Loss between the ends: the first point is the one frames pass first.
+    let loss = &ends["loss"];
+    assert_eq!(loss["from"], "l@x", "{ends}");
+    assert!(loss["sent"].as_u64().unwrap() > 10_000, "{ends}");
+    assert!(loss["ratio"].as_f64().unwrap() < 0.01, "{ends}");
+    assert_eq!(filtered["points"][0]["frames"], 0, "the filter selects none of iperf3's frames: {filtered}");
+
+    // Bad requests: a clear error naming the field, and no job.
+    let before = json(tb.cli(&["measure", "list", "-o", "json"])).as_array().unwrap().len();
+    for (args, field) in [
+        (vec!["--point", "l/t1", "--duration", "5s", "--filter", "tcp port eighty"], "filter"),
+        (vec!["--point", "nope/t1", "--duration", "5s"], "points[0]"),
+        (vec!["--point", "l/h9", "--duration", "5s"], "points[0]"),
+        (vec!["--point", "l/t1", "--duration", "5s", "--start", "1000"], "start"),
+        (vec!["--point", "l/t1", "--duration", "30d"], "duration"),
+        (vec!["--point", "l@x", "--point", "l@y", "--duration", "5s"], "direction"),
+    ] {
+        let mut all = vec!["measure", "create", "--slice", "mon"];
+        all.extend(args.iter());
+        let out = tb.cli(&all);
+        assert!(
+            !out.status.success() && text(&out).contains(field),
+            "{args:?} must be refused naming {field}: {}",
+            text(&out)
+        );
+    }
+    let out = tb.cli(&["measure", "create", "--slice", "mon", "--point", "l/t1", "--duration", "5s", "--capture"]);
+    assert!(!out.status.success() && text(&out).contains("capture-bytes"), "{}", text(&out));
+    assert_eq!(
+        json(tb.cli(&["measure", "list", "-o", "json"])).as_array().unwrap().len(),
+        before,
+        "no job was created"
+    );
+
+    // A developer can neither create nor read jobs on another's slice.
+    let dev_token = dir.path().join("dev.token");
+    tb.ok(&["user", "add", "dev", "--save-token", dev_token.to_str().unwrap()]);
+    let as_dev = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--token-file", dev_token.to_str().unwrap()]);
+        tb.cli(&all)
+    };
+    let out = as_dev(&["measure", "create", "--slice", "mon", "--point", "l/t1", "--duration", "5s"]);
+    assert!(!out.status.success() && text(&out).contains("another user"), "{}", text(&out));
+    let out = as_dev(&["measure", "show", &id(&hop)]);
+    assert!(!out.status.success() && text(&out).contains("another user"), "{}", text(&out));
+    let listed = json(as_dev(&["measure", "list", "-o", "json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+    tb.ok(&["measure", "delete", &id(&hop)]);
+    let out = tb.cli(&["measure", "show", &id(&hop)]);
+    assert!(!out.status.success(), "{}", text(&out));
 }

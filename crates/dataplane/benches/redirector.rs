@@ -36,8 +36,8 @@ fn tables() -> (Tables, Tables, netslice_model::PortNo) {
     let cfgs = node_configs(&s, &[(&spec, &p)], &cat());
     let reg = std::sync::Arc::new(netslice_dataplane::Registry::builtin());
     (
-        Tables::build(&cfgs["a"], None, &reg),
-        Tables::build(&cfgs["t"], None, &reg),
+        Tables::build(&cfgs["a"], None, &reg, Default::default()),
+        Tables::build(&cfgs["t"], None, &reg, Default::default()),
         netslice_model::PortNo(p.nodes[0].interfaces[0].port),
     )
 }
@@ -98,7 +98,7 @@ fn main() {
     let n = pkt.len();
     let start = Instant::now();
     for _ in 0..N {
-        let v = transit.on_substrate(GRE, black_box(&mut pkt), HEADROOM..n);
+        let v = transit.on_substrate(0, GRE, black_box(&mut pkt), HEADROOM..n);
         assert!(matches!(v, Verdict::Send { .. }));
         black_box(v);
     }

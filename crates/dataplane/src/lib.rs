@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod bpf;
 mod builtin;
 mod counters;
 pub mod flow;
@@ -31,11 +32,13 @@ pub mod links;
 pub mod nodes;
 pub mod program;
 pub mod registry;
+pub mod tap;
 
 pub use counters::{Counters, DropReason};
 pub use registry::{
     Carrier, HopAddrs, InstantiateError, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, RegistryError, TypeIdx,
 };
+pub use tap::{MeasureTap, WallClock};
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -96,6 +99,14 @@ pub enum RuleError {
         /// The physical link named.
         underlay: PhysLinkName,
     },
+    /// A measurement job's filter program is not a valid one.
+    #[error("measurement job {job}: filter: {error}")]
+    Filter {
+        /// The job.
+        job: u64,
+        /// Why.
+        error: bpf::BpfError,
+    },
 }
 
 /// Identity of a rule across table rebuilds, so counters survive reconfiguration.
@@ -153,6 +164,8 @@ pub struct Rule {
     pub policer: Option<Arc<Mutex<TrTcm>>>,
     /// Counters.
     pub counters: Arc<Counters>,
+    /// Measurement jobs' taps on this rule (usually none).
+    pub taps: Vec<Arc<MeasureTap>>,
 }
 
 /// The redirector's verdict on one frame.
@@ -245,6 +258,7 @@ pub struct Tables {
     labels: HashMap<(TypeIdx, Label), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
     policers: HashMap<RuleKey, (LinkQos, Arc<Mutex<TrTcm>>)>,
+    taps: HashMap<u64, Arc<MeasureTap>>,
     rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
@@ -265,8 +279,10 @@ fn stage_of(on_port: bool, action: &Action) -> Stage {
 }
 
 impl Tables {
-    /// Builds tables for `cfg`, keeping the counters of rules that `previous` had.
-    pub fn build(cfg: &NodeConfig, previous: Option<&Tables>, registry: &Arc<Registry>) -> Tables {
+    /// Builds tables for `cfg`, keeping the counters of rules that `previous`
+    /// had, and the taps of measurement jobs that stay as they were (`clock`
+    /// places their windows on the caller's clock).
+    pub fn build(cfg: &NodeConfig, previous: Option<&Tables>, registry: &Arc<Registry>, clock: WallClock) -> Tables {
         let mut t = Tables {
             registry: registry.clone(),
             unmatched: previous.map(|p| p.unmatched.clone()).unwrap_or_default(),
@@ -337,7 +353,16 @@ impl Tables {
                 if let Some(m) = &policer {
                     t.policers.insert(key.clone(), (qos, m.clone()));
                 }
-                t.rules.push(Rule { id, key, hop, max_frame: mtu_of(slice, link), qos, policer, counters });
+                t.rules.push(Rule {
+                    id,
+                    key,
+                    hop,
+                    max_frame: mtu_of(slice, link),
+                    qos,
+                    policer,
+                    counters,
+                    taps: Vec::new(),
+                });
                 Some(id)
             };
         for p in &cfg.ports {
@@ -358,7 +383,46 @@ impl Tables {
                 t.labels.insert((idx, l.label), r);
             }
         }
+        t.add_taps(cfg, previous, clock);
         t
+    }
+
+    /// Hangs every measurement job's tap on the rules it observes; a job
+    /// whose tap is unchanged keeps it (and what it counted and captured).
+    fn add_taps(&mut self, cfg: &NodeConfig, previous: Option<&Tables>, clock: WallClock) {
+        for tc in &cfg.taps {
+            let filter = match tc.filter.clone().map(bpf::Program::new).transpose() {
+                Ok(f) => f,
+                Err(error) => {
+                    self.errors.push(RuleError::Filter { job: tc.job, error });
+                    continue;
+                }
+            };
+            let (start, end) = (clock.local(tc.start_ms), clock.local(tc.end_ms));
+            let tap = previous
+                .and_then(|p| p.taps.get(&tc.job))
+                .filter(|t| t.same_as(tc.job, filter.as_ref(), start, end, tc.capture))
+                .cloned()
+                .unwrap_or_else(|| {
+                    let interval = tc.interval_ms.saturating_mul(1_000_000);
+                    Arc::new(MeasureTap::new(tc.job, filter, start, end, interval, tc.capture))
+                });
+            for r in &mut self.rules {
+                if r.key.slice == tc.slice
+                    && r.key.link == tc.link
+                    && tc.directions.contains(&r.key.direction)
+                    && tc.stage.is_none_or(|s| s == r.key.stage)
+                {
+                    r.taps.push(tap.clone());
+                }
+            }
+            self.taps.insert(tc.job, tap);
+        }
+    }
+
+    /// The taps of measurement jobs, by job.
+    pub fn taps(&self) -> &HashMap<u64, Arc<MeasureTap>> {
+        &self.taps
     }
 
     /// The rule for frames from `port`.
@@ -398,17 +462,19 @@ impl Tables {
                 return Verdict::Drop;
             }
         }
-        self.forward(rule, buf, frame)
+        self.forward(now, rule, buf, frame)
     }
 
     /// A packet of link type `link_type` as its carrier delivers it, in
     /// `buf[packet]`: decapsulated by the type's plugin, then looked up by label.
-    pub fn on_substrate(&self, link_type: TypeIdx, buf: &mut [u8], packet: Range<usize>) -> Verdict {
+    /// `now` (nanoseconds, the caller's clock) places the frame in the
+    /// windows of measurement jobs.
+    pub fn on_substrate(&self, now: u64, link_type: TypeIdx, buf: &mut [u8], packet: Range<usize>) -> Verdict {
         let Some((label, inner)) = self.registry.link(link_type).and_then(|p| p.decap(buf, packet)) else {
             self.unmatched.malformed.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
-        self.on_label(link_type, label, buf, inner)
+        self.on_label(now, link_type, label, buf, inner)
     }
 
     /// The registry the tables were built with.
@@ -416,12 +482,12 @@ impl Tables {
         &self.registry
     }
 
-    fn on_label(&self, link_type: TypeIdx, label: Label, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    fn on_label(&self, now: u64, link_type: TypeIdx, label: Label, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let Some(rule) = self.label_rule(link_type, label) else {
             self.unmatched.no_label_rule.fetch_add(1, Ordering::Relaxed);
             return Verdict::Drop;
         };
-        self.forward(rule, buf, frame)
+        self.forward(now, rule, buf, frame)
     }
 
     /// Counters of a rule named in a verdict (to count a drop the I/O side saw).
@@ -470,7 +536,7 @@ impl Tables {
             .map(|s| (s.segs, s.wire_len(len), Some(GsoInfo { layout: s, ip_at: frame.start + s.l3 })))
     }
 
-    fn forward(&self, rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
+    fn forward(&self, now: u64, rule: &Rule, buf: &mut [u8], frame: Range<usize>) -> Verdict {
         let len = frame.len();
         if len < ethernet::HEADER_LEN {
             rule.counters.dropped(DropReason::Malformed);
@@ -481,6 +547,9 @@ impl Tables {
             return Verdict::Drop;
         };
         let flow = if self.hash_flows { flow::flow_hash(&buf[frame.clone()]) } else { 0 };
+        for tap in &rule.taps {
+            tap.observe(now, &buf[frame.clone()], frames, wire);
+        }
         match rule.hop {
             Hop::Deliver { port } => {
                 rule.counters.forwarded_many(frames, wire);

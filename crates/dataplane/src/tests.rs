@@ -50,7 +50,7 @@ fn world(slices: &[(&str, &str)]) -> (World, Vec<(PortNo, PortNo)>) {
         }
     }
     let reg = Arc::new(Registry::builtin());
-    let tables = cfgs.iter().map(|(h, c)| (h.clone(), Tables::build(c, None, &reg))).collect();
+    let tables = cfgs.iter().map(|(h, c)| (h.clone(), Tables::build(c, None, &reg, Default::default()))).collect();
     (World { tables, addr_host }, ports)
 }
 
@@ -95,12 +95,12 @@ impl World {
                             ip.emit(&mut ipv4::Packet::new_unchecked(&mut next[HEADROOM..])).unwrap();
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].on_substrate(link_type, &mut next, HEADROOM..n)
+                            self.tables[&here].on_substrate(0, link_type, &mut next, HEADROOM..n)
                         }
                         Carrier::Udp(_) | Carrier::Ethernet(_) => {
                             next.extend_from_slice(&payload);
                             let n = next.len();
-                            self.tables[&here].on_substrate(link_type, &mut next, HEADROOM..n)
+                            self.tables[&here].on_substrate(0, link_type, &mut next, HEADROOM..n)
                         }
                     };
                     buf = next;
@@ -148,7 +148,7 @@ fn oversize_and_unknown_are_counted() {
     assert_eq!(w.carry("h1", PortNo(999), &frame(1, 100)), None);
     assert_eq!(w.tables["h1"].unmatched.no_port_rule.load(Ordering::Relaxed), 1);
     let mut junk = vec![0u8; 100];
-    assert_eq!(w.tables["h1"].on_substrate(0, &mut junk, 64..100), Verdict::Drop);
+    assert_eq!(w.tables["h1"].on_substrate(0, 0, &mut junk, 64..100), Verdict::Drop);
     assert_eq!(w.tables["h1"].unmatched.malformed.load(Ordering::Relaxed), 1);
 }
 
@@ -159,13 +159,13 @@ fn counters_survive_rebuild() {
     let p = plan(&s, &sp, &Allocations::default(), &cat()).unwrap();
     let cfgs = node_configs(&s, &[(&sp, &p)], &cat());
     let reg = Arc::new(Registry::builtin());
-    let t1 = Tables::build(&cfgs["h1"], None, &reg);
+    let t1 = Tables::build(&cfgs["h1"], None, &reg, Default::default());
     let port = PortNo(p.nodes[0].interfaces[0].port);
     let f = frame(1, 100);
     let mut buf = vec![0u8; HEADROOM + 100];
     buf[HEADROOM..].copy_from_slice(&f);
     t1.on_port(0, port, &mut buf, HEADROOM..HEADROOM + 100);
-    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg);
+    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg, Default::default());
     assert_eq!(t2.port_rule(port).unwrap().counters.packets(), 1);
 }
 
@@ -186,18 +186,18 @@ fn a_policer_keeps_its_tokens_when_the_tables_are_rebuilt() {
         buf[HEADROOM..].copy_from_slice(&f);
         t.on_port(0, port, &mut buf, HEADROOM..HEADROOM + 1000) != Verdict::Drop
     };
-    let t1 = Tables::build(&cfgs["h1"], None, &reg);
+    let t1 = Tables::build(&cfgs["h1"], None, &reg, Default::default());
     // At one instant the burst runs out.
     let passed = (0..1000).take_while(|_| send(&t1)).count();
     assert!(passed < 1000);
     // The same config again: the meter is the same, still empty.
-    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg);
+    let t2 = Tables::build(&cfgs["h1"], Some(&t1), &reg, Default::default());
     assert!(!send(&t2), "re-applying the config refilled the policer");
     // Other rates: a new meter.
     let mut faster = cfgs["h1"].clone();
     faster.ports[0].qos.rate *= 2;
     faster.ports[0].qos.ceil *= 2;
-    let t3 = Tables::build(&faster, Some(&t2), &reg);
+    let t3 = Tables::build(&faster, Some(&t2), &reg, Default::default());
     assert!(send(&t3));
 }
 
@@ -213,7 +213,7 @@ fn rules_naming_what_the_host_lacks_are_left_out_with_an_error() {
         *underlay = "nowhere".into();
     }
     let reg = Arc::new(Registry::builtin());
-    let t = Tables::build(&cfg, None, &reg);
+    let t = Tables::build(&cfg, None, &reg, Default::default());
     assert!(t.port_rule(port).is_none());
     assert_eq!(
         t.errors,
@@ -230,7 +230,7 @@ proptest! {
         buf.extend_from_slice(&data);
         let n = buf.len();
         for t in 0..4 {
-            let _ = w.tables["t1"].on_substrate(t, &mut buf.clone(), HEADROOM..n);
+            let _ = w.tables["t1"].on_substrate(0, t, &mut buf.clone(), HEADROOM..n);
         }
     }
 }

@@ -822,6 +822,7 @@ fn configs_of(
                 ports: Vec::new(),
                 labels: Vec::new(),
                 slices: BTreeMap::new(),
+                taps: Vec::new(),
             };
             (h.name.clone(), cfg)
         })

@@ -35,8 +35,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netslice_api::etag::{self, Condition};
 use netslice_api::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceQuery,
-    SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser, PROBLEM_JSON, Problem,
+    Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 use netslice_model::api::{
     AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
@@ -46,7 +46,7 @@ use netslice_model::{FieldError, SliceSpec, Substrate};
 use utoipa::OpenApi;
 
 use crate::auth::Principal;
-use crate::extract::{ApiQuery, Body, Document, HostName, SliceName, UserName};
+use crate::extract::{ApiQuery, Body, Document, HostName, JobId, SliceName, UserName};
 use crate::monitor::Metrics;
 use crate::owner::{Lane, Manager};
 use crate::state::{Applied, ManagerError, Precondition, Snapshot};
@@ -728,6 +728,98 @@ pub async fn metrics(
     Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
 }
 
+impl Body for MeasureRequest {
+    const WHAT: &'static str = "measurement job";
+}
+
+/// Creates a measurement job on a slice the caller may see: its points are
+/// resolved, its filter compiled (libpcap's error names what is wrong), and
+/// each point's host gets a tap for the window. 201 with the job and `Location`.
+#[utoipa::path(post, path = "/api/v1/measurements", tag = "measurements", operation_id = "createMeasurement", security(("bearer" = [])),
+    request_body(content = MeasureRequest, description = "the job"),
+    responses((status = 201, body = MeasureInfo, headers(("Location" = String, description = "the new job"))),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 408, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_measurement(
+    AxState(app): AxState<App>,
+    c: Caller,
+    _: ApiQuery<NoQuery>,
+    Document(req): Document<MeasureRequest>,
+) -> ApiResult<Response> {
+    let who = person(&c)?.clone();
+    netslice_model::names::slice(&req.slice)
+        .map_err(|e| ManagerError::Invalid { what: "measurement job", errors: vec![FieldError::new("slice", e.0)] })?;
+    let w = who.clone();
+    let (r, snap) = app.manager.call(Lane::Slow, move |s, now| s.create_job(now, &req, &w)).await?;
+    let id = r?;
+    let info = snap.job_info(SystemTime::now(), id, &who)?;
+    let loc = netslice_api::Route::measurement(id).path().to_string();
+    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(info)).into_response())
+}
+
+/// The measurement jobs the caller may see, with their results so far.
+#[utoipa::path(get, path = "/api/v1/measurements", tag = "measurements", operation_id = "listMeasurements", security(("bearer" = [])),
+    params(MeasureQuery),
+    responses((status = 200, body = Vec<MeasureInfo>),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_measurements(
+    AxState(app): AxState<App>,
+    c: Caller,
+    ApiQuery(q): ApiQuery<MeasureQuery>,
+) -> ApiResult<Json<Vec<MeasureInfo>>> {
+    let who = person(&c)?.clone();
+    Ok(Json(app.snapshot().job_list(SystemTime::now(), &who, q.slice.as_deref())))
+}
+
+/// One measurement job: its points, state and results (per interval, and
+/// the loss between two points).
+#[utoipa::path(get, path = "/api/v1/measurements/{id}", tag = "measurements", operation_id = "getMeasurement", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "job id")),
+    responses((status = 200, body = MeasureInfo),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_measurement(
+    AxState(app): AxState<App>,
+    c: Caller,
+    JobId(id): JobId,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Json<MeasureInfo>> {
+    let who = person(&c)?.clone();
+    Ok(Json(app.snapshot().job_info(SystemTime::now(), id, &who)?))
+}
+
+/// Deletes a measurement job and its results (a running one stops).
+#[utoipa::path(delete, path = "/api/v1/measurements/{id}", tag = "measurements", operation_id = "deleteMeasurement", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "job id")),
+    responses((status = 204, description = "deleted"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_measurement(
+    AxState(app): AxState<App>,
+    c: Caller,
+    JobId(id): JobId,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<StatusCode> {
+    let who = person(&c)?.clone();
+    let (r, _) = app.manager.call(Lane::Slow, move |s, now| s.delete_job(now, id, &who)).await?;
+    r?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The answer to an apply when it is not a dry run, or its dry run.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -1136,6 +1228,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/slices/{name}/renew", "POST"),
     ("/api/v1/slices/{name}/stats", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),
+    ("/api/v1/measurements", "GET, HEAD, POST"),
+    ("/api/v1/measurements/{id}", "GET, HEAD, DELETE"),
     ("/api/v1/users", "GET, HEAD, POST"),
     ("/api/v1/users/{name}", "DELETE"),
     ("/api/v1/nodes", "GET, HEAD"),
@@ -1276,6 +1370,10 @@ impl utoipa::Modify for Conventions {
         renew,
         slice_stats,
         metrics,
+        create_measurement,
+        list_measurements,
+        get_measurement,
+        delete_measurement,
         list_users,
         add_user,
         revoke_user,
@@ -1289,6 +1387,7 @@ impl utoipa::Modify for Conventions {
     tags(
         (name = "slices", description = "Slices: create, change, watch, renew, delete"),
         (name = "substrate", description = "The substrate, its usage and the node and link types it offers"),
+        (name = "measurements", description = "Measurement jobs: points, windows, filters, results"),
         (name = "users", description = "Users and their tokens (operators)"),
         (name = "nodes", description = "Substrate hosts and their agents"),
         (name = "audit", description = "The audit trail (operators)"),
@@ -1320,6 +1419,8 @@ pub fn router(app: App) -> axum::Router {
         .route("/api/v1/slices/{name}/renew", post(renew))
         .route("/api/v1/slices/{name}/stats", get(slice_stats))
         .route("/metrics", get(metrics))
+        .route("/api/v1/measurements", get(list_measurements).post(create_measurement))
+        .route("/api/v1/measurements/{id}", get(get_measurement).delete(delete_measurement))
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/users/{name}", delete(revoke_user))
         .route("/api/v1/nodes", get(list_nodes))

@@ -182,6 +182,19 @@ name_extractor!(
     netslice_model::names::host
 );
 
+/// The measurement job named in the path: its number.
+#[derive(Debug, Clone, Copy)]
+pub struct JobId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobId {
+    type Rejection = ManagerError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let v = segment(parts, state).await?;
+        v.parse::<u64>().map(JobId).map_err(|_| invalid("path", "id", format!("{v:?} is not a job id (a number)")))
+    }
+}
+
 /// Most of a request body read and thrown away after an early answer.
 pub const LINGER_BYTES: usize = 4 << 20;
 /// Longest time spent reading it.

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod filter;
 pub mod monitor;
 pub mod owner;
 pub mod records;

@@ -99,7 +99,18 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 4: the record version of each slice's plan (see `records`); rows written before are version 1
     "ALTER TABLE slices ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 1;",
+    // 5: measurement jobs (a manager-owned record, `state::jobs::JobV1`, with its version)
+    "CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        slice TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL
+     );",
 ];
+
+/// The job record version this manager writes.
+pub const JOB_VERSION: i64 = 1;
 
 /// One change, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +132,17 @@ fn insert_audit(conn: &Connection, time: u64, a: &Audit) -> Result<(), rusqlite:
         "INSERT INTO audit (time, caller, role, action, object, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![time as i64, a.caller, a.role, a.action, a.object, a.detail],
     )?;
+    Ok(())
+}
+
+fn write_host_revisions(conn: &Connection, host_revisions: &BTreeMap<String, u64>) -> Result<(), rusqlite::Error> {
+    for (h, r) in host_revisions {
+        conn.execute(
+            "INSERT INTO host_revisions (host, revision) VALUES (?1, ?2)
+             ON CONFLICT(host) DO UPDATE SET revision = excluded.revision",
+            params![h, *r as i64],
+        )?;
+    }
     Ok(())
 }
 
@@ -303,6 +325,57 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored job record, by id: (version, JSON).
+    pub fn jobs(&self) -> Result<BTreeMap<u64, (i64, String)>, StoreError> {
+        let mut st = self.conn.prepare("SELECT id, version, record FROM jobs")?;
+        let rows =
+            st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, (r.get::<_, i64>(1)?, r.get::<_, String>(2)?))))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (id, v) = row?;
+            out.insert(id, v);
+        }
+        Ok(out)
+    }
+
+    /// Commits a change of jobs: a job to write (id, owner, slice, JSON), a
+    /// job to delete, the next job id, new host revisions (their taps
+    /// changed), the global revision and the audit record, all or nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_jobs(
+        &mut self,
+        put: Option<(u64, &str, &str, &str)>,
+        delete: Option<u64>,
+        next_job: u64,
+        host_revisions: &BTreeMap<String, u64>,
+        revision: u64,
+        audit: Option<(u64, &Audit)>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        if let Some((now, a)) = audit {
+            insert_audit(&tx, now, a)?;
+        }
+        if let Some((id, owner, slice, record)) = put {
+            tx.execute(
+                "INSERT INTO jobs (id, owner, slice, version, record) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET record = excluded.record, version = excluded.version",
+                params![id as i64, owner, slice, JOB_VERSION, record],
+            )?;
+        }
+        if let Some(id) = delete {
+            tx.execute("DELETE FROM jobs WHERE id = ?1", [id as i64])?;
+        }
+        write_host_revisions(&tx, host_revisions)?;
+        for (k, v) in [("revision", revision), ("next_job", next_job)] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Commits one change: slices to write, slices to delete, new host revisions,
     /// the global revision and the change's audit record, all or nothing.
     pub fn commit(
@@ -340,13 +413,7 @@ impl Store {
         for name in delete {
             tx.execute("DELETE FROM slices WHERE name = ?1", [name])?;
         }
-        for (h, r) in host_revisions {
-            tx.execute(
-                "INSERT INTO host_revisions (host, revision) VALUES (?1, ?2)
-                 ON CONFLICT(host) DO UPDATE SET revision = excluded.revision",
-                params![h, *r as i64],
-            )?;
-        }
+        write_host_revisions(&tx, host_revisions)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('revision', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [revision.to_string()],

@@ -359,7 +359,11 @@ async fn every_error_is_a_problem_document() {
     let anon = Http::new(&d, "");
     let mut tried = 0;
     for (template, item) in paths {
-        let path = template.replace("{name}", "red").replace("{host}", "h1").replace("{code}", "not_found");
+        let path = template
+            .replace("{name}", "red")
+            .replace("{host}", "h1")
+            .replace("{code}", "not_found")
+            .replace("{id}", "1");
         let path = if template.starts_with("/api/v1/users/") { path.replace("red", "admin") } else { path };
         let url = format!("{base}{path}");
         let methods: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();

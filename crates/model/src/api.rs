@@ -366,6 +366,70 @@ pub struct NodeConfig {
     /// Sharing parameters of the slices with rules here.
     #[schema(value_type = BTreeMap<String, SliceShare>)]
     pub slices: BTreeMap<SliceName, SliceShare>,
+    /// Measurement points of the jobs that run (or will soon) on this host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taps: Vec<TapConfig>,
+}
+
+/// A measurement job's point on one host: frames of one virtual link's rules
+/// there (the slice's own frames, before encapsulation or after it is
+/// removed), counted per interval over a window, and optionally captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapConfig {
+    /// The job.
+    pub job: u64,
+    /// Slice.
+    #[schema(value_type = String)]
+    pub slice: SliceName,
+    /// Virtual link.
+    #[schema(value_type = String)]
+    pub link: LinkName,
+    /// Directions observed.
+    pub directions: Vec<Direction>,
+    /// Only the rule of this stage (`None`: every rule of the link here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// The filter, compiled by libpcap (`None`: every frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Vec<BpfInsn>>,
+    /// Window start, Unix milliseconds.
+    pub start_ms: u64,
+    /// Window end, Unix milliseconds.
+    pub end_ms: u64,
+    /// Length of a counting interval, milliseconds.
+    pub interval_ms: u64,
+    /// Capture the frames, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureConfig>,
+}
+
+/// What a capture keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CaptureConfig {
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    /// Bytes kept in all (frames and their records); the capture stops there.
+    pub max_bytes: u64,
+}
+
+/// What a host's point of a job saw so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct TapReport {
+    /// The job.
+    pub job: u64,
+    /// Frames and bytes per interval, from the window's start; intervals
+    /// not reached yet are absent.
+    pub intervals: Vec<[u64; 2]>,
+    /// Frames the filter matched in all.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Frames captured.
+    #[serde(default)]
+    pub captured: u64,
+    /// Frames the capture left out because it reached its byte cap.
+    #[serde(default)]
+    pub capture_full: u64,
 }
 
 /// Packet counters of one forwarding rule on one host.
@@ -398,6 +462,20 @@ pub struct RuleCounters {
     /// How long the rule's frames waited in that queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_delay: Option<DelayHistogram>,
+}
+
+/// One classic BPF instruction, as libpcap's `struct bpf_insn` (a
+/// measurement job's compiled filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BpfInsn {
+    /// Operation.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Constant.
+    pub k: u32,
 }
 
 /// Upper bounds of the buckets of a queueing-delay histogram, nanoseconds
@@ -497,6 +575,9 @@ pub struct NodeReport {
     /// counters with it start again from zero).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
+    /// What the measurement points here saw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taps: Vec<TapReport>,
 }
 
 /// Registration of an agent.

@@ -152,7 +152,9 @@ impl Host {
     pub fn apply(&mut self, cfg: &NodeConfig, now: Nanos) -> Vec<Problem> {
         self.now = self.now.max(now);
         let mut problems = Vec::new();
-        let tables = Tables::build(cfg, Some(&self.plane.tables), &self.registry);
+        // The harness's virtual clock stands for Unix time too.
+        let clock = netslice_dataplane::WallClock { now, unix_ms: now / 1_000_000 };
+        let tables = Tables::build(cfg, Some(&self.plane.tables), &self.registry, clock);
         problems.extend(tables.errors.iter().cloned().map(Problem::Rule));
         // Fast-path nodes: keep those whose config is unchanged.
         let mut old: BTreeMap<(SliceName, NodeName), (NodeInfo, Program)> = std::mem::take(&mut self.plane.nodes)
@@ -251,7 +253,7 @@ impl Host {
         self.now = self.now.max(now);
         let Some(ty) = self.registry.carried_by(carrier) else { return };
         let Some(mut buf) = self.fill(packet) else { return };
-        let v = self.plane.tables.on_substrate(ty, &mut buf, HEADROOM..HEADROOM + packet.len());
+        let v = self.plane.tables.on_substrate(self.now, ty, &mut buf, HEADROOM..HEADROOM + packet.len());
         self.forward(now, buf, v);
     }
 

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod demo;
 pub mod login;
 pub mod manager;
+pub mod measure;
 pub mod node;
 pub mod slice;
 pub mod stats;

@@ -15,6 +15,7 @@
 mod common;
 pub mod credentials;
 pub mod fleet;
+pub mod jobs;
 pub mod slices;
 pub mod stats;
 pub mod totals;
@@ -86,6 +87,8 @@ pub struct Core {
     slices: slices::Slices,
     creds: credentials::Credentials,
     fleet: fleet::Fleet,
+    jobs: jobs::Jobs,
+    next_job: u64,
     /// Bumped by every change of anything a snapshot shows.
     generation: u64,
 }
@@ -176,10 +179,27 @@ impl Core {
             rows.len()
         );
         let ctx = Ctx { substrate: Arc::new(substrate), types, epoch: epoch.into(), policy };
-        let slices = slices::Slices::load(&ctx, rows, revision, &host_revs, now);
+        let mut jobs = jobs::Jobs::default();
+        for (id, (version, record)) in store.jobs()? {
+            if version != crate::store::JOB_VERSION {
+                return Err(ManagerError::Store(crate::store::StoreError::Corrupt {
+                    what: format!("job {id}"),
+                    detail: format!("record version {version}; this manager reads {}", crate::store::JOB_VERSION),
+                }));
+            }
+            let job: jobs::JobV1 = serde_json::from_str(&record).map_err(|e| {
+                ManagerError::Store(crate::store::StoreError::Corrupt {
+                    what: format!("job {id}"),
+                    detail: e.to_string(),
+                })
+            })?;
+            jobs.jobs.insert(id, Arc::new(job));
+        }
+        let next_job = store.meta("next_job")?.and_then(|r| r.parse().ok()).unwrap_or(0).max(jobs.next_id());
+        let slices = slices::Slices::load(&ctx, rows, revision, &host_revs, jobs.taps(), now);
         let creds = credentials::Credentials::load(&store)?;
         let fleet = fleet::Fleet::new(ctx.substrate.hosts.iter().map(|h| h.name.as_str()));
-        Ok(Core { store, ctx, slices, creds, fleet, generation: 0 })
+        Ok(Core { store, ctx, slices, creds, fleet, jobs, next_job, generation: 0 })
     }
 
     /// The state as of now, for reads.
@@ -194,6 +214,7 @@ impl Core {
             usage: self.slices.usage.clone(),
             fleet: self.fleet.hosts.clone(),
             creds: self.creds.view.clone(),
+            jobs: self.jobs.jobs.clone(),
         }
     }
 
@@ -288,7 +309,100 @@ impl Core {
         if !done.is_empty() {
             self.generation += 1;
         }
+        self.finish_jobs(now);
         done
+    }
+
+    /// Creates a measurement job on a slice the caller may see; returns its id.
+    pub fn create_job(
+        &mut self,
+        now: SystemTime,
+        req: &netslice_api::types::MeasureRequest,
+        who: &Principal,
+    ) -> Result<u64, ManagerError> {
+        let row = self.slices.visible(&req.slice, who)?.clone();
+        if row.deleting {
+            return Err(ManagerError::Conflict(format!("slice {:?} is being deleted", req.slice)));
+        }
+        let owner = who.user().unwrap_or("operator").to_string();
+        if self.jobs.open_of(&owner) >= jobs::MAX_OPEN_PER_USER {
+            return Err(ManagerError::Conflict(format!(
+                "{owner} has {} measurement jobs not done yet (at most {}): delete some first",
+                jobs::MAX_OPEN_PER_USER,
+                jobs::MAX_OPEN_PER_USER
+            )));
+        }
+        let mut job = jobs::plan_job(req, &row, &owner, now, crate::filter::compile)?;
+        job.id = self.next_job.max(self.jobs.next_id());
+        let record = serde_json::to_string(&job).expect("jobs serialize");
+        let mut all = self.jobs.clone();
+        all.jobs.insert(job.id, Arc::new(job.clone()));
+        let a = common::audit(who, "measure.create", &req.slice, format!("job {}", job.id));
+        self.slices.retap(
+            &mut self.store,
+            now,
+            all.taps(),
+            Some((job.id, &owner, &req.slice, &record)),
+            None,
+            job.id + 1,
+            Some(a),
+        )?;
+        self.jobs = all;
+        self.next_job = job.id + 1;
+        self.generation += 1;
+        Ok(job.id)
+    }
+
+    /// Deletes a job (and its results) the caller may see.
+    pub fn delete_job(&mut self, now: SystemTime, id: u64, who: &Principal) -> Result<(), ManagerError> {
+        let job = self
+            .jobs
+            .jobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ManagerError::NotFound(format!("no measurement job {id}")))?;
+        if !(who.is_operator() || who.user() == Some(job.owner.as_str())) {
+            return Err(ManagerError::Forbidden(format!("measurement job {id} belongs to another user")));
+        }
+        let mut all = self.jobs.clone();
+        all.jobs.remove(&id);
+        let a = common::audit(who, "measure.delete", &job.slice, format!("job {id}"));
+        self.slices.retap(&mut self.store, now, all.taps(), None, Some(id), self.next_job, Some(a))?;
+        self.jobs = all;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Writes the results of jobs whose window ended (and whose last reports
+    /// had time to come), and takes their taps away.
+    fn finish_jobs(&mut self, now: SystemTime) {
+        let due: Vec<Arc<jobs::JobV1>> = self.jobs.jobs.values().filter(|j| j.due(now)).cloned().collect();
+        for j in due {
+            let fleet = &self.fleet;
+            let counts = j.counts(|h| fleet.hosts.get(h).and_then(|rt| rt.report.clone()));
+            let mut done = (*j).clone();
+            done.results = Some(counts.into_iter().map(|(c, _)| c).collect());
+            let record = serde_json::to_string(&done).expect("jobs serialize");
+            let mut all = self.jobs.clone();
+            all.jobs.insert(j.id, Arc::new(done));
+            let r = self.slices.retap(
+                &mut self.store,
+                now,
+                all.taps(),
+                Some((j.id, &j.owner, &j.slice, &record)),
+                None,
+                self.next_job,
+                None,
+            );
+            match r {
+                Ok(_) => {
+                    self.jobs = all;
+                    self.generation += 1;
+                    tracing::info!("measurement job {} on slice {} is done", j.id, j.slice);
+                }
+                Err(e) => tracing::warn!("measurement job {}: cannot store its results ({e}); trying again", j.id),
+            }
+        }
     }
 
     /// Creates a user token (operators only, or the bootstrap when `who` is None
@@ -538,6 +652,7 @@ mod tests {
             forwarding: String::new(),
             version: "0".into(),
             instance: String::new(),
+            taps: vec![],
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use imbl::OrdMap;
 use netslice_embed::{Allocations, node_configs_of, plan, replan};
-use netslice_model::api::{HostUsage, LinkUsage, NodeConfig, SlicePlan, SubstrateUsage};
+use netslice_model::api::{HostUsage, LinkUsage, NodeConfig, SlicePlan, SubstrateUsage, TapConfig};
 use netslice_model::{FieldError, SliceSpec};
 
 use super::common::{Applied, Ctx, ManagerError, Precondition, audit, log_audit, unix_secs};
@@ -52,6 +52,8 @@ pub(crate) struct Slices {
     users: BTreeMap<String, BTreeSet<String>>,
     /// Since when each deleted slice has waited for its agents.
     deleting_since: BTreeMap<String, SystemTime>,
+    /// Measurement jobs' taps, by host (part of each host's config).
+    pub(crate) taps: BTreeMap<String, Vec<TapConfig>>,
 }
 
 /// One change: rows to write (the new row, or `None` to delete).
@@ -65,6 +67,7 @@ impl Slices {
         rows: BTreeMap<String, SliceRow>,
         revision: u64,
         host_revisions: &BTreeMap<String, u64>,
+        taps: BTreeMap<String, Vec<TapConfig>>,
         now: SystemTime,
     ) -> Slices {
         let live = || rows.values().filter(|r| !r.deleting);
@@ -80,6 +83,7 @@ impl Slices {
         let configs = node_configs_of(&ctx.substrate, &pairs, &*ctx.types, &all)
             .into_iter()
             .map(|(h, mut c)| {
+                c.taps = taps.get(&h).cloned().unwrap_or_default();
                 c.revision = host_revisions.get(&h).copied().unwrap_or(0);
                 c.epoch = ctx.epoch.to_string();
                 (h, Arc::new(c))
@@ -96,7 +100,49 @@ impl Slices {
             usage,
             users,
             deleting_since,
+            taps,
         }
+    }
+
+    /// Puts `taps` in the hosts' configs: the hosts whose taps change get a
+    /// new revision, written with the job change (`job`: a job to write,
+    /// `gone`: a job to delete) in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn retap(
+        &mut self,
+        store: &mut Store,
+        now: SystemTime,
+        taps: BTreeMap<String, Vec<TapConfig>>,
+        job: Option<(u64, &str, &str, &str)>,
+        gone: Option<u64>,
+        next_job: u64,
+        audit: Option<Audit>,
+    ) -> Result<u64, ManagerError> {
+        let revision = self.revision + 1;
+        let hosts: BTreeSet<&String> = taps.keys().chain(self.taps.keys()).collect();
+        let mut changed = BTreeMap::new();
+        let mut configs = Vec::new();
+        for h in hosts {
+            let want = taps.get(h).cloned().unwrap_or_default();
+            let Some(old) = self.configs.get(h) else { continue };
+            if old.taps != want {
+                let mut c = (**old).clone();
+                c.taps = want;
+                c.revision = revision;
+                changed.insert(h.clone(), revision);
+                configs.push((h.clone(), c));
+            }
+        }
+        store.commit_jobs(job, gone, next_job, &changed, revision, audit.as_ref().map(|a| (unix_secs(now), a)))?;
+        if let Some(a) = &audit {
+            log_audit(a);
+        }
+        self.revision = revision;
+        for (h, c) in configs {
+            self.configs.insert(h, Arc::new(c));
+        }
+        self.taps = taps;
+        Ok(revision)
     }
 
     fn check_owner(row: &SliceRow, name: &str, who: &Principal) -> Result<(), ManagerError> {
@@ -108,7 +154,7 @@ impl Slices {
     }
 
     /// A slice the caller may see.
-    fn visible(&self, name: &str, who: &Principal) -> Result<&Arc<SliceRow>, ManagerError> {
+    pub(crate) fn visible(&self, name: &str, who: &Principal) -> Result<&Arc<SliceRow>, ManagerError> {
         let row = self.rows.get(name).ok_or_else(|| ManagerError::NotFound(format!("no slice named {name:?}")))?;
         Self::check_owner(row, name, who)?;
         Ok(row)
@@ -159,6 +205,7 @@ impl Slices {
         let mut configs = node_configs_of(&ctx.substrate, &pairs, &*ctx.types, &hosts);
         let mut changed = BTreeMap::new();
         for (h, c) in configs.iter_mut() {
+            c.taps = self.taps.get(h).cloned().unwrap_or_default();
             let old = self.configs.get(h);
             if old.map(|o| content(o)).as_ref() == Some(&content(c)) {
                 c.revision = old.map(|o| o.revision).unwrap_or(0);

@@ -155,6 +155,7 @@ mod tests {
             forwarding: String::new(),
             version: String::new(),
             instance: instance.into(),
+            taps: vec![],
         }
     }
 

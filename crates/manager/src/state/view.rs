@@ -12,6 +12,8 @@ use netslice_dataplane::Registry;
 use netslice_model::Substrate;
 use netslice_model::api::{HostInfo, HostState, NodeConfig, SliceInfo, SliceState, SliceSummary, SubstrateUsage};
 
+use netslice_api::types::MeasureInfo;
+
 use super::common::ManagerError;
 use super::credentials::CredView;
 use super::fleet::{HOST_DOWN_AFTER, HostRuntime, age};
@@ -31,6 +33,7 @@ pub struct Snapshot {
     pub(crate) usage: Arc<SubstrateUsage>,
     pub(crate) fleet: OrdMap<String, Arc<HostRuntime>>,
     pub(crate) creds: Arc<CredView>,
+    pub(crate) jobs: OrdMap<u64, Arc<super::jobs::JobV1>>,
 }
 
 impl Snapshot {
@@ -172,6 +175,25 @@ impl Snapshot {
             counters,
             programs,
         })
+    }
+
+    /// A measurement job, with its results so far, for its owner or an operator.
+    pub fn job_info(&self, now: SystemTime, id: u64, who: &Principal) -> Result<MeasureInfo, ManagerError> {
+        let j = self.jobs.get(&id).ok_or_else(|| ManagerError::NotFound(format!("no measurement job {id}")))?;
+        if !(who.is_operator() || who.user() == Some(j.owner.as_str())) {
+            return Err(ManagerError::Forbidden(format!("measurement job {id} belongs to another user")));
+        }
+        Ok(j.info(now, |h| self.fleet.get(h).and_then(|rt| rt.report.clone())))
+    }
+
+    /// The jobs the caller may see (a slice's only, if given).
+    pub fn job_list(&self, now: SystemTime, who: &Principal, slice: Option<&str>) -> Vec<MeasureInfo> {
+        self.jobs
+            .values()
+            .filter(|j| who.is_operator() || who.user() == Some(j.owner.as_str()))
+            .filter(|j| slice.is_none_or(|s| s == j.slice))
+            .map(|j| j.info(now, |h| self.fleet.get(h).and_then(|rt| rt.report.clone())))
+            .collect()
     }
 
     /// Every host and its agent's health as of `now`.

@@ -1,0 +1,322 @@
+//! `netslice measure create|list|show|results|delete`: measurement jobs
+//! (the NW Monitoring Manager): a slice, one point or two of the same
+//! virtual link, a window, a tcpdump filter.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use netslice_api::Client;
+use netslice_api::types::{MeasureInfo, MeasureRequest, MeasureState};
+use netslice_model::api::Direction;
+
+use crate::client::{Resolve, Target};
+use crate::output::{Align, Format, OutputArgs, Table, print_data, print_names};
+
+/// `netslice measure ...`.
+#[derive(Debug, Subcommand)]
+pub enum MeasureCmd {
+    /// Create a job: count (and optionally capture) a slice's frames at a
+    /// point over a window.
+    Create {
+        /// Slice to measure.
+        #[arg(long)]
+        slice: String,
+        /// Where: `LINK/HOST` (a hop of a virtual link, transit hosts too),
+        /// `LINK@NODE` (the link's end at a node) or `NODE:IFACE` (`eth0`,
+        /// `eth1`, ...). Twice, on one link, for the loss between them.
+        #[arg(long = "point", required = true)]
+        points: Vec<String>,
+        /// When to start: `+30s` from now, or Unix seconds (default: now).
+        #[arg(long, value_parser = parse_start)]
+        start: Option<u64>,
+        /// How long (`30s`, `5m`, `1h`; at most 24h).
+        #[arg(long, value_parser = crate::rt::parse_duration)]
+        duration: netslice_model::Micros,
+        /// Counting interval (default 1s).
+        #[arg(long, value_parser = crate::rt::parse_duration)]
+        interval: Option<netslice_model::Micros>,
+        /// Only frames travelling this way (two points need one).
+        #[arg(long, value_parser = parse_direction)]
+        direction: Option<Direction>,
+        /// A tcpdump filter expression, e.g. `tcp port 80 and host 10.0.0.2`.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Capture the matching frames (pcapng); needs --capture-bytes.
+        #[arg(long, requires = "capture_bytes")]
+        capture: bool,
+        /// Bytes kept of each captured frame.
+        #[arg(long, requires = "capture")]
+        snaplen: Option<u32>,
+        /// The capture's size cap (`10Mi`, `1Gi`); it stops there and says so.
+        #[arg(long, value_parser = parse_bytes)]
+        capture_bytes: Option<u64>,
+        /// Wait for the window to end and print the results.
+        #[arg(long)]
+        wait: bool,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format (with --wait: of the results).
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List jobs.
+    List {
+        /// Only this slice's.
+        #[arg(long)]
+        slice: Option<String>,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show a job: its points and what each counted so far.
+    Show {
+        /// Job id.
+        id: u64,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A job's results per interval (and the loss between two points).
+    Results {
+        /// Job id.
+        id: u64,
+        /// Wait until the job is done.
+        #[arg(long)]
+        wait: bool,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Delete a job and its results (a running one stops).
+    Delete {
+        /// Job id.
+        id: u64,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    match s {
+        "forward" => Ok(Direction::Forward),
+        "reverse" => Ok(Direction::Reverse),
+        _ => Err(format!("{s:?}: give forward or reverse")),
+    }
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    s.parse::<netslice_model::units::Bytes>().map(|b| b.0).map_err(|e| e.0)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn parse_start(s: &str) -> Result<u64, String> {
+    if let Some(rel) = s.strip_prefix('+') {
+        let d = crate::rt::parse_duration(rel)?;
+        return Ok(now_secs() + d.secs());
+    }
+    s.parse::<u64>().map_err(|_| format!("{s:?}: give +DURATION (e.g. +30s) or Unix seconds"))
+}
+
+/// Runs a `measure` command.
+pub async fn command(cmd: MeasureCmd) -> Result<ExitCode> {
+    match cmd {
+        MeasureCmd::Create {
+            slice,
+            points,
+            start,
+            duration,
+            interval,
+            direction,
+            filter,
+            capture,
+            snaplen,
+            capture_bytes,
+            wait,
+            target,
+            output,
+        } => {
+            let client = Client::from_target(&target)?;
+            let req = MeasureRequest {
+                slice,
+                points,
+                direction,
+                start,
+                duration,
+                interval,
+                filter,
+                capture,
+                snaplen,
+                capture_bytes,
+            };
+            let job = client.create_measurement(&req).await?;
+            note!(
+                "measurement job {} {} (window {} s)",
+                job.id,
+                job.state.as_str(),
+                (job.end_ms - job.start_ms) / 1000
+            );
+            if wait {
+                let done = wait_done(&client, job.id).await?;
+                results(&done, output.format())?;
+            } else if output.format() == Format::Name {
+                println!("{}", job.id);
+            } else if !print_data(output.format(), &job)? {
+                show(&job);
+            }
+        }
+        MeasureCmd::List { slice, target, output } => {
+            let client = Client::from_target(&target)?;
+            let jobs = client.measurements(slice.as_deref()).await?;
+            if print_data(output.format(), &jobs)? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if output.format() == Format::Name {
+                let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+                print_names(ids.iter().map(String::as_str))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = Table::new(&[
+                ("ID", Align::Right),
+                ("SLICE", Align::Left),
+                ("POINTS", Align::Left),
+                ("STATE", Align::Left),
+                ("SECONDS", Align::Right),
+                ("FRAMES", Align::Right),
+                ("OWNER", Align::Left),
+            ]);
+            for j in &jobs {
+                t.row(vec![
+                    j.id.to_string(),
+                    j.request.slice.clone(),
+                    j.request.points.join(" "),
+                    j.state.as_str().into(),
+                    ((j.end_ms - j.start_ms) / 1000).to_string(),
+                    j.points.first().map(|p| p.frames.to_string()).unwrap_or_default(),
+                    j.owner.clone(),
+                ]);
+            }
+            t.print()?;
+        }
+        MeasureCmd::Show { id, target, output } => {
+            let job = Client::from_target(&target)?.measurement(id).await?;
+            if !print_data(output.format(), &job)? {
+                show(&job);
+            }
+        }
+        MeasureCmd::Results { id, wait, target, output } => {
+            let client = Client::from_target(&target)?;
+            let job = if wait { wait_done(&client, id).await? } else { client.measurement(id).await? };
+            results(&job, output.format())?;
+        }
+        MeasureCmd::Delete { id, target } => {
+            Client::from_target(&target)?.delete_measurement(id).await?;
+            note!("measurement job {id} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls until the job is done (its window plus the agents' last reports).
+async fn wait_done(client: &Client, id: u64) -> Result<MeasureInfo> {
+    loop {
+        let job = client.measurement(id).await?;
+        if job.state == MeasureState::Done {
+            return Ok(job);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let left = job.end_ms.saturating_sub(now);
+        if left > 10 * 86_400_000 {
+            bail!("job {id} ends in more than 10 days; not waiting");
+        }
+        tokio::time::sleep(Duration::from_millis(left.clamp(500, 2000))).await;
+    }
+}
+
+fn rate(bps: f64) -> String {
+    if bps >= 1e9 {
+        format!("{:.2} Gbit/s", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.2} Mbit/s", bps / 1e6)
+    } else {
+        format!("{:.1} kbit/s", bps / 1e3)
+    }
+}
+
+fn show(j: &MeasureInfo) {
+    println!("job {}  slice {}  {}  owner {}", j.id, j.request.slice, j.state.as_str(), j.owner);
+    println!(
+        "window: {} s from Unix {} (interval {} ms)",
+        (j.end_ms - j.start_ms) / 1000,
+        j.start_ms / 1000,
+        j.interval_ms
+    );
+    if let Some(f) = &j.request.filter {
+        println!("filter: {f}");
+    }
+    let mut t = Table::new(&[
+        ("POINT", Align::Left),
+        ("HOST", Align::Left),
+        ("LINK", Align::Left),
+        ("FRAMES", Align::Right),
+        ("BYTES", Align::Right),
+        ("RATE", Align::Right),
+        ("CAPTURED", Align::Right),
+    ]);
+    for p in &j.points {
+        t.row(vec![
+            p.point.clone(),
+            p.host.clone(),
+            p.link.clone(),
+            p.frames.to_string(),
+            netslice_tools::bytes(p.bytes),
+            rate(p.bits_per_second),
+            if j.request.capture { format!("{} (cap full: {})", p.captured, p.capture_full) } else { "-".into() },
+        ]);
+    }
+    print!("{}", t.render());
+    if let Some(l) = &j.loss {
+        println!("loss {} -> {}: {} of {} ({:.3}%)", l.from, l.to, l.lost, l.sent, l.ratio * 100.0);
+    }
+}
+
+fn results(j: &MeasureInfo, format: Format) -> Result<()> {
+    if print_data(format, j)? {
+        return Ok(());
+    }
+    show(j);
+    for p in &j.points {
+        println!("\n{} at {}:", p.point, p.host);
+        let mut t = Table::new(&[
+            ("T+S", Align::Right),
+            ("FRAMES", Align::Right),
+            ("BYTES", Align::Right),
+            ("RATE", Align::Right),
+        ]);
+        for i in &p.intervals {
+            t.row(vec![
+                format!("{:.1}", (i.start_ms - j.start_ms) as f64 / 1e3),
+                i.frames.to_string(),
+                i.bytes.to_string(),
+                rate(i.bits_per_second),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    Ok(())
+}
