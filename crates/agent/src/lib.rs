@@ -64,6 +64,10 @@ pub const MAX_FRAME: usize = {
     if phys > sup { phys } else { sup }
 };
 
+/// Most bytes of capture an agent holds for one job while the manager does
+/// not take them.
+pub const MAX_PENDING_CAPTURE: usize = 16 << 20;
+
 /// How the agent is run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -222,6 +226,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         agent.apply(cfg.clone()).await;
     }
     let reporter = tokio::spawn(agent.clone().report_loop());
+    let uploader = tokio::spawn(agent.clone().capture_loop());
     let metrics = metrics_listener.map(|l| {
         let registry = metrics::registry(metrics::AgentMetrics {
             host: agent.opts.host.clone(),
@@ -241,6 +246,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         _ = watcher => {}
     }
     reporter.abort();
+    uploader.abort();
     if let Some(m) = metrics {
         m.abort();
     }
@@ -411,6 +417,59 @@ impl Agent {
         };
         if let Err(e) = self.authed().report(&self.opts.host, &report, Duration::from_secs(5)).await {
             tracing::debug!("report failed: {e}");
+        }
+    }
+
+    /// Every quarter second, uploads what the taps of capture jobs gathered
+    /// (pcapng Enhanced Packet Blocks, stamped with Unix time). What the
+    /// manager cannot take yet waits, up to [`MAX_PENDING_CAPTURE`] bytes a
+    /// job; past that it is dropped and logged.
+    async fn capture_loop(self: Arc<Self>) {
+        let mut pending: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let plane = self.shared.plane.load_full();
+            let clock_now = self.shared.clock.now();
+            let unix_now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+                    as u64;
+            for (job, tap) in plane.pipe.tables.taps() {
+                let c = tap.take_captured();
+                if c.records.is_empty() {
+                    continue;
+                }
+                let buf = pending.entry(*job).or_default();
+                for r in &c.records {
+                    let (at, n) = (r.kept.0 as usize, r.kept.1 as usize);
+                    let ts_ns = unix_now.saturating_sub(clock_now.saturating_sub(r.at));
+                    netslice_wire::pcapng::Packet { iface: 0, ts_ns, orig_len: r.len, data: &c.data[at..at + n] }
+                        .emit(buf);
+                }
+                if buf.len() > MAX_PENDING_CAPTURE {
+                    tracing::warn!("capture of job {job}: {} bytes wait for the manager; dropping them", buf.len());
+                    buf.clear();
+                }
+            }
+            drop(plane);
+            for (job, buf) in pending.iter_mut().filter(|(_, b)| !b.is_empty()) {
+                match self.authed().upload_capture(&self.opts.host, *job, buf.clone()).await {
+                    Ok(s) => {
+                        if s.left_out > 0 {
+                            tracing::debug!("capture of job {job}: the manager left out {} bytes (cap)", s.left_out);
+                        }
+                        buf.clear();
+                    }
+                    // The job is gone or done, or no longer has a point here.
+                    Err(e) if matches!(e.status(), Some(400 | 403 | 404 | 409)) => {
+                        tracing::debug!("capture of job {job} not taken: {e}");
+                        buf.clear();
+                    }
+                    Err(e) => tracing::debug!("capture upload of job {job} failed (will retry): {e}"),
+                }
+            }
+            pending.retain(|_, b| !b.is_empty());
         }
     }
 

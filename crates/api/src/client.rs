@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::paths::{BadName, Route};
 use crate::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser, Problem, Renew,
-    Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, CaptureStored, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser,
+    Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 
 /// Why a call failed.
@@ -375,6 +375,38 @@ impl Client {
     /// Deletes a measurement job.
     pub async fn delete_measurement(&self, id: u64) -> Result<(), Error> {
         self.delete_empty(&Route::measurement(id)).await
+    }
+
+    /// Uploads what host `host`'s tap captured for job `id` (Enhanced Packet Blocks).
+    pub async fn upload_capture(&self, host: &str, id: u64, blocks: Vec<u8>) -> Result<CaptureStored, Error> {
+        let rb = self
+            .req(reqwest::Method::POST, &Route::capture_upload(host, id)?)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(blocks);
+        let resp = self.send(rb).await?;
+        Ok(self.decode(resp).await?.1)
+    }
+
+    /// A job's capture, a pcapng file, written to `out`; returns its bytes.
+    pub async fn download_capture(&self, id: u64, out: &mut (impl std::io::Write + ?Sized)) -> Result<u64, Error> {
+        let mut resp = self.send(self.req(reqwest::Method::GET, &Route::capture(id))).await?;
+        if !resp.status().is_success() {
+            return Err(self.decode::<serde_json::Value>(resp).await.err().unwrap_or(Error::Status {
+                status: 0,
+                body: String::new(),
+                hint: "",
+            }));
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
+            out.write_all(&chunk).map_err(|e| Error::Status {
+                status: 0,
+                body: format!("writing the capture: {e}"),
+                hint: "",
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
     }
 
     /// The manager's Prometheus metrics (operators), in the text format 0.0.4.

@@ -113,6 +113,17 @@ impl Route {
         Route(format!("/api/v1/measurements/{id}"))
     }
 
+    /// `/api/v1/measurements/{id}/capture`.
+    pub fn capture(id: u64) -> Route {
+        Route(format!("/api/v1/measurements/{id}/capture"))
+    }
+
+    /// `/api/v1/nodes/{host}/captures/{id}`, the host name checked.
+    pub fn capture_upload(host: &str, id: u64) -> Result<Route, BadName> {
+        checked("host", host, names::host)?;
+        Ok(Route(format!("/api/v1/nodes/{}/captures/{id}", segment(host))))
+    }
+
     /// `/metrics` (the manager's Prometheus endpoint).
     pub fn metrics() -> Route {
         Route("/metrics".into())

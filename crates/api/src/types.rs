@@ -350,6 +350,10 @@ pub struct MeasureInfo {
     /// Frames lost between the two points (two-point jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<LossResult>,
+    /// Bytes of capture the manager holds (capture jobs): download it
+    /// from `/api/v1/measurements/{id}/capture`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bytes: Option<u64>,
 }
 
 /// One point of a job: where it is and what it counted.
@@ -416,4 +420,13 @@ pub struct MeasureQuery {
     /// Only the jobs of this slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<String>,
+}
+
+/// What the manager kept of a capture upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CaptureStored {
+    /// Bytes kept.
+    pub kept: u64,
+    /// Bytes left out (the job's cap was reached).
+    pub left_out: u64,
 }

@@ -355,3 +355,173 @@ fn measurement_jobs_count_at_chosen_points_and_refuse_bad_requests() {
     let out = tb.cli(&["measure", "show", &id(&hop)]);
     assert!(!out.status.success(), "{}", text(&out));
 }
+
+/// `tshark`'s fields of every frame in `file`, one line a frame.
+fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<String> {
+    let mut args = vec!["-r".to_string(), file.display().to_string(), "-T".into(), "fields".into()];
+    for f in fields {
+        args.extend(["-e".to_string(), f.to_string()]);
+    }
+    let out = Command::new("tshark").args(&args).output().expect("tshark (Debian package tshark)");
+    assert!(out.status.success(), "tshark -r {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Capture jobs: at a transit hop and at a fast-path node's port, the
+/// pcapng opens in capinfos and tshark, names its point, and holds exactly
+/// the frames the filter selects, byte for byte as the receiving sliver
+/// saw them (read independently by tshark inside it); a capture stops at its
+/// byte cap and says so.
+#[test]
+fn captures_hold_exactly_the_filtered_frames_at_a_transit_hop_and_a_fast_path_port() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::up("cap", &substrate(dir.path()));
+    let spec = dir.path().join("cap.yaml");
+    std::fs::write(
+        &spec,
+        "name: cap\nnodes:\n  - {name: x, host: h1}\n  - {name: y, host: h2}\n  - {name: sw, type: l2switch, host: h2}\nlinks:\n  - {name: xs, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.9.0.1/24}, {node: sw}]}\n  - {name: sy, bandwidth: 50Mbit, endpoints: [{node: sw}, {node: y, address: 10.9.0.2/24}]}\n",
+    )
+    .unwrap();
+    tb.apply(&spec);
+    assert!(tb.ping("cap", "x", "10.9.0.2", "2").0);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let filter = "udp and dst port 9999";
+    let create = |point: &str, cap: &str| {
+        json(tb.cli(&[
+            "measure",
+            "create",
+            "--slice",
+            "cap",
+            "--point",
+            point,
+            "--start",
+            "+2s",
+            "--duration",
+            "7s",
+            "--filter",
+            filter,
+            "--capture",
+            "--snaplen",
+            "200",
+            "--capture-bytes",
+            cap,
+            "-o",
+            "json",
+        ]))
+    };
+    let transit = create("xs/t1", "10Mi");
+    let port = create("sw:eth1", "10Mi");
+    let small = create("xs/t1", "3000");
+    // The independent read: tshark inside y, on its interface, same filter.
+    let theirs = dir.path().join("y.pcapng");
+    let reader = tb
+        .cmd(&[
+            "slice",
+            "exec",
+            "cap",
+            "y",
+            "--",
+            "tshark",
+            "-q",
+            "-i",
+            "eth0",
+            "-f",
+            filter,
+            "-a",
+            "duration:10",
+            "-w",
+            theirs.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // Inside the windows: 150 datagrams the filter selects, 40 it does not, pings.
+    let out = tb.exec(
+        "cap",
+        "x",
+        &["tool", "udp-send", "10.9.0.2:9999", "--size", "300", "--count", "150", "--rate", "1Mbit", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = tb.exec("cap", "x", &["tool", "udp-send", "10.9.0.2:9998", "--size", "300", "--count", "40", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(tb.ping("cap", "x", "10.9.0.2", "3").0);
+    let read = reader.wait_with_output().unwrap();
+    assert!(read.status.success(), "tshark in y: {}", text(&read));
+
+    let get = |job: &serde_json::Value, name: &str| {
+        let id = job["id"].as_u64().unwrap().to_string();
+        let file = dir.path().join(name);
+        tb.ok(&["measure", "capture", &id, "--wait", "-f", file.to_str().unwrap()]);
+        let info = json(tb.cli(&["measure", "show", &id, "-o", "json"]));
+        (file, info)
+    };
+    let want = tshark_fields(&theirs, &["frame.len", "frame.cap_len", "data.data"]);
+    assert_eq!(want.len(), 150, "y saw {} matching frames", want.len());
+    // What y saw, cut at our snaplen: the bytes of each frame's first 200.
+    let y_bytes: Vec<String> = {
+        let out = Command::new("tshark").args(["-r", theirs.to_str().unwrap(), "-x"]).output().unwrap();
+        assert!(out.status.success());
+        hex_frames(&String::from_utf8_lossy(&out.stdout), 200)
+    };
+    for (job, name, point) in [(&transit, "transit.pcapng", "xs/t1"), (&port, "port.pcapng", "sw:eth1")] {
+        let (file, info) = get(job, name);
+        let out = Command::new("capinfos")
+            .args(["-c", "-T", file.to_str().unwrap()])
+            .output()
+            .expect("capinfos (Debian package wireshark-common)");
+        assert!(out.status.success(), "capinfos {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        let caps = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(caps.trim_end().ends_with("\t150"), "capinfos on the {point} capture: {caps}");
+        let descr = tshark_fields(&file, &["frame.interface_description"]);
+        assert!(descr[0].contains(point) && descr[0].contains("slice cap"), "{descr:?}");
+        let ours: Vec<String> = {
+            let out = Command::new("tshark").args(["-r", file.to_str().unwrap(), "-x"]).output().unwrap();
+            hex_frames(&String::from_utf8_lossy(&out.stdout), 200)
+        };
+        assert_eq!(ours, y_bytes, "the {point} capture holds exactly the frames y saw, byte for byte");
+        let lens = tshark_fields(&file, &["frame.len", "frame.cap_len", "udp.dstport"]);
+        assert!(lens.iter().all(|l| l == "342\t200\t9999"), "{point}: {lens:?}");
+        assert_eq!(info["points"][0]["captured"], 150, "{info}");
+        assert_eq!(info["points"][0]["capture_full"], 0, "{info}");
+    }
+    // The small capture kept what fits in 3000 bytes (blocks of 232) and
+    // says how many it left out.
+    let (file, info) = get(&small, "small.pcapng");
+    let n = tshark_fields(&file, &["frame.number"]).len() as u64;
+    let p = &info["points"][0];
+    assert!(n > 0 && n * 232 <= 3000, "{n} frames in a 3000-byte cap");
+    assert_eq!(p["captured"].as_u64().unwrap(), n, "{info}");
+    assert_eq!(p["captured"].as_u64().unwrap() + p["capture_full"].as_u64().unwrap(), 150, "{info}");
+    assert!(info["capture_bytes"].as_u64().unwrap() <= 3000, "{info}");
+    let shown = tb.ok(&["measure", "show", &small["id"].as_u64().unwrap().to_string()]);
+    assert!(shown.contains("cap full"), "{shown}");
+}
+
+/// The frames of `tshark -x` output as hex strings of their first `cut` bytes.
+fn hex_frames(dump: &str, cut: usize) -> Vec<String> {
+    let mut frames = Vec::new();
+    let mut cur = String::new();
+    for line in dump.lines() {
+        if line.trim().is_empty() {
+            if !cur.is_empty() {
+                frames.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        // "0000  02 00 ...  ascii": the offset, then up to 16 hex bytes.
+        let hex: String = line.get(6..).unwrap_or("").split("  ").next().unwrap_or("").split_whitespace().collect();
+        cur.push_str(&hex);
+    }
+    if !cur.is_empty() {
+        frames.push(cur);
+    }
+    frames.into_iter().map(|f| f.chars().take(cut * 2).collect()).collect()
+}

@@ -35,8 +35,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netslice_api::etag::{self, Condition};
 use netslice_api::types::{
-    ApplyQuery, AuditQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser, PROBLEM_JSON, Problem,
-    Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, CaptureStored, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser,
+    PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 use netslice_model::api::{
     AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
@@ -46,7 +46,7 @@ use netslice_model::{FieldError, SliceSpec, Substrate};
 use utoipa::OpenApi;
 
 use crate::auth::Principal;
-use crate::extract::{ApiQuery, Body, Document, HostName, JobId, SliceName, UserName};
+use crate::extract::{ApiQuery, Body, Document, HostName, JobId, SliceName, Upload, UserName};
 use crate::monitor::Metrics;
 use crate::owner::{Lane, Manager};
 use crate::state::{Applied, ManagerError, Precondition, Snapshot};
@@ -820,6 +820,103 @@ pub async fn delete_measurement(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A job's capture as a pcapng file: a Section Header, one Interface
+/// Description (the point, its host and link; nanosecond timestamps), and
+/// the frames the agent captured, as the slice saw them. Streamed.
+#[utoipa::path(get, path = "/api/v1/measurements/{id}/capture", tag = "measurements", operation_id = "getMeasurementCapture", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "job id")),
+    responses((status = 200, description = "the capture", content_type = "application/x-pcapng", body = Vec<u8>),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_capture(
+    AxState(app): AxState<App>,
+    c: Caller,
+    JobId(id): JobId,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
+    let who = person(&c)?.clone();
+    let (info, path, bytes) = app.snapshot().capture(SystemTime::now(), id, &who)?;
+    let mut head = Vec::new();
+    netslice_wire::pcapng::section_header(&mut head, concat!("netslice ", env!("CARGO_PKG_VERSION")));
+    let p = info.points.first();
+    let snaplen = info.request.snaplen.unwrap_or(crate::state::jobs::DEFAULT_SNAPLEN);
+    netslice_wire::pcapng::interface(
+        &mut head,
+        snaplen,
+        p.map(|p| p.point.as_str()).unwrap_or(""),
+        &format!(
+            "netslice job {id}: slice {} link {} at host {} (point {})",
+            info.request.slice,
+            p.map(|p| p.link.as_str()).unwrap_or(""),
+            p.map(|p| p.host.as_str()).unwrap_or(""),
+            p.map(|p| p.point.as_str()).unwrap_or("")
+        ),
+    );
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ManagerError::Internal(format!("reading the capture: {e}"))),
+    };
+    // The blocks as stored, in 64 KiB reads, up to the size recorded (an
+    // upload being appended is not read half-way).
+    let rest = futures_util::stream::unfold((file, bytes), |(file, left)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = file?;
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; left.min(64 << 10) as usize];
+        match f.read_exact(&mut buf).await {
+            Ok(_) => {
+                let n = buf.len() as u64;
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), (Some(f), left - n)))
+            }
+            Err(e) => Some((Err(e), (None, 0))),
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) }),
+        rest,
+    );
+    let name = format!("attachment; filename=\"netslice-job-{id}.pcapng\"");
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pcapng".to_string()), (header::CONTENT_DISPOSITION, name)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// An agent uploads what its tap captured for a job (Enhanced Packet
+/// Blocks); the manager keeps what fits under the job's cap.
+#[utoipa::path(post, path = "/api/v1/nodes/{host}/captures/{id}", tag = "nodes", operation_id = "uploadCapture", security(("bearer" = [])),
+    params(("host" = String, Path, description = "host name"), ("id" = u64, Path, description = "job id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "pcapng Enhanced Packet Blocks of interface 0"),
+    responses((status = 200, body = CaptureStored),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 408, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn upload_capture(
+    AxState(app): AxState<App>,
+    c: Caller,
+    HostName(host): HostName,
+    JobId(id): JobId,
+    _: ApiQuery<NoQuery>,
+    Upload(data): Upload,
+) -> ApiResult<Json<CaptureStored>> {
+    node(&c, &host)?;
+    let (r, _) = app.manager.call(Lane::Fast, move |s, now| s.append_capture(now, &host, id, &data)).await?;
+    let (kept, left_out) = r?;
+    Ok(Json(CaptureStored { kept, left_out }))
+}
+
 /// The answer to an apply when it is not a dry run, or its dry run.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -1230,6 +1327,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/metrics", "GET, HEAD"),
     ("/api/v1/measurements", "GET, HEAD, POST"),
     ("/api/v1/measurements/{id}", "GET, HEAD, DELETE"),
+    ("/api/v1/measurements/{id}/capture", "GET, HEAD"),
+    ("/api/v1/nodes/{host}/captures/{id}", "POST"),
     ("/api/v1/users", "GET, HEAD, POST"),
     ("/api/v1/users/{name}", "DELETE"),
     ("/api/v1/nodes", "GET, HEAD"),
@@ -1374,6 +1473,8 @@ impl utoipa::Modify for Conventions {
         list_measurements,
         get_measurement,
         delete_measurement,
+        get_capture,
+        upload_capture,
         list_users,
         add_user,
         revoke_user,
@@ -1421,6 +1522,8 @@ pub fn router(app: App) -> axum::Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/measurements", get(list_measurements).post(create_measurement))
         .route("/api/v1/measurements/{id}", get(get_measurement).delete(delete_measurement))
+        .route("/api/v1/measurements/{id}/capture", get(get_capture))
+        .route("/api/v1/nodes/{host}/captures/{id}", post(upload_capture))
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/users/{name}", delete(revoke_user))
         .route("/api/v1/nodes", get(list_nodes))

@@ -118,6 +118,32 @@ impl<T: Body, S: Send + Sync> FromRequest<S> for Document<T> {
     }
 }
 
+/// Most bytes of one capture upload (an agent sends what its taps gathered
+/// in a quarter of a second; [`netslice_dataplane::tap::CAPTURE_CHUNK`] per
+/// tap at most).
+pub const MAX_UPLOAD: usize = 16 << 20;
+
+/// A binary request body (an agent's capture upload), at most [`MAX_UPLOAD`]
+/// bytes, arriving within [`BODY_TIMEOUT`].
+#[derive(Debug)]
+pub struct Upload(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Upload {
+    type Rejection = ManagerError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(req.into_body(), MAX_UPLOAD)).await {
+            Err(_) => {
+                Err(ManagerError::Timeout(format!("the upload did not arrive within {}s", BODY_TIMEOUT.as_secs())))
+            }
+            Ok(Err(e)) => {
+                Err(ManagerError::TooLarge(format!("the upload is more than the {MAX_UPLOAD} bytes allowed ({e})")))
+            }
+            Ok(Ok(b)) => Ok(Upload(b)),
+        }
+    }
+}
+
 /// A query string parsed as `T`; unknown parameters are refused (a typo such
 /// as `?dryrun=true` must not apply a spec for real).
 #[derive(Debug)]
@@ -190,7 +216,11 @@ impl<S: Send + Sync> FromRequestParts<S> for JobId {
     type Rejection = ManagerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let v = segment(parts, state).await?;
+        // The job is the last parameter (`/nodes/{host}/captures/{id}`).
+        let v = match Path::<Vec<String>>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => v.into_iter().next_back().ok_or_else(|| invalid("path", "", "the job id is missing"))?,
+            Err(e) => return Err(invalid("path", "", e.body_text())),
+        };
         v.parse::<u64>().map(JobId).map_err(|_| invalid("path", "id", format!("{v:?} is not a job id (a number)")))
     }
 }

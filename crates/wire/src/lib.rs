@@ -14,7 +14,8 @@
 //! IPv6 base header, UDP, TCP (header fields, options carried opaque), the
 //! virtio-net header a TAP puts before frames, ICMPv4 echo, GRE (RFC 2784 with the key and sequence
 //! number extensions of RFC 2890), VXLAN (RFC 7348), and the two netslice formats
-//! fixed by the design brief: the terminal trailer and the extended-MAC frame.
+//! fixed by the design brief: the terminal trailer and the extended-MAC frame;
+//! and pcapng, the capture file format ([`pcapng`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -28,6 +29,7 @@ pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;
 pub mod itag;
+pub mod pcapng;
 pub mod tcp;
 pub mod trailer;
 pub mod udp;

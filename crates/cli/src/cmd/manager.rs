@@ -40,6 +40,13 @@ pub struct ManagerArgs {
     /// Longest lease a slice may have.
     #[arg(long, default_value = "7d", value_parser = crate::rt::parse_duration)]
     pub lease_max: netslice_model::Micros,
+    /// How long measurement results and captures are kept after their window.
+    #[arg(long, default_value = "7d", value_parser = crate::rt::parse_duration)]
+    pub results_max_age: netslice_model::Micros,
+    /// Bytes all captures together may hold (the sum of their caps; kept
+    /// beside the database in `captures/`).
+    #[arg(long, default_value = "1Gi", value_parser = crate::cmd::measure::parse_bytes)]
+    pub capture_storage: u64,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -68,7 +75,12 @@ pub fn run(a: ManagerArgs) -> Result<ExitCode> {
         if let Some(f) = a.enroll_token_file {
             opts.enroll_token_file = f;
         }
-        opts.policy = netslice_manager::Policy { lease_default: a.lease_default.secs(), lease_max: a.lease_max.secs() };
+        opts.policy = netslice_manager::Policy {
+            lease_default: a.lease_default.secs(),
+            lease_max: a.lease_max.secs(),
+            results_max_age: a.results_max_age.secs(),
+            capture_storage: a.capture_storage,
+        };
         let started = netslice_manager::start(opts, crate::rt::shutdown_signal()).await?;
         tracing::info!("clients trust {}", started.cert.display());
         if let Some(f) = &a.addr_file {

@@ -99,6 +99,20 @@ pub enum MeasureCmd {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Download a capture job's frames as a pcapng file (Wireshark, tshark).
+    Capture {
+        /// Job id.
+        id: u64,
+        /// File to write (`-`: standard output).
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+        /// Wait until the job is done first.
+        #[arg(long)]
+        wait: bool,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+    },
     /// Delete a job and its results (a running one stops).
     Delete {
         /// Job id.
@@ -117,7 +131,8 @@ fn parse_direction(s: &str) -> Result<Direction, String> {
     }
 }
 
-fn parse_bytes(s: &str) -> Result<u64, String> {
+/// A byte count: `10Mi`, `1Gi`, `500K`, or bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
     s.parse::<netslice_model::units::Bytes>().map(|b| b.0).map_err(|e| e.0)
 }
 
@@ -224,6 +239,25 @@ pub async fn command(cmd: MeasureCmd) -> Result<ExitCode> {
             let job = if wait { wait_done(&client, id).await? } else { client.measurement(id).await? };
             results(&job, output.format())?;
         }
+        MeasureCmd::Capture { id, file, wait, target } => {
+            let client = Client::from_target(&target)?;
+            if wait {
+                wait_done(&client, id).await?;
+            }
+            let n = if file.as_os_str() == "-" {
+                client.download_capture(id, &mut std::io::stdout().lock()).await?
+            } else {
+                let tmp = file.with_extension("part");
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?,
+                );
+                let n = client.download_capture(id, &mut f).await?;
+                std::io::Write::flush(&mut f)?;
+                std::fs::rename(&tmp, &file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                n
+            };
+            note!("measurement job {id}: {n} bytes of pcapng written to {}", file.display());
+        }
         MeasureCmd::Delete { id, target } => {
             Client::from_target(&target)?.delete_measurement(id).await?;
             note!("measurement job {id} deleted");
@@ -290,6 +324,9 @@ fn show(j: &MeasureInfo) {
         ]);
     }
     print!("{}", t.render());
+    if let Some(b) = j.capture_bytes {
+        println!("capture: {} held (download: netslice measure capture {} -f FILE)", netslice_tools::bytes(b), j.id);
+    }
     if let Some(l) = &j.loss {
         println!("loss {} -> {}: {} of {} ({:.3}%)", l.from, l.to, l.lost, l.sent, l.ratio * 100.0);
     }

@@ -153,11 +153,21 @@ pub struct Policy {
     pub lease_default: u64,
     /// Longest lease, seconds.
     pub lease_max: u64,
+    /// How long measurement results (and captures) are kept after their
+    /// window, seconds.
+    pub results_max_age: u64,
+    /// Bytes all captures together may hold (the sum of their caps).
+    pub capture_storage: u64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { lease_default: 24 * 3600, lease_max: 7 * 24 * 3600 }
+        Policy {
+            lease_default: 24 * 3600,
+            lease_max: 7 * 24 * 3600,
+            results_max_age: 7 * 24 * 3600,
+            capture_storage: 1 << 30,
+        }
     }
 }
 

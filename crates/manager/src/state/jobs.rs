@@ -232,6 +232,7 @@ impl JobV1 {
             interval_ms: self.interval_ms,
             points,
             loss,
+            capture_bytes: None,
         }
     }
 }

@@ -89,6 +89,10 @@ pub struct Core {
     fleet: fleet::Fleet,
     jobs: jobs::Jobs,
     next_job: u64,
+    /// Where captures are kept (`<job>.epb`: the Enhanced Packet Blocks the
+    /// agents uploaded), and how many bytes each holds.
+    captures: Arc<std::path::Path>,
+    capture_sizes: Arc<BTreeMap<u64, u64>>,
     /// Bumped by every change of anything a snapshot shows.
     generation: u64,
 }
@@ -199,7 +203,31 @@ impl Core {
         let slices = slices::Slices::load(&ctx, rows, revision, &host_revs, jobs.taps(), now);
         let creds = credentials::Credentials::load(&store)?;
         let fleet = fleet::Fleet::new(ctx.substrate.hosts.iter().map(|h| h.name.as_str()));
-        Ok(Core { store, ctx, slices, creds, fleet, jobs, next_job, generation: 0 })
+        let captures = db.parent().map(Path::to_path_buf).unwrap_or_default().join("captures");
+        std::fs::create_dir_all(&captures).map_err(|e| {
+            ManagerError::Store(crate::store::StoreError::Corrupt {
+                what: captures.display().to_string(),
+                detail: format!("cannot create the captures directory: {e}"),
+            })
+        })?;
+        let mut capture_sizes = BTreeMap::new();
+        for id in jobs.jobs.keys() {
+            if let Ok(m) = std::fs::metadata(captures.join(format!("{id}.epb"))) {
+                capture_sizes.insert(*id, m.len());
+            }
+        }
+        Ok(Core {
+            store,
+            ctx,
+            slices,
+            creds,
+            fleet,
+            jobs,
+            next_job,
+            captures: captures.into(),
+            capture_sizes: Arc::new(capture_sizes),
+            generation: 0,
+        })
     }
 
     /// The state as of now, for reads.
@@ -215,6 +243,8 @@ impl Core {
             fleet: self.fleet.hosts.clone(),
             creds: self.creds.view.clone(),
             jobs: self.jobs.jobs.clone(),
+            captures: self.captures.clone(),
+            capture_sizes: self.capture_sizes.clone(),
         }
     }
 
@@ -333,6 +363,18 @@ impl Core {
             )));
         }
         let mut job = jobs::plan_job(req, &row, &owner, now, crate::filter::compile)?;
+        if let Some(c) = job.capture {
+            let held: u64 = self.jobs.jobs.values().filter_map(|j| j.capture.map(|c| c.max_bytes)).sum();
+            let limit = self.ctx.policy.capture_storage;
+            if held + c.max_bytes > limit {
+                return Err(ManagerError::Conflict(format!(
+                    "capture storage: {} MiB of {} MiB are held by other jobs' captures, {} MiB asked (delete old jobs, or ask for less)",
+                    held >> 20,
+                    limit >> 20,
+                    c.max_bytes.div_ceil(1 << 20)
+                )));
+            }
+        }
         job.id = self.next_job.max(self.jobs.next_id());
         let record = serde_json::to_string(&job).expect("jobs serialize");
         let mut all = self.jobs.clone();
@@ -369,13 +411,114 @@ impl Core {
         let a = common::audit(who, "measure.delete", &job.slice, format!("job {id}"));
         self.slices.retap(&mut self.store, now, all.taps(), None, Some(id), self.next_job, Some(a))?;
         self.jobs = all;
+        self.forget_capture(id);
         self.generation += 1;
         Ok(())
     }
 
+    fn forget_capture(&mut self, id: u64) {
+        let path = self.captures.join(format!("{id}.epb"));
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
+        Arc::make_mut(&mut self.capture_sizes).remove(&id);
+    }
+
+    /// Appends what `host`'s agent captured for job `id` (Enhanced Packet
+    /// Blocks, checked one by one), up to the job's cap: what does not fit
+    /// is left out and counted. Returns the bytes kept and left out.
+    pub fn append_capture(
+        &mut self,
+        now: SystemTime,
+        host: &str,
+        id: u64,
+        data: &[u8],
+    ) -> Result<(u64, u64), ManagerError> {
+        let job = self.jobs.jobs.get(&id).ok_or_else(|| ManagerError::NotFound(format!("no measurement job {id}")))?;
+        let cap = job.capture.ok_or_else(|| ManagerError::Conflict(format!("job {id} captures nothing")))?;
+        if !job.points.iter().any(|p| p.host == host) {
+            return Err(ManagerError::Forbidden(format!("job {id} has no point on {host}")));
+        }
+        if job.results.is_some() {
+            return Err(ManagerError::Conflict(format!("job {id} is done")));
+        }
+        let mut kept = 0usize;
+        for p in netslice_wire::pcapng::Packets::new(data) {
+            let p = p.map_err(|e| ManagerError::Invalid {
+                what: "capture upload",
+                errors: vec![FieldError::new("", format!("block at byte {kept}: {e}"))],
+            })?;
+            if p.iface != 0 {
+                return Err(ManagerError::Invalid {
+                    what: "capture upload",
+                    errors: vec![FieldError::new(
+                        "",
+                        format!("block at byte {kept}: interface {} (one point: 0)", p.iface),
+                    )],
+                });
+            }
+            kept += p.block_len();
+        }
+        let stored = self.capture_sizes.get(&id).copied().unwrap_or(0);
+        // Whole blocks that fit under the cap.
+        let room = cap.max_bytes.saturating_sub(stored) as usize;
+        let mut take = 0usize;
+        for p in netslice_wire::pcapng::Packets::new(data).flatten() {
+            if take + p.block_len() > room {
+                break;
+            }
+            take += p.block_len();
+        }
+        if take > 0 {
+            use std::io::Write;
+            let path = self.captures.join(format!("{id}.epb"));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&data[..take]))
+                .map_err(|e| {
+                    ManagerError::Store(crate::store::StoreError::Corrupt {
+                        what: path.display().to_string(),
+                        detail: e.to_string(),
+                    })
+                })?;
+            *Arc::make_mut(&mut self.capture_sizes).entry(id).or_default() += take as u64;
+            self.generation += 1;
+        }
+        let _ = now;
+        Ok((take as u64, (kept - take) as u64))
+    }
+
     /// Writes the results of jobs whose window ended (and whose last reports
-    /// had time to come), and takes their taps away.
+    /// had time to come), and takes their taps away; deletes jobs (and their
+    /// captures) done longer ago than the operator keeps results.
     fn finish_jobs(&mut self, now: SystemTime) {
+        let keep_ms = self.ctx.policy.results_max_age.saturating_mul(1000);
+        let now_ms = common::unix_secs(now).saturating_mul(1000);
+        let old: Vec<u64> = self
+            .jobs
+            .jobs
+            .values()
+            .filter(|j| j.results.is_some() && j.end_ms.saturating_add(keep_ms) < now_ms)
+            .map(|j| j.id)
+            .collect();
+        for id in old {
+            let mut all = self.jobs.clone();
+            all.jobs.remove(&id);
+            let a =
+                common::audit(&Principal::system(), "measure.expire", &format!("job {id}"), "results kept long enough");
+            match self.slices.retap(&mut self.store, now, all.taps(), None, Some(id), self.next_job, Some(a)) {
+                Ok(_) => {
+                    self.jobs = all;
+                    self.forget_capture(id);
+                    self.generation += 1;
+                }
+                Err(e) => tracing::warn!("measurement job {id}: cannot remove it ({e}); trying again"),
+            }
+        }
         let due: Vec<Arc<jobs::JobV1>> = self.jobs.jobs.values().filter(|j| j.due(now)).cloned().collect();
         for j in due {
             let fleet = &self.fleet;
@@ -775,7 +918,7 @@ mod tests {
     #[test]
     fn leases_expire_and_renew() {
         let dir = tempfile::tempdir().unwrap();
-        let policy = Policy { lease_default: 100, lease_max: 1000 };
+        let policy = Policy { lease_default: 100, lease_max: 1000, ..Policy::default() };
         let mut s = open_with(dir.path(), policy);
         put(&mut s, spec("red", "h1", "h2"), false).unwrap();
         let t0 = s.now_secs();

@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub(crate) fleet: OrdMap<String, Arc<HostRuntime>>,
     pub(crate) creds: Arc<CredView>,
     pub(crate) jobs: OrdMap<u64, Arc<super::jobs::JobV1>>,
+    pub(crate) captures: Arc<std::path::Path>,
+    pub(crate) capture_sizes: Arc<std::collections::BTreeMap<u64, u64>>,
 }
 
 impl Snapshot {
@@ -183,7 +185,24 @@ impl Snapshot {
         if !(who.is_operator() || who.user() == Some(j.owner.as_str())) {
             return Err(ManagerError::Forbidden(format!("measurement job {id} belongs to another user")));
         }
-        Ok(j.info(now, |h| self.fleet.get(h).and_then(|rt| rt.report.clone())))
+        let mut info = j.info(now, |h| self.fleet.get(h).and_then(|rt| rt.report.clone()));
+        info.capture_bytes = j.capture.map(|_| self.capture_sizes.get(&id).copied().unwrap_or(0));
+        Ok(info)
+    }
+
+    /// A job's capture for someone who may see the job: the job, the file
+    /// of its Enhanced Packet Blocks, and their bytes.
+    pub fn capture(
+        &self,
+        now: SystemTime,
+        id: u64,
+        who: &Principal,
+    ) -> Result<(MeasureInfo, std::path::PathBuf, u64), ManagerError> {
+        let info = self.job_info(now, id, who)?;
+        let Some(bytes) = info.capture_bytes else {
+            return Err(ManagerError::NotFound(format!("measurement job {id} captures nothing")));
+        };
+        Ok((info, self.captures.join(format!("{id}.epb")), bytes))
     }
 
     /// The jobs the caller may see (a slice's only, if given).
