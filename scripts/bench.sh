@@ -14,6 +14,7 @@
 #   sudo scripts/bench.sh --isolation [--seconds 10] [--link gre|vxlan]
 #   sudo scripts/bench.sh --floor [--rounds 3] [--seconds 4] [--only tap1,chain3] [--profile PPS]
 #   sudo scripts/bench.sh --scale [--slivers 200] [--changes 5] [--baseline OLD_BINARY]
+#   sudo scripts/bench.sh --monitoring [--seconds 5] [--rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -31,6 +32,9 @@ if [ "${1:-}" = --isolation ]; then
 elif [ "${1:-}" = --floor ]; then
     shift
     as_root python3 scripts/bench-floor.py "$@"
+elif [ "${1:-}" = --monitoring ]; then
+    shift
+    as_root python3 scripts/bench-monitoring.py "$@"
 elif [ "${1:-}" = --scale ]; then
     shift
     as_root python3 scripts/bench-scale.py "$@"

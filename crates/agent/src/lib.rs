@@ -64,6 +64,10 @@ pub const MAX_FRAME: usize = {
     if phys > sup { phys } else { sup }
 };
 
+/// Whole seconds of counters an agent keeps and sends with each report (it
+/// reports every 2 s; a report lost now and then loses no second).
+pub const SECONDS_KEPT: usize = 6;
+
 /// Most bytes of capture an agent holds for one job while the manager does
 /// not take them.
 pub const MAX_PENDING_CAPTURE: usize = 16 << 20;
@@ -145,6 +149,8 @@ struct Agent {
     /// Identifies this run in reports (the manager carries counters across
     /// restarts by it).
     instance: String,
+    /// Every rule's counters at the last whole seconds, oldest first.
+    seconds: Mutex<std::collections::VecDeque<(u64, Vec<netslice_model::api::RuleCounters>)>>,
     client: netslice_api::Client,
     credential: Mutex<Option<String>>,
 }
@@ -208,6 +214,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         applied: Mutex::new(Applied::default()),
         revision: Arc::default(),
         instance: instance_id(started),
+        seconds: Mutex::default(),
         client: netslice_api::Client::new(&opts.manager, opts.ca_cert.as_deref(), None)?,
         credential: Mutex::new(
             std::fs::read_to_string(credential_path(&opts.state_dir))
@@ -227,6 +234,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     }
     let reporter = tokio::spawn(agent.clone().report_loop());
     let uploader = tokio::spawn(agent.clone().capture_loop());
+    let sampler = tokio::spawn(agent.clone().second_loop());
     let metrics = metrics_listener.map(|l| {
         let registry = metrics::registry(metrics::AgentMetrics {
             host: agent.opts.host.clone(),
@@ -247,6 +255,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     }
     reporter.abort();
     uploader.abort();
+    sampler.abort();
     if let Some(m) = metrics {
         m.abort();
     }
@@ -395,13 +404,16 @@ impl Agent {
                     stats: p.lock().map(|p| p.stats()).unwrap_or_default(),
                 })
                 .collect();
+            let counters = tables.snapshot(&self.opts.host);
+            let seconds = self.second_samples(&counters);
             NodeReport {
+                seconds,
                 programs,
                 host: self.opts.host.clone(),
                 applied_revision: a.revision,
                 epoch: a.epoch.clone(),
                 errors: status.reported(),
-                counters: tables.snapshot(&self.opts.host),
+                counters,
                 unmatched: tables.unmatched.snapshot(),
                 io_backend: status.backend.clone(),
                 forwarding: status.forwarding.to_string(),
@@ -454,23 +466,79 @@ impl Agent {
             }
             drop(plane);
             for (job, buf) in pending.iter_mut().filter(|(_, b)| !b.is_empty()) {
-                match self.authed().upload_capture(&self.opts.host, *job, buf.clone()).await {
-                    Ok(s) => {
-                        if s.left_out > 0 {
-                            tracing::debug!("capture of job {job}: the manager left out {} bytes (cap)", s.left_out);
+                // In pieces of whole blocks within the API's body limit.
+                while !buf.is_empty() {
+                    let mut n = 0;
+                    for p in netslice_wire::pcapng::Packets::new(buf).flatten() {
+                        if n > 0 && n + p.block_len() > netslice_api::MAX_UPLOAD {
+                            break;
                         }
-                        buf.clear();
+                        n += p.block_len();
                     }
-                    // The job is gone or done, or no longer has a point here.
-                    Err(e) if matches!(e.status(), Some(400 | 403 | 404 | 409)) => {
-                        tracing::debug!("capture of job {job} not taken: {e}");
-                        buf.clear();
+                    match self.authed().upload_capture(&self.opts.host, *job, buf[..n].to_vec()).await {
+                        Ok(s) => {
+                            if s.left_out > 0 {
+                                tracing::debug!(
+                                    "capture of job {job}: the manager left out {} bytes (cap)",
+                                    s.left_out
+                                );
+                            }
+                            buf.drain(..n);
+                        }
+                        // The job is gone or done, or no longer has a point here.
+                        Err(e) if matches!(e.status(), Some(400 | 403 | 404 | 409)) => {
+                            tracing::debug!("capture of job {job} not taken: {e}");
+                            buf.clear();
+                        }
+                        Err(e) => {
+                            tracing::debug!("capture upload of job {job} failed (will retry): {e}");
+                            break;
+                        }
                     }
-                    Err(e) => tracing::debug!("capture upload of job {job} failed (will retry): {e}"),
                 }
             }
             pending.retain(|_, b| !b.is_empty());
         }
+    }
+
+    /// At every whole Unix second, keeps every rule's counters (the last
+    /// [`SECONDS_KEPT`]); reports carry them, for the guarantee check's
+    /// one-second windows.
+    async fn second_loop(self: Arc<Self>) {
+        loop {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let next = now.as_secs() + 1;
+            tokio::time::sleep(Duration::from_secs(next) - now).await;
+            let counters = self.shared.plane.load().pipe.tables.snapshot(&self.opts.host);
+            let mut s = self.seconds.lock().expect("seconds lock");
+            s.push_back((next, counters));
+            while s.len() > SECONDS_KEPT {
+                s.pop_front();
+            }
+        }
+    }
+
+    /// The samples of the last seconds in a report's shape: each rule by its
+    /// index in `counters`.
+    fn second_samples(&self, counters: &[netslice_model::api::RuleCounters]) -> Vec<netslice_model::api::SecondSample> {
+        let index: std::collections::HashMap<(&str, &str, Option<_>, Option<_>), u32> = counters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.slice.as_str(), c.link.as_str(), c.direction, c.stage), i as u32))
+            .collect();
+        let s = self.seconds.lock().expect("seconds lock");
+        s.iter()
+            .map(|(t, rules)| netslice_model::api::SecondSample {
+                t: *t,
+                rules: rules
+                    .iter()
+                    .filter_map(|c| {
+                        let i = *index.get(&(c.slice.as_str(), c.link.as_str(), c.direction, c.stage))?;
+                        Some(netslice_model::api::RuleSample { i, p: c.packets, b: c.bytes, d: c.drops.clone() })
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     async fn report_loop(self: Arc<Self>) {

@@ -19,8 +19,9 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::paths::{BadName, Route};
 use crate::types::{
-    ApplyQuery, AuditQuery, CaptureStored, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser,
-    Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, CaptureStored, CheckQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest,
+    NewUser, Problem, Renew, Renewed, Revoked, SliceCheck, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery,
+    WhoAmI,
 };
 
 /// Why a call failed.
@@ -355,6 +356,11 @@ impl Client {
     /// A slice's figures per virtual link, direction and hop, with rates.
     pub async fn slice_stats(&self, name: &str) -> Result<SliceStats, Error> {
         self.get(&Route::slice_stats(name)?).await
+    }
+
+    /// A slice's guarantee check from `since` (Unix seconds).
+    pub async fn slice_check(&self, name: &str, since: Option<u64>) -> Result<SliceCheck, Error> {
+        self.get_query(&Route::slice_check(name)?, &CheckQuery { since }).await
     }
 
     /// Creates a measurement job.

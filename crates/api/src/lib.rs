@@ -16,4 +16,8 @@ pub mod paths;
 pub mod types;
 
 pub use client::{Applied, Client, Error, WaitError};
+
+/// Most bytes of one capture upload (`POST /api/v1/nodes/{host}/captures/{id}`):
+/// the API's body limit; an agent sends more in several.
+pub const MAX_UPLOAD: usize = netslice_model::document::LIMITS.max_bytes;
 pub use paths::{BadName, Route};

@@ -124,6 +124,12 @@ impl Route {
         Ok(Route(format!("/api/v1/nodes/{}/captures/{id}", segment(host))))
     }
 
+    /// `/api/v1/slices/{name}/check`, the name checked.
+    pub fn slice_check(name: &str) -> Result<Route, BadName> {
+        checked("slice", name, names::slice)?;
+        Ok(Route(format!("/api/v1/slices/{}/check", segment(name))))
+    }
+
     /// `/metrics` (the manager's Prometheus endpoint).
     pub fn metrics() -> Route {
         Route("/metrics".into())

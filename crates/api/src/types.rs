@@ -430,3 +430,74 @@ pub struct CaptureStored {
     /// Bytes left out (the job's cap was reached).
     pub left_out: u64,
 }
+
+/// Options of a guarantee check.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    /// First second judged, Unix seconds (default: a minute ago; the manager
+    /// keeps five minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}
+
+/// Whether a slice's guarantees were kept, per virtual link, direction and
+/// one-second window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliceCheck {
+    /// Slice.
+    pub slice: String,
+    /// A window meets its guarantee when delivered >= min(offered,
+    /// guaranteed) x (1 - tolerance).
+    pub tolerance: f64,
+    /// Every link and direction.
+    pub links: Vec<LinkCheck>,
+}
+
+/// One virtual link in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkCheck {
+    /// Virtual link.
+    pub link: String,
+    /// Direction.
+    #[schema(value_type = String)]
+    pub direction: netslice_model::api::Direction,
+    /// Guaranteed rate, bits per second.
+    pub guaranteed_bps: u64,
+    /// Windows judged.
+    pub windows: Vec<Window>,
+    /// How many of them were violated.
+    pub violated: usize,
+}
+
+/// One second of one link and direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Window {
+    /// Its start, Unix seconds.
+    pub t: u64,
+    /// Bits per second the sender offered (what entered at the first hop,
+    /// policed frames included).
+    pub offered_bps: f64,
+    /// Bits per second delivered at the last hop.
+    pub delivered_bps: f64,
+    /// `met` or `violated`.
+    pub verdict: String,
+    /// Frames dropped in the window, by hop and reason.
+    pub drops: Vec<HopDrop>,
+    /// For a violated window: what the hops say about where the guaranteed
+    /// traffic went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// Frames one hop dropped for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HopDrop {
+    /// Host.
+    pub host: String,
+    /// Reason (`queue_full`, `policed`, `loss`, ...).
+    pub reason: String,
+    /// Frames.
+    pub frames: u64,
+}

@@ -172,7 +172,9 @@ fn metrics_endpoints_pass_promtool_prometheus_scrapes_them_and_slice_stats_shows
     assert!(table.contains("LINK") && table.contains("Mbit/s") && table.contains("t1"), "{table}");
 
     // Prometheus answers a PromQL query for the slice's link rate.
-    let query = "sum(rate(netslice_link_bytes_total{job=\"manager\",slice=\"mon\",link=\"l\",direction=\"forward\",stage=\"transit\"}[10s]))*8";
+    // The agents' series: read at each scrape (the manager's move with the
+    // agents' 2-second reports, too coarse for a 5-second rate).
+    let query = "sum(rate(netslice_link_bytes_total{job=\"agents\",slice=\"mon\",link=\"l\",direction=\"forward\",stage=\"transit\"}[5s]))*8";
     let mut last = String::new();
     let got = (|| {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -206,6 +208,13 @@ fn metrics_endpoints_pass_promtool_prometheus_scrapes_them_and_slice_stats_shows
         "query=count(up{job=\"agents\"} == 1)",
     ]);
     assert!(ok && body.contains("\"3\""), "every agent scraped: {body}");
+    let (ok, body) = curl(&[
+        "-G",
+        &format!("http://127.0.0.1:{prom_port}/api/v1/query"),
+        "--data-urlencode",
+        "query=count(netslice_link_frames_total{job=\"manager\",slice=\"mon\"})",
+    ]);
+    assert!(ok && body.contains("\"6\""), "the manager's series of the slice (3 hosts x 2 directions): {body}");
 
     // An agent restart: its own counters start again, the manager's carry on.
     let total = |m: &str| {
@@ -524,4 +533,132 @@ fn hex_frames(dump: &str, cut: usize) -> Vec<String> {
         frames.push(cur);
     }
     frames.into_iter().map(|f| f.chars().take(cut * 2).collect()).collect()
+}
+
+/// The guarantee check: a victim within its guarantee meets it in every
+/// window while another slice floods through netslice (the schedulers keep
+/// them apart); when traffic netslice does not carry floods the physical
+/// link (isolation broken from outside), the check marks the windows
+/// violated and says the frames were lost between hosts.
+#[test]
+fn slice_check_marks_windows_met_in_the_normal_case_and_violated_when_isolation_breaks() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("chk.yaml");
+    std::fs::write(
+        &sub,
+        "name: chk\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 100Mbit}\n",
+    )
+    .unwrap();
+    // Socket I/O: the agents' frames pass the physical links' qdiscs, as the
+    // cross traffic below does (AF_XDP transmits past them).
+    let tb = Testbed { name: unique_name("chk"), root: tempfile::tempdir().unwrap() };
+    let out = run(tb.cmd(&["testbed", "up", sub.to_str().unwrap(), "--name", &tb.name]).env("NETSLICE_IO", "sockets"));
+    assert!(out.status.success(), "testbed up: {}", text(&out));
+    for name in ["victim", "aggr"] {
+        let p = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!("name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
+        )
+        .unwrap();
+        tb.apply(&p);
+        assert!(tb.ping(name, "x", "10.0.0.2", "2").0);
+    }
+    let check = |since: &str| -> (bool, serde_json::Value) {
+        let out = tb.cli(&["slice", "check", "victim", "--since", since, "-o", "json"]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.success(), v)
+    };
+    let fwd = |v: &serde_json::Value| {
+        v["links"].as_array().unwrap().iter().find(|l| l["direction"] == "forward").unwrap().clone()
+    };
+    let run = |secs: &str, flood: &mut dyn FnMut()| {
+        let sink = tb.spawn_exec("victim", "y", &["tool", "udp-sink", "--seconds", "9", "--json"]);
+        std::thread::sleep(Duration::from_millis(300));
+        flood();
+        let out = tb.exec(
+            "victim",
+            "x",
+            &["tool", "udp-send", "10.0.0.2:9999", "--rate", "15Mbit", "--seconds", secs, "--json"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let _ = sink.wait_with_output();
+    };
+
+    // The normal case: the aggressor floods its own link at 200 Mbit/s through netslice.
+    let mut aggr = None;
+    run("6", &mut || {
+        aggr = Some(tb.spawn_exec(
+            "aggr",
+            "x",
+            &["tool", "udp-send", "10.0.0.2:9999", "--rate", "200Mbit", "--seconds", "6"],
+        ));
+    });
+    let _ = aggr.take().unwrap().wait_with_output();
+    std::thread::sleep(Duration::from_secs(3)); // the last seconds reach the manager
+    let (ok, v) = check("14s");
+    let l = fwd(&v);
+    let windows = l["windows"].as_array().unwrap();
+    let busy: Vec<_> = windows.iter().filter(|w| w["offered_bps"].as_f64().unwrap() > 10e6).collect();
+    eprintln!(
+        "normal case: {} windows judged, {} with the victim sending; violated {}",
+        windows.len(),
+        busy.len(),
+        l["violated"]
+    );
+    assert!(busy.len() >= 4, "the victim's sending seconds were judged: {l}");
+    assert!(ok && l["violated"] == 0, "every window met while the aggressor flooded through netslice: {v}");
+
+    // Isolation broken from outside: traffic netslice does not carry floods
+    // the physical link h1 -> h2 (100 Mbit/s) from h1's own namespace.
+    std::thread::sleep(Duration::from_secs(2));
+    let ns = format!("{}.h1", tb.name);
+    let neigh = Command::new("ip").args(["-n", &ns, "-j", "neigh"]).output().unwrap();
+    let neigh: serde_json::Value = serde_json::from_slice(&neigh.stdout).unwrap();
+    let peer = neigh
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|n| n["dst"].as_str().filter(|a| a.contains('.')))
+        .unwrap()
+        .to_string();
+    let mut cross = None;
+    run("6", &mut || {
+        cross = Some(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    EXE,
+                    "tool",
+                    "udp-send",
+                    &format!("{peer}:9"),
+                    "--rate",
+                    "400Mbit",
+                    "--seconds",
+                    "6",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    });
+    let st = cross.take().unwrap().wait().unwrap();
+    eprintln!("cross traffic to {peer} in {ns}: {st}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, v) = check("14s");
+    let l = fwd(&v);
+    let violated: Vec<_> = l["windows"].as_array().unwrap().iter().filter(|w| w["verdict"] == "violated").collect();
+    eprintln!("broken isolation: {} windows violated; {l}", violated.len());
+    assert!(!ok, "slice check exits 1 when a window was violated");
+    assert!(violated.len() >= 3, "{v}");
+    assert!(violated.iter().all(|w| w["why"].as_str().unwrap_or("").contains("lost between hosts")), "{v}");
+    let table = tb.cli(&["slice", "check", "victim", "--since", "12s"]);
+    assert!(text(&table).contains("violated"), "{}", text(&table));
 }

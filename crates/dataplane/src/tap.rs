@@ -61,9 +61,8 @@ pub struct MeasureTap {
     start: u64,
     end: u64,
     interval: u64,
+    /// Frames and bytes per interval (the totals are their sums).
     buckets: Box<[[AtomicU64; 2]]>,
-    frames: AtomicU64,
-    bytes: AtomicU64,
     capture: Option<Capture>,
 }
 
@@ -88,8 +87,6 @@ impl MeasureTap {
             end,
             interval,
             buckets: (0..n).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
-            frames: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
             capture: capture.map(|c| Capture {
                 snaplen: c.snaplen.max(1),
                 max_bytes: c.max_bytes,
@@ -122,8 +119,6 @@ impl MeasureTap {
             p.fetch_add(segs as u64, Ordering::Relaxed);
             b.fetch_add(wire as u64, Ordering::Relaxed);
         }
-        self.frames.fetch_add(segs as u64, Ordering::Relaxed);
-        self.bytes.fetch_add(wire as u64, Ordering::Relaxed);
         if let Some(c) = &self.capture {
             c.keep(now, frame);
         }
@@ -136,14 +131,15 @@ impl MeasureTap {
         } else {
             (((now - self.start) / self.interval) as usize + 1).min(self.buckets.len())
         };
+        let intervals: Vec<[u64; 2]> = self.buckets[..reached]
+            .iter()
+            .map(|[p, b]| [p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)])
+            .collect();
         TapReport {
             job: self.job,
-            intervals: self.buckets[..reached]
-                .iter()
-                .map(|[p, b]| [p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)])
-                .collect(),
-            frames: self.frames.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
+            frames: intervals.iter().map(|i| i[0]).sum(),
+            bytes: intervals.iter().map(|i| i[1]).sum(),
+            intervals,
             captured: self.capture.as_ref().map_or(0, |c| c.frames.load(Ordering::Relaxed)),
             capture_full: self.capture.as_ref().map_or(0, |c| c.full.load(Ordering::Relaxed)),
         }

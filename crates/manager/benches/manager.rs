@@ -177,6 +177,7 @@ async fn background<F: std::future::Future<Output = ()>>(
                 version: "bench".into(),
                 instance: "bench".into(),
                 taps: Vec::new(),
+                seconds: Vec::new(),
             };
             while !stop.load(Ordering::Relaxed) {
                 if c.report(&h, &r, Duration::from_secs(10)).await.is_ok() {

@@ -35,8 +35,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netslice_api::etag::{self, Condition};
 use netslice_api::types::{
-    ApplyQuery, AuditQuery, CaptureStored, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest, NewUser,
-    PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceQuery, SliceStats, UserInfo, UserToken, WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, CaptureStored, CheckQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest,
+    NewUser, PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceCheck, SliceQuery, SliceStats, UserInfo, UserToken,
+    WatchQuery, WhoAmI,
 };
 use netslice_model::api::{
     AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
@@ -707,6 +708,28 @@ pub async fn slice_stats(
     Ok(Json(app.snapshot().slice_stats(SystemTime::now(), &name, &who)?))
 }
 
+/// The guarantee check of a slice: per virtual link, direction and
+/// one-second window, offered and delivered load, drops by hop and reason,
+/// and whether the guarantee was met (delivered >= min(offered, guaranteed)
+/// within the operator's tolerance); where it was not, what the hops say.
+#[utoipa::path(get, path = "/api/v1/slices/{name}/check", tag = "slices", operation_id = "checkSlice", security(("bearer" = [])),
+    params(("name" = String, Path, description = "slice name"), CheckQuery),
+    responses((status = 200, body = SliceCheck),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn check_slice(
+    AxState(app): AxState<App>,
+    c: Caller,
+    SliceName(name): SliceName,
+    ApiQuery(q): ApiQuery<CheckQuery>,
+) -> ApiResult<Json<SliceCheck>> {
+    let who = person(&c)?.clone();
+    Ok(Json(app.snapshot().slice_check(SystemTime::now(), &name, &who, q.since)?))
+}
+
 /// Prometheus metrics of the whole platform (operators only): every
 /// virtual link's counters per host, slices and hosts by state,
 /// admissions, API latency. OpenMetrics for scrapers that ask for it, the
@@ -911,6 +934,9 @@ pub async fn upload_capture(
     _: ApiQuery<NoQuery>,
     Upload(data): Upload,
 ) -> ApiResult<Json<CaptureStored>> {
+    // The blocks are checked before the caller (as every body is): what is
+    // not a run of Enhanced Packet Blocks is refused whoever sends it.
+    crate::state::check_capture_blocks(&data)?;
     node(&c, &host)?;
     let (r, _) = app.manager.call(Lane::Fast, move |s, now| s.append_capture(now, &host, id, &data)).await?;
     let (kept, left_out) = r?;
@@ -1324,6 +1350,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/slices/{name}", "GET, HEAD, PUT, DELETE"),
     ("/api/v1/slices/{name}/renew", "POST"),
     ("/api/v1/slices/{name}/stats", "GET, HEAD"),
+    ("/api/v1/slices/{name}/check", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),
     ("/api/v1/measurements", "GET, HEAD, POST"),
     ("/api/v1/measurements/{id}", "GET, HEAD, DELETE"),
@@ -1468,6 +1495,7 @@ impl utoipa::Modify for Conventions {
         delete_slice,
         renew,
         slice_stats,
+        check_slice,
         metrics,
         create_measurement,
         list_measurements,
@@ -1519,6 +1547,7 @@ pub fn router(app: App) -> axum::Router {
         .route("/api/v1/slices/{name}", get(get_slice).put(apply_slice).delete(delete_slice))
         .route("/api/v1/slices/{name}/renew", post(renew))
         .route("/api/v1/slices/{name}/stats", get(slice_stats))
+        .route("/api/v1/slices/{name}/check", get(check_slice))
         .route("/metrics", get(metrics))
         .route("/api/v1/measurements", get(list_measurements).post(create_measurement))
         .route("/api/v1/measurements/{id}", get(get_measurement).delete(delete_measurement))

@@ -118,10 +118,9 @@ impl<T: Body, S: Send + Sync> FromRequest<S> for Document<T> {
     }
 }
 
-/// Most bytes of one capture upload (an agent sends what its taps gathered
-/// in a quarter of a second; [`netslice_dataplane::tap::CAPTURE_CHUNK`] per
-/// tap at most).
-pub const MAX_UPLOAD: usize = 16 << 20;
+/// Most bytes of one capture upload: the API's body limit (agents send
+/// larger captures in several).
+pub const MAX_UPLOAD: usize = netslice_api::MAX_UPLOAD;
 
 /// A binary request body (an agent's capture upload), at most [`MAX_UPLOAD`]
 /// bytes, arriving within [`BODY_TIMEOUT`].

@@ -578,6 +578,33 @@ pub struct NodeReport {
     /// What the measurement points here saw.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taps: Vec<TapReport>,
+    /// The rules' counters at the last few whole Unix seconds (for the
+    /// guarantee check's one-second windows), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds: Vec<SecondSample>,
+}
+
+/// Every rule's counters at one whole Unix second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecondSample {
+    /// Unix second.
+    pub t: u64,
+    /// One entry per rule, in the order of the report's `counters`.
+    pub rules: Vec<RuleSample>,
+}
+
+/// One rule's counters at a second: frames, bytes, drops by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct RuleSample {
+    /// Index of the rule in the report's `counters`.
+    pub i: u32,
+    /// Frames forwarded.
+    pub p: u64,
+    /// Bytes forwarded.
+    pub b: u64,
+    /// Drops by reason (only reasons with any).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub d: BTreeMap<String, u64>,
 }
 
 /// Registration of an agent.

@@ -47,6 +47,10 @@ pub struct ManagerArgs {
     /// beside the database in `captures/`).
     #[arg(long, default_value = "1Gi", value_parser = crate::cmd::measure::parse_bytes)]
     pub capture_storage: u64,
+    /// How far below its guarantee (percent) a one-second window's delivered
+    /// rate may be and still meet it (`slice check`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=50))]
+    pub check_tolerance: u32,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -80,6 +84,7 @@ pub fn run(a: ManagerArgs) -> Result<ExitCode> {
             lease_max: a.lease_max.secs(),
             results_max_age: a.results_max_age.secs(),
             capture_storage: a.capture_storage,
+            check_tolerance_pct: a.check_tolerance,
         };
         let started = netslice_manager::start(opts, crate::rt::shutdown_signal()).await?;
         tracing::info!("clients trust {}", started.cert.display());

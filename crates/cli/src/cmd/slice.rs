@@ -99,6 +99,22 @@ pub enum SliceCmd {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Were the slice's guarantees kept? Per virtual link, direction and
+    /// one-second window: offered and delivered load, drops by hop and
+    /// reason, and a verdict. Exits 1 when any window was violated.
+    Check {
+        /// Slice name.
+        name: String,
+        /// From when: `60s` ago (default), or Unix seconds.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<u64>,
+        /// Where the manager is.
+        #[command(flatten)]
+        target: Target,
+        /// Output format (`wide`: every window, not only the violated ones).
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Extend a slice's lease.
     Renew {
         /// Slice name.
@@ -137,6 +153,16 @@ pub enum SliceCmd {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// `--since`: `90s` (that long ago) or Unix seconds.
+fn parse_since(s: &str) -> Result<u64, String> {
+    if let Ok(t) = s.parse::<u64>() {
+        return Ok(t);
+    }
+    let d = crate::rt::parse_duration(s)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    Ok(now.saturating_sub(d.secs()))
 }
 
 /// A refresh interval: 0.5 to 60 seconds.
@@ -579,6 +605,17 @@ pub async fn command(cmd: SliceCmd) -> Result<ExitCode> {
         SliceCmd::Stats { name, once, interval, target, output } => {
             let client = Client::from_target(&target)?;
             crate::cmd::stats::run(&client, &name, output.format(), once, Duration::from_secs_f64(interval)).await?;
+        }
+        SliceCmd::Check { name, since, target, output } => {
+            let client = Client::from_target(&target)?;
+            let c = client.slice_check(&name, since).await?;
+            let violated: usize = c.links.iter().map(|l| l.violated).sum();
+            if !print_data(output.format(), &c)? {
+                crate::cmd::stats::print_check(&c, output.format() == Format::Wide);
+            }
+            if violated > 0 {
+                return Ok(ExitCode::from(1));
+            }
         }
         SliceCmd::Renew { name, duration, target } => {
             let client = Client::from_target(&target)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use netslice_api::Client;
-use netslice_api::types::{HopStats, SliceStats};
+use netslice_api::types::{HopStats, SliceCheck, SliceStats};
 
 use crate::output::{Align, Format, Table, print_data};
 
@@ -104,4 +104,57 @@ pub fn render(s: &SliceStats, wide: bool) -> String {
         out.push_str("(no counters yet: the agents report every 2 s)\n");
     }
     out
+}
+
+/// Prints a guarantee check: per link and direction, the windows judged and
+/// violated; the violated windows (all of them with `wide`).
+pub fn print_check(c: &SliceCheck, wide: bool) {
+    println!(
+        "slice {} (a window meets its guarantee when delivered >= min(offered, guaranteed) - {:.0}%)",
+        c.slice,
+        c.tolerance * 100.0
+    );
+    let mut t = Table::new(&[
+        ("LINK", Align::Left),
+        ("DIR", Align::Left),
+        ("GUARANTEED", Align::Right),
+        ("WINDOWS", Align::Right),
+        ("VIOLATED", Align::Right),
+    ]);
+    for l in &c.links {
+        t.row(vec![
+            l.link.clone(),
+            l.direction.as_str().into(),
+            rate(Some(l.guaranteed_bps as f64)),
+            l.windows.len().to_string(),
+            l.violated.to_string(),
+        ]);
+    }
+    print!("{}", t.render());
+    let mut w = Table::new(&[
+        ("LINK", Align::Left),
+        ("DIR", Align::Left),
+        ("SECOND", Align::Right),
+        ("OFFERED", Align::Right),
+        ("DELIVERED", Align::Right),
+        ("VERDICT", Align::Left),
+        ("WHY", Align::Left),
+    ]);
+    for l in &c.links {
+        for win in l.windows.iter().filter(|w| wide || w.verdict != "met") {
+            w.row(vec![
+                l.link.clone(),
+                l.direction.as_str().into(),
+                win.t.to_string(),
+                rate(Some(win.offered_bps)),
+                rate(Some(win.delivered_bps)),
+                win.verdict.clone(),
+                win.why.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    if !w.is_empty() {
+        println!();
+        print!("{}", w.render());
+    }
 }

@@ -158,6 +158,9 @@ pub struct Policy {
     pub results_max_age: u64,
     /// Bytes all captures together may hold (the sum of their caps).
     pub capture_storage: u64,
+    /// How far below its guarantee a window's delivered rate may be and
+    /// still meet it, percent (the guarantee check).
+    pub check_tolerance_pct: u32,
 }
 
 impl Default for Policy {
@@ -167,6 +170,7 @@ impl Default for Policy {
             lease_max: 7 * 24 * 3600,
             results_max_age: 7 * 24 * 3600,
             capture_storage: 1 << 30,
+            check_tolerance_pct: 5,
         }
     }
 }

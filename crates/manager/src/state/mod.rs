@@ -12,6 +12,7 @@
 //! [`crate::owner`]), which runs commands one at a time and publishes a
 //! [`Snapshot`] after each change; reads never take a lock.
 
+mod check;
 mod common;
 pub mod credentials;
 pub mod fleet;
@@ -40,6 +41,30 @@ pub use view::Snapshot;
 
 use crate::auth::Principal;
 use crate::store::{SliceRow, Store};
+
+/// Checks an agent's capture upload: a run of whole Enhanced Packet Blocks
+/// of interface 0. Returns its length.
+pub fn check_capture_blocks(data: &[u8]) -> Result<usize, ManagerError> {
+    let mut kept = 0usize;
+    for p in netslice_wire::pcapng::Packets::new(data) {
+        let bad = |msg: String| ManagerError::Invalid {
+            what: "capture upload",
+            errors: vec![FieldError::new("", format!("block at byte {kept}: {msg}"))],
+        };
+        let p = p.map_err(|e| bad(e.to_string()))?;
+        if p.iface != 0 {
+            return Err(bad(format!("interface {} (one point: 0)", p.iface)));
+        }
+        kept += p.block_len();
+    }
+    if kept == 0 {
+        return Err(ManagerError::Invalid {
+            what: "capture upload",
+            errors: vec![FieldError::new("", "no Enhanced Packet Block")],
+        });
+    }
+    Ok(kept)
+}
 
 /// A row stored before fast-path nodes stopped being charged as slivers
 /// (issue 14): their `cpu`/`memory` leave the spec, and their plan entries
@@ -245,6 +270,7 @@ impl Core {
             jobs: self.jobs.jobs.clone(),
             captures: self.captures.clone(),
             capture_sizes: self.capture_sizes.clone(),
+            check_tolerance: f64::from(self.ctx.policy.check_tolerance_pct) / 100.0,
         }
     }
 
@@ -444,23 +470,7 @@ impl Core {
         if job.results.is_some() {
             return Err(ManagerError::Conflict(format!("job {id} is done")));
         }
-        let mut kept = 0usize;
-        for p in netslice_wire::pcapng::Packets::new(data) {
-            let p = p.map_err(|e| ManagerError::Invalid {
-                what: "capture upload",
-                errors: vec![FieldError::new("", format!("block at byte {kept}: {e}"))],
-            })?;
-            if p.iface != 0 {
-                return Err(ManagerError::Invalid {
-                    what: "capture upload",
-                    errors: vec![FieldError::new(
-                        "",
-                        format!("block at byte {kept}: interface {} (one point: 0)", p.iface),
-                    )],
-                });
-            }
-            kept += p.block_len();
-        }
+        let kept = check_capture_blocks(data)?;
         let stored = self.capture_sizes.get(&id).copied().unwrap_or(0);
         // Whole blocks that fit under the cap.
         let room = cap.max_bytes.saturating_sub(stored) as usize;
@@ -796,6 +806,7 @@ mod tests {
             version: "0".into(),
             instance: String::new(),
             taps: vec![],
+            seconds: vec![],
         }
     }
 

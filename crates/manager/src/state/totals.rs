@@ -43,6 +43,24 @@ pub struct Totals {
     prev: Option<(SystemTime, BTreeMap<RuleKey, Sums>)>,
     /// Agent restarts seen.
     pub restarts: u64,
+    /// Every rule's counters at each whole second the agent sampled, the
+    /// last [`HISTORY_SECONDS`] (as the agent counted them: a restart starts
+    /// them again, and a window across it is not judged).
+    pub seconds: BTreeMap<u64, std::sync::Arc<BTreeMap<RuleKey, Second>>>,
+}
+
+/// Seconds of per-second counters kept per host (what `slice check` can look back on).
+pub const HISTORY_SECONDS: usize = 300;
+
+/// A rule's counters at one second.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Second {
+    /// Frames.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Drops by reason.
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// `a + b` for the counting parts (the queue gauges are `b`'s).
@@ -97,6 +115,27 @@ impl Totals {
         self.carried = carried;
         self.instance = report.instance.clone();
         self.at = Some(now);
+        if restarted {
+            // Counters started again: no window spans the restart.
+            self.seconds.clear();
+        }
+        for s in &report.seconds {
+            if self.seconds.contains_key(&s.t) {
+                continue;
+            }
+            let m: BTreeMap<RuleKey, Second> = s
+                .rules
+                .iter()
+                .filter_map(|r| {
+                    let c = report.counters.get(r.i as usize)?;
+                    Some((key(c), Second { packets: r.p, bytes: r.b, drops: r.d.clone() }))
+                })
+                .collect();
+            self.seconds.insert(s.t, std::sync::Arc::new(m));
+        }
+        while self.seconds.len() > HISTORY_SECONDS {
+            self.seconds.pop_first();
+        }
     }
 
     /// Every rule's totals.
@@ -156,6 +195,7 @@ mod tests {
             version: String::new(),
             instance: instance.into(),
             taps: vec![],
+            seconds: vec![],
         }
     }
 

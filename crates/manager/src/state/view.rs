@@ -36,6 +36,7 @@ pub struct Snapshot {
     pub(crate) jobs: OrdMap<u64, Arc<super::jobs::JobV1>>,
     pub(crate) captures: Arc<std::path::Path>,
     pub(crate) capture_sizes: Arc<std::collections::BTreeMap<u64, u64>>,
+    pub(crate) check_tolerance: f64,
 }
 
 impl Snapshot {
