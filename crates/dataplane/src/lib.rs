@@ -32,6 +32,7 @@ pub mod links;
 pub mod nodes;
 pub mod program;
 pub mod registry;
+pub mod stamp;
 pub mod tap;
 
 pub use counters::{Counters, DropReason};

@@ -464,6 +464,57 @@ pub struct RuleCounters {
     pub queue_delay: Option<DelayHistogram>,
 }
 
+/// STAMP delays of one kind, summarized.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct StampDelay {
+    /// Milliseconds.
+    pub min_ms: f64,
+    /// Median, ms.
+    pub median_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+    /// Mean absolute difference of consecutive packets' delays (RFC 3393 IPDV), ms.
+    pub jitter_ms: f64,
+    /// Packets per 1-ms bucket, from 0 ms (`[i]`: delays in [i, i+1) ms).
+    pub histogram_1ms: Vec<u64>,
+}
+
+/// What a STAMP session measured, as perfSONAR names it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct StampResults {
+    /// Test packets sent.
+    pub sent: u64,
+    /// Replies received (duplicates not counted).
+    pub received: u64,
+    /// Test packets the reflector received (its own sequence numbers tell).
+    pub reflected: u64,
+    /// Lost on the way out: sent, not reflected.
+    pub lost_forward: u64,
+    /// Lost on the way back: reflected, not received.
+    pub lost_reverse: u64,
+    /// Lost either way.
+    pub lost: u64,
+    /// Replies received more than once.
+    pub duplicated: u64,
+    /// Replies that came after one of a later test packet.
+    pub reordered: u64,
+    /// Sender to reflector.
+    pub forward: Option<StampDelay>,
+    /// Reflector to sender.
+    pub reverse: Option<StampDelay>,
+    /// Round trip, less the reflector's own turnaround.
+    pub round_trip: Option<StampDelay>,
+    /// The sender clock's stated error, seconds (and whether it is synchronized).
+    pub sender_error_s: f64,
+    /// The reflector clock's stated error, seconds.
+    pub reflector_error_s: f64,
+    /// Both clocks stated they were synchronized to UTC (one-way delays are
+    /// only as good as that; the local testbed's hosts share one clock).
+    pub synchronized: bool,
+}
+
 /// One classic BPF instruction, as libpcap's `struct bpf_insn` (a
 /// measurement job's compiled filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

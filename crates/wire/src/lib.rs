@@ -15,7 +15,8 @@
 //! virtio-net header a TAP puts before frames, ICMPv4 echo, GRE (RFC 2784 with the key and sequence
 //! number extensions of RFC 2890), VXLAN (RFC 7348), and the two netslice formats
 //! fixed by the design brief: the terminal trailer and the extended-MAC frame;
-//! and pcapng, the capture file format ([`pcapng`]).
+//! pcapng, the capture file format ([`pcapng`]); and STAMP test packets
+//! (RFC 8762/8972, [`stamp`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -30,6 +31,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod itag;
 pub mod pcapng;
+pub mod stamp;
 pub mod tcp;
 pub mod trailer;
 pub mod udp;

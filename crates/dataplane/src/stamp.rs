@@ -1,0 +1,257 @@
+//! STAMP sessions, sans-IO (RFC 8762, unauthenticated, stateful reflector):
+//! a [`Sender`] that says when to send the next test packet and keeps what
+//! it needs to match replies, and a [`Reflector`] that answers. What a
+//! session measured comes out as perfSONAR names it ([`Results`]): packets
+//! sent, received, lost (each way, told apart by the stateful reflector's
+//! own sequence numbers), duplicated, reordered; one-way and round-trip
+//! delay min/median/p99/max with a 1-ms histogram; jitter; and the Error
+//! Estimates of both clocks.
+//!
+//! Times are nanoseconds since the Unix epoch, passed in (the agent reads
+//! its clock; tests use a virtual one).
+
+use std::collections::BTreeMap;
+
+pub use netslice_model::api::{StampDelay as DelayStats, StampResults as Results};
+use netslice_wire::stamp::{ErrorEstimate, ReflectorRepr, SenderRepr, ntp_from_unix_ns, unix_ns_from_ntp};
+
+/// Test packets a sender remembers while it waits for their replies (older
+/// ones are given up as lost).
+pub const MAX_OUTSTANDING: usize = 65_536;
+
+/// Summarizes delays (nanoseconds, in arrival order).
+fn summarize(delays_ns: &[i64]) -> Option<DelayStats> {
+    if delays_ns.is_empty() {
+        return None;
+    }
+    let mut s: Vec<i64> = delays_ns.to_vec();
+    s.sort_unstable();
+    let ms = |ns: i64| ns as f64 / 1e6;
+    let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+    let jitter = if delays_ns.len() > 1 {
+        delays_ns.windows(2).map(|w| (w[1] - w[0]).unsigned_abs() as f64).sum::<f64>() / (delays_ns.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let top = (s[s.len() - 1].max(0) / 1_000_000) as usize;
+    let mut histogram_1ms = vec![0u64; top.min(10_000) + 1];
+    for d in &s {
+        let b = ((d.max(&0) / 1_000_000) as usize).min(histogram_1ms.len() - 1);
+        histogram_1ms[b] += 1;
+    }
+    Some(DelayStats {
+        min_ms: ms(s[0]),
+        median_ms: ms(pick(0.5)),
+        p99_ms: ms(pick(0.99)),
+        max_ms: ms(s[s.len() - 1]),
+        jitter_ms: jitter / 1e6,
+        histogram_1ms,
+    })
+}
+
+/// The sending side of a session.
+#[derive(Debug)]
+pub struct Sender {
+    ssid: u16,
+    interval_ns: u64,
+    next_at: u64,
+    end: u64,
+    seq: u32,
+    error: ErrorEstimate,
+    outstanding: BTreeMap<u32, u64>,
+    seen: BTreeMap<u32, u8>,
+    highest: Option<u32>,
+    reflector_max_seq: Option<u32>,
+    duplicated: u64,
+    reordered: u64,
+    forward: Vec<i64>,
+    reverse: Vec<i64>,
+    round_trip: Vec<i64>,
+    reflector_error: Option<ErrorEstimate>,
+}
+
+impl Sender {
+    /// A session sending `rate` packets a second from `start` to `end`.
+    pub fn new(ssid: u16, rate: u32, start: u64, end: u64, error: ErrorEstimate) -> Sender {
+        Sender {
+            ssid,
+            interval_ns: 1_000_000_000 / u64::from(rate.max(1)),
+            next_at: start,
+            end,
+            seq: 0,
+            error,
+            outstanding: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            highest: None,
+            reflector_max_seq: None,
+            duplicated: 0,
+            reordered: 0,
+            forward: Vec::new(),
+            reverse: Vec::new(),
+            round_trip: Vec::new(),
+            reflector_error: None,
+        }
+    }
+
+    /// When the next test packet is due (`None`: the session sent them all).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (self.next_at < self.end).then_some(self.next_at)
+    }
+
+    /// The test packet due at `now`, if one is (stamped with `now`).
+    pub fn poll_transmit(&mut self, now: u64) -> Option<SenderRepr> {
+        if self.next_at >= self.end || now < self.next_at {
+            return None;
+        }
+        // A sender that fell behind does not burst to catch up.
+        self.next_at = (self.next_at + self.interval_ns).max(now.saturating_sub(self.interval_ns) + self.interval_ns);
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.outstanding.insert(seq, now);
+        while self.outstanding.len() > MAX_OUTSTANDING {
+            self.outstanding.pop_first();
+        }
+        Some(SenderRepr { seq, timestamp: ntp_from_unix_ns(now), error: self.error, ssid: self.ssid, tlvs: Vec::new() })
+    }
+
+    /// A reply that arrived at `now`. Replies of other sessions are ignored.
+    pub fn on_reply(&mut self, now: u64, r: &ReflectorRepr) {
+        if r.ssid != self.ssid || r.sender_seq >= self.seq {
+            return;
+        }
+        let n = self.seen.entry(r.sender_seq).or_default();
+        *n = n.saturating_add(1);
+        if *n > 1 {
+            self.duplicated += 1;
+            return;
+        }
+        if self.highest.is_some_and(|h| r.sender_seq < h) {
+            self.reordered += 1;
+        }
+        self.highest = Some(self.highest.map_or(r.sender_seq, |h| h.max(r.sender_seq)));
+        self.reflector_max_seq = Some(self.reflector_max_seq.map_or(r.seq, |m| m.max(r.seq)));
+        self.reflector_error = Some(r.error);
+        let Some(sent) = self.outstanding.remove(&r.sender_seq) else { return };
+        let (rx, tx) = (unix_ns_from_ntp(r.receive_timestamp), unix_ns_from_ntp(r.timestamp));
+        self.forward.push(rx as i64 - sent as i64);
+        self.reverse.push(now as i64 - tx as i64);
+        self.round_trip.push((now as i64 - sent as i64) - (tx as i64 - rx as i64));
+    }
+
+    /// What the session measured so far.
+    pub fn results(&self) -> Results {
+        let sent = u64::from(self.seq);
+        let received = self.seen.len() as u64;
+        // The stateful reflector numbers what it received from 0: the
+        // highest number seen + 1 is how many it reflected (at least).
+        let reflected = self.reflector_max_seq.map_or(0, |m| u64::from(m) + 1).max(received).min(sent);
+        let reflector_error = self.reflector_error.unwrap_or_default();
+        Results {
+            sent,
+            received,
+            reflected,
+            lost_forward: sent - reflected,
+            lost_reverse: reflected - received,
+            lost: sent - received,
+            duplicated: self.duplicated,
+            reordered: self.reordered,
+            forward: summarize(&self.forward),
+            reverse: summarize(&self.reverse),
+            round_trip: summarize(&self.round_trip),
+            sender_error_s: self.error.seconds(),
+            reflector_error_s: reflector_error.seconds(),
+            synchronized: self.error.synchronized && reflector_error.synchronized,
+        }
+    }
+}
+
+/// The reflecting side: stateful (its own sequence number per session).
+#[derive(Debug, Default)]
+pub struct Reflector {
+    seqs: BTreeMap<u16, u32>,
+}
+
+impl Reflector {
+    /// The answer to a test packet that arrived at `received` with `ttl`,
+    /// sent back at `now`.
+    pub fn reflect(
+        &mut self,
+        test: &SenderRepr,
+        received: u64,
+        ttl: u8,
+        now: u64,
+        error: ErrorEstimate,
+    ) -> ReflectorRepr {
+        let seq = self.seqs.entry(test.ssid).or_default();
+        let r = ReflectorRepr::reflect(test, *seq, ntp_from_unix_ns(received), ttl, ntp_from_unix_ns(now), error);
+        *seq = seq.wrapping_add(1);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// A virtual path: each way its own delay and a loss pattern.
+    #[test]
+    fn loss_each_way_delays_and_jitter_come_out_right() {
+        let e = ErrorEstimate::at_least(1e-6, true);
+        let start = 1_800_000_000_000_000_000;
+        let mut s = Sender::new(9, 1000, start, start + 10_000 * MS, e);
+        let mut r = Reflector::default();
+        let mut now = start;
+        let mut n = 0u64;
+        while let Some(at) = s.poll_timeout() {
+            now = now.max(at);
+            let Some(t) = s.poll_transmit(now) else { continue };
+            n += 1;
+            // Forward: 5 ms (+1 ms every other packet); every 50th lost.
+            if n % 50 == 0 {
+                continue;
+            }
+            let fwd = 5 * MS + (n % 2) * MS;
+            let back = r.reflect(&t, now + fwd, 64, now + fwd + 10_000, e);
+            // Reverse: 3 ms; every 100th (odd ones) lost.
+            if n % 100 == 1 {
+                continue;
+            }
+            s.on_reply(now + fwd + 10_000 + 3 * MS, &back);
+            if n == 7 {
+                s.on_reply(now + fwd + 10_000 + 4 * MS, &back); // a duplicate
+            }
+        }
+        let res = s.results();
+        assert_eq!(res.sent, 10_000);
+        assert_eq!(res.lost_forward, 200);
+        assert_eq!(res.lost_reverse, 100);
+        assert_eq!(res.received, 9_700);
+        assert_eq!(res.duplicated, 1);
+        assert_eq!(res.reordered, 0);
+        let f = res.forward.unwrap();
+        assert_eq!((f.min_ms, f.max_ms), (5.0, 6.0));
+        assert!((f.jitter_ms - 1.0).abs() < 0.05, "{}", f.jitter_ms);
+        assert_eq!(f.histogram_1ms.iter().sum::<u64>(), 9_700);
+        let rt = res.round_trip.unwrap();
+        assert_eq!((rt.min_ms, rt.max_ms), (8.0, 9.0), "the reflector's 10 us turnaround is taken out");
+        assert!(res.synchronized);
+    }
+
+    #[test]
+    fn a_late_reply_counts_as_reordered_and_a_stranger_is_ignored() {
+        let e = ErrorEstimate::default();
+        let mut s = Sender::new(1, 100, 0, 30 * MS, e);
+        let mut r = Reflector::default();
+        let a = s.poll_transmit(0).unwrap();
+        let b = s.poll_transmit(10 * MS).unwrap();
+        let (ra, rb) = (r.reflect(&a, MS, 64, MS, e), r.reflect(&b, 11 * MS, 64, 11 * MS, e));
+        s.on_reply(12 * MS, &rb);
+        s.on_reply(13 * MS, &ra);
+        let other = ReflectorRepr { ssid: 2, ..ra.clone() };
+        s.on_reply(14 * MS, &other);
+        let res = s.results();
+        assert_eq!((res.received, res.reordered, res.lost), (2, 1, 0));
+    }
+}
