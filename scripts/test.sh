@@ -18,6 +18,9 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ -e /usr/include/pcap.h ] || missing+=(libpcap-dev)
 # Measurement jobs are checked against iperf3's own figures.
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+# Captures are read back with tshark and capinfos (Wireshark's tools).
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v capinfos >/dev/null 2>&1 || missing+=(wireshark-common)
 # The API fuzzer (schemathesis) is installed from PyPI into a virtualenv.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

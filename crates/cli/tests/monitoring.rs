@@ -661,4 +661,26 @@ fn slice_check_marks_windows_met_in_the_normal_case_and_violated_when_isolation_
     assert!(violated.iter().all(|w| w["why"].as_str().unwrap_or("").contains("lost between hosts")), "{v}");
     let table = tb.cli(&["slice", "check", "victim", "--since", "12s"]);
     assert!(text(&table).contains("violated"), "{}", text(&table));
+
+    // The manager counts the same verdicts for Prometheus.
+    let st = tb.state();
+    let tbdir = Path::new(st["dir"].as_str().unwrap()).to_path_buf();
+    let token = std::fs::read_to_string(tbdir.join("operator.token")).unwrap();
+    let (ok, m) = curl(&[
+        "--cacert",
+        tbdir.join("tls").join("cert.pem").to_str().unwrap(),
+        "-H",
+        &format!("Authorization: Bearer {}", token.trim()),
+        &format!("{}/metrics", st["manager_url"].as_str().unwrap()),
+    ]);
+    assert!(ok, "{m}");
+    let windows = |verdict: &str| {
+        sample(
+            &m,
+            &format!("netslice_guarantee_windows_total{{slice=\"victim\",link=\"l\",direction=\"forward\",verdict=\"{verdict}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(windows("met") >= 4.0 && windows("violated") >= 3.0, "guarantee windows in the metrics:\n{m}");
+    assert_eq!(promtool(&m), "", "promtool on the manager's metrics");
 }

@@ -146,6 +146,28 @@ impl Collector for StateCollector {
             None,
             snap.fleet.iter().map(|(h, rt)| (vec![("host", h.as_str())], rt.totals.restarts)),
         )?;
+        let verdicts: Vec<(Labels<'_>, u64)> = snap
+            .verdicts
+            .iter()
+            .flat_map(|((slice, link, dir), v)| {
+                [("met", v.met), ("violated", v.violated)].map(|(verdict, n)| {
+                    let l: Labels<'_> = vec![
+                        ("slice", slice.as_str()),
+                        ("link", link.as_str()),
+                        ("direction", dir.as_str()),
+                        ("verdict", verdict),
+                    ];
+                    (l, n)
+                })
+            })
+            .collect();
+        counters(
+            &mut enc,
+            "guarantee_windows",
+            "One-second windows of the guarantee check (slice check), by verdict: met when delivered >= min(offered, guaranteed) within the tolerance",
+            None,
+            verdicts,
+        )?;
         gauges(
             &mut enc,
             "config_revision",

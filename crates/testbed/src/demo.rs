@@ -203,6 +203,20 @@ pub fn run(args: DemoOptions) -> Result<ExitCode> {
         guard.children.push(server);
     }
     std::thread::sleep(Duration::from_millis(300));
+    // The monitoring manager watches red's transfer where it crosses t1.
+    let job = rt.block_on(client.create_measurement(&netslice_api::types::MeasureRequest {
+        slice: "red".into(),
+        points: vec!["ab/t1".into()],
+        direction: Some(netslice_model::api::Direction::Forward),
+        start: None,
+        duration: netslice_model::Micros(((args.seconds + 1.0) * 1e6) as u64),
+        interval: None,
+        filter: Some("tcp port 5201".into()),
+        capture: false,
+        snaplen: None,
+        capture_bytes: None,
+    }))?;
+    note!("  measurement job {}: red's link ab at t1, TCP port 5201, {} s", job.id, args.seconds + 1.0);
     for (slice, info) in [("red", red), ("blue", blue)] {
         let banner = format!("{slice}-b");
         let secs = args.seconds.to_string();
@@ -219,6 +233,25 @@ pub fn run(args: DemoOptions) -> Result<ExitCode> {
         note!("  {slice:<5} {:<34} {result}", "tcp a -> b 10.0.0.2:5201");
         rows.push(Row { slice: if slice == "red" { "red" } else { "blue" }, check: "tcp a -> b".into(), result, ok });
     }
+
+    // The job's results, once its window ended and the agents reported.
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds + 15.0);
+    let done = loop {
+        let j = rt.block_on(client.measurement(job.id))?;
+        if j.state == netslice_api::types::MeasureState::Done || Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (result, ok) = match done.points.first() {
+        Some(p) if done.state == netslice_api::types::MeasureState::Done && p.frames > 0 => {
+            (format!("{} frames, {} at t1 in its window, as red sees them", p.frames, bytes(p.bytes)), true)
+        }
+        Some(p) => (format!("FAILED: job {} is {}, {} frames", done.id, done.state.as_str(), p.frames), false),
+        None => (format!("FAILED: job {} has no point", done.id), false),
+    };
+    note!("  red   {:<34} {result}", "measure ab/t1 tcp port 5201");
+    rows.push(Row { slice: "red", check: "measure ab/t1 'tcp port 5201'".into(), result, ok });
 
     step(5, total, "isolation: blue cannot reach red's c (10.0.1.2), and each client reached its own server");
     rows.push(ping_row("blue", blue, "a", "10.0.1.2", "ping red's c from blue's a", false)?);
@@ -249,6 +282,15 @@ pub fn run(args: DemoOptions) -> Result<ExitCode> {
                 if drops.is_empty() { String::new() } else { format!("  drops: {}", drops.join(" ")) }
             );
         }
+    }
+    // The guarantee check of red over the demo (information, not a check:
+    // TCP probes the link beyond its guarantee, on purpose).
+    if let Ok(c) = rt.block_on(client.slice_check("red", None)) {
+        let (judged, violated): (usize, usize) =
+            c.links.iter().fold((0, 0), |(j, v), l| (j + l.windows.len(), v + l.violated));
+        out!(
+            "\nslice check red (one-second windows, last minute): {judged} judged, {violated} violated (`netslice slice check red` explains any)"
+        );
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
     out!("\n{} checks, {} failed, {:.1}s", rows.len(), failed, started.elapsed().as_secs_f64());

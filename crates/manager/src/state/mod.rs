@@ -42,6 +42,17 @@ pub use view::Snapshot;
 use crate::auth::Principal;
 use crate::store::{SliceRow, Store};
 
+/// Guarantee-check verdicts of one link and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Windows that met the guarantee.
+    pub met: u64,
+    /// Windows that did not.
+    pub violated: u64,
+    /// The next window to judge, Unix seconds.
+    pub next: u64,
+}
+
 /// Checks an agent's capture upload: a run of whole Enhanced Packet Blocks
 /// of interface 0. Returns its length.
 pub fn check_capture_blocks(data: &[u8]) -> Result<usize, ManagerError> {
@@ -118,6 +129,9 @@ pub struct Core {
     /// agents uploaded), and how many bytes each holds.
     captures: Arc<std::path::Path>,
     capture_sizes: Arc<BTreeMap<u64, u64>>,
+    /// Guarantee-check verdicts counted so far, per slice, link and
+    /// direction (for the metrics), and the next window to judge.
+    verdicts: Arc<BTreeMap<(String, String, netslice_model::api::Direction), Verdicts>>,
     /// Bumped by every change of anything a snapshot shows.
     generation: u64,
 }
@@ -251,6 +265,7 @@ impl Core {
             next_job,
             captures: captures.into(),
             capture_sizes: Arc::new(capture_sizes),
+            verdicts: Arc::default(),
             generation: 0,
         })
     }
@@ -271,6 +286,7 @@ impl Core {
             captures: self.captures.clone(),
             capture_sizes: self.capture_sizes.clone(),
             check_tolerance: f64::from(self.ctx.policy.check_tolerance_pct) / 100.0,
+            verdicts: self.verdicts.clone(),
         }
     }
 
@@ -366,7 +382,51 @@ impl Core {
             self.generation += 1;
         }
         self.finish_jobs(now);
+        self.judge_guarantees(now);
         done
+    }
+
+    /// Judges the one-second windows that completed since the last tick
+    /// (the guarantee check, counted for the metrics); a slice's windows are
+    /// judged once each.
+    fn judge_guarantees(&mut self, now: SystemTime) {
+        let snap = self.snapshot();
+        let now_s = common::unix_secs(now);
+        let mut verdicts = (*self.verdicts).clone();
+        let mut changed = false;
+        let live: Vec<String> = snap.slices.iter().filter(|(_, r)| !r.deleting).map(|(n, _)| n.clone()).collect();
+        verdicts.retain(|(s, _, _), _| live.contains(s));
+        for name in &live {
+            // From the earliest next window of its links (a minute back at first).
+            let since = verdicts
+                .iter()
+                .filter(|((s, _, _), _)| s == name)
+                .map(|(_, v)| v.next)
+                .min()
+                .unwrap_or(now_s.saturating_sub(60));
+            let Ok(check) = snap.slice_check(now, name, &Principal::system(), Some(since)) else { continue };
+            for l in check.links {
+                let v = verdicts.entry((name.clone(), l.link.clone(), l.direction)).or_insert(Verdicts {
+                    met: 0,
+                    violated: 0,
+                    next: since,
+                });
+                let from = v.next;
+                for w in l.windows.iter().filter(|w| w.t >= from) {
+                    if w.verdict == "met" {
+                        v.met += 1;
+                    } else {
+                        v.violated += 1;
+                    }
+                    v.next = w.t + 1;
+                    changed = true;
+                }
+            }
+        }
+        if changed || verdicts.len() != self.verdicts.len() {
+            self.verdicts = Arc::new(verdicts);
+            self.generation += 1;
+        }
     }
 
     /// Creates a measurement job on a slice the caller may see; returns its id.

@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub(crate) captures: Arc<std::path::Path>,
     pub(crate) capture_sizes: Arc<std::collections::BTreeMap<u64, u64>>,
     pub(crate) check_tolerance: f64,
+    pub(crate) verdicts:
+        Arc<std::collections::BTreeMap<(String, String, netslice_model::api::Direction), super::Verdicts>>,
 }
 
 impl Snapshot {
