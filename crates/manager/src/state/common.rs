@@ -203,3 +203,14 @@ pub(crate) fn log_audit(a: &Audit) {
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
+
+/// Guarantee-check verdicts of one link and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Windows that met the guarantee.
+    pub met: u64,
+    /// Windows that did not.
+    pub violated: u64,
+    /// The next window to judge, Unix seconds.
+    pub next: u64,
+}

@@ -33,7 +33,7 @@ use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, Substrate};
 
 pub(crate) use common::Ctx;
-pub use common::{Applied, ManagerError, Policy, Precondition};
+pub use common::{Applied, ManagerError, Policy, Precondition, Verdicts};
 pub use credentials::RESERVED_USERS;
 pub use fleet::HOST_DOWN_AFTER;
 pub use slices::DELETE_GRACE;
@@ -41,17 +41,6 @@ pub use view::Snapshot;
 
 use crate::auth::Principal;
 use crate::store::{SliceRow, Store};
-
-/// Guarantee-check verdicts of one link and direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdicts {
-    /// Windows that met the guarantee.
-    pub met: u64,
-    /// Windows that did not.
-    pub violated: u64,
-    /// The next window to judge, Unix seconds.
-    pub next: u64,
-}
 
 /// Checks an agent's capture upload: a run of whole Enhanced Packet Blocks
 /// of interface 0. Returns its length.

@@ -38,7 +38,7 @@ pub struct Snapshot {
     pub(crate) capture_sizes: Arc<std::collections::BTreeMap<u64, u64>>,
     pub(crate) check_tolerance: f64,
     pub(crate) verdicts:
-        Arc<std::collections::BTreeMap<(String, String, netslice_model::api::Direction), super::Verdicts>>,
+        Arc<std::collections::BTreeMap<(String, String, netslice_model::api::Direction), super::common::Verdicts>>,
 }
 
 impl Snapshot {
