@@ -101,7 +101,9 @@ pub struct Options {
     pub workers: usize,
     /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP; see
     /// [`metrics`]); `None`: nowhere (the default: a real host's operator
-    /// chooses an address their scraper reaches and nobody else does).
+    /// chooses an address their scraper reaches and nobody else does). Port
+    /// 0 picks a free port, kept across restarts where possible; the address
+    /// taken is written to `STATE_DIR/metrics.addr`.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
@@ -180,6 +182,41 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+fn metrics_addr_path(dir: &Path) -> PathBuf {
+    dir.join("metrics.addr")
+}
+
+/// Listens for metrics scrapes on `addr`. Port 0 picks a free port, the one
+/// this state directory used before if it is still free (so that a restart
+/// keeps the scrape target); the address taken is written to
+/// `STATE_DIR/metrics.addr` either way.
+async fn listen_metrics(addr: std::net::SocketAddr, dir: &Path) -> Result<tokio::net::TcpListener, AgentError> {
+    let path = metrics_addr_path(dir);
+    let before = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok())
+        .filter(|b| addr.port() == 0 && b.ip() == addr.ip());
+    let mut listener = None;
+    if let Some(b) = before {
+        match tokio::net::TcpListener::bind(b).await {
+            Ok(l) => listener = Some(l),
+            Err(e) => tracing::warn!("metrics: {b} (used before) is taken ({e}); picking another port"),
+        }
+    }
+    let listener = match listener {
+        Some(l) => l,
+        None => {
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::MetricsListen { addr, source })?
+        }
+    };
+    let bound = listener.local_addr().map_err(|source| AgentError::MetricsListen { addr, source })?;
+    let tmp = path.with_extension("tmp");
+    if let Err(e) = std::fs::write(&tmp, format!("{bound}\n")).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!("cannot record the metrics address in {}: {e}", path.display());
+    }
+    Ok(listener)
+}
+
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     netslice_model::names::host(&opts.host)?;
@@ -195,9 +232,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     };
     let started = std::time::SystemTime::now();
     let metrics_listener = match opts.metrics_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::MetricsListen { addr, source })?,
-        ),
+        Some(addr) => Some(listen_metrics(addr, &opts.state_dir).await?),
         None => None,
     };
     let control = Control::start(registry, setup)?;
@@ -547,5 +582,31 @@ impl Agent {
             tick.tick().await;
             self.report().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_port_zero_is_recorded_and_kept_across_restarts_while_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let first = listen_metrics(any, dir.path()).await.unwrap().local_addr().unwrap();
+        assert_ne!(first.port(), 0);
+        let recorded = std::fs::read_to_string(metrics_addr_path(dir.path())).unwrap();
+        assert_eq!(recorded.trim(), first.to_string());
+        // A restart (the first listener is gone) gets the same port back.
+        let again = listen_metrics(any, dir.path()).await.unwrap();
+        assert_eq!(again.local_addr().unwrap(), first);
+        // While something else holds it, another port is picked and recorded.
+        let other = listen_metrics(any, dir.path()).await.unwrap().local_addr().unwrap();
+        assert_ne!(other, first);
+        assert_eq!(std::fs::read_to_string(metrics_addr_path(dir.path())).unwrap().trim(), other.to_string());
+        // An explicit port is used as given, never swapped for the recorded one.
+        drop(again);
+        let explicit = listen_metrics(first, dir.path()).await.unwrap().local_addr().unwrap();
+        assert_eq!(explicit, first);
     }
 }

@@ -39,7 +39,8 @@ mod state;
 pub mod supervise;
 
 pub use state::{
-    Daemons, Proc, TestbedState, agent_args, host_netns, is_ours, list, load_state, manager_args, new_proc,
+    Daemons, Proc, TestbedState, agent_args, host_netns, is_ours, list, load_state, manager_args, metrics_addr,
+    new_proc,
 };
 use state::{default_io, now_secs};
 
@@ -162,26 +163,40 @@ pub fn supervised(st: &TestbedState) -> bool {
     st.supervisor.as_ref().is_some_and(|p| is_ours(p, &st.dir))
 }
 
+/// Agents that did not report ready in time.
+#[derive(Debug)]
+pub struct NotReady {
+    pub timeout: Duration,
+    pub missing: Vec<String>,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "agents not ready within {:?}: {}", self.timeout, self.missing.join(", "))
+    }
+}
+
+impl std::error::Error for NotReady {}
+
 /// Waits until every host's agent reports, printing who is missing.
 pub async fn wait_hosts_ready(client: &Client, timeout: Duration) -> Result<Vec<HostInfo>> {
     let deadline = Instant::now() + timeout;
-    let mut last_missing = String::new();
+    let mut last_missing: Vec<String> = Vec::new();
     loop {
         let hosts: Result<Vec<HostInfo>> = client.nodes().await.map_err(Into::into);
         if let Ok(hosts) = &hosts {
-            let missing: Vec<&str> =
-                hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.as_str()).collect();
+            let missing: Vec<String> =
+                hosts.iter().filter(|h| h.state != HostState::Ready).map(|h| h.name.clone()).collect();
             if missing.is_empty() {
                 return Ok(hosts.clone());
             }
-            let m = missing.join(", ");
-            if m != last_missing {
-                progress!("  waiting for agents: {m}");
-                last_missing = m;
+            if missing != last_missing {
+                progress!("  waiting for agents: {}", missing.join(", "));
+                last_missing = missing;
             }
         }
         if Instant::now() > deadline {
-            bail!("agents not ready within {timeout:?}: {last_missing} (see the agent logs in the testbed directory)");
+            return Err(NotReady { timeout, missing: last_missing }.into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -278,8 +293,6 @@ pub fn up_spec(
         },
         metrics: BTreeMap::new(),
     };
-    let hosts = st.hosts.clone();
-    st.metrics = state::metrics_addrs(&hosts).context("picking ports for the agents' metrics")?;
     if let Err(e) = st.io.parse::<netslice_io::IoMode>() {
         bail!("NETSLICE_IO: {e}");
     }
@@ -340,10 +353,24 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
     progress!("manager at {}", st.manager_url);
     let client = st.client()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30)))?;
+    let hosts = rt.block_on(wait_hosts_ready(&client, Duration::from_secs(30))).map_err(|e| {
+        // The testbed's directory is removed on failure: carry the logs that explain it.
+        let mut msg = format!("{e:#}");
+        let missing = e.downcast_ref::<NotReady>().map(|n| n.missing.clone()).unwrap_or_default();
+        for h in &missing {
+            let log = st.dir.join("agents").join(format!("{h}.log"));
+            msg.push_str(&format!("\nthe agent of {h} logged last:\n{}", log_tail(&log, 20)));
+        }
+        msg.push_str(&format!("\nthe supervisor logged last:\n{}", log_tail(&st.dir.join("supervisor.log"), 10)));
+        anyhow!(msg)
+    })?;
     for h in hosts {
         progress!("  {:<10} {:<9} ready  netns {}", h.name, h.role.as_str(), host_netns(&st.name, &h.name));
+        if let Some(a) = state::metrics_addr(st, &h.name) {
+            st.metrics.insert(h.name, a);
+        }
     }
+    st.save()?;
     Ok(())
 }
 

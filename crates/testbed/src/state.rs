@@ -83,8 +83,9 @@ pub struct TestbedState {
     /// testbed was built).
     #[serde(default)]
     pub workers: u16,
-    /// Where each host's agent serves Prometheus metrics (`127.0.0.1:PORT`,
-    /// chosen when the testbed was built; restarts keep it).
+    /// Where each host's agent served Prometheus metrics when the testbed
+    /// came up (`127.0.0.1:PORT`, chosen by the agent; its restarts keep it
+    /// where they can, and [`metrics_addr`] reads where it is now).
     #[serde(default)]
     pub metrics: BTreeMap<String, String>,
 }
@@ -233,16 +234,14 @@ pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
         "--ca-cert".into(),
         st.dir.join("tls").join("cert.pem").display().to_string(),
     ];
-    if let Some(addr) = st.metrics.get(host) {
-        args.extend(["--metrics-listen".into(), addr.clone()]);
-    }
+    // A free port picked by the agent (kept across its restarts): one picked
+    // here could be taken by any connection before the agent binds it.
+    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     args
 }
 
-/// Free loopback addresses for `hosts`' metrics endpoints, all different.
-pub fn metrics_addrs(hosts: &[String]) -> std::io::Result<BTreeMap<String, String>> {
-    // Held until every port is picked, so that no two are the same.
-    let listeners =
-        hosts.iter().map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
-    hosts.iter().zip(&listeners).map(|(h, l)| Ok((h.clone(), l.local_addr()?.to_string()))).collect()
+/// Where `host`'s agent serves metrics, as it recorded on binding.
+pub fn metrics_addr(st: &TestbedState, host: &str) -> Option<String> {
+    let path = st.dir.join("agents").join(host).join("metrics.addr");
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }

@@ -47,7 +47,9 @@ pub struct NodeArgs {
     pub workers: u16,
     /// Serve Prometheus metrics at `http://ADDR/metrics` (plain HTTP, no
     /// authentication: pick an address only your scraper reaches). Off
-    /// unless given.
+    /// unless given. Port 0 picks a free port (the same one after a restart
+    /// where possible) and writes the address taken to
+    /// STATE_DIR/metrics.addr.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
 }

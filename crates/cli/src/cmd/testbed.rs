@@ -94,8 +94,9 @@ pub fn command(cmd: TestbedCmd) -> Result<ExitCode> {
                     println!("{}", proc_line("manager", p, &st.dir));
                 }
                 for (h, p) in &st.agents {
-                    let metrics =
-                        st.metrics.get(h).map(|a| format!("  metrics http://{a}/metrics")).unwrap_or_default();
+                    let metrics = netslice_testbed::metrics_addr(&st, h)
+                        .map(|a| format!("  metrics http://{a}/metrics"))
+                        .unwrap_or_default();
                     println!("{}  netns {}{metrics}", proc_line(h, p, &st.dir), host_netns(&st.name, h));
                 }
             }
