@@ -29,6 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 
+# STAMP probes are checked against scapy's independent STAMP implementation
+# (scapy.contrib.stamp, PyPI), installed into a virtualenv the tests find.
+scapy_venv=target/scapy/venv
+if ! "$scapy_venv/bin/python" -c 'import scapy.contrib.stamp' >/dev/null 2>&1; then
+    echo "installing scapy into $scapy_venv"
+    python3 -m venv "$scapy_venv"
+    "$scapy_venv/bin/pip" install --quiet --disable-pip-version-check 'scapy==2.8.0'
+fi
+
 if [ "$(id -u)" != 0 ] && [ "${NETSLICE_SKIP_E2E:-}" != 1 ]; then
     echo "end-to-end tests need root; re-running under sudo" >&2
     exec sudo -E env "PATH=$PATH" "$0" "$@"

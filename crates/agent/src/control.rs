@@ -240,6 +240,13 @@ impl Control {
         }
         let s = shared.clone();
         threads.ensure(ThreadKey::Timer, move |stop| s.timer.run(&*s, &stop)).map_err(crate::AgentError::Threads)?;
+        let s = shared.clone();
+        threads
+            .ensure(ThreadKey::Probes, move |stop| {
+                let mut dev = crate::probes::ProbeDev::new();
+                receive(&s, &mut dev, &stop, Role::Ports(None));
+            })
+            .map_err(crate::AgentError::Threads)?;
         let facts = Facts { cpus, workers: setup.workers, io: setup.io };
         Ok(Control {
             slivers: Slivers::load(&setup.state_dir),

@@ -31,6 +31,7 @@ mod metrics;
 pub mod neigh;
 mod plane;
 mod pool;
+mod probes;
 mod problem;
 pub mod rx;
 mod shared;
@@ -457,6 +458,13 @@ impl Agent {
                 taps: {
                     let now = self.shared.clock.now();
                     let mut t: Vec<_> = tables.taps().values().map(|t| t.report(now)).collect();
+                    let probes = self.shared.probe_reports.lock().unwrap_or_else(|e| e.into_inner());
+                    t.extend(tables.probes().keys().map(|job| {
+                        probes
+                            .get(job)
+                            .cloned()
+                            .unwrap_or_else(|| netslice_model::api::TapReport { job: *job, ..Default::default() })
+                    }));
                     t.sort_by_key(|t| t.job);
                     t
                 },

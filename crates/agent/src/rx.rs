@@ -49,6 +49,14 @@ pub(crate) struct Arrival {
     from: Source,
 }
 
+impl Arrival {
+    /// A frame in `bufs[buf][range]` as if read from sliver interface `port`
+    /// (plain: no virtio-net metadata).
+    pub(crate) fn port(buf: usize, range: Range<usize>, port: PortNo) -> Arrival {
+        Arrival { buf, range, from: Source::Port(port, gso::VnetHdr::default()) }
+    }
+}
+
 /// Something frames are read from.
 pub(crate) trait Device {
     /// Reads what is ready into `bufs` (each a pool buffer; frames start

@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) cpus: CpuMap,
     /// Set to stop every thread (the agent is stopping).
     pub(crate) shutdown: AtomicBool,
+    /// What the STAMP endpoints measured, by job (the probe driver
+    /// publishes; reports read).
+    pub(crate) probe_reports: std::sync::Mutex<std::collections::BTreeMap<u64, netslice_model::api::TapReport>>,
 }
 
 impl Shared {
@@ -75,6 +78,7 @@ impl Shared {
             timer: Timer::default(),
             cpus: CpuMap::default(),
             shutdown: AtomicBool::new(false),
+            probe_reports: Default::default(),
         }
     }
 

@@ -22,6 +22,8 @@ pub(crate) enum ThreadKey {
     Xsk(String),
     /// The timer of throttled ports and delay lines.
     Timer,
+    /// The STAMP sessions of measurement jobs.
+    Probes,
     /// Shared sliver-port poller `k`.
     Poller(usize),
     /// The sliver-port poller of a slice with dedicated CPUs.
@@ -43,6 +45,7 @@ impl fmt::Display for ThreadKey {
             ThreadKey::Ether(i) => write!(f, "rx-{i}"),
             ThreadKey::Xsk(i) => write!(f, "xsk-{i}"),
             ThreadKey::Timer => write!(f, "egress-timer"),
+            ThreadKey::Probes => write!(f, "stamp-probes"),
             ThreadKey::Poller(k) => write!(f, "ports-{k}"),
             ThreadKey::SlicePoller(s) => write!(f, "ports-{s}"),
             ThreadKey::Worker(_, k) => write!(f, "worker-{k}"),

@@ -303,6 +303,50 @@ pub struct MeasureRequest {
     /// The capture's size cap, bytes: it stops there, and says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_bytes: Option<u64>,
+    /// A STAMP probe (RFC 8762) instead of counting: the first point (a
+    /// sliver interface: `LINK@NODE` or `NODE:IFACE`) sends test packets
+    /// inside the slice to the second, the other end of the same link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeRequest>,
+    /// A STAMP session-reflector at the one point (a sliver interface) for
+    /// the window: it answers test packets sent to that interface's address
+    /// and UDP port 862 by anyone in the slice (e.g. a sender in a sliver).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reflect: bool,
+}
+
+/// A STAMP probe's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRequest {
+    /// Test packets a second (1 to 10000; at most 1000000 in a window).
+    pub rate: u32,
+    /// Who reflects: `netslice` (the far end's agent, default) or `sliver`
+    /// (a STAMP reflector the developer runs in the far sliver, on UDP 862).
+    #[serde(default)]
+    pub reflector: ReflectorKind,
+}
+
+/// Who answers a probe's test packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReflectorKind {
+    /// The agent of the far end's host, before the sliver sees the packet.
+    #[default]
+    Netslice,
+    /// Whatever listens on UDP 862 in the far sliver.
+    Sliver,
+}
+
+impl std::str::FromStr for ReflectorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "netslice" => Ok(ReflectorKind::Netslice),
+            "sliver" => Ok(ReflectorKind::Sliver),
+            _ => Err(format!("{s:?}: give netslice or sliver")),
+        }
+    }
 }
 
 /// Where a job is in its life.
@@ -354,6 +398,13 @@ pub struct MeasureInfo {
     /// from `/api/v1/measurements/{id}/capture`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_bytes: Option<u64>,
+    /// What the probe's sender measured (probe jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<netslice_model::api::StampResults>,
+    /// Test packets the reflector answered (reflector jobs, and probes the
+    /// agents reflect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflected: Option<u64>,
 }
 
 /// One point of a job: where it is and what it counted.

@@ -61,6 +61,7 @@ fn tap(filter: Option<Vec<BpfInsn>>, capture: Option<CaptureConfig>) -> TapConfi
         end_ms: 3_600_000,
         interval_ms: 1000,
         capture,
+        probe: None,
     }
 }
 

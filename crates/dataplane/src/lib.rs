@@ -30,12 +30,14 @@ pub mod flow;
 pub mod gso;
 pub mod links;
 pub mod nodes;
+pub mod probe;
 pub mod program;
 pub mod registry;
 pub mod stamp;
 pub mod tap;
 
 pub use counters::{Counters, DropReason};
+pub use probe::ProbePoint;
 pub use registry::{
     Carrier, HopAddrs, InstantiateError, LabelField, LinkTypePlugin, NodeTypePlugin, Registry, RegistryError, TypeIdx,
 };
@@ -167,6 +169,8 @@ pub struct Rule {
     pub counters: Arc<Counters>,
     /// Measurement jobs' taps on this rule (usually none).
     pub taps: Vec<Arc<MeasureTap>>,
+    /// STAMP endpoints at the port this rule delivers to (usually none).
+    pub probes: Vec<Arc<ProbePoint>>,
 }
 
 /// The redirector's verdict on one frame.
@@ -205,7 +209,8 @@ pub enum Verdict {
         /// [`flow::flow_hash`] of the carried frame (0 unless [`Tables::hash_flows`]).
         flow: u32,
     },
-    /// Dropped (already counted).
+    /// Nothing more to do: dropped (and counted), or taken by a STAMP
+    /// probe at its destination ([`probe`]).
     Drop,
 }
 
@@ -260,6 +265,7 @@ pub struct Tables {
     counters: HashMap<RuleKey, Arc<Counters>>,
     policers: HashMap<RuleKey, (LinkQos, Arc<Mutex<TrTcm>>)>,
     taps: HashMap<u64, Arc<MeasureTap>>,
+    probes: HashMap<u64, Arc<ProbePoint>>,
     rules: Vec<Rule>,
     /// Frames matching no rule.
     pub unmatched: Arc<Unmatched>,
@@ -363,6 +369,7 @@ impl Tables {
                     policer,
                     counters,
                     taps: Vec::new(),
+                    probes: Vec::new(),
                 });
                 Some(id)
             };
@@ -392,6 +399,21 @@ impl Tables {
     /// whose tap is unchanged keeps it (and what it counted and captured).
     fn add_taps(&mut self, cfg: &NodeConfig, previous: Option<&Tables>, clock: WallClock) {
         for tc in &cfg.taps {
+            if let Some(pc) = &tc.probe {
+                let (start, end) = (clock.local(tc.start_ms), clock.local(tc.end_ms));
+                let point = previous
+                    .and_then(|p| p.probes.get(&tc.job))
+                    .filter(|p| p.same_as(tc.job, pc, start, end))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(ProbePoint::new(tc.job, *pc, start, end)));
+                for r in &mut self.rules {
+                    if r.key.slice == tc.slice && r.hop == (Hop::Deliver { port: pc.port }) {
+                        r.probes.push(point.clone());
+                    }
+                }
+                self.probes.insert(tc.job, point);
+                continue;
+            }
             let filter = match tc.filter.clone().map(bpf::Program::new).transpose() {
                 Ok(f) => f,
                 Err(error) => {
@@ -424,6 +446,11 @@ impl Tables {
     /// The taps of measurement jobs, by job.
     pub fn taps(&self) -> &HashMap<u64, Arc<MeasureTap>> {
         &self.taps
+    }
+
+    /// The STAMP endpoints of measurement jobs, by job.
+    pub fn probes(&self) -> &HashMap<u64, Arc<ProbePoint>> {
+        &self.probes
     }
 
     /// The rule for frames from `port`.
@@ -554,6 +581,11 @@ impl Tables {
         match rule.hop {
             Hop::Deliver { port } => {
                 rule.counters.forwarded_many(frames, wire);
+                // A STAMP packet for a probe at this port is the probe's,
+                // not the sliver's (it arrived: counted as forwarded).
+                if gso.is_none() && rule.probes.iter().any(|p| p.take(now, &buf[frame.clone()])) {
+                    return Verdict::Drop;
+                }
                 Verdict::Deliver { port, frame, rule: rule.id, gso, flow }
             }
             Hop::Send { link_type, label, hop, underlay } => {

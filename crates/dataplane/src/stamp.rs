@@ -18,6 +18,9 @@ use netslice_wire::stamp::{ErrorEstimate, ReflectorRepr, SenderRepr, ntp_from_un
 /// Test packets a sender remembers while it waits for their replies (older
 /// ones are given up as lost).
 pub const MAX_OUTSTANDING: usize = 65_536;
+/// How late a sender may be and still send every packet that was due
+/// (later, it skips them rather than burst).
+pub const MAX_CATCH_UP_NS: u64 = 100_000_000;
 
 /// Summarizes delays (nanoseconds, in arrival order).
 fn summarize(delays_ns: &[i64]) -> Option<DelayStats> {
@@ -103,8 +106,10 @@ impl Sender {
         if self.next_at >= self.end || now < self.next_at {
             return None;
         }
-        // A sender that fell behind does not burst to catch up.
-        self.next_at = (self.next_at + self.interval_ns).max(now.saturating_sub(self.interval_ns) + self.interval_ns);
+        // A sender a little late (its thread waited for a core) sends what
+        // was due, so a window holds rate x duration packets; one far behind
+        // does not burst to catch up.
+        self.next_at = if now - self.next_at > MAX_CATCH_UP_NS { now } else { self.next_at } + self.interval_ns;
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         self.outstanding.insert(seq, now);
@@ -165,27 +170,51 @@ impl Sender {
     }
 }
 
+/// A session as a reflector tells them apart (RFC 8972 §3): the sender's
+/// address and UDP port, and the SSID.
+pub type SessionKey = (std::net::Ipv4Addr, u16, u16);
+
+/// Sessions a reflector keeps a sequence number for, at most (the one used
+/// least recently is forgotten first).
+pub const MAX_SESSIONS: usize = 1024;
+
 /// The reflecting side: stateful (its own sequence number per session).
 #[derive(Debug, Default)]
 pub struct Reflector {
-    seqs: BTreeMap<u16, u32>,
+    seqs: BTreeMap<SessionKey, (u32, u64)>,
+    uses: u64,
 }
 
 impl Reflector {
-    /// The answer to a test packet that arrived at `received` with `ttl`,
-    /// sent back at `now`.
+    /// The answer to a test packet of session `from` that arrived at
+    /// `received` with `ttl`, sent back at `now`.
     pub fn reflect(
         &mut self,
+        from: (std::net::Ipv4Addr, u16),
         test: &SenderRepr,
         received: u64,
         ttl: u8,
         now: u64,
         error: ErrorEstimate,
     ) -> ReflectorRepr {
-        let seq = self.seqs.entry(test.ssid).or_default();
+        self.uses += 1;
+        let key = (from.0, from.1, test.ssid);
+        if !self.seqs.contains_key(&key)
+            && self.seqs.len() >= MAX_SESSIONS
+            && let Some(oldest) = self.seqs.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k)
+        {
+            self.seqs.remove(&oldest);
+        }
+        let (seq, used) = self.seqs.entry(key).or_default();
+        *used = self.uses;
         let r = ReflectorRepr::reflect(test, *seq, ntp_from_unix_ns(received), ttl, ntp_from_unix_ns(now), error);
         *seq = seq.wrapping_add(1);
         r
+    }
+
+    /// Sessions it keeps.
+    pub fn sessions(&self) -> usize {
+        self.seqs.len()
     }
 }
 
@@ -194,6 +223,24 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+    const FROM: (std::net::Ipv4Addr, u16) = (std::net::Ipv4Addr::new(10, 0, 0, 1), 50_000);
+
+    #[test]
+    fn a_reflector_numbers_each_session_apart_and_forgets_the_least_used() {
+        let e = ErrorEstimate::default();
+        let mut r = Reflector::default();
+        let test = |ssid| SenderRepr { seq: 0, timestamp: 0, error: e, ssid, tlvs: Vec::new() };
+        let other = (std::net::Ipv4Addr::new(10, 0, 0, 3), 50_000);
+        assert_eq!(r.reflect(FROM, &test(1), 0, 64, 0, e).seq, 0);
+        assert_eq!(r.reflect(FROM, &test(1), 0, 64, 0, e).seq, 1);
+        assert_eq!(r.reflect(FROM, &test(2), 0, 64, 0, e).seq, 0, "another SSID");
+        assert_eq!(r.reflect(other, &test(1), 0, 64, 0, e).seq, 0, "another sender");
+        for i in 0..MAX_SESSIONS as u16 {
+            r.reflect((std::net::Ipv4Addr::new(10, 1, 0, 1), i), &test(1), 0, 64, 0, e);
+        }
+        assert_eq!(r.sessions(), MAX_SESSIONS);
+        assert_eq!(r.reflect(FROM, &test(1), 0, 64, 0, e).seq, 0, "forgotten, so numbered afresh");
+    }
 
     /// A virtual path: each way its own delay and a loss pattern.
     #[test]
@@ -213,7 +260,7 @@ mod tests {
                 continue;
             }
             let fwd = 5 * MS + (n % 2) * MS;
-            let back = r.reflect(&t, now + fwd, 64, now + fwd + 10_000, e);
+            let back = r.reflect(FROM, &t, now + fwd, 64, now + fwd + 10_000, e);
             // Reverse: 3 ms; every 100th (odd ones) lost.
             if n % 100 == 1 {
                 continue;
@@ -240,13 +287,25 @@ mod tests {
     }
 
     #[test]
+    fn a_briefly_late_sender_sends_what_was_due_and_a_stalled_one_skips() {
+        let mut s = Sender::new(1, 1000, 0, 1_000 * MS, ErrorEstimate::default());
+        // 3 ms late: the three packets due go at once.
+        let n = (0..10).filter(|_| s.poll_transmit(3 * MS).is_some()).count();
+        assert_eq!(n, 4, "0, 1, 2 and 3 ms were due");
+        // 500 ms stalled: one now, then on schedule from now.
+        let n = (0..10).filter(|_| s.poll_transmit(503 * MS).is_some()).count();
+        assert_eq!(n, 1);
+        assert_eq!(s.poll_timeout(), Some(504 * MS));
+    }
+
+    #[test]
     fn a_late_reply_counts_as_reordered_and_a_stranger_is_ignored() {
         let e = ErrorEstimate::default();
         let mut s = Sender::new(1, 100, 0, 30 * MS, e);
         let mut r = Reflector::default();
         let a = s.poll_transmit(0).unwrap();
         let b = s.poll_transmit(10 * MS).unwrap();
-        let (ra, rb) = (r.reflect(&a, MS, 64, MS, e), r.reflect(&b, 11 * MS, 64, 11 * MS, e));
+        let (ra, rb) = (r.reflect(FROM, &a, MS, 64, MS, e), r.reflect(FROM, &b, 11 * MS, 64, 11 * MS, e));
         s.on_reply(12 * MS, &rb);
         s.on_reply(13 * MS, &ra);
         let other = ReflectorRepr { ssid: 2, ..ra.clone() };

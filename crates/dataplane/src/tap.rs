@@ -142,6 +142,7 @@ impl MeasureTap {
             intervals,
             captured: self.capture.as_ref().map_or(0, |c| c.frames.load(Ordering::Relaxed)),
             capture_full: self.capture.as_ref().map_or(0, |c| c.full.load(Ordering::Relaxed)),
+            ..TapReport::default()
         }
     }
 

@@ -17,6 +17,7 @@
 
 pub mod cbpf;
 pub mod cgroup;
+pub mod clock;
 pub mod cmd;
 pub mod cpu;
 pub(crate) mod ebpf;

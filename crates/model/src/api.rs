@@ -401,6 +401,52 @@ pub struct TapConfig {
     /// Capture the frames, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureConfig>,
+    /// A STAMP endpoint at a sliver interface of this host instead of a
+    /// counting tap (`directions` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeConfig>,
+}
+
+/// A STAMP endpoint (RFC 8762, unauthenticated) at a sliver interface: the
+/// agent sends or reflects test packets as if the sliver did, inside the
+/// slice's virtual link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProbeConfig {
+    /// Sender or reflector.
+    pub role: ProbeRole,
+    /// The sliver interface's port on this host.
+    #[schema(value_type = u32)]
+    pub port: PortNo,
+    /// The interface's MAC address.
+    #[schema(value_type = String)]
+    pub mac: MacAddr,
+    /// The interface's IPv4 address (test packets' source, or the address
+    /// the reflector answers for).
+    #[schema(value_type = String)]
+    pub ip: Ipv4Addr,
+}
+
+/// What a STAMP endpoint does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeRole {
+    /// Sends test packets to a reflector and measures its replies.
+    Sender {
+        /// Session identifier (RFC 8972).
+        ssid: u16,
+        /// Test packets a second.
+        rate: u32,
+        /// UDP source port of the test packets.
+        src_port: u16,
+        /// The reflecting interface's MAC address.
+        #[schema(value_type = String)]
+        peer_mac: MacAddr,
+        /// The reflecting interface's IPv4 address.
+        #[schema(value_type = String)]
+        peer_ip: Ipv4Addr,
+    },
+    /// A stateful session-reflector on UDP port 862 for the interface's address.
+    Reflector,
 }
 
 /// What a capture keeps.
@@ -413,7 +459,7 @@ pub struct CaptureConfig {
 }
 
 /// What a host's point of a job saw so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
 pub struct TapReport {
     /// The job.
     pub job: u64,
@@ -430,6 +476,12 @@ pub struct TapReport {
     /// Frames the capture left out because it reached its byte cap.
     #[serde(default)]
     pub capture_full: u64,
+    /// A STAMP sender's session so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<StampResults>,
+    /// Test packets a STAMP reflector answered.
+    #[serde(default)]
+    pub reflected: u64,
 }
 
 /// Packet counters of one forwarding rule on one host.

@@ -215,8 +215,29 @@ pub fn run(args: DemoOptions) -> Result<ExitCode> {
         capture: false,
         snaplen: None,
         capture_bytes: None,
+        probe: None,
+        reflect: false,
     }))?;
     note!("  measurement job {}: red's link ab at t1, TCP port 5201, {} s", job.id, args.seconds + 1.0);
+    // And a STAMP probe across red's link bc, which crosses the 2 ms h2-h3 link.
+    let probe = rt.block_on(client.create_measurement(&netslice_api::types::MeasureRequest {
+        slice: "red".into(),
+        points: vec!["bc@b".into(), "bc@c".into()],
+        direction: None,
+        start: None,
+        duration: netslice_model::Micros(((args.seconds + 1.0) * 1e6) as u64),
+        interval: None,
+        filter: None,
+        capture: false,
+        snaplen: None,
+        capture_bytes: None,
+        probe: Some(netslice_api::types::ProbeRequest {
+            rate: 100,
+            reflector: netslice_api::types::ReflectorKind::Netslice,
+        }),
+        reflect: false,
+    }))?;
+    note!("  measurement job {}: STAMP probe b -> c on red's link bc, 100 a second", probe.id);
     for (slice, info) in [("red", red), ("blue", blue)] {
         let banner = format!("{slice}-b");
         let secs = args.seconds.to_string();
@@ -252,6 +273,31 @@ pub fn run(args: DemoOptions) -> Result<ExitCode> {
     };
     note!("  red   {:<34} {result}", "measure ab/t1 tcp port 5201");
     rows.push(Row { slice: "red", check: "measure ab/t1 'tcp port 5201'".into(), result, ok });
+    let p = loop {
+        let j = rt.block_on(client.measurement(probe.id))?;
+        if j.state == netslice_api::types::MeasureState::Done || Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (result, ok) = match (&p.stamp, p.state) {
+        (Some(s), netslice_api::types::MeasureState::Done) if s.received > 0 => {
+            let d = |x: &Option<netslice_model::api::StampDelay>| x.as_ref().map_or(f64::NAN, |d| d.median_ms);
+            (
+                format!(
+                    "{} of {} back, one-way {:.2} ms, round trip {:.2} ms (median)",
+                    s.received,
+                    s.sent,
+                    d(&s.forward),
+                    d(&s.round_trip)
+                ),
+                true,
+            )
+        }
+        _ => (format!("FAILED: job {} is {}: {:?}", p.id, p.state.as_str(), p.stamp), false),
+    };
+    note!("  red   {:<34} {result}", "stamp bc@b -> bc@c");
+    rows.push(Row { slice: "red", check: "stamp b -> c (2 ms link)".into(), result, ok });
 
     step(5, total, "isolation: blue cannot reach red's c (10.0.1.2), and each client reached its own server");
     rows.push(ping_row("blue", blue, "a", "10.0.1.2", "ping red's c from blue's a", false)?);

@@ -52,6 +52,22 @@ pub enum MeasureCmd {
         /// The capture's size cap (`10Mi`, `1Gi`); it stops there and says so.
         #[arg(long, value_parser = parse_bytes)]
         capture_bytes: Option<u64>,
+        /// A STAMP probe (RFC 8762) instead of counting: the first point (a
+        /// sliver interface) sends test packets inside the slice to the
+        /// second, the other end of the same link.
+        #[arg(long, conflicts_with_all = ["filter", "capture", "direction", "interval", "reflect"])]
+        probe: bool,
+        /// Test packets a second (probes).
+        #[arg(long, requires = "probe", default_value_t = 100)]
+        rate: u32,
+        /// Who reflects a probe: `netslice` (the far end's agent) or `sliver`
+        /// (a STAMP reflector you run in the far sliver on UDP 862).
+        #[arg(long, requires = "probe", default_value = "netslice")]
+        reflector: netslice_api::types::ReflectorKind,
+        /// A STAMP reflector at the point (a sliver interface) for the window,
+        /// answering test packets sent to it on UDP 862 from inside the slice.
+        #[arg(long, conflicts_with_all = ["filter", "capture", "direction", "interval"])]
+        reflect: bool,
         /// Wait for the window to end and print the results.
         #[arg(long)]
         wait: bool,
@@ -162,6 +178,10 @@ pub async fn command(cmd: MeasureCmd) -> Result<ExitCode> {
             capture,
             snaplen,
             capture_bytes,
+            probe,
+            rate,
+            reflector,
+            reflect,
             wait,
             target,
             output,
@@ -178,6 +198,8 @@ pub async fn command(cmd: MeasureCmd) -> Result<ExitCode> {
                 capture,
                 snaplen,
                 capture_bytes,
+                probe: probe.then_some(netslice_api::types::ProbeRequest { rate, reflector }),
+                reflect,
             };
             let job = client.create_measurement(&req).await?;
             note!(
@@ -222,7 +244,13 @@ pub async fn command(cmd: MeasureCmd) -> Result<ExitCode> {
                     j.request.points.join(" "),
                     j.state.as_str().into(),
                     ((j.end_ms - j.start_ms) / 1000).to_string(),
-                    j.points.first().map(|p| p.frames.to_string()).unwrap_or_default(),
+                    if let Some(st) = &j.stamp {
+                        format!("stamp {}/{}", st.received, st.sent)
+                    } else if let Some(n) = j.reflected {
+                        format!("reflected {n}")
+                    } else {
+                        j.points.first().map(|p| p.frames.to_string()).unwrap_or_default()
+                    },
                     j.owner.clone(),
                 ]);
             }
@@ -303,6 +331,31 @@ fn show(j: &MeasureInfo) {
     if let Some(f) = &j.request.filter {
         println!("filter: {f}");
     }
+    if j.request.probe.is_some() || j.request.reflect {
+        for (i, p) in j.request.points.iter().enumerate() {
+            let role = if j.request.reflect || i == 1 { "reflector" } else { "sender" };
+            let host = j.points.get(i).map(|r| format!(" on {}", r.host)).unwrap_or_else(|| " (in the sliver)".into());
+            println!("{role}: {p}{host}");
+        }
+    } else {
+        points(j);
+    }
+    if let Some(b) = j.capture_bytes {
+        println!("capture: {} held (download: netslice measure capture {} -f FILE)", netslice_tools::bytes(b), j.id);
+    }
+    if let Some(l) = &j.loss {
+        println!("loss {} -> {}: {} of {} ({:.3}%)", l.from, l.to, l.lost, l.sent, l.ratio * 100.0);
+    }
+    if let Some(n) = j.reflected {
+        println!("reflected: {n} test packets");
+    }
+    if let Some(s) = &j.stamp {
+        stamp(s);
+    }
+}
+
+/// A counting job's points and what each counted.
+fn points(j: &MeasureInfo) {
     let mut t = Table::new(&[
         ("POINT", Align::Left),
         ("HOST", Align::Left),
@@ -324,12 +377,53 @@ fn show(j: &MeasureInfo) {
         ]);
     }
     print!("{}", t.render());
-    if let Some(b) = j.capture_bytes {
-        println!("capture: {} held (download: netslice measure capture {} -f FILE)", netslice_tools::bytes(b), j.id);
+}
+
+/// A STAMP session's results, as perfSONAR names them.
+fn stamp(s: &netslice_model::api::StampResults) {
+    let pct = |n: u64| if s.sent > 0 { n as f64 * 100.0 / s.sent as f64 } else { 0.0 };
+    println!(
+        "stamp: sent {}, received {}, lost {} ({:.2}%: {} on the way out, {} on the way back), duplicated {}, reordered {}",
+        s.sent,
+        s.received,
+        s.lost,
+        pct(s.lost),
+        s.lost_forward,
+        s.lost_reverse,
+        s.duplicated,
+        s.reordered
+    );
+    let mut t = Table::new(&[
+        ("DELAY (MS)", Align::Left),
+        ("MIN", Align::Right),
+        ("MEDIAN", Align::Right),
+        ("P99", Align::Right),
+        ("MAX", Align::Right),
+        ("JITTER", Align::Right),
+    ]);
+    for (name, d) in [("one-way out", &s.forward), ("one-way back", &s.reverse), ("round trip", &s.round_trip)] {
+        if let Some(d) = d {
+            t.row(vec![
+                name.into(),
+                format!("{:.3}", d.min_ms),
+                format!("{:.3}", d.median_ms),
+                format!("{:.3}", d.p99_ms),
+                format!("{:.3}", d.max_ms),
+                format!("{:.3}", d.jitter_ms),
+            ]);
+        }
     }
-    if let Some(l) = &j.loss {
-        println!("loss {} -> {}: {} of {} ({:.3}%)", l.from, l.to, l.lost, l.sent, l.ratio * 100.0);
-    }
+    print!("{}", t.render());
+    println!(
+        "clocks: sender error <= {:.6} s, reflector error <= {:.6} s, {}",
+        s.sender_error_s,
+        s.reflector_error_s,
+        if s.synchronized {
+            "both synchronized to UTC"
+        } else {
+            "not both synchronized to UTC (one-way delays assume the clocks agree)"
+        }
+    );
 }
 
 fn results(j: &MeasureInfo, format: Format) -> Result<()> {
@@ -337,6 +431,17 @@ fn results(j: &MeasureInfo, format: Format) -> Result<()> {
         return Ok(());
     }
     show(j);
+    if j.request.probe.is_some() {
+        if let Some(s) = &j.stamp
+            && let Some(d) = &s.round_trip
+        {
+            println!("\nround trip, 1-ms buckets:");
+            for (ms, n) in d.histogram_1ms.iter().enumerate().filter(|(_, n)| **n > 0) {
+                println!("  {ms:>5}-{:<5} ms {n}", ms + 1);
+            }
+        }
+        return Ok(());
+    }
     for p in &j.points {
         println!("\n{} at {}:", p.point, p.host);
         let mut t = Table::new(&[

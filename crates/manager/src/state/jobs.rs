@@ -13,9 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imbl::OrdMap;
-use netslice_api::types::{IntervalResult, LossResult, MeasureInfo, MeasureRequest, MeasureState, PointResult};
-use netslice_model::api::{BpfInsn, CaptureConfig, Direction, NodeReport, TapConfig, TapReport};
-use netslice_model::{FieldError, SliceSpec};
+use netslice_api::types::{
+    IntervalResult, LossResult, MeasureInfo, MeasureRequest, MeasureState, PointResult, ReflectorKind,
+};
+use std::net::Ipv4Addr;
+
+use netslice_model::api::{
+    BpfInsn, CaptureConfig, Direction, NodeReport, ProbeConfig, ProbeRole, StampResults, TapConfig, TapReport,
+};
+use netslice_model::{FieldError, PortNo, SliceSpec};
+use netslice_wire::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use super::common::ManagerError;
@@ -49,10 +56,48 @@ pub struct PointV1 {
     pub host: String,
     /// Virtual link.
     pub link: String,
+    /// A STAMP endpoint instead of a counting tap (probe and reflector jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeEndV1>,
+}
+
+/// A STAMP endpoint at a sliver interface, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeEndV1 {
+    /// The interface's port on its host.
+    pub port: u32,
+    /// Its MAC address.
+    pub mac: MacAddr,
+    /// Its IPv4 address.
+    pub ip: Ipv4Addr,
+    /// A sender's rate and reflector; `None`: a reflector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sends: Option<SendsV1>,
+}
+
+/// What a STAMP sender sends, and to whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendsV1 {
+    /// Test packets a second.
+    pub rate: u32,
+    /// The reflecting interface's MAC address.
+    pub peer_mac: MacAddr,
+    /// Its IPv4 address.
+    pub peer_ip: Ipv4Addr,
+}
+
+/// A job's STAMP session identifier (RFC 8972): never 0.
+pub fn ssid(job: u64) -> u16 {
+    (job % 65_535 + 1) as u16
+}
+
+/// The UDP source port of a job's test packets (dynamic ports, 49152 up).
+pub fn src_port(job: u64) -> u16 {
+    49_152 + (job % 16_384) as u16
 }
 
 /// What one point counted, as stored once the job is done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CountsV1 {
     /// Per interval: frames, bytes.
     pub intervals: Vec<[u64; 2]>,
@@ -64,6 +109,12 @@ pub struct CountsV1 {
     pub captured: u64,
     /// Frames the cap left out.
     pub capture_full: u64,
+    /// A STAMP sender's results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<StampResults>,
+    /// Test packets a STAMP reflector answered.
+    #[serde(default)]
+    pub reflected: u64,
 }
 
 /// A job as stored (version 1; its own shape, not the API's).
@@ -117,17 +168,33 @@ impl JobV1 {
         self.points
             .iter()
             .map(|p| {
+                let probe = p.probe.as_ref().map(|e| ProbeConfig {
+                    role: match &e.sends {
+                        Some(s) => ProbeRole::Sender {
+                            ssid: ssid(self.id),
+                            rate: s.rate,
+                            src_port: src_port(self.id),
+                            peer_mac: s.peer_mac,
+                            peer_ip: s.peer_ip,
+                        },
+                        None => ProbeRole::Reflector,
+                    },
+                    port: PortNo(e.port),
+                    mac: e.mac,
+                    ip: e.ip,
+                });
                 let tap = TapConfig {
                     job: self.id,
                     slice: self.slice.as_str().into(),
                     link: p.link.as_str().into(),
-                    directions: self.directions.clone(),
+                    directions: if probe.is_some() { Vec::new() } else { self.directions.clone() },
                     stage: None,
                     filter: self.filter.clone(),
                     start_ms: self.start_ms,
                     end_ms: self.end_ms,
                     interval_ms: self.interval_ms,
                     capture: self.capture,
+                    probe,
                 };
                 (p.host.clone(), tap)
             })
@@ -198,7 +265,16 @@ impl JobV1 {
                 }
             })
             .collect();
-        let loss = (points.len() == 2).then(|| {
+        let probing = self.points.iter().any(|p| p.probe.is_some());
+        let stamp = counts.iter().find_map(|(c, _)| c.stamp.clone());
+        let reflected = self
+            .points
+            .iter()
+            .zip(&counts)
+            .filter(|(p, _)| p.probe.as_ref().is_some_and(|e| e.sends.is_none()))
+            .map(|(_, (c, _))| c.reflected)
+            .reduce(|a, b| a + b);
+        let loss = (points.len() == 2 && !probing).then(|| {
             let (a, b) = (&points[0], &points[1]);
             let (sent, received) = (a.frames, b.frames);
             let lost = sent.saturating_sub(received);
@@ -225,6 +301,8 @@ impl JobV1 {
                 capture: self.capture.is_some(),
                 snaplen: None,
                 capture_bytes: None,
+                probe: None,
+                reflect: false,
             }),
             state: self.state(now),
             start_ms: self.start_ms,
@@ -233,6 +311,8 @@ impl JobV1 {
             points,
             loss,
             capture_bytes: None,
+            stamp,
+            reflected,
         }
     }
 }
@@ -244,6 +324,8 @@ fn counts_of(t: &TapReport) -> CountsV1 {
         bytes: t.bytes,
         captured: t.captured,
         capture_full: t.capture_full,
+        stamp: t.stamp.clone(),
+        reflected: t.reflected,
     }
 }
 
@@ -257,6 +339,63 @@ pub struct Resolved {
     pub link: String,
     /// Index of the host on the link's path (endpoint 0 first).
     pub hop: usize,
+}
+
+/// The link and node of a point that names a link's end (`LINK@NODE` or
+/// `NODE:IFACE`); `None` for a hop (`LINK/HOST`).
+fn end_of(point: &str, spec: &SliceSpec) -> Result<Option<(String, String)>, String> {
+    if point.contains('/') {
+        return Ok(None);
+    }
+    if let Some((link, node)) = point.split_once('@') {
+        return Ok(Some((link.to_string(), node.to_string())));
+    }
+    if let Some((node, iface)) = point.split_once(':') {
+        spec.node(node).ok_or_else(|| format!("the slice has no node {node:?}"))?;
+        let links: Vec<&str> =
+            spec.links.iter().filter(|l| l.endpoints.iter().any(|e| e.node == node)).map(|l| l.name.as_str()).collect();
+        let index = iface
+            .strip_prefix("eth")
+            .unwrap_or(iface)
+            .parse::<usize>()
+            .map_err(|_| format!("interface {iface:?}: give eth0, eth1, ... or 0, 1, ..."))?;
+        let link = links.get(index).ok_or_else(|| {
+            format!("node {node:?} has {} interface(s) (eth0..eth{})", links.len(), links.len().saturating_sub(1))
+        })?;
+        return Ok(Some((link.to_string(), node.to_string())));
+    }
+    Err("a point is LINK/HOST, LINK@NODE or NODE:IFACE".into())
+}
+
+/// Resolves a point for a STAMP endpoint: a sliver interface (not a hop,
+/// not a fast-path node's port) with an IPv4 address.
+pub fn probe_end(point: &str, spec: &SliceSpec, row: &SliceRow) -> Result<(Resolved, ProbeEndV1), String> {
+    let Some((link, node)) = end_of(point, spec)? else {
+        return Err("a STAMP point is a sliver interface (LINK@NODE or NODE:IFACE), not a hop".into());
+    };
+    let r = resolve(point, spec, row)?;
+    let np = row.plan.node(&node).ok_or_else(|| format!("node {node:?} is not placed"))?;
+    if np.netns.is_none() {
+        return Err(format!("node {node:?} is a fast-path node: STAMP runs between sliver interfaces"));
+    }
+    let iface = np
+        .interfaces
+        .iter()
+        .find(|i| i.link == link)
+        .ok_or_else(|| format!("node {node:?} has no interface on link {link:?}"))?;
+    let l =
+        spec.links.iter().find(|l| l.name == link).ok_or_else(|| format!("the slice has no virtual link {link:?}"))?;
+    let ip = l
+        .endpoints
+        .get(usize::from(iface.endpoint))
+        .into_iter()
+        .flat_map(|e| e.all_addresses())
+        .find_map(|a| match a.addr() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .ok_or_else(|| format!("{point}: the interface has no IPv4 address for STAMP to use"))?;
+    Ok((r, ProbeEndV1 { port: iface.port, mac: iface.mac, ip, sends: None }))
 }
 
 /// Resolves `point` on a slice.
@@ -285,24 +424,127 @@ pub fn resolve(point: &str, spec: &SliceSpec, row: &SliceRow) -> Result<Resolved
     if let Some((link, host)) = point.split_once('/') {
         return on_path(link, host);
     }
-    if let Some((link, node)) = point.split_once('@') {
-        return end_at(link, node);
+    match end_of(point, spec)? {
+        Some((link, node)) => end_at(&link, &node),
+        None => Err("a point is LINK/HOST, LINK@NODE or NODE:IFACE".into()),
     }
-    if let Some((node, iface)) = point.split_once(':') {
-        spec.node(node).ok_or_else(|| format!("the slice has no node {node:?}"))?;
-        let links: Vec<&str> =
-            spec.links.iter().filter(|l| l.endpoints.iter().any(|e| e.node == node)).map(|l| l.name.as_str()).collect();
-        let index = iface
-            .strip_prefix("eth")
-            .unwrap_or(iface)
-            .parse::<usize>()
-            .map_err(|_| format!("interface {iface:?}: give eth0, eth1, ... or 0, 1, ..."))?;
-        let link = links.get(index).ok_or_else(|| {
-            format!("node {node:?} has {} interface(s) (eth0..eth{})", links.len(), links.len().saturating_sub(1))
-        })?;
-        return end_at(link, node);
+}
+
+/// The window asked for (start and length, ms), checked against the clock.
+fn window(req: &MeasureRequest, now: SystemTime, bad: &mut impl FnMut(&str, String)) -> (u64, u64) {
+    let now_ms = ms(now);
+    let start_ms = req.start.map(|s| s.saturating_mul(1000)).unwrap_or(now_ms);
+    if start_ms + (PAST_SLACK.as_millis() as u64) < now_ms {
+        bad("start", format!("{} s is in the past (now is {})", start_ms / 1000, now_ms / 1000));
     }
-    Err("a point is LINK/HOST, LINK@NODE or NODE:IFACE".into())
+    if start_ms > now_ms + MAX_LEAD.as_millis() as u64 {
+        bad("start", format!("at most {} days ahead", MAX_LEAD.as_secs() / 86400));
+    }
+    let dur_ms = req.duration.0 / 1000;
+    if dur_ms < 1000 || dur_ms > MAX_DURATION.as_millis() as u64 {
+        bad("duration", format!("give 1s to {}h", MAX_DURATION.as_secs() / 3600));
+    }
+    (start_ms.max(now_ms), dur_ms)
+}
+
+/// Most test packets a probe sends a second.
+pub const MAX_PROBE_RATE: u32 = 10_000;
+/// Most test packets in one probe's window (what its sender keeps is bounded).
+pub const MAX_PROBES: u64 = 1_000_000;
+
+/// Checks a probe or reflector request (see [`plan_job`]).
+fn plan_probe(req: &MeasureRequest, row: &SliceRow, owner: &str, now: SystemTime) -> Result<JobV1, ManagerError> {
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, msg: String| errors.push(FieldError::new(field, msg));
+    let (start_ms, dur_ms) = window(req, now, &mut bad);
+    let what = if req.reflect { "a reflector" } else { "a probe" };
+    for (set, field) in [
+        (req.direction.is_some(), "direction"),
+        (req.filter.is_some(), "filter"),
+        (req.capture, "capture"),
+        (req.snaplen.is_some(), "snaplen"),
+        (req.capture_bytes.is_some(), "capture_bytes"),
+        (req.interval.is_some(), "interval"),
+    ] {
+        if set {
+            bad(field, format!("{what} takes no {field}"));
+        }
+    }
+    let mut points = Vec::new();
+    if let Some(p) = &req.probe {
+        if req.reflect {
+            bad("reflect", "a job is a probe or a reflector, not both".into());
+        }
+        if p.rate == 0 || p.rate > MAX_PROBE_RATE {
+            bad("probe.rate", format!("1 to {MAX_PROBE_RATE} test packets a second"));
+        } else if u64::from(p.rate) * dur_ms / 1000 > MAX_PROBES {
+            bad("probe.rate", format!("at most {MAX_PROBES} test packets in a window: lower the rate or the duration"));
+        }
+        if req.points.len() != 2 {
+            bad("points", format!("a probe has two points (sender, reflector), not {}", req.points.len()));
+        }
+        let ends: Vec<Option<(Resolved, ProbeEndV1)>> = req
+            .points
+            .iter()
+            .take(2)
+            .enumerate()
+            .map(|(i, pt)| match probe_end(pt, &row.spec, row) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    bad(&format!("points[{i}]"), e);
+                    None
+                }
+            })
+            .collect();
+        if let [Some((ra, a)), Some((rb, b))] = ends.as_slice() {
+            if ra.link != rb.link {
+                bad("points", format!("a probe runs along one link ({} and {} differ)", ra.link, rb.link));
+            } else if a.ip == b.ip {
+                bad("points", "the two points are the same interface".into());
+            } else {
+                let sends = SendsV1 { rate: p.rate, peer_mac: b.mac, peer_ip: b.ip };
+                let sender = ProbeEndV1 { sends: Some(sends), ..a.clone() };
+                let point = |pt: &str, r: &Resolved, e| PointV1 {
+                    point: pt.to_string(),
+                    host: r.host.clone(),
+                    link: r.link.clone(),
+                    probe: Some(e),
+                };
+                points.push(point(&req.points[0], ra, sender));
+                if p.reflector == ReflectorKind::Netslice {
+                    points.push(point(&req.points[1], rb, b.clone()));
+                }
+            }
+        }
+    } else {
+        if req.points.len() != 1 {
+            bad("points", format!("a reflector has one point, not {}", req.points.len()));
+        }
+        if let Some(pt) = req.points.first() {
+            match probe_end(pt, &row.spec, row) {
+                Ok((r, e)) => points.push(PointV1 { point: pt.clone(), host: r.host, link: r.link, probe: Some(e) }),
+                Err(e) => bad("points[0]", e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ManagerError::Invalid { what: "measurement job", errors });
+    }
+    Ok(JobV1 {
+        id: 0,
+        owner: owner.to_string(),
+        slice: req.slice.clone(),
+        request: serde_json::to_value(req).expect("requests serialize"),
+        points,
+        directions: Vec::new(),
+        filter: None,
+        start_ms,
+        end_ms: start_ms + dur_ms,
+        interval_ms: dur_ms.max(1),
+        capture: None,
+        created: ms(now) / 1000,
+        results: None,
+    })
 }
 
 /// Checks a request against a slice and the clock; returns the job (id 0:
@@ -314,6 +556,9 @@ pub fn plan_job(
     now: SystemTime,
     compile: impl Fn(&str) -> Result<Vec<BpfInsn>, String>,
 ) -> Result<JobV1, ManagerError> {
+    if req.probe.is_some() || req.reflect {
+        return plan_probe(req, row, owner, now);
+    }
     let mut errors = Vec::new();
     let mut bad = |field: &str, msg: String| errors.push(FieldError::new(field, msg));
     let mut points = Vec::new();
@@ -324,7 +569,7 @@ pub fn plan_job(
     for (i, p) in req.points.iter().enumerate().take(2) {
         match resolve(p, &row.spec, row) {
             Ok(r) => {
-                points.push(PointV1 { point: p.clone(), host: r.host.clone(), link: r.link.clone() });
+                points.push(PointV1 { point: p.clone(), host: r.host.clone(), link: r.link.clone(), probe: None });
                 resolved.push(r);
             }
             Err(e) => bad(&format!("points[{i}]"), e),
@@ -349,19 +594,7 @@ pub fn plan_job(
     {
         points.swap(0, 1);
     }
-    let now_ms = ms(now);
-    let start_ms = req.start.map(|s| s.saturating_mul(1000)).unwrap_or(now_ms);
-    if start_ms + (PAST_SLACK.as_millis() as u64) < now_ms {
-        bad("start", format!("{} s is in the past (now is {})", start_ms / 1000, now_ms / 1000));
-    }
-    if start_ms > now_ms + MAX_LEAD.as_millis() as u64 {
-        bad("start", format!("at most {} days ahead", MAX_LEAD.as_secs() / 86400));
-    }
-    let start_ms = start_ms.max(now_ms);
-    let dur_ms = req.duration.0 / 1000;
-    if dur_ms < 1000 || dur_ms > MAX_DURATION.as_millis() as u64 {
-        bad("duration", format!("give 1s to {}h", MAX_DURATION.as_secs() / 3600));
-    }
+    let (start_ms, dur_ms) = window(req, now, &mut bad);
     let interval_ms = req.interval.map(|i| i.0 / 1000).unwrap_or(1000);
     if interval_ms < 100 {
         bad("interval", "at least 100ms".into());
@@ -420,7 +653,7 @@ pub fn plan_job(
         end_ms: start_ms + dur_ms,
         interval_ms,
         capture,
-        created: now_ms / 1000,
+        created: ms(now) / 1000,
         results: None,
     })
 }
