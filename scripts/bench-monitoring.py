@@ -6,12 +6,14 @@
 One slice on the example testbed, sliver a on h1 and sliver b on h2 joined
 by one gre link through the transit host t1 (1 Gbit/s guaranteed, 10 Gbit/s
 ceiling). Sliver a sends 1372-byte UDP datagrams unpaced for `--seconds`;
-sliver b counts what arrives (frames per second). Four cases, in the same
+sliver b counts what arrives (frames per second). Five cases, in the same
 run, each `--rounds` times (the median is shown): no job; a counting job at
 t1; a counting job with a tcpdump filter at t1; a capture job at t1 (the
-same filter, 128 bytes a frame, a 256 MiB cap). The jobs' windows cover the
-whole send. Prints a Markdown table for docs/benchmarks.md, with the rate
-as a ratio of the no-job rate, and what the capture held.
+same filter, 128 bytes a frame, a 256 MiB cap); a STAMP probe from a to b
+(1000 test packets a second, reflected by h2's agent) inside the same link.
+The jobs' windows cover the whole send. Prints a Markdown table for
+docs/benchmarks.md, with the rate as a ratio of the no-job rate, what the
+capture held and what the probe measured under the flood.
 """
 
 import argparse
@@ -46,7 +48,8 @@ def spec():
 
 
 def job(secs, *extra):
-    out = bd.sh(bd.BIN, "measure", "create", "--slice", "mon", "--point", "ab/t1", "--duration", f"{secs + 4}s",
+    point = [] if "--point" in extra else ["--point", "ab/t1"]
+    out = bd.sh(bd.BIN, "measure", "create", "--slice", "mon", *point, "--duration", f"{secs + 4}s",
                 "-o", "json", *extra).stdout
     return json.loads(out)["id"]
 
@@ -75,9 +78,12 @@ def main():
         (f"counting job at t1, filter `{FILTER}`", ["--filter", FILTER]),
         ("capture job at t1, same filter, 128 B a frame, 256 MiB cap",
          ["--filter", FILTER, "--capture", "--snaplen", "128", "--capture-bytes", "256Mi"]),
+        ("STAMP probe a -> b, 1000 a second, in the same link",
+         ["--point", "ab@a", "--point", "ab@b", "--probe", "--rate", "1000"]),
     ]
     rates = {c: [] for c, _ in cases}
     held = []
+    probes = []
     try:
         subprocess.run([bd.BIN, "testbed", "up", os.path.join(bd.ROOT, "examples", "substrate.yaml"), "--name", bd.TB],
                        check=True, env=bd.ENV, capture_output=True, text=True)
@@ -95,6 +101,8 @@ def main():
                     if "--capture" in extra:
                         p = info["points"][0]
                         held.append((info.get("capture_bytes", 0), p["captured"], p["capture_full"]))
+                    if "--probe" in extra:
+                        probes.append(info["stamp"])
                     bd.sh(bd.BIN, "measure", "delete", str(jid))
         base = statistics.median(rates["no job"])
         print(f"{secs} s of unpaced 1372-byte frames per run, gre, a on h1 -> t1 -> b on h2; median of {args.rounds}\n")
@@ -107,6 +115,11 @@ def main():
         for b, n, full in held:
             print(f"\ncapture: {b / 2**20:.1f} MiB held, {n} frames kept, {full} left out "
                   f"({b / max(n, 1):.0f} bytes a frame)")
+        for st in probes:
+            rt = st.get("round_trip") or {}
+            print(f"\nprobe: {st['received']} of {st['sent']} back ({st['lost_forward']} lost out, "
+                  f"{st['lost_reverse']} back); round trip min {rt.get('min_ms', float('nan')):.3f}, "
+                  f"median {rt.get('median_ms', float('nan')):.3f}, p99 {rt.get('p99_ms', float('nan')):.3f} ms")
     finally:
         bd.cleanup()
 
