@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use netslice_dataplane::probe::{ProbePoint, UdpView, udp_frame};
+use netslice_dataplane::probe::{INBOX, ProbePoint, UdpView, udp_frame};
 use netslice_dataplane::{HEADROOM, stamp};
 use netslice_model::api::{ProbeRole, TapReport};
-use netslice_wire::stamp::{ErrorEstimate, ReflectorRepr, SenderRepr, UDP_PORT};
+use netslice_wire::stamp::{BASE_LEN, ErrorEstimate, ReflectorRepr, SenderRepr, UDP_PORT};
 
 use crate::rx::{Arrival, BATCH, Device};
 use crate::shared::Shared;
@@ -28,7 +28,7 @@ use crate::shared::Shared;
 /// TTL of the packets the driver sends (RFC 8762 §4.3: a reflector sends 255).
 const TTL: u8 = 255;
 /// How often the sessions' results are published for reports.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How often the clock's error is read again.
 const CLOCK_EVERY: Duration = Duration::from_secs(10);
 /// Longest sleep while a probe runs: how often a reflector's inbox is
@@ -39,10 +39,47 @@ const ACTIVE_POLL: Duration = Duration::from_millis(2);
 /// Sleep while no probe runs.
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
+/// A reflector's allowance: at most [`REFLECT_RATE`] answers a second, with a
+/// burst of a tenth of that (a token bucket on the agent's clock).
+#[derive(Debug)]
+struct Budget {
+    tokens: u64,
+    at: u64,
+}
+
+/// Most test packets a reflector answers a second (the most a probe sends).
+const REFLECT_RATE: u64 = 10_000;
+
+impl Budget {
+    fn new(now: u64) -> Budget {
+        Budget { tokens: REFLECT_RATE / 10, at: now }
+    }
+
+    /// Whether one more answer fits at `now`.
+    fn take(&mut self, now: u64) -> bool {
+        let earned = now.saturating_sub(self.at) * REFLECT_RATE / 1_000_000_000;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(REFLECT_RATE / 10);
+            self.at = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
 #[derive(Debug)]
 enum Session {
     Sender(stamp::Sender),
-    Reflector { reflector: stamp::Reflector, answered: u64 },
+    Reflector {
+        reflector: stamp::Reflector,
+        answered: u64,
+        /// Taken but not answered: malformed, or over [`REFLECT_RATE`].
+        refused: u64,
+        budget: Budget,
+    },
 }
 
 /// The STAMP sessions of this host.
@@ -54,6 +91,7 @@ pub(crate) struct ProbeDev {
     published: Option<Instant>,
     next_due: Option<Instant>,
     active: bool,
+    turn: usize,
 }
 
 impl ProbeDev {
@@ -65,6 +103,7 @@ impl ProbeDev {
             published: None,
             next_due: None,
             active: false,
+            turn: 0,
         }
     }
 
@@ -82,12 +121,20 @@ impl ProbeDev {
 
     fn publish(&mut self, shared: &Shared) {
         let mut out = BTreeMap::new();
-        for (job, (_, s)) in &self.sessions {
+        for (job, (point, s)) in &self.sessions {
             let report = match s {
-                Session::Sender(s) => TapReport { job: *job, stamp: Some(s.results()), ..TapReport::default() },
-                Session::Reflector { answered, .. } => {
-                    TapReport { job: *job, reflected: *answered, ..TapReport::default() }
-                }
+                Session::Sender(s) => TapReport {
+                    job: *job,
+                    stamp: Some(s.results()),
+                    probe_dropped: point.overflowed(),
+                    ..TapReport::default()
+                },
+                Session::Reflector { answered, refused, .. } => TapReport {
+                    job: *job,
+                    reflected: *answered,
+                    probe_dropped: point.overflowed() + refused,
+                    ..TapReport::default()
+                },
             };
             out.insert(*job, report);
         }
@@ -117,35 +164,93 @@ impl Device for ProbeDev {
         let now = shared.clock.now();
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         let unix = |t: u64| unix_of(t, now, unix_now);
-        let mut used = 0usize;
-        let mut next_due: Option<u64> = None;
         for (job, point) in probes {
-            let (_, session) = self.sessions.entry(*job).or_insert_with(|| {
+            self.sessions.entry(*job).or_insert_with(|| {
                 let s = match point.config.role {
                     ProbeRole::Sender { ssid, rate, .. } => {
                         Session::Sender(stamp::Sender::new(ssid, rate, unix(point.start), unix(point.end), error))
                     }
-                    ProbeRole::Reflector => Session::Reflector { reflector: stamp::Reflector::default(), answered: 0 },
+                    ProbeRole::Reflector => Session::Reflector {
+                        reflector: stamp::Reflector::default(),
+                        answered: 0,
+                        refused: 0,
+                        budget: Budget::new(now),
+                    },
                 };
                 (point.clone(), s)
             });
-            let c = &point.config;
-            for t in point.drain(BATCH - used) {
-                let Some(v) = UdpView::parse(&t.frame) else { continue };
-                if !UdpView::checksums_ok(&t.frame) {
-                    continue;
-                }
-                let payload = &t.frame[v.payload.clone()];
-                match session {
-                    Session::Sender(s) => {
-                        if let Ok(r) = ReflectorRepr::parse(payload) {
+        }
+        // Senders first (their rates are bounded when jobs are made), then
+        // the reflectors, a fair share of what is left each, starting with a
+        // different one each turn: a sliver flooding its reflector delays no
+        // other session.
+        let mut jobs: Vec<u64> = self.sessions.keys().copied().collect();
+        jobs.sort_unstable();
+        self.turn = self.turn.wrapping_add(1);
+        let n = jobs.len();
+        jobs.rotate_left(self.turn % n.max(1));
+        jobs.sort_by_key(|j| !matches!(self.sessions[j].1, Session::Sender(_)));
+        let reflectors = jobs.iter().filter(|j| !matches!(self.sessions[*j].1, Session::Sender(_))).count();
+        let mut used = 0usize;
+        let mut next_due: Option<u64> = None;
+        for job in jobs {
+            let Some((point, session)) = self.sessions.get_mut(&job) else { continue };
+            let c = point.config;
+            match (session, c.role) {
+                (Session::Sender(s), ProbeRole::Sender { src_port, peer_mac, peer_ip, .. }) => {
+                    for t in point.drain(INBOX) {
+                        let Some(v) = UdpView::parse(&t.frame) else { continue };
+                        if !UdpView::checksums_ok(&t.frame) {
+                            continue;
+                        }
+                        if let Ok(r) = ReflectorRepr::parse(&t.frame[v.payload.clone()]) {
                             s.on_reply(unix(t.at), &r);
                         }
                     }
-                    Session::Reflector { reflector, answered } => {
-                        let Ok(test) = SenderRepr::parse(payload) else { continue };
-                        let reply =
-                            reflector.reflect((v.src_ip, v.src_port), &test, unix(t.at), v.ttl, unix_now, error);
+                    while used < BATCH {
+                        let Some(test) = s.poll_transmit(unix_now) else { break };
+                        let range = udp_frame(
+                            &mut bufs[used],
+                            HEADROOM,
+                            (c.mac, c.ip, src_port),
+                            (peer_mac, peer_ip, UDP_PORT),
+                            TTL,
+                            test.buffer_len(),
+                            |p| test.emit(p),
+                        );
+                        arrivals.push(Arrival::port(used, range, c.port));
+                        used += 1;
+                    }
+                    if let Some(due) = s.poll_timeout() {
+                        let wait = due.saturating_sub(unix_now);
+                        next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
+                    }
+                }
+                (Session::Reflector { reflector, answered, refused, budget }, _) => {
+                    let share = ((BATCH - used) / reflectors.max(1)).max(1).min(BATCH - used);
+                    for t in point.drain(share) {
+                        let Some(v) = UdpView::parse(&t.frame) else { continue };
+                        if !UdpView::checksums_ok(&t.frame) || !budget.take(now) {
+                            *refused += 1;
+                            continue;
+                        }
+                        let payload = &t.frame[v.payload.clone()];
+                        // TLVs that do not parse are left out of the answer (RFC 8972
+                        // lets a reflector answer the base packet).
+                        let test = match SenderRepr::parse(payload) {
+                            Ok(t) => t,
+                            Err(_) => match payload.get(..BASE_LEN).map(SenderRepr::parse) {
+                                Some(Ok(t)) => t,
+                                _ => {
+                                    *refused += 1;
+                                    continue;
+                                }
+                            },
+                        };
+                        let rx = unix(t.at);
+                        // Sent now: never before it arrived.
+                        let tx = unix(shared.clock.now()).max(rx);
+                        let reply = reflector.reflect((v.src_ip, v.src_port), &test, rx, v.ttl, tx, error);
                         let range = udp_frame(
                             &mut bufs[used],
                             HEADROOM,
@@ -160,26 +265,7 @@ impl Device for ProbeDev {
                         *answered += 1;
                     }
                 }
-            }
-            if let (Session::Sender(s), ProbeRole::Sender { src_port, peer_mac, peer_ip, .. }) = (session, c.role) {
-                while used < BATCH {
-                    let Some(test) = s.poll_transmit(unix_now) else { break };
-                    let range = udp_frame(
-                        &mut bufs[used],
-                        HEADROOM,
-                        (c.mac, c.ip, src_port),
-                        (peer_mac, peer_ip, UDP_PORT),
-                        TTL,
-                        test.buffer_len(),
-                        |p| test.emit(p),
-                    );
-                    arrivals.push(Arrival::port(used, range, c.port));
-                    used += 1;
-                }
-                if let Some(due) = s.poll_timeout() {
-                    let wait = due.saturating_sub(unix_now);
-                    next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
-                }
+                _ => {}
             }
         }
         self.next_due = next_due.map(|d| Instant::now() + Duration::from_nanos(d));
@@ -200,6 +286,16 @@ impl Device for ProbeDev {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reflectors_budget_allows_its_rate_and_a_tenth_of_a_second_of_burst() {
+        let s = 1_000_000_000;
+        let mut b = Budget::new(0);
+        assert_eq!((0..5000).filter(|_| b.take(0)).count(), 1000, "the burst");
+        assert!(!b.take(50_000), "half a token earned is none");
+        assert_eq!((0..5000).filter(|_| b.take(s / 20)).count(), 500, "50 ms earns 500");
+        assert_eq!((0..50_000).filter(|_| b.take(10 * s)).count(), 1000, "idle time earns no more than the burst");
+    }
 
     #[test]
     fn times_on_the_agents_clock_map_to_unix_time_both_ways() {

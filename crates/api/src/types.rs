@@ -319,7 +319,7 @@ pub struct MeasureRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeRequest {
-    /// Test packets a second (1 to 10000; at most 1000000 in a window).
+    /// Test packets a second (1 to 10000; at most 200000 in a window).
     pub rate: u32,
     /// Who reflects: `netslice` (the far end's agent, default) or `sliver`
     /// (a STAMP reflector the developer runs in the far sliver, on UDP 862).
@@ -405,6 +405,11 @@ pub struct MeasureInfo {
     /// agents reflect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reflected: Option<u64>,
+    /// STAMP packets the job's points took but did not use (probe and
+    /// reflector jobs): their agent was behind, or (a reflector) they were
+    /// malformed or over its rate of 10,000 a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_dropped: Option<u64>,
 }
 
 /// One point of a job: where it is and what it counted.

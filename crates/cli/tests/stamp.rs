@@ -110,18 +110,23 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
     assert_eq!(hist.iter().map(u).sum::<u64>(), u(&s["received"]), "the histogram holds every reply: {s}");
     // Honest clocks: the Error Estimate is what adjtimex says, never 0.
     assert!(f(&s["sender_error_s"]) > 0.0 && f(&s["reflector_error_s"]) > 0.0, "{s}");
-    assert_eq!(u(&job["reflected"]), u(&s["reflected"]), "the reflector's own count: {job}");
+    // The reflector's own count: at least what its numbers told the sender
+    // (a lost last reply hides the last numbers), at most what was sent.
+    let answered = u(&job["reflected"]);
+    assert!(answered >= u(&s["reflected"]) && answered <= sent, "the reflector's own count: {job}");
+    assert!(s["directions_known"] == true, "{s}");
+    assert_eq!(job["probe_dropped"], 0, "the probe points kept up: {job}");
 
     // scapy as the reflector: the agent of h1 sends to a STAMP reflector
     // built on scapy.contrib.stamp in z, over the clean link.
     let script = |name: &str| repo_file(&format!("crates/cli/tests/stamp/{name}")).display().to_string();
     let reflector = tb
-        .cmd(&["slice", "exec", "st", "z", "--", &python, &script("scapy_reflector.py"), "9"])
+        .cmd(&["slice", "exec", "st", "z", "--", &python, &script("scapy_reflector.py"), "11"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // The window opens in 3 s: scapy is listening by then.
     let job = json(tb.cli(&[
         "measure",
         "create",
@@ -136,6 +141,8 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
         "sliver",
         "--rate",
         "100",
+        "--start",
+        "+3s",
         "--duration",
         "3s",
         "--wait",
@@ -173,7 +180,8 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
         "json",
     ]));
     let id = u(&job["id"]).to_string();
-    std::thread::sleep(Duration::from_secs(2));
+    // The agents take a new config within milliseconds; 3 s is ample.
+    std::thread::sleep(Duration::from_secs(3));
     let res = json(tb.cli(&[
         "slice",
         "exec",
@@ -202,7 +210,7 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
         (vec!["--point", "l@x", "--point", "m@z", "--probe"], "one link"),
         (vec!["--point", "l@x", "--point", "l@y", "--probe", "--rate", "0"], "probe.rate"),
         (vec!["--point", "l@x", "--point", "l@y", "--probe", "--rate", "10001"], "probe.rate"),
-        (vec!["--point", "l@x", "--point", "l@y", "--probe", "--rate", "10000", "--duration", "200s"], "1000000"),
+        (vec!["--point", "l@x", "--point", "l@y", "--probe", "--rate", "10000", "--duration", "30s"], "200000"),
         (vec!["--point", "l@x", "--point", "l@y", "--reflect"], "one point"),
         (vec!["--point", "l@x", "--point", "l@x", "--probe"], "same interface"),
     ] {

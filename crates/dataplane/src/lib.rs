@@ -102,6 +102,14 @@ pub enum RuleError {
         /// The physical link named.
         underlay: PhysLinkName,
     },
+    /// A STAMP probe names a port that is not its slice's link's interface here.
+    #[error("measurement job {job}: port {port} is not an interface of the job's slice and link on this host")]
+    ProbePort {
+        /// The job.
+        job: u64,
+        /// The port named.
+        port: PortNo,
+    },
     /// A measurement job's filter program is not a valid one.
     #[error("measurement job {job}: filter: {error}")]
     Filter {
@@ -399,13 +407,21 @@ impl Tables {
     /// whose tap is unchanged keeps it (and what it counted and captured).
     fn add_taps(&mut self, cfg: &NodeConfig, previous: Option<&Tables>, clock: WallClock) {
         for tc in &cfg.taps {
+            let window_ms = (tc.start_ms, tc.end_ms);
             if let Some(pc) = &tc.probe {
+                // Only at an interface of the job's slice and link: a port
+                // number freed by a deleted slice may be another slice's now.
+                let owner = self.port_rule(pc.port).map(|r| (&r.key.slice, &r.key.link));
+                if owner != Some((&tc.slice, &tc.link)) {
+                    self.errors.push(RuleError::ProbePort { job: tc.job, port: pc.port });
+                    continue;
+                }
                 let (start, end) = (clock.local(tc.start_ms), clock.local(tc.end_ms));
                 let point = previous
                     .and_then(|p| p.probes.get(&tc.job))
-                    .filter(|p| p.same_as(tc.job, pc, start, end))
+                    .filter(|p| p.same_as(tc.job, pc, window_ms))
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(ProbePoint::new(tc.job, *pc, start, end)));
+                    .unwrap_or_else(|| Arc::new(ProbePoint::new(tc.job, *pc, start, end, window_ms)));
                 for r in &mut self.rules {
                     if r.key.slice == tc.slice && r.hop == (Hop::Deliver { port: pc.port }) {
                         r.probes.push(point.clone());
@@ -424,11 +440,13 @@ impl Tables {
             let (start, end) = (clock.local(tc.start_ms), clock.local(tc.end_ms));
             let tap = previous
                 .and_then(|p| p.taps.get(&tc.job))
-                .filter(|t| t.same_as(tc.job, filter.as_ref(), start, end, tc.capture))
+                .filter(|t| t.same_as(tc.job, filter.as_ref(), window_ms, tc.capture))
                 .cloned()
                 .unwrap_or_else(|| {
                     let interval = tc.interval_ms.saturating_mul(1_000_000);
-                    Arc::new(MeasureTap::new(tc.job, filter, start, end, interval, tc.capture))
+                    Arc::new(
+                        MeasureTap::new(tc.job, filter, start, end, interval, tc.capture).with_window_ms(window_ms),
+                    )
                 });
             for r in &mut self.rules {
                 if r.key.slice == tc.slice

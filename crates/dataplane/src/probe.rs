@@ -22,7 +22,13 @@ use netslice_wire::stamp::UDP_PORT;
 use netslice_wire::{MacAddr, ipv4, udp};
 
 /// Packets a point keeps for its driver, at most (more are counted and dropped).
-pub const INBOX: usize = 4096;
+pub const INBOX: usize = 1024;
+/// Largest frame a point takes (larger ones are not STAMP packets of ours and
+/// go to the sliver).
+pub const MAX_TAKEN: usize = 2048;
+/// How long after its window a reflector still answers (test packets sent
+/// at the window's end are still on their way).
+pub const REFLECT_GRACE: u64 = 2_000_000_000;
 
 /// A packet a point took: when, and its frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,28 +50,44 @@ pub struct ProbePoint {
     pub start: u64,
     /// Window end, the caller's clock.
     pub end: u64,
+    /// The window as configured, Unix milliseconds (its identity).
+    pub window_ms: (u64, u64),
     inbox: Mutex<VecDeque<Taken>>,
     overflow: AtomicU64,
 }
 
 impl ProbePoint {
-    /// A point of job `job` from `start` to `end` (the caller's clock).
-    pub fn new(job: u64, config: ProbeConfig, start: u64, end: u64) -> ProbePoint {
-        ProbePoint { job, config, start, end, inbox: Mutex::new(VecDeque::new()), overflow: AtomicU64::new(0) }
+    /// A point of job `job` from `start` to `end` (the caller's clock), the
+    /// window the config gave being `window_ms` (Unix ms).
+    pub fn new(job: u64, config: ProbeConfig, start: u64, end: u64, window_ms: (u64, u64)) -> ProbePoint {
+        ProbePoint {
+            job,
+            config,
+            start,
+            end,
+            window_ms,
+            inbox: Mutex::new(VecDeque::new()),
+            overflow: AtomicU64::new(0),
+        }
     }
 
     /// Whether `frame` (delivered to the point's interface at `now`) is the
     /// point's to answer; if so the point keeps it and the sliver does not
     /// get it. A reflector takes test packets to its address and UDP port
-    /// 862 within its window; a sender takes the replies of its peer to its
+    /// 862 within its window (and [`REFLECT_GRACE`] after); a sender takes the replies of its peer to its
     /// port at any time (late replies count as late, not as lost).
     pub fn take(&self, now: u64, frame: &[u8]) -> bool {
+        if frame.len() > MAX_TAKEN {
+            return false;
+        }
         let Some(u) = UdpView::parse(frame) else { return false };
         if u.dst_ip != self.config.ip {
             return false;
         }
         let ours = match self.config.role {
-            ProbeRole::Reflector => u.dst_port == UDP_PORT && now >= self.start && now < self.end,
+            ProbeRole::Reflector => {
+                u.dst_port == UDP_PORT && now >= self.start && now < self.end.saturating_add(REFLECT_GRACE)
+            }
             ProbeRole::Sender { src_port, peer_ip, .. } => {
                 u.dst_port == src_port && u.src_port == UDP_PORT && u.src_ip == peer_ip
             }
@@ -95,9 +117,10 @@ impl ProbePoint {
     }
 
     /// Whether it is the point these parameters make (a config re-applied
-    /// keeps the point, and the driver its session).
-    pub fn same_as(&self, job: u64, config: &ProbeConfig, start: u64, end: u64) -> bool {
-        self.job == job && self.config == *config && self.start == start && self.end == end
+    /// keeps the point, and the driver its session). `window_ms` is the
+    /// window as configured (Unix ms), as for [`crate::MeasureTap::same_as`].
+    pub fn same_as(&self, job: u64, config: &ProbeConfig, window_ms: (u64, u64)) -> bool {
+        self.job == job && self.config == *config && self.window_ms == window_ms
     }
 }
 
@@ -220,7 +243,7 @@ mod tests {
     const B: UdpEnd = (MacAddr([2, 0, 0, 0, 0, 2]), Ipv4Addr::new(10, 0, 0, 2), UDP_PORT);
 
     fn point(role: ProbeRole, ip: Ipv4Addr) -> ProbePoint {
-        ProbePoint::new(1, ProbeConfig { role, port: PortNo(3), mac: A.0, ip }, 100, 200)
+        ProbePoint::new(1, ProbeConfig { role, port: PortNo(3), mac: A.0, ip }, 100, 200, (0, 1))
     }
 
     #[test]
@@ -246,12 +269,13 @@ mod tests {
         let r = udp_frame(&mut buf, 0, A, B, 64, 44, |_| {});
         assert!(!p.take(99, &buf[r.clone()]), "before the window");
         assert!(p.take(100, &buf[r.clone()]));
-        assert!(!p.take(200, &buf[r.clone()]), "after the window");
+        assert!(p.take(200, &buf[r.clone()]), "just after the window: still on their way");
+        assert!(!p.take(200 + REFLECT_GRACE, &buf[r.clone()]), "after the grace");
         let mut b2 = Vec::new();
         let o = udp_frame(&mut b2, 0, A, (B.0, B.1, 9999), 64, 44, |_| {});
         assert!(!p.take(150, &b2[o]), "another port is the sliver's");
         let t = p.drain(10);
-        assert_eq!(t.len(), 1);
+        assert_eq!(t.len(), 2);
         assert_eq!(t[0].at, 100);
         assert!(p.drain(10).is_empty());
     }

@@ -18,6 +18,9 @@ use netslice_wire::stamp::{ErrorEstimate, ReflectorRepr, SenderRepr, ntp_from_un
 /// Test packets a sender remembers while it waits for their replies (older
 /// ones are given up as lost).
 pub const MAX_OUTSTANDING: usize = 65_536;
+/// How far an echoed timestamp may be from the one sent (NTP units: 2^-32 s;
+/// this is about 1 ms).
+pub const ECHO_SLACK: u64 = 1 << 22;
 /// How late a sender may be and still send every packet that was due
 /// (later, it skips them rather than burst).
 pub const MAX_CATCH_UP_NS: u64 = 100_000_000;
@@ -67,6 +70,7 @@ pub struct Sender {
     reflector_max_seq: Option<u32>,
     duplicated: u64,
     reordered: u64,
+    stateful: bool,
     forward: Vec<i64>,
     reverse: Vec<i64>,
     round_trip: Vec<i64>,
@@ -89,6 +93,7 @@ impl Sender {
             reflector_max_seq: None,
             duplicated: 0,
             reordered: 0,
+            stateful: false,
             forward: Vec::new(),
             reverse: Vec::new(),
             round_trip: Vec::new(),
@@ -119,10 +124,22 @@ impl Sender {
         Some(SenderRepr { seq, timestamp: ntp_from_unix_ns(now), error: self.error, ssid: self.ssid, tlvs: Vec::new() })
     }
 
-    /// A reply that arrived at `now`. Replies of other sessions are ignored.
+    /// A reply that arrived at `now`. Replies of other sessions, and replies
+    /// that do not echo the timestamp their test packet left with (an
+    /// earlier session's packet of the same number), are ignored; so are
+    /// replies to packets older than the last [`MAX_OUTSTANDING`].
     pub fn on_reply(&mut self, now: u64, r: &ReflectorRepr) {
         if r.ssid != self.ssid || r.sender_seq >= self.seq {
             return;
+        }
+        let Some(&sent) = self.outstanding.get(&r.sender_seq) else { return };
+        // Within a millisecond: reflectors that re-encode the timestamp may
+        // round its last bits (scapy does); an earlier session's is far off.
+        if ntp_from_unix_ns(sent).abs_diff(r.sender_timestamp) > ECHO_SLACK {
+            return;
+        }
+        if r.seq != r.sender_seq {
+            self.stateful = true;
         }
         let n = self.seen.entry(r.sender_seq).or_default();
         *n = n.saturating_add(1);
@@ -136,7 +153,6 @@ impl Sender {
         self.highest = Some(self.highest.map_or(r.sender_seq, |h| h.max(r.sender_seq)));
         self.reflector_max_seq = Some(self.reflector_max_seq.map_or(r.seq, |m| m.max(r.seq)));
         self.reflector_error = Some(r.error);
-        let Some(sent) = self.outstanding.remove(&r.sender_seq) else { return };
         let (rx, tx) = (unix_ns_from_ntp(r.receive_timestamp), unix_ns_from_ntp(r.timestamp));
         self.forward.push(rx as i64 - sent as i64);
         self.reverse.push(now as i64 - tx as i64);
@@ -149,13 +165,21 @@ impl Sender {
         let received = self.seen.len() as u64;
         // The stateful reflector numbers what it received from 0: the
         // highest number seen + 1 is how many it reflected (at least).
-        let reflected = self.reflector_max_seq.map_or(0, |m| u64::from(m) + 1).max(received).min(sent);
+        // A stateless reflector echoes the sender's numbers: then nothing
+        // tells where a packet was lost.
+        let known = self.stateful || received == 0;
+        let reflected = if known {
+            self.reflector_max_seq.map_or(0, |m| u64::from(m) + 1).max(received).min(sent)
+        } else {
+            received
+        };
         let reflector_error = self.reflector_error.unwrap_or_default();
         Results {
             sent,
             received,
             reflected,
-            lost_forward: sent - reflected,
+            directions_known: known,
+            lost_forward: if known { sent - reflected } else { 0 },
             lost_reverse: reflected - received,
             lost: sent - received,
             duplicated: self.duplicated,
@@ -284,6 +308,7 @@ mod tests {
         let rt = res.round_trip.unwrap();
         assert_eq!((rt.min_ms, rt.max_ms), (8.0, 9.0), "the reflector's 10 us turnaround is taken out");
         assert!(res.synchronized);
+        assert!(res.directions_known);
     }
 
     #[test]
@@ -296,6 +321,29 @@ mod tests {
         let n = (0..10).filter(|_| s.poll_transmit(503 * MS).is_some()).count();
         assert_eq!(n, 1);
         assert_eq!(s.poll_timeout(), Some(504 * MS));
+    }
+
+    #[test]
+    fn a_stale_reply_is_ignored_and_a_stateless_reflector_leaves_the_split_unknown() {
+        let e = ErrorEstimate::default();
+        let mut s = Sender::new(1, 100, 0, 50 * MS, e);
+        let tests: Vec<SenderRepr> = (0..4).map(|i| s.poll_transmit(i * 10 * MS).unwrap()).collect();
+        // An earlier session's packet 0 (another timestamp) answered late.
+        let stale = SenderRepr { timestamp: tests[0].timestamp + (1 << 32), ..tests[0].clone() };
+        let mut r = Reflector::default();
+        s.on_reply(MS, &r.reflect(FROM, &stale, MS, 64, MS, e));
+        assert_eq!(s.results().received, 0, "a stale reply counted");
+        // A stateless reflector (its numbers are the sender's); packet 1 lost.
+        for t in [&tests[0], &tests[2], &tests[3]] {
+            let mut reply = ReflectorRepr::reflect(t, t.seq, t.timestamp, 64, t.timestamp, e);
+            // A re-encoding reflector may round the echoed timestamp's last bit.
+            reply.sender_timestamp ^= 1;
+            s.on_reply(45 * MS, &reply);
+        }
+        let res = s.results();
+        assert_eq!((res.sent, res.received, res.lost), (4, 3, 1));
+        assert!(!res.directions_known);
+        assert_eq!((res.lost_forward, res.lost_reverse), (0, 0));
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct MeasureTap {
     filter: Option<Program>,
     start: u64,
     end: u64,
+    /// The window as configured, Unix milliseconds (its identity).
+    window_ms: (u64, u64),
     interval: u64,
     /// Frames and bytes per interval (the totals are their sums).
     buckets: Box<[[AtomicU64; 2]]>,
@@ -85,6 +87,7 @@ impl MeasureTap {
             filter,
             start,
             end,
+            window_ms: (0, 0),
             interval,
             buckets: (0..n).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
             capture: capture.map(|c| Capture {
@@ -96,6 +99,12 @@ impl MeasureTap {
                 buf: Mutex::new(Captured::default()),
             }),
         }
+    }
+
+    /// The same tap, known by its configured window (Unix ms; see [`Self::same_as`]).
+    pub fn with_window_ms(mut self, window_ms: (u64, u64)) -> MeasureTap {
+        self.window_ms = window_ms;
+        self
     }
 
     /// The interval length it counts in.
@@ -155,19 +164,20 @@ impl MeasureTap {
     }
 
     /// Whether it counts as a tap of these parameters would (a config re-applied keeps
-    /// the tap and what it counted).
+    /// the tap and what it counted). `window_ms` is the window as the config
+    /// gives it (Unix milliseconds): the tap's own times on the caller's clock
+    /// are placed once, when it is made, and a later mapping of the same
+    /// window may differ by the clocks' reading error.
     pub fn same_as(
         &self,
         job: u64,
         filter: Option<&Program>,
-        start: u64,
-        end: u64,
+        window_ms: (u64, u64),
         capture: Option<CaptureConfig>,
     ) -> bool {
         self.job == job
             && self.filter.as_ref() == filter
-            && self.start == start
-            && self.end == end
+            && self.window_ms == window_ms
             && self.capture.as_ref().map(|c| (c.snaplen, c.max_bytes))
                 == capture.map(|c| (c.snaplen.max(1), c.max_bytes))
     }

@@ -238,3 +238,51 @@ proptest! {
 fn cat() -> netslice_model::types::StaticCatalog {
     netslice_model::types::StaticCatalog::builtin()
 }
+
+#[test]
+fn taps_and_probes_outlive_a_rebuild_on_a_clock_read_a_little_differently_and_stay_in_their_slice() {
+    use netslice_model::api::{ProbeConfig, ProbeRole, TapConfig};
+    let s = Substrate::from_text(SUBSTRATE).unwrap();
+    let mut held = Allocations::default();
+    let specs = [spec("red", "gre"), spec("blue", "gre")];
+    let plans: Vec<_> = specs
+        .iter()
+        .map(|sp| {
+            let p = plan(&s, sp, &held, &cat()).unwrap();
+            held.add(&p);
+            p
+        })
+        .collect();
+    let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
+    let mut cfg = node_configs(&s, &pairs, &cat())["h1"].clone();
+    let (red_a, blue_a) = (PortNo(plans[0].nodes[0].interfaces[0].port), PortNo(plans[1].nodes[0].interfaces[0].port));
+    let probe =
+        |port| ProbeConfig { role: ProbeRole::Reflector, port, mac: Default::default(), ip: Ipv4Addr::LOCALHOST };
+    let tap = |job, probe| TapConfig {
+        job,
+        slice: "red".into(),
+        link: "ab".into(),
+        directions: Vec::new(),
+        stage: None,
+        filter: None,
+        start_ms: 1_000,
+        end_ms: 61_000,
+        interval_ms: 1000,
+        capture: None,
+        probe,
+    };
+    cfg.taps = vec![tap(1, None), tap(2, Some(probe(red_a))), tap(3, Some(probe(blue_a)))];
+    let reg = Arc::new(Registry::builtin());
+    let t1 = Tables::build(&cfg, None, &reg, WallClock { now: 5_000_000_000, unix_ms: 5_000 });
+    // Another reading of the clocks, 0.6 ms apart from the first mapping.
+    let t2 = Tables::build(&cfg, Some(&t1), &reg, WallClock { now: 9_000_600_000, unix_ms: 9_000 });
+    assert!(Arc::ptr_eq(&t1.taps()[&1], &t2.taps()[&1]), "the tap was made anew");
+    assert!(Arc::ptr_eq(&t1.probes()[&2], &t2.probes()[&2]), "the probe point was made anew");
+    // Job 3 names blue's port for a red job: no point, and an error.
+    assert!(!t2.probes().contains_key(&3));
+    assert!(t2.errors.iter().any(|e| matches!(e, RuleError::ProbePort { job: 3, .. })), "{:?}", t2.errors);
+    // Another window is another tap.
+    cfg.taps[0].end_ms = 62_000;
+    let t3 = Tables::build(&cfg, Some(&t2), &reg, WallClock { now: 9_000_600_000, unix_ms: 9_000 });
+    assert!(!Arc::ptr_eq(&t2.taps()[&1], &t3.taps()[&1]));
+}

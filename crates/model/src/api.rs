@@ -482,6 +482,10 @@ pub struct TapReport {
     /// Test packets a STAMP reflector answered.
     #[serde(default)]
     pub reflected: u64,
+    /// STAMP packets a probe point took but did not use: its driver was
+    /// behind, or (a reflector) they were malformed or over its rate.
+    #[serde(default)]
+    pub probe_dropped: u64,
 }
 
 /// Packet counters of one forwarding rule on one host.
@@ -542,6 +546,11 @@ pub struct StampResults {
     pub received: u64,
     /// Test packets the reflector received (its own sequence numbers tell).
     pub reflected: u64,
+    /// Whether the loss each way is known: the reflector numbered its
+    /// replies on its own (stateful). A stateless reflector echoes the
+    /// sender's numbers; then only `lost` is known and the split is 0.
+    #[serde(default)]
+    pub directions_known: bool,
     /// Lost on the way out: sent, not reflected.
     pub lost_forward: u64,
     /// Lost on the way back: reflected, not received.

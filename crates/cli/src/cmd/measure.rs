@@ -349,6 +349,9 @@ fn show(j: &MeasureInfo) {
     if let Some(n) = j.reflected {
         println!("reflected: {n} test packets");
     }
+    if let Some(n) = j.probe_dropped.filter(|n| *n > 0) {
+        println!("dropped by the probe points: {n} (agent behind, malformed, or over a reflector's rate)");
+    }
     if let Some(s) = &j.stamp {
         stamp(s);
     }
@@ -382,14 +385,17 @@ fn points(j: &MeasureInfo) {
 /// A STAMP session's results, as perfSONAR names them.
 fn stamp(s: &netslice_model::api::StampResults) {
     let pct = |n: u64| if s.sent > 0 { n as f64 * 100.0 / s.sent as f64 } else { 0.0 };
+    let split = if s.directions_known {
+        format!("{} on the way out, {} on the way back", s.lost_forward, s.lost_reverse)
+    } else {
+        "which way unknown: the reflector echoes the sender's numbers".to_string()
+    };
     println!(
-        "stamp: sent {}, received {}, lost {} ({:.2}%: {} on the way out, {} on the way back), duplicated {}, reordered {}",
+        "stamp: sent {}, received {}, lost {} ({:.2}%: {split}), duplicated {}, reordered {}",
         s.sent,
         s.received,
         s.lost,
         pct(s.lost),
-        s.lost_forward,
-        s.lost_reverse,
         s.duplicated,
         s.reordered
     );

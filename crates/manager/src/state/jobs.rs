@@ -115,6 +115,9 @@ pub struct CountsV1 {
     /// Test packets a STAMP reflector answered.
     #[serde(default)]
     pub reflected: u64,
+    /// STAMP packets a probe point took but did not use.
+    #[serde(default)]
+    pub probe_dropped: u64,
 }
 
 /// A job as stored (version 1; its own shape, not the API's).
@@ -274,6 +277,7 @@ impl JobV1 {
             .filter(|(p, _)| p.probe.as_ref().is_some_and(|e| e.sends.is_none()))
             .map(|(_, (c, _))| c.reflected)
             .reduce(|a, b| a + b);
+        let probe_dropped = probing.then(|| counts.iter().map(|(c, _)| c.probe_dropped).sum());
         let loss = (points.len() == 2 && !probing).then(|| {
             let (a, b) = (&points[0], &points[1]);
             let (sent, received) = (a.frames, b.frames);
@@ -313,6 +317,7 @@ impl JobV1 {
             capture_bytes: None,
             stamp,
             reflected,
+            probe_dropped,
         }
     }
 }
@@ -326,6 +331,7 @@ fn counts_of(t: &TapReport) -> CountsV1 {
         capture_full: t.capture_full,
         stamp: t.stamp.clone(),
         reflected: t.reflected,
+        probe_dropped: t.probe_dropped,
     }
 }
 
@@ -450,7 +456,7 @@ fn window(req: &MeasureRequest, now: SystemTime, bad: &mut impl FnMut(&str, Stri
 /// Most test packets a probe sends a second.
 pub const MAX_PROBE_RATE: u32 = 10_000;
 /// Most test packets in one probe's window (what its sender keeps is bounded).
-pub const MAX_PROBES: u64 = 1_000_000;
+pub const MAX_PROBES: u64 = 200_000;
 
 /// Checks a probe or reflector request (see [`plan_job`]).
 fn plan_probe(req: &MeasureRequest, row: &SliceRow, owner: &str, now: SystemTime) -> Result<JobV1, ManagerError> {
