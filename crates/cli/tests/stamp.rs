@@ -73,7 +73,34 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
 
     // 10,000 probes at 1000 a second across the lossy, delayed link. The
     // window starts in 2 s so that both agents hold the job when it begins.
-    let job = json(tb.cli(&[
+    // Midway another job changes both hosts' configs: the probe runs on.
+    let probe = tb
+        .cmd(&[
+            "measure",
+            "create",
+            "--slice",
+            "st",
+            "--point",
+            "l@x",
+            "--point",
+            "l@y",
+            "--probe",
+            "--rate",
+            "1000",
+            "--start",
+            "+2s",
+            "--duration",
+            "10s",
+            "--wait",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let other = json(tb.cli(&[
         "measure",
         "create",
         "--slice",
@@ -82,17 +109,15 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
         "l@x",
         "--point",
         "l@y",
-        "--probe",
-        "--rate",
-        "1000",
-        "--start",
-        "+2s",
+        "--direction",
+        "forward",
         "--duration",
-        "10s",
-        "--wait",
+        "2s",
         "-o",
         "json",
     ]));
+    assert_eq!(other["state"], "running", "{other}");
+    let job = json(probe.wait_with_output().unwrap());
     let s = &job["stamp"];
     let sent = u(&s["sent"]);
     assert!((9_990..=10_000).contains(&sent), "sent {sent} in a 10 s window at 1000/s: {job}");
@@ -226,5 +251,5 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
     let out = tb.cli(&["measure", "create", "--slice", "st", "--point", "l@x", "--probe", "--filter", "udp"]);
     assert!(!out.status.success(), "{}", text(&out));
     let listed = json(tb.cli(&["measure", "list", "-o", "json"]));
-    assert_eq!(listed.as_array().unwrap().len(), 2, "no job was made of the bad requests: {listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 3, "no job was made of the bad requests: {listed}");
 }
