@@ -14,7 +14,7 @@ use netslice_wire::stamp::UDP_PORT;
 
 fuzz_target!(|data: &[u8]| {
     let ip = Ipv4Addr::new(10, 0, 0, 2);
-    let config = ProbeConfig { role: ProbeRole::Reflector, port: PortNo(1), mac: MacAddr([2, 0, 0, 0, 0, 2]), ip };
+    let config = ProbeConfig { role: ProbeRole::Reflector { session: None }, port: PortNo(1), mac: MacAddr([2, 0, 0, 0, 0, 2]), ip };
     let point = ProbePoint::new(1, config, 0, u64::MAX, (0, 1));
     let view = UdpView::parse(data);
     let _ = UdpView::checksums_ok(data);

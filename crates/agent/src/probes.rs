@@ -170,7 +170,7 @@ impl Device for ProbeDev {
                     ProbeRole::Sender { ssid, rate, .. } => {
                         Session::Sender(stamp::Sender::new(ssid, rate, unix(point.start), unix(point.end), error))
                     }
-                    ProbeRole::Reflector => Session::Reflector {
+                    ProbeRole::Reflector { .. } => Session::Reflector {
                         reflector: stamp::Reflector::default(),
                         answered: 0,
                         refused: 0,

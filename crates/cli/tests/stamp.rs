@@ -248,6 +248,24 @@ fn stamp_probes_measure_injected_loss_and_delay_and_interoperate_with_scapy() {
         assert!(!out.status.success(), "{args:?} was accepted: {}", text(&out));
         assert!(text(&out).contains(field), "{args:?}: the error should name {field}: {}", text(&out));
     }
+    // Two reflectors at one interface at once, or one host's senders over
+    // 20,000 test packets a second together: refused (scheduled an hour
+    // ahead, so nothing runs).
+    let later = |extra: &[&str]| {
+        let mut a = vec!["measure", "create", "--slice", "st", "--start", "+1h", "--duration", "10s"];
+        a.extend_from_slice(extra);
+        tb.cli(&a)
+    };
+    let first = json(later(&["--point", "l@y", "--reflect", "-o", "json"]));
+    let out = later(&["--point", "l@y", "--reflect"]);
+    assert!(!out.status.success() && text(&out).contains("already has a STAMP reflector"), "{}", text(&out));
+    let fast = ["--point", "m@x", "--point", "m@z", "--probe", "--rate", "10000", "-o", "json"];
+    let fast: Vec<serde_json::Value> = (0..2).map(|_| json(later(&fast))).collect();
+    let out = later(&["--point", "l@x", "--point", "l@y", "--probe", "--rate", "100"]);
+    assert!(!out.status.success() && text(&out).contains("at most 20000"), "{}", text(&out));
+    for j in fast.iter().chain([&first]) {
+        tb.ok(&["measure", "delete", &u(&j["id"]).to_string()]);
+    }
     let out = tb.cli(&["measure", "create", "--slice", "st", "--point", "l@x", "--probe", "--filter", "udp"]);
     assert!(!out.status.success(), "{}", text(&out));
     let listed = json(tb.cli(&["measure", "list", "-o", "json"]));

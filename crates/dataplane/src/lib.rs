@@ -425,6 +425,8 @@ impl Tables {
                 for r in &mut self.rules {
                     if r.key.slice == tc.slice && r.hop == (Hop::Deliver { port: pc.port }) {
                         r.probes.push(point.clone());
+                        // A probe's own reflector before one that answers anyone.
+                        r.probes.sort_by_key(|p| p.answers_anyone());
                     }
                 }
                 self.probes.insert(tc.job, point);

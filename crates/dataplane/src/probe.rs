@@ -16,6 +16,8 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(test)]
+use netslice_model::api::StampSession;
 use netslice_model::api::{ProbeConfig, ProbeRole};
 use netslice_wire::ethernet::{self, EtherType};
 use netslice_wire::stamp::UDP_PORT;
@@ -85,8 +87,15 @@ impl ProbePoint {
             return false;
         }
         let ours = match self.config.role {
-            ProbeRole::Reflector => {
-                u.dst_port == UDP_PORT && now >= self.start && now < self.end.saturating_add(REFLECT_GRACE)
+            ProbeRole::Reflector { session } => {
+                u.dst_port == UDP_PORT
+                    && now >= self.start
+                    && now < self.end.saturating_add(REFLECT_GRACE)
+                    && session.is_none_or(|s| {
+                        // The SSID is bytes 14-15 of a test packet.
+                        let ssid = frame.get(u.payload.start + 14..u.payload.start + 16);
+                        s.ip == u.src_ip && s.port == u.src_port && ssid == Some(&s.ssid.to_be_bytes()[..])
+                    })
             }
             ProbeRole::Sender { src_port, peer_ip, .. } => {
                 u.dst_port == src_port && u.src_port == UDP_PORT && u.src_ip == peer_ip
@@ -102,6 +111,11 @@ impl ProbePoint {
             q.push_back(Taken { at: now, frame: frame.to_vec() });
         }
         true
+    }
+
+    /// Whether it answers any sender (a reflector job), rather than one session.
+    pub fn answers_anyone(&self) -> bool {
+        matches!(self.config.role, ProbeRole::Reflector { session: None })
     }
 
     /// Takes up to `max` of the packets kept, oldest first.
@@ -264,9 +278,14 @@ mod tests {
 
     #[test]
     fn a_reflector_takes_test_packets_to_its_address_within_its_window_only() {
-        let p = point(ProbeRole::Reflector, B.1);
+        let p = point(ProbeRole::Reflector { session: None }, B.1);
         let mut buf = Vec::new();
-        let r = udp_frame(&mut buf, 0, A, B, 64, 44, |_| {});
+        let r = udp_frame(&mut buf, 0, A, B, 64, 44, |p| p[14..16].copy_from_slice(&7u16.to_be_bytes()));
+        let session = |ip, port, ssid| ProbeRole::Reflector { session: Some(StampSession { ip, port, ssid }) };
+        assert!(point(session(A.1, A.2, 7), B.1).take(150, &buf[r.clone()]), "its own session");
+        for other in [session(A.1, A.2, 8), session(A.1, 1, 7), session(Ipv4Addr::new(10, 9, 9, 9), A.2, 7)] {
+            assert!(!point(other, B.1).take(150, &buf[r.clone()]), "another session: {other:?}");
+        }
         assert!(!p.take(99, &buf[r.clone()]), "before the window");
         assert!(p.take(100, &buf[r.clone()]));
         assert!(p.take(200, &buf[r.clone()]), "just after the window: still on their way");
@@ -321,7 +340,7 @@ mod tests {
 
     #[test]
     fn non_udp_and_truncated_frames_are_left_alone() {
-        let p = point(ProbeRole::Reflector, B.1);
+        let p = point(ProbeRole::Reflector { session: None }, B.1);
         let mut buf = Vec::new();
         let r = udp_frame(&mut buf, 0, A, B, 64, 44, |_| {});
         let f = buf[r].to_vec();

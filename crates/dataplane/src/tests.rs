@@ -256,8 +256,12 @@ fn taps_and_probes_outlive_a_rebuild_on_a_clock_read_a_little_differently_and_st
     let pairs: Vec<_> = specs.iter().zip(plans.iter()).collect();
     let mut cfg = node_configs(&s, &pairs, &cat())["h1"].clone();
     let (red_a, blue_a) = (PortNo(plans[0].nodes[0].interfaces[0].port), PortNo(plans[1].nodes[0].interfaces[0].port));
-    let probe =
-        |port| ProbeConfig { role: ProbeRole::Reflector, port, mac: Default::default(), ip: Ipv4Addr::LOCALHOST };
+    let probe = |port| ProbeConfig {
+        role: ProbeRole::Reflector { session: None },
+        port,
+        mac: Default::default(),
+        ip: Ipv4Addr::LOCALHOST,
+    };
     let tap = |job, probe| TapConfig {
         job,
         slice: "red".into(),

@@ -446,7 +446,25 @@ pub enum ProbeRole {
         peer_ip: Ipv4Addr,
     },
     /// A stateful session-reflector on UDP port 862 for the interface's address.
-    Reflector,
+    Reflector {
+        /// Only this session's test packets (a probe job's own reflector);
+        /// `None`: any sender's (a reflector job).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<StampSession>,
+    },
+}
+
+/// A STAMP session as a reflector tells them apart: the sender's address
+/// and UDP port, and the SSID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StampSession {
+    /// The sender's IPv4 address.
+    #[schema(value_type = String)]
+    pub ip: Ipv4Addr,
+    /// The sender's UDP port.
+    pub port: u16,
+    /// The session identifier.
+    pub ssid: u16,
 }
 
 /// What a capture keeps.

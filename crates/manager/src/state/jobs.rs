@@ -19,7 +19,8 @@ use netslice_api::types::{
 use std::net::Ipv4Addr;
 
 use netslice_model::api::{
-    BpfInsn, CaptureConfig, Direction, NodeReport, ProbeConfig, ProbeRole, StampResults, TapConfig, TapReport,
+    BpfInsn, CaptureConfig, Direction, NodeReport, ProbeConfig, ProbeRole, StampResults, StampSession, TapConfig,
+    TapReport,
 };
 use netslice_model::{FieldError, PortNo, SliceSpec};
 use netslice_wire::MacAddr;
@@ -168,6 +169,12 @@ impl JobV1 {
 
     /// Its taps, by host.
     pub fn taps(&self) -> Vec<(String, TapConfig)> {
+        // A probe's reflector answers its sender's session only.
+        let session = self
+            .points
+            .iter()
+            .find_map(|p| p.probe.as_ref().filter(|e| e.sends.is_some()))
+            .map(|e| StampSession { ip: e.ip, port: src_port(self.id), ssid: ssid(self.id) });
         self.points
             .iter()
             .map(|p| {
@@ -180,7 +187,7 @@ impl JobV1 {
                             peer_mac: s.peer_mac,
                             peer_ip: s.peer_ip,
                         },
-                        None => ProbeRole::Reflector,
+                        None => ProbeRole::Reflector { session },
                     },
                     port: PortNo(e.port),
                     mac: e.mac,
@@ -455,6 +462,8 @@ fn window(req: &MeasureRequest, now: SystemTime, bad: &mut impl FnMut(&str, Stri
 
 /// Most test packets a probe sends a second.
 pub const MAX_PROBE_RATE: u32 = 10_000;
+/// Most test packets a second one host's STAMP senders send together.
+pub const MAX_HOST_PROBE_RATE: u64 = 20_000;
 /// Most test packets in one probe's window (what its sender keeps is bounded).
 pub const MAX_PROBES: u64 = 200_000;
 
@@ -680,6 +689,48 @@ impl Jobs {
             }
         }
         out
+    }
+
+    /// Why `job`'s STAMP endpoints cannot run beside the open jobs' (`None`:
+    /// they can): two reflector jobs (answering anyone) at one interface at
+    /// once would split its test packets between them (a probe's own
+    /// reflector takes its session's only), and one host's senders together send at
+    /// most [`MAX_HOST_PROBE_RATE`] test packets a second (one probe thread
+    /// per host serves every slice's).
+    pub(crate) fn probe_conflict(&self, job: &JobV1) -> Option<String> {
+        let overlapping =
+            self.jobs.values().filter(|j| j.results.is_none() && j.start_ms < job.end_ms && job.start_ms < j.end_ms);
+        // (host, end, whether it answers anyone: a reflector job's end).
+        let ends = |j: &JobV1| -> Vec<(String, ProbeEndV1, bool)> {
+            let probing = j.points.iter().any(|p| p.probe.as_ref().is_some_and(|e| e.sends.is_some()));
+            j.points.iter().filter_map(|p| p.probe.clone().map(|e| (p.host.clone(), e, !probing))).collect()
+        };
+        let mine = ends(job);
+        let mut rates: BTreeMap<String, u64> = BTreeMap::new();
+        for (h, e, _) in &mine {
+            if let Some(s) = &e.sends {
+                *rates.entry(h.clone()).or_default() += u64::from(s.rate);
+            }
+        }
+        for other in overlapping {
+            for (h, e, anyone) in ends(other) {
+                if let Some(s) = &e.sends {
+                    if let Some(r) = rates.get_mut(&h) {
+                        *r += u64::from(s.rate);
+                    }
+                } else if anyone && mine.iter().any(|(mh, me, a)| *a && *mh == h && me.port == e.port) {
+                    return Some(format!(
+                        "that interface already has a STAMP reflector in that window (job {}): use it, or wait",
+                        other.id
+                    ));
+                }
+            }
+        }
+        rates.into_iter().find(|(_, r)| *r > MAX_HOST_PROBE_RATE).map(|(h, r)| {
+            format!(
+                "host {h}'s STAMP senders would send {r} test packets a second in that window, at most {MAX_HOST_PROBE_RATE}: lower the rate or move the window"
+            )
+        })
     }
 
     /// Jobs not done of `owner`.

@@ -438,6 +438,9 @@ impl Core {
             )));
         }
         let mut job = jobs::plan_job(req, &row, &owner, now, crate::filter::compile)?;
+        if let Some(why) = self.jobs.probe_conflict(&job) {
+            return Err(ManagerError::Conflict(why));
+        }
         if let Some(c) = job.capture {
             let held: u64 = self.jobs.jobs.values().filter_map(|j| j.capture.map(|c| c.max_bytes)).sum();
             let limit = self.ctx.policy.capture_storage;
