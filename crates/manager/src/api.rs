@@ -24,8 +24,6 @@
 //! at registration, which takes the enrollment token). `/healthz`,
 //! `/openapi.json` and `/problems/...` are open.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
@@ -35,9 +33,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netslice_api::etag::{self, Condition};
 use netslice_api::types::{
-    ApplyQuery, AuditQuery, CaptureStored, CheckQuery, Deleted, DryRun, MeasureInfo, MeasureQuery, MeasureRequest,
-    NewUser, PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceCheck, SliceQuery, SliceStats, UserInfo, UserToken,
-    WatchQuery, WhoAmI,
+    ApplyQuery, AuditQuery, Deleted, DryRun, NewUser, PROBLEM_JSON, Problem, Renew, Renewed, Revoked, SliceQuery,
+    UserInfo, UserToken, WatchQuery, WhoAmI,
 };
 use netslice_model::api::{
     AuditEntry, HostInfo, NodeConfig, NodeReport, RegisterRequest, Registered, SliceInfo, SliceSummary, SubstrateUsage,
@@ -46,78 +43,20 @@ use netslice_model::types::TypesInfo;
 use netslice_model::{FieldError, SliceSpec, Substrate};
 use utoipa::OpenApi;
 
+pub use crate::caller::{App, Caller, InFlight, MAX_IN_FLIGHT, NoQuery, Peer, access_log};
+// The monitoring routes (and the OpenAPI paths utoipa made of them).
+use crate::api_monitor::*;
 use crate::auth::Principal;
-use crate::extract::{ApiQuery, Body, Document, HostName, JobId, SliceName, Upload, UserName};
-use crate::monitor::Metrics;
-use crate::owner::{Lane, Manager};
-use crate::state::{Applied, ManagerError, Precondition, Snapshot};
+use crate::caller::{ApiResult, bearer, node, operator, person};
+use crate::extract::{ApiQuery, Body, Document, HostName, SliceName, UserName};
+use crate::owner::Lane;
+use crate::state::{Applied, ManagerError, Precondition};
 
 /// Longest long-poll wait a client may ask for.
 pub const MAX_WATCH: Duration = Duration::from_secs(60);
 
 /// Wait of a slice watch that names none.
 pub const DEFAULT_SLICE_WATCH: Duration = Duration::from_secs(30);
-
-/// Most requests one caller (a user, all their tokens together, or an agent)
-/// may have in flight at once; more are answered 429 at once, so that one client cannot
-/// occupy the manager for the others.
-pub const MAX_IN_FLIGHT: usize = 8;
-
-/// Shared by every handler.
-#[derive(Debug, Clone)]
-pub struct App {
-    /// The state's owner.
-    pub manager: Manager,
-    /// Requests in flight per caller.
-    pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-}
-
-impl App {
-    /// The handlers' view of a started owner.
-    pub fn new(manager: Manager) -> App {
-        let metrics = Arc::new(Metrics::new(manager.clone()));
-        App { manager, in_flight: Arc::default(), metrics }
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.manager.snapshot()
-    }
-}
-
-/// One of a caller's requests in flight; counted down when dropped.
-#[derive(Debug)]
-pub struct InFlight {
-    key: String,
-    table: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl InFlight {
-    fn enter(table: &Arc<Mutex<HashMap<String, usize>>>, key: String) -> Result<InFlight, ManagerError> {
-        let mut t = table.lock().expect("in-flight lock");
-        let n = t.entry(key.clone()).or_default();
-        if *n >= MAX_IN_FLIGHT {
-            return Err(ManagerError::TooManyRequests(format!(
-                "this credential already has {MAX_IN_FLIGHT} requests in flight; wait for their answers"
-            )));
-        }
-        *n += 1;
-        Ok(InFlight { key, table: table.clone() })
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let mut t = self.table.lock().expect("in-flight lock");
-        if let Some(n) = t.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                t.remove(&self.key);
-            }
-        }
-    }
-}
 
 /// One problem type: its code, HTTP status, title and what it means.
 #[derive(Debug, Clone, Copy)]
@@ -348,87 +287,6 @@ pub async fn problem_instance(req: axum::extract::Request, next: axum::middlewar
     out
 }
 
-/// The address a connection came from (inserted by the server per
-/// connection; absent in in-process tests).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::SocketAddr);
-
-/// Who made a request, filled in by [`Caller`] once the token checks out,
-/// read by [`access_log`] when the answer is ready.
-#[derive(Debug, Clone, Default)]
-struct AccessSlot(Arc<Mutex<Option<String>>>);
-
-/// One line per request, under the `netslice::access` target: method, path,
-/// status, the problem's code on a refusal, time to answer, the caller
-/// (`user:alice`, `node:h1`, or `-` before authentication) and the peer
-/// address. Agents' routine successful requests (their reports and config
-/// long-polls, several a second on a large substrate) log at debug; all
-/// else at info. Query strings and bodies are never logged: a token
-/// could be in neither, but a name in them is the caller's business.
-pub async fn access_log(
-    AxState(app): AxState<App>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let start = std::time::Instant::now();
-    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
-    let slot = AccessSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let peer = req.extensions().get::<Peer>().map(|p| p.0.to_string()).unwrap_or_else(|| "-".into());
-    let resp = next.run(req).await;
-    let caller = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "-".into());
-    let status = resp.status().as_u16();
-    let problem = resp.extensions().get::<Problem>().map(|p| p.code.clone()).unwrap_or_else(|| "-".into());
-    let elapsed = start.elapsed().as_secs_f64();
-    app.metrics.request(route.as_deref().unwrap_or("unmatched"), method.as_str(), status, elapsed);
-    let ms = (elapsed * 1e4).round() / 10.0;
-    if caller.starts_with("node:") && status < 400 {
-        tracing::debug!(target: "netslice::access", %method, %path, status, %problem, ms, %caller, %peer, "request");
-    } else {
-        tracing::info!(target: "netslice::access", %method, %path, status, %problem, ms, %caller, %peer, "request");
-    }
-    resp
-}
-
-type ApiResult<T> = Result<T, ManagerError>;
-
-fn bearer(parts: &Parts) -> Option<String> {
-    let h = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-}
-
-/// The authenticated caller of a request, counted in flight while it lasts.
-#[derive(Debug, Clone)]
-pub struct Caller(
-    pub Principal,
-    // Held for its `Drop`: the request stops counting when it is answered.
-    #[allow(dead_code)] Arc<InFlight>,
-);
-
-impl FromRequestParts<App> for Caller {
-    type Rejection = ManagerError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .ok_or_else(|| ManagerError::Unauthorized("no credentials: send Authorization: Bearer <token>".into()))?;
-        let who = app
-            .snapshot()
-            .authenticate(&token)
-            .ok_or_else(|| ManagerError::InvalidToken("unknown or revoked token".into()))?;
-        let key = match &who {
-            Principal::User { name, .. } => format!("user:{name}"),
-            Principal::Node(h) => format!("node:{h}"),
-        };
-        if let Some(slot) = parts.extensions.get::<AccessSlot>() {
-            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
-        }
-        let guard = InFlight::enter(&app.in_flight, key)?;
-        Ok(Caller(who, Arc::new(guard)))
-    }
-}
-
 /// The `If-Match` / `If-None-Match` of a request, as the precondition of a
 /// change (both at once are refused: say one thing).
 #[derive(Debug, Clone, Default)]
@@ -494,27 +352,6 @@ impl Conditions {
 fn etag_header(rev: u64) -> (header::HeaderName, HeaderValue) {
     (header::ETAG, HeaderValue::from_str(&etag::etag(rev)).expect("a number is a header value"))
 }
-
-fn person(c: &Caller) -> ApiResult<&Principal> {
-    match &c.0 {
-        p @ Principal::User { .. } => Ok(p),
-        Principal::Node(_) => Err(ManagerError::Forbidden("agent credentials only serve the agent's own calls".into())),
-    }
-}
-
-fn node(c: &Caller, host: &str) -> ApiResult<()> {
-    match &c.0 {
-        Principal::Node(h) if h == host => Ok(()),
-        Principal::Node(h) => Err(ManagerError::Forbidden(format!("the credential of {h} cannot act for {host}"))),
-        Principal::User { .. } => Err(ManagerError::Forbidden("only the host's agent calls this".into())),
-    }
-}
-
-/// The query of a route that takes none: any parameter is refused (a
-/// typo must not pass silently).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoQuery {}
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
@@ -685,262 +522,6 @@ pub async fn get_slice(
             Err(_) => {}
         }
     }
-}
-
-/// A slice's figures: per virtual link, direction and hop (in path order),
-/// frames, bytes and drops in all (carried across agent restarts), rates
-/// over each host's last report interval, and what waits in its queues.
-#[utoipa::path(get, path = "/api/v1/slices/{name}/stats", tag = "slices", operation_id = "getSliceStats", security(("bearer" = [])),
-    params(("name" = String, Path, description = "slice name")),
-    responses((status = 200, body = SliceStats),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn slice_stats(
-    AxState(app): AxState<App>,
-    c: Caller,
-    SliceName(name): SliceName,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Json<SliceStats>> {
-    let who = person(&c)?.clone();
-    Ok(Json(app.snapshot().slice_stats(SystemTime::now(), &name, &who)?))
-}
-
-/// The guarantee check of a slice: per virtual link, direction and
-/// one-second window, offered and delivered load, drops by hop and reason,
-/// and whether the guarantee was met (delivered >= min(offered, guaranteed)
-/// within the operator's tolerance); where it was not, what the hops say.
-#[utoipa::path(get, path = "/api/v1/slices/{name}/check", tag = "slices", operation_id = "checkSlice", security(("bearer" = [])),
-    params(("name" = String, Path, description = "slice name"), CheckQuery),
-    responses((status = 200, body = SliceCheck),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn check_slice(
-    AxState(app): AxState<App>,
-    c: Caller,
-    SliceName(name): SliceName,
-    ApiQuery(q): ApiQuery<CheckQuery>,
-) -> ApiResult<Json<SliceCheck>> {
-    let who = person(&c)?.clone();
-    Ok(Json(app.snapshot().slice_check(SystemTime::now(), &name, &who, q.since)?))
-}
-
-/// Prometheus metrics of the whole platform (operators only): every
-/// virtual link's counters per host, slices and hosts by state,
-/// admissions, API latency. OpenMetrics for scrapers that ask for it, the
-/// text format 0.0.4 otherwise.
-#[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "metrics", security(("bearer" = [])),
-    responses((status = 200, description = "the metrics", content_type = "text/plain", body = String),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn metrics(
-    AxState(app): AxState<App>,
-    c: Caller,
-    _: ApiQuery<NoQuery>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    operator(&c, "read the platform's metrics")?;
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (ct, body) = netslice_api::metrics::exposition(app.metrics.registry(), accept);
-    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
-}
-
-impl Body for MeasureRequest {
-    const WHAT: &'static str = "measurement job";
-}
-
-/// Creates a measurement job on a slice the caller may see: its points are
-/// resolved, its filter compiled (libpcap's error names what is wrong), and
-/// each point's host gets a tap for the window. 201 with the job and `Location`.
-#[utoipa::path(post, path = "/api/v1/measurements", tag = "measurements", operation_id = "createMeasurement", security(("bearer" = [])),
-    request_body(content = MeasureRequest, description = "the job"),
-    responses((status = 201, body = MeasureInfo, headers(("Location" = String, description = "the new job"))),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 408, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 413, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn create_measurement(
-    AxState(app): AxState<App>,
-    c: Caller,
-    _: ApiQuery<NoQuery>,
-    Document(req): Document<MeasureRequest>,
-) -> ApiResult<Response> {
-    let who = person(&c)?.clone();
-    netslice_model::names::slice(&req.slice)
-        .map_err(|e| ManagerError::Invalid { what: "measurement job", errors: vec![FieldError::new("slice", e.0)] })?;
-    let w = who.clone();
-    let (r, snap) = app.manager.call(Lane::Slow, move |s, now| s.create_job(now, &req, &w)).await?;
-    let id = r?;
-    let info = snap.job_info(SystemTime::now(), id, &who)?;
-    let loc = netslice_api::Route::measurement(id).path().to_string();
-    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(info)).into_response())
-}
-
-/// The measurement jobs the caller may see, with their results so far.
-#[utoipa::path(get, path = "/api/v1/measurements", tag = "measurements", operation_id = "listMeasurements", security(("bearer" = [])),
-    params(MeasureQuery),
-    responses((status = 200, body = Vec<MeasureInfo>),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_measurements(
-    AxState(app): AxState<App>,
-    c: Caller,
-    ApiQuery(q): ApiQuery<MeasureQuery>,
-) -> ApiResult<Json<Vec<MeasureInfo>>> {
-    let who = person(&c)?.clone();
-    Ok(Json(app.snapshot().job_list(SystemTime::now(), &who, q.slice.as_deref())))
-}
-
-/// One measurement job: its points, state and results (per interval, and
-/// the loss between two points).
-#[utoipa::path(get, path = "/api/v1/measurements/{id}", tag = "measurements", operation_id = "getMeasurement", security(("bearer" = [])),
-    params(("id" = u64, Path, description = "job id")),
-    responses((status = 200, body = MeasureInfo),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_measurement(
-    AxState(app): AxState<App>,
-    c: Caller,
-    JobId(id): JobId,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Json<MeasureInfo>> {
-    let who = person(&c)?.clone();
-    Ok(Json(app.snapshot().job_info(SystemTime::now(), id, &who)?))
-}
-
-/// Deletes a measurement job and its results (a running one stops).
-#[utoipa::path(delete, path = "/api/v1/measurements/{id}", tag = "measurements", operation_id = "deleteMeasurement", security(("bearer" = [])),
-    params(("id" = u64, Path, description = "job id")),
-    responses((status = 204, description = "deleted"),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete_measurement(
-    AxState(app): AxState<App>,
-    c: Caller,
-    JobId(id): JobId,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<StatusCode> {
-    let who = person(&c)?.clone();
-    let (r, _) = app.manager.call(Lane::Slow, move |s, now| s.delete_job(now, id, &who)).await?;
-    r?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A job's capture as a pcapng file: a Section Header, one Interface
-/// Description (the point, its host and link; nanosecond timestamps), and
-/// the frames the agent captured, as the slice saw them. Streamed.
-#[utoipa::path(get, path = "/api/v1/measurements/{id}/capture", tag = "measurements", operation_id = "getMeasurementCapture", security(("bearer" = [])),
-    params(("id" = u64, Path, description = "job id")),
-    responses((status = 200, description = "the capture", content_type = "application/x-pcapng", body = Vec<u8>),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_capture(
-    AxState(app): AxState<App>,
-    c: Caller,
-    JobId(id): JobId,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Response> {
-    let who = person(&c)?.clone();
-    let (info, path, bytes) = app.snapshot().capture(SystemTime::now(), id, &who)?;
-    let mut head = Vec::new();
-    netslice_wire::pcapng::section_header(&mut head, concat!("netslice ", env!("CARGO_PKG_VERSION")));
-    let p = info.points.first();
-    let snaplen = info.request.snaplen.unwrap_or(crate::state::jobs::DEFAULT_SNAPLEN);
-    netslice_wire::pcapng::interface(
-        &mut head,
-        snaplen,
-        p.map(|p| p.point.as_str()).unwrap_or(""),
-        &format!(
-            "netslice job {id}: slice {} link {} at host {} (point {})",
-            info.request.slice,
-            p.map(|p| p.link.as_str()).unwrap_or(""),
-            p.map(|p| p.host.as_str()).unwrap_or(""),
-            p.map(|p| p.point.as_str()).unwrap_or("")
-        ),
-    );
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ManagerError::Internal(format!("reading the capture: {e}"))),
-    };
-    // The blocks as stored, in 64 KiB reads, up to the size recorded (an
-    // upload being appended is not read half-way).
-    let rest = futures_util::stream::unfold((file, bytes), |(file, left)| async move {
-        use tokio::io::AsyncReadExt;
-        let mut f = file?;
-        if left == 0 {
-            return None;
-        }
-        let mut buf = vec![0u8; left.min(64 << 10) as usize];
-        match f.read_exact(&mut buf).await {
-            Ok(_) => {
-                let n = buf.len() as u64;
-                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), (Some(f), left - n)))
-            }
-            Err(e) => Some((Err(e), (None, 0))),
-        }
-    });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) }),
-        rest,
-    );
-    let name = format!("attachment; filename=\"netslice-job-{id}.pcapng\"");
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-pcapng".to_string()), (header::CONTENT_DISPOSITION, name)],
-        axum::body::Body::from_stream(body),
-    )
-        .into_response())
-}
-
-/// An agent uploads what its tap captured for a job (Enhanced Packet
-/// Blocks); the manager keeps what fits under the job's cap.
-#[utoipa::path(post, path = "/api/v1/nodes/{host}/captures/{id}", tag = "nodes", operation_id = "uploadCapture", security(("bearer" = [])),
-    params(("host" = String, Path, description = "host name"), ("id" = u64, Path, description = "job id")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "pcapng Enhanced Packet Blocks of interface 0"),
-    responses((status = 200, body = CaptureStored),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 408, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 413, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn upload_capture(
-    AxState(app): AxState<App>,
-    c: Caller,
-    HostName(host): HostName,
-    JobId(id): JobId,
-    _: ApiQuery<NoQuery>,
-    Upload(data): Upload,
-) -> ApiResult<Json<CaptureStored>> {
-    // The blocks are checked before the caller (as every body is): what is
-    // not a run of Enhanced Packet Blocks is refused whoever sends it.
-    crate::state::check_capture_blocks(&data)?;
-    node(&c, &host)?;
-    let (r, _) = app.manager.call(Lane::Fast, move |s, now| s.append_capture(now, &host, id, &data)).await?;
-    let (kept, left_out) = r?;
-    Ok(Json(CaptureStored { kept, left_out }))
 }
 
 /// The answer to an apply when it is not a dry run, or its dry run.
@@ -1135,10 +716,6 @@ pub async fn renew(
     let (r, _) = app.manager.call(Lane::Slow, move |s, now| s.renew(now, &name, secs, field, pre, &who)).await?;
     let (expires, rev) = r?;
     Ok(([etag_header(rev)], Json(Renewed { expires })).into_response())
-}
-
-fn operator(c: &Caller, what: &str) -> ApiResult<()> {
-    if c.0.is_operator() { Ok(()) } else { Err(ManagerError::Forbidden(format!("only operators {what}"))) }
 }
 
 /// Every user with a token (operators only).

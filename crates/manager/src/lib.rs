@@ -10,7 +10,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
+mod api_monitor;
 pub mod auth;
+pub mod caller;
 pub mod extract;
 pub mod filter;
 pub mod monitor;
