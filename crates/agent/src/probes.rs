@@ -198,6 +198,7 @@ impl Device for ProbeDev {
             let c = point.config;
             match (session, c.role) {
                 (Session::Sender(s), ProbeRole::Sender { src_port, peer_mac, peer_ip, .. }) => {
+                    s.set_error(error);
                     for t in point.drain(INBOX) {
                         let Some(v) = UdpView::parse(&t.frame) else { continue };
                         if !UdpView::checksums_ok(&t.frame) {

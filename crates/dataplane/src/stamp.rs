@@ -101,6 +101,11 @@ impl Sender {
         }
     }
 
+    /// The Error Estimate of the next test packets (the clock's state changes).
+    pub fn set_error(&mut self, error: ErrorEstimate) {
+        self.error = error;
+    }
+
     /// When the next test packet is due (`None`: the session sent them all).
     pub fn poll_timeout(&self) -> Option<u64> {
         (self.next_at < self.end).then_some(self.next_at)
