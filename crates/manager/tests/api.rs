@@ -633,3 +633,49 @@ async fn the_document_says_what_the_api_does() {
     stop.send(()).unwrap();
     h.await.unwrap();
 }
+
+/// What the CLI refuses before asking (a probe with a filter or a capture)
+/// the server refuses too, naming the field, and creates nothing.
+#[tokio::test]
+async fn probe_requests_are_checked_by_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let Mgr { base, c, stop, h, .. } = manager(dir.path()).await;
+    let r = c.put(format!("{base}/api/v1/slices/red")).body(RED).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let probe = serde_json::json!({"slice": "red", "points": ["l@a", "l@b"], "duration": "5s", "probe": {"rate": 100}});
+    let with = |k: &str, v: Value| {
+        let mut p = probe.clone();
+        p[k] = v;
+        p
+    };
+    for (body, field) in [
+        (with("filter", "udp".into()), "filter"),
+        (with("capture", true.into()), "capture"),
+        (with("capture_bytes", 1000.into()), "capture_bytes"),
+        (with("direction", "forward".into()), "direction"),
+        (with("interval", "1s".into()), "interval"),
+        (with("reflect", true.into()), "reflect"),
+        (with("points", serde_json::json!(["l@a"])), "points"),
+        (with("points", serde_json::json!(["l/h1", "l@b"])), "points[0]"),
+        (with("probe", serde_json::json!({"rate": 0})), "probe.rate"),
+        (with("probe", serde_json::json!({"rate": 100, "reflector": "nobody"})), "probe"),
+    ] {
+        let r = c.post(format!("{base}/api/v1/measurements")).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let e: Value = r.json().await.unwrap();
+        assert!((400..500).contains(&status), "{body} was accepted: {e}");
+        assert!(e.to_string().contains(field), "{body}: the error should name {field}: {e}");
+    }
+    let list: Value = c.get(format!("{base}/api/v1/measurements")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list, Value::Array(vec![]), "refused requests created nothing");
+    // The probe as asked is made; a reflector job too.
+    let r = c.post(format!("{base}/api/v1/measurements")).json(&probe).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let reflect = serde_json::json!({"slice": "red", "points": ["l@b"], "duration": "5s", "reflect": true});
+    let r = c.post(format!("{base}/api/v1/measurements")).json(&reflect).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = c.post(format!("{base}/api/v1/measurements")).json(&reflect).send().await.unwrap();
+    assert_eq!(r.status(), 409, "a second reflector job at l@b: {}", r.text().await.unwrap());
+    let _ = stop.send(());
+    h.await.unwrap();
+}
