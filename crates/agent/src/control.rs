@@ -138,6 +138,14 @@ pub struct Control {
     status: Arc<ArcSwap<Status>>,
 }
 
+/// Largest packet the data plane handles: a TCP super-frame (an IP packet of
+/// 64 KiB) with room for encapsulation, or the largest physical MTU allowed.
+pub const MAX_FRAME: usize = {
+    let phys = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
+    let sup = netslice_dataplane::gso::MAX_SUPER + 64;
+    if phys > sup { phys } else { sup }
+};
+
 /// Runs `open` in the host's namespace (`netns`), or here when there is none.
 fn in_host_ns<T: Send + 'static>(
     netns: Option<&str>,

@@ -30,6 +30,9 @@ pub enum AgentError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The forwarding capacity could not be read or measured.
+    #[error("forwarding capacity: {0}")]
+    Capacity(String),
     /// The host name is not one (it goes into the agent's API paths).
     #[error("host: {0}")]
     Host(#[from] netslice_model::names::NameError),

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod calibrate;
 pub mod control;
 mod cpus;
 mod desired;
@@ -57,13 +58,7 @@ pub use crate::xsk::IoMode;
 use crate::control::{Control, Setup, Status};
 use crate::shared::Shared;
 
-/// Largest packet the data plane handles: a TCP super-frame (an IP packet of
-/// 64 KiB) with room for encapsulation, or the largest physical MTU allowed.
-pub const MAX_FRAME: usize = {
-    let phys = netslice_model::substrate::MAX_LINK_MTU as usize + 64;
-    let sup = netslice_dataplane::gso::MAX_SUPER + 64;
-    if phys > sup { phys } else { sup }
-};
+pub use crate::control::MAX_FRAME;
 
 /// Whole seconds of counters an agent keeps and sends with each report (it
 /// reports every 2 s; a report lost now and then loses no second).
@@ -106,6 +101,129 @@ pub struct Options {
     /// 0 picks a free port, kept across restarts where possible; the address
     /// taken is written to `STATE_DIR/metrics.addr`.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// What this host can forward: see [`CapacitySource`].
+    pub capacity: CapacitySource,
+}
+
+/// Where an agent's forwarding capacity comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CapacitySource {
+    /// `STATE_DIR/calibration.json` if it was measured on this machine, else
+    /// a calibration at start (about 20 s; written there).
+    #[default]
+    Auto,
+    /// This file: a calibration (`netslice node calibrate`) or the
+    /// operator's own figures (a `ForwardingCapacity`).
+    File(PathBuf),
+    /// None: the manager admits no forwarding work on this host.
+    None,
+}
+
+impl std::str::FromStr for CapacitySource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(CapacitySource::Auto),
+            "none" => Ok(CapacitySource::None),
+            "" => Err("give auto, none or a file".into()),
+            path => Ok(CapacitySource::File(PathBuf::from(path))),
+        }
+    }
+}
+
+/// The figures of a calibration for I/O mode `io`: its backend's, or for
+/// `auto` (AF_XDP where it works, sockets where not) the larger of the two
+/// at every size.
+pub fn capacity_of(
+    cal: &netslice_model::capacity::Calibration,
+    io: xsk::IoMode,
+    cores: f64,
+) -> Option<netslice_model::capacity::ForwardingCapacity> {
+    use netslice_model::capacity::{ForwardingCapacity, LinkTypeCost};
+    let pick = |name: &str| cal.backends.iter().find(|b| b.io == name);
+    let (io_name, link_types): (&str, Vec<LinkTypeCost>) = match io {
+        xsk::IoMode::Sockets => ("sockets", pick("sockets")?.link_types.clone()),
+        xsk::IoMode::Xdp => ("xdp", pick("xdp")?.link_types.clone()),
+        xsk::IoMode::Auto => match (pick("xdp"), pick("sockets")) {
+            (Some(x), Some(s)) => (
+                "auto",
+                x.link_types
+                    .iter()
+                    .map(|l| {
+                        let o = s.of(&l.link_type).unwrap_or_else(|| l.clone());
+                        LinkTypeCost {
+                            link_type: l.link_type.clone(),
+                            ends: l.ends.max(o.ends),
+                            transit: l.transit.max(o.transit),
+                            points: Vec::new(),
+                        }
+                    })
+                    .collect(),
+            ),
+            (Some(b), None) | (None, Some(b)) => ("auto", b.link_types.clone()),
+            (None, None) => return None,
+        },
+    };
+    let when = cal.created;
+    Some(ForwardingCapacity {
+        cores,
+        io: io_name.into(),
+        link_types: link_types.into_iter().map(|l| LinkTypeCost { points: Vec::new(), ..l }).collect(),
+        source: format!("calibrated at unix {when} on {}", cal.machine),
+    })
+}
+
+/// Reads a capacity file: a calibration, or a `ForwardingCapacity`.
+pub fn read_capacity(
+    path: &Path,
+    io: xsk::IoMode,
+    cores: f64,
+) -> Result<netslice_model::capacity::ForwardingCapacity, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cap = if let Ok(cal) = serde_json::from_str::<netslice_model::capacity::Calibration>(&text) {
+        capacity_of(&cal, io, cores)
+            .ok_or_else(|| format!("{}: the calibration has no figures for I/O mode {io:?}", path.display()))?
+    } else {
+        let mut c: netslice_model::capacity::ForwardingCapacity = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: neither a calibration nor forwarding figures: {e}", path.display()))?;
+        c.source = format!("operator: {}", path.display());
+        c
+    };
+    cap.check().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(cap)
+}
+
+/// This agent's capacity as `opts` says, calibrating if it must.
+fn load_capacity(opts: &Options) -> Result<Option<netslice_model::capacity::ForwardingCapacity>, AgentError> {
+    let cores = netslice_io::cpu::allowed().map(|c| c.len()).unwrap_or(1).max(1) as f64;
+    match &opts.capacity {
+        CapacitySource::None => Ok(None),
+        CapacitySource::File(p) => read_capacity(p, opts.io, cores).map(Some).map_err(AgentError::Capacity),
+        CapacitySource::Auto => {
+            let path = opts.state_dir.join("calibration.json");
+            let stored = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<netslice_model::capacity::Calibration>(&t).ok())
+                .filter(|c| c.machine == calibrate::machine_id());
+            let cal = match stored {
+                Some(c) => c,
+                None => {
+                    tracing::info!("measuring what this host can forward (about 20 s, once per machine)");
+                    let cal =
+                        calibrate::calibrate(&calibrate::Options::default(), &|l| tracing::info!("calibration: {l}"))
+                            .map_err(|e| AgentError::Capacity(e.to_string()))?;
+                    let tmp = path.with_extension("tmp");
+                    if let Err(e) = std::fs::write(&tmp, serde_json::to_vec_pretty(&cal).unwrap_or_default())
+                        .and_then(|()| std::fs::rename(&tmp, &path))
+                    {
+                        tracing::warn!("cannot keep the calibration in {}: {e}", path.display());
+                    }
+                    cal
+                }
+            };
+            Ok(capacity_of(&cal, opts.io, cores))
+        }
+    }
 }
 
 /// The revision applied last.
@@ -156,6 +274,8 @@ struct Agent {
     seconds: Mutex<std::collections::VecDeque<(u64, Vec<netslice_model::api::RuleCounters>)>>,
     client: netslice_api::Client,
     credential: Mutex<Option<String>>,
+    /// What this host can forward, reported with every report.
+    capacity: Option<netslice_model::capacity::ForwardingCapacity>,
 }
 
 fn cache_path(dir: &Path) -> PathBuf {
@@ -236,6 +356,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         Some(addr) => Some(listen_metrics(addr, &opts.state_dir).await?),
         None => None,
     };
+    let capacity = load_capacity(&opts)?;
+    match &capacity {
+        Some(c) => tracing::info!("forwarding capacity: {} cores, {} ({})", c.cores, c.io, c.source),
+        None => tracing::warn!("no forwarding capacity: the manager admits no forwarding work on this host"),
+    }
     let control = Control::start(registry, setup)?;
     let (shared, status) = (control.shared().clone(), control.status());
     let (commands, rx) = std::sync::mpsc::channel();
@@ -251,6 +376,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         revision: Arc::default(),
         instance: instance_id(started),
         seconds: Mutex::default(),
+        capacity,
         client: netslice_api::Client::new(&opts.manager, opts.ca_cert.as_deref(), None)?,
         credential: Mutex::new(
             std::fs::read_to_string(credential_path(&opts.state_dir))
@@ -468,6 +594,7 @@ impl Agent {
                     t.sort_by_key(|t| t.job);
                     t
                 },
+                capacity: self.capacity.clone(),
             }
         };
         if let Err(e) = self.authed().report(&self.opts.host, &report, Duration::from_secs(5)).await {

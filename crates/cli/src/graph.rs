@@ -261,6 +261,7 @@ links:
                 reverse_labels: vec![18, 19],
                 reserved: 10_000_000,
                 hop_types: vec![LinkType("vxlan".into()), LinkType("vlan".into())],
+                forwarding: Vec::new(),
             }],
             cpus: Vec::new(),
         }

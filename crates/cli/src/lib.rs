@@ -125,7 +125,7 @@ fn prints_only(c: &Command) -> bool {
     !matches!(
         c,
         Command::Manager(_)
-            | Command::Node(NodeArgs { command: None, .. })
+            | Command::Node(NodeArgs { command: None | Some(NodeCmd::Calibrate { .. }), .. })
             | Command::Tool(cmd::tool::ToolCmd::Relay { .. })
             | Command::Demo(_)
             | Command::Man(_)
@@ -152,6 +152,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(NodeArgs { command: Some(NodeCmd::List { target, output }), .. }) => {
             runtime()?.block_on(cmd::node::list(&target, output.format()))
         }
+        Command::Node(NodeArgs {
+            command: Some(NodeCmd::Calibrate { out, io, link_types, sizes, seconds, if_stale }),
+            ..
+        }) => cmd::node::calibrate(&out, io, link_types, sizes, seconds, if_stale),
         Command::Node(a) => {
             daemon_logs();
             cmd::node::run_agent(a)

@@ -267,7 +267,7 @@ fn bad_specs_are_refused_with_the_field_and_change_nothing() {
         ),
         (
             "mtu.yaml",
-            "name: bad\nnodes:\n  - {name: a, host: h2}\n  - {name: b, host: h3}\nlinks:\n  - {name: l, mtu: 9000, bandwidth: 1Mbit, endpoints: [{node: a}, {node: b}]}\n",
+            "name: bad\nnodes:\n  - {name: a, host: h2, cpu: 0.1}\n  - {name: b, host: h3, cpu: 0.1}\nlinks:\n  - {name: l, mtu: 9000, bandwidth: 1Mbit, endpoints: [{node: a}, {node: b}]}\n",
             "links[0].mtu",
         ),
     ];
@@ -346,7 +346,7 @@ fn physical_link_delay_and_loss_are_emulated() {
     let spec = dir.path().join("s.yaml");
     std::fs::write(
         &spec,
-        "name: s\nnodes:\n  - {name: a, host: h1}\n  - {name: b, host: h2}\nlinks:\n  - {name: ab, bandwidth: 10Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n",
+        "name: s\nnodes:\n  - {name: a, host: h1, cpu: 0.1}\n  - {name: b, host: h2, cpu: 0.1}\nlinks:\n  - {name: ab, bandwidth: 10Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n",
     )
     .unwrap();
     let tb = Testbed::up("imp", &sub);
@@ -537,7 +537,7 @@ fn flood_case(mode: &str, aggr: &str) {
         std::fs::write(
             &p,
             format!(
-                "name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit{extra}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
+                "name: {name}\nnodes:\n  - {{name: x, host: h1, cpu: 0.1}}\n  - {{name: y, host: h2, cpu: 0.1}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit{extra}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
             ),
         )
         .unwrap();
@@ -615,7 +615,7 @@ fn link_rates_change_live_without_dropping_traffic() {
         let p = dir.path().join(format!("s-{bw}.yaml"));
         std::fs::write(
             &p,
-            format!("name: s\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: {bw}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
+            format!("name: s\nnodes:\n  - {{name: x, host: h1, cpu: 0.1}}\n  - {{name: y, host: h2, cpu: 0.1}}\nlinks:\n  - {{name: l, bandwidth: {bw}, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
         )
         .unwrap();
         p
@@ -656,9 +656,11 @@ fn live_modification_adds_and_removes_parts_without_disturbing_the_rest() {
     let tb = Testbed::up("live", &example());
     let dir = tempfile::tempdir().unwrap();
     let ab = "  - {name: ab, type: gre, bandwidth: 50Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: b, address: 10.0.0.2/24}]}\n";
-    let v1 = format!("name: live\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\nlinks:\n{ab}");
+    let v1 = format!(
+        "name: live\nnodes:\n  - {{name: a, host: h1, cpu: 0.1}}\n  - {{name: b, host: h2, cpu: 0.1}}\nlinks:\n{ab}"
+    );
     let v2 = format!(
-        "name: live\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\n  - {{name: c, host: h3}}\nlinks:\n{ab}  - {{name: bc, type: vxlan, bandwidth: 20Mbit, endpoints: [{{node: b, address: 10.0.1.1/24}}, {{node: c, address: 10.0.1.2/24}}]}}\n"
+        "name: live\nnodes:\n  - {{name: a, host: h1, cpu: 0.1}}\n  - {{name: b, host: h2, cpu: 0.1}}\n  - {{name: c, host: h3, cpu: 0.1}}\nlinks:\n{ab}  - {{name: bc, type: vxlan, bandwidth: 20Mbit, endpoints: [{{node: b, address: 10.0.1.1/24}}, {{node: c, address: 10.0.1.2/24}}]}}\n"
     );
     let (f1, f2) = (dir.path().join("v1.yaml"), dir.path().join("v2.yaml"));
     std::fs::write(&f1, &v1).unwrap();
@@ -750,7 +752,7 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
         std::fs::write(
             &p,
             format!(
-                "name: {name}\nqos: {{cpus: {cpus}}}\nnodes:\n  - {{name: a, host: h1}}\n  - {{name: b, host: h2}}\n\
+                "name: {name}\nqos: {{cpus: {cpus}}}\nnodes:\n  - {{name: a, host: h1, cpu: 0.1}}\n  - {{name: b, host: h2, cpu: 0.1}}\n\
                  links:\n  - name: ab\n    type: gre\n    bandwidth: 100Mbit\n    endpoints:\n\
                  \x20     - {{node: a, address: 10.0.0.1/24}}\n      - {{node: b, address: 10.0.0.2/24}}\n"
             ),

@@ -26,7 +26,7 @@ fn slice(dir: &Path, name: &str) -> std::path::PathBuf {
     std::fs::write(
         &p,
         format!(
-            "name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 50Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
+            "name: {name}\nnodes:\n  - {{name: x, host: h1, cpu: 0.1}}\n  - {{name: y, host: h2, cpu: 0.1}}\nlinks:\n  - {{name: l, bandwidth: 50Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"
         ),
     )
     .unwrap();
@@ -391,7 +391,7 @@ fn captures_hold_exactly_the_filtered_frames_at_a_transit_hop_and_a_fast_path_po
     let spec = dir.path().join("cap.yaml");
     std::fs::write(
         &spec,
-        "name: cap\nnodes:\n  - {name: x, host: h1}\n  - {name: y, host: h2}\n  - {name: sw, type: l2switch, host: h2}\nlinks:\n  - {name: xs, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.9.0.1/24}, {node: sw}]}\n  - {name: sy, bandwidth: 50Mbit, endpoints: [{node: sw}, {node: y, address: 10.9.0.2/24}]}\n",
+        "name: cap\nnodes:\n  - {name: x, host: h1, cpu: 0.1}\n  - {name: y, host: h2, cpu: 0.1}\n  - {name: sw, type: l2switch, host: h2}\nlinks:\n  - {name: xs, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.9.0.1/24}, {node: sw}]}\n  - {name: sy, bandwidth: 50Mbit, endpoints: [{node: sw}, {node: y, address: 10.9.0.2/24}]}\n",
     )
     .unwrap();
     tb.apply(&spec);
@@ -561,7 +561,7 @@ fn slice_check_marks_windows_met_in_the_normal_case_and_violated_when_isolation_
         let p = dir.path().join(format!("{name}.yaml"));
         std::fs::write(
             &p,
-            format!("name: {name}\nnodes:\n  - {{name: x, host: h1}}\n  - {{name: y, host: h2}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
+            format!("name: {name}\nnodes:\n  - {{name: x, host: h1, cpu: 0.1}}\n  - {{name: y, host: h2, cpu: 0.1}}\nlinks:\n  - {{name: l, bandwidth: 20Mbit, endpoints: [{{node: x, address: 10.0.0.1/24}}, {{node: y, address: 10.0.0.2/24}}]}}\n"),
         )
         .unwrap();
         tb.apply(&p);

@@ -47,9 +47,9 @@ fn l2switch_joins_three_slivers_on_three_hosts_across_vlan_and_pbb_hops() {
         "sw.yaml",
         "name: lan
 nodes:
-  - {name: a, host: h1}
-  - {name: b, host: h2}
-  - {name: c, host: h3}
+  - {name: a, host: h1, cpu: 0.1}
+  - {name: b, host: h2, cpu: 0.1}
+  - {name: c, host: h3, cpu: 0.1}
   - {name: sw, type: l2switch, host: h2, params: {max_entries: 128, aging: 60s}}
 links:
   - {name: a-sw, type: vxlan, bandwidth: 10Mbit, ceiling: 100Mbit, endpoints: [{node: a, address: 10.5.0.1/24}, {node: sw}]}
@@ -113,8 +113,8 @@ fn extmac_switch_carries_a_non_ip_protocol_end_to_end() {
         "xm.yaml",
         "name: xmac
 nodes:
-  - {name: a, host: h1}
-  - {name: c, host: h3}
+  - {name: a, host: h1, cpu: 0.1}
+  - {name: c, host: h3, cpu: 0.1}
   - {name: x, type: extmac-switch, host: h2}
 links:
   - {name: a-x, bandwidth: 10Mbit, endpoints: [{node: a}, {node: x}]}
@@ -164,8 +164,8 @@ fn router_forwards_between_subnets_and_reports_ttl_expiry() {
         "rt.yaml",
         "name: routed
 nodes:
-  - {name: a, host: h1, routes: [{to: 10.2.0.0/24, via: 10.1.0.1}, {to: 10.9.0.0/16, via: 10.1.0.1}]}
-  - {name: b, host: h3, routes: [{to: 10.1.0.0/24, via: 10.2.0.1}]}
+  - {name: a, host: h1, cpu: 0.1, routes: [{to: 10.2.0.0/24, via: 10.1.0.1}, {to: 10.9.0.0/16, via: 10.1.0.1}]}
+  - {name: b, host: h3, cpu: 0.1, routes: [{to: 10.1.0.0/24, via: 10.2.0.1}]}
   - {name: r, type: router, host: h2}
 links:
   - {name: a-r, bandwidth: 10Mbit, endpoints: [{node: a, address: 10.1.0.2/24}, {node: r, address: 10.1.0.1/24}]}
@@ -210,8 +210,8 @@ fn a_table_flood_in_one_slice_leaves_another_slices_switch_alone() {
             &format!(
                 "name: {name}
 nodes:
-  - {{name: a, host: h1}}
-  - {{name: b, host: h1}}
+  - {{name: a, host: h1, cpu: 0.1}}
+  - {{name: b, host: h1, cpu: 0.1}}
   - {{name: sw, type: l2switch, host: h1, params: {{max_entries: 64}}}}
 links:
   - {{name: a-sw, bandwidth: 50Mbit, endpoints: [{{node: a, address: 10.7.0.1/24}}, {{node: sw}}]}}
@@ -252,8 +252,8 @@ fn bad_node_parameters_are_refused_with_the_field() {
     let (tb, dir) = setup("bp");
     let base = "name: bad
 nodes:
-  - {name: a, host: h1}
-  - {name: b, host: h1}
+  - {name: a, host: h1, cpu: 0.1}
+  - {name: b, host: h1, cpu: 0.1}
   - NODE
 links:
   - {name: a-n, bandwidth: 1Mbit, endpoints: [{node: a, address: 10.0.0.1/24}, {node: n}]}

@@ -28,7 +28,7 @@ fn slice(dir: &Path) -> PathBuf {
     let p = dir.join("st.yaml");
     std::fs::write(
         &p,
-        "name: st\nnodes:\n  - {name: x, host: h1}\n  - {name: y, host: h2}\n  - {name: z, host: h3}\nlinks:\n  - {name: l, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.0.0.1/24}, {node: y, address: 10.0.0.2/24}]}\n  - {name: m, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.0.1.1/24}, {node: z, address: 10.0.1.2/24}]}\n",
+        "name: st\nnodes:\n  - {name: x, host: h1, cpu: 0.4}\n  - {name: y, host: h2, cpu: 0.4}\n  - {name: z, host: h3, cpu: 0.4}\nlinks:\n  - {name: l, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.0.0.1/24}, {node: y, address: 10.0.0.2/24}]}\n  - {name: m, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.0.1.1/24}, {node: z, address: 10.0.1.2/24}]}\n",
     )
     .unwrap();
     p

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod forwarding;
 pub mod vne;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -127,6 +128,25 @@ pub enum PlanError {
         /// "labels" or "ports".
         what: &'static str,
     },
+    /// A host on the link's path cannot forward its guaranteed rate: the
+    /// CPU budget it draws on (its own, its machine's, or the slice's
+    /// dedicated CPUs) has too little left.
+    #[error("{field}: host {host} can forward {free} more at {frame_size}-byte frames, {asked} asked{budget}")]
+    Forwarding {
+        /// Spec field.
+        field: String,
+        /// Host.
+        host: String,
+        /// What it can still forward for this link, at this frame size.
+        free: netslice_model::Bandwidth,
+        /// Asked.
+        asked: netslice_model::Bandwidth,
+        /// The frame size the link is reserved at.
+        frame_size: u32,
+        /// Which budget, when it is not simply the host's own (" (machine
+        /// m, shared with a, b)", " (its 1 dedicated CPU)").
+        budget: String,
+    },
     /// A dedicated CPU is already another slice's on a host this one uses.
     #[error("{field}: CPU {cpu} on host {host:?} is dedicated to another slice")]
     CpuTaken {
@@ -143,7 +163,9 @@ impl PlanError {
     /// The GENI AM API v3 error this refusal maps to (for federation).
     pub fn geni_code(&self) -> &'static str {
         match self {
-            PlanError::Bandwidth { .. } | PlanError::NoPath { .. } => "INSUFFICIENT_BANDWIDTH",
+            PlanError::Bandwidth { .. } | PlanError::NoPath { .. } | PlanError::Forwarding { .. } => {
+                "INSUFFICIENT_BANDWIDTH"
+            }
             PlanError::NoHost { .. } | PlanError::Exhausted { .. } => "INSUFFICIENT_NODES",
             PlanError::UnknownHost { .. } | PlanError::NotVnode { .. } | PlanError::UnknownType { .. } => "BADARGS",
             PlanError::Mtu { .. } => "REFUSED",
@@ -160,6 +182,7 @@ impl PlanError {
             PlanError::NoPath { .. } => "no_path",
             PlanError::Mtu { .. } => "mtu",
             PlanError::Bandwidth { .. } => "insufficient_bandwidth",
+            PlanError::Forwarding { .. } => "insufficient_forwarding",
             PlanError::UnknownType { .. } => "unknown_type",
             PlanError::Exhausted { .. } => "labels_or_ports_exhausted",
             PlanError::CpuTaken { .. } => "cpu_taken",
@@ -177,6 +200,7 @@ impl PlanError {
             | PlanError::Bandwidth { field, .. }
             | PlanError::UnknownType { field, .. }
             | PlanError::Exhausted { field, .. }
+            | PlanError::Forwarding { field, .. }
             | PlanError::CpuTaken { field, .. } => field,
         }
     }
@@ -200,6 +224,8 @@ pub struct Allocations {
     /// Dedicated CPUs claimed per host (CPU -> claims; more than one only in
     /// books made before the claim was checked).
     pub cpus: BTreeMap<String, BTreeMap<u32, u32>>,
+    /// Forwarding work reserved per host, nanoseconds of CPU per second.
+    pub forwarding: BTreeMap<String, u64>,
 }
 
 impl Allocations {
@@ -236,6 +262,9 @@ impl Allocations {
                     *self.bandwidth.entry((u.clone(), from.clone())).or_default() += l.reserved;
                 }
             }
+            for (h, ns) in l.path.iter().zip(&l.forwarding) {
+                *self.forwarding.entry(h.clone()).or_default() += ns;
+            }
         }
         for h in p.hosts() {
             for &c in &p.cpus {
@@ -243,6 +272,7 @@ impl Allocations {
             }
         }
         self.bandwidth.retain(|_, v| *v > 0);
+        self.forwarding.retain(|_, v| *v > 0);
         self.cpu_milli.retain(|_, v| *v > 0);
         self.memory.retain(|_, v| *v > 0);
     }
@@ -285,6 +315,14 @@ impl Allocations {
                         if *v == 0 {
                             self.bandwidth.remove(&key);
                         }
+                    }
+                }
+            }
+            for (h, ns) in l.path.iter().zip(&l.forwarding) {
+                if let Some(v) = self.forwarding.get_mut(h) {
+                    *v = v.saturating_sub(*ns);
+                    if *v == 0 {
+                        self.forwarding.remove(h);
                     }
                 }
             }
@@ -419,6 +457,41 @@ pub fn replan(
     held: &Allocations,
     types: &dyn TypeCatalog,
 ) -> Result<SlicePlan, PlanError> {
+    replan_with(substrate, spec, previous, held, types, &Capacities::new())
+}
+
+pub use forwarding::Capacities;
+
+impl From<forwarding::Shortfall> for PlanError {
+    fn from(s: forwarding::Shortfall) -> PlanError {
+        match s {
+            forwarding::Shortfall::Forwarding { field, host, free, asked, frame_size, budget } => {
+                PlanError::Forwarding { field, host, free, asked, frame_size, budget }
+            }
+            forwarding::Shortfall::Cpu { field, asked, free, hosts } => {
+                PlanError::NoHost { field, resource: "cpu", asked, free, hosts }
+            }
+        }
+    }
+}
+
+impl Allocations {
+    /// What these allocations take out of CPU budgets.
+    pub fn held(&self) -> forwarding::Held<'_> {
+        forwarding::Held { cpu_milli: &self.cpu_milli, forwarding: &self.forwarding, cpus: &self.cpus }
+    }
+}
+
+/// [`replan`], admitting forwarding work against what the hosts can forward
+/// (see [`forwarding`]).
+pub fn replan_with(
+    substrate: &Substrate,
+    spec: &SliceSpec,
+    previous: Option<(&SliceSpec, &SlicePlan)>,
+    held: &Allocations,
+    types: &dyn TypeCatalog,
+    caps: &Capacities,
+) -> Result<SlicePlan, PlanError> {
     let host_idx: BTreeMap<&str, usize> =
         substrate.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
     let link_idx: BTreeMap<&str, usize> =
@@ -453,6 +526,10 @@ pub fn replan(
         };
         p.bw[i] = [free(&a.host), free(&b.host)];
     }
+    let budgets = forwarding::Budgets::new(substrate, caps, held.held());
+    p.budget_of = budgets.of_host.clone();
+    p.budget = budgets.free.clone();
+    let dedicated = spec.qos.as_ref().map(|q| q.cpus.len()).unwrap_or(0);
     // --- the request
     let node_idx: BTreeMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let prev_node = |name: &str| previous.and_then(|(s, pl)| Some((s.node(name)?, pl.node(name)?)));
@@ -472,6 +549,13 @@ pub fn replan(
     for (li, l) in spec.links.iter().enumerate() {
         let (a, b) = (node_idx[l.endpoints[0].node.as_str()], node_idx[l.endpoints[1].node.as_str()]);
         v.links.push((a, b, l.bandwidth.bps()));
+        // A slice with dedicated CPUs forwards on them: checked below, not
+        // charged to the shared budgets.
+        v.work.push(if dedicated > 0 {
+            Vec::new()
+        } else {
+            substrate.hosts.iter().map(|h| forwarding::work(caps.get(&h.name), l)).collect()
+        });
         // Physical links it may cross: the hop type must exist and fit the MTU.
         let mut mtu_problem = None;
         let allowed: Vec<bool> = substrate
@@ -542,6 +626,9 @@ pub fn replan(
                 free,
                 hosts: format!("[{}]{}", names.join(", "), if pinned { " (pinned)" } else { "" }),
             }
+        }
+        vne::Refusal::Forwarding { link, host, asked, free } => {
+            budgets.refusal(substrate, &spec.links[link], link, host, asked, free).into()
         }
         vne::Refusal::Bandwidth { link, from, to, asked, bottleneck } => {
             if let Some(problem) = mtu_problems[link].clone() {
@@ -623,6 +710,7 @@ pub fn replan(
     }
     // --- paths, hop types and labels (kept where the path is the same)
     let mut links = Vec::new();
+    let mut dedicated_work: Vec<(usize, Vec<String>, Vec<u64>)> = Vec::new();
     let mut fresh: Vec<usize> = Vec::new();
     for (li, l) in spec.links.iter().enumerate() {
         let (a, _) = (node_idx[l.endpoints[0].node.as_str()], node_idx[l.endpoints[1].node.as_str()]);
@@ -662,6 +750,29 @@ pub fn replan(
                 *alloc.bandwidth.entry((u.clone(), from.clone())).or_default() += l.bandwidth.bps();
             }
         }
+        let work: Vec<u64> = path
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let [end, transit, local] = forwarding::work(caps.get(h), l);
+                let cores = if path.len() == 1 {
+                    local
+                } else if i == 0 || i + 1 == path.len() {
+                    end
+                } else {
+                    transit
+                };
+                (cores * 1e9).ceil().min(1e18) as u64
+            })
+            .collect();
+        let forwarding = if dedicated == 0 && work.iter().any(|&w| w > 0) {
+            work
+        } else {
+            if dedicated > 0 {
+                dedicated_work.push((li, path.clone(), work));
+            }
+            Vec::new()
+        };
         links.push(LinkPlan {
             name: l.name.clone(),
             path,
@@ -670,6 +781,7 @@ pub fn replan(
             reverse_labels: rev,
             reserved: l.bandwidth.bps(),
             hop_types,
+            forwarding,
         });
     }
     for li in fresh {
@@ -700,6 +812,9 @@ pub fn replan(
                 return Err(PlanError::CpuTaken { field: format!("qos.cpus[{i}]"), cpu: *c, host: h.to_string() });
             }
         }
+    }
+    if dedicated > 0 {
+        budgets.check_dedicated(substrate, spec, &plan, &dedicated_work)?;
     }
     Ok(plan)
 }

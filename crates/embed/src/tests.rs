@@ -336,3 +336,173 @@ links:
     let cfg = cfgs["h3"].slivers.iter().find(|x| x.node == "s").unwrap();
     assert!(cfg.fast_path && cfg.netns.is_none());
 }
+
+// --- forwarding capacity as an admitted resource
+
+const FWD_SUBSTRATE: &str = r#"
+name: lab
+hosts:
+  - { name: h1, role: vnode, slivers: 32, memory: 64Gi }
+  - { name: h2, role: vnode, slivers: 32, memory: 64Gi }
+  - { name: h3, role: vnode, slivers: 32, memory: 64Gi }
+  - { name: t1, role: transport }
+links:
+  - { endpoints: [h1, t1], bandwidth: 10Gbit, mtu: 9000 }
+  - { endpoints: [t1, h2], bandwidth: 10Gbit, mtu: 9000 }
+  - { endpoints: [t1, h3], bandwidth: 10Gbit, mtu: 9000 }
+"#;
+
+fn fwd_substrate() -> Substrate {
+    Substrate::from_text(FWD_SUBSTRATE).unwrap()
+}
+
+fn capacity(cores: f64, ends_ns: f64, transit_ns: f64) -> netslice_model::capacity::ForwardingCapacity {
+    use netslice_model::capacity::{Cost, ForwardingCapacity, LinkTypeCost};
+    ForwardingCapacity {
+        cores,
+        io: "xdp".into(),
+        link_types: vec![LinkTypeCost {
+            link_type: "gre".into(),
+            ends: Cost { per_frame_ns: ends_ns, per_byte_ns: 0.0 },
+            transit: Cost { per_frame_ns: transit_ns, per_byte_ns: 0.0 },
+            points: vec![],
+        }],
+        source: "test".into(),
+    }
+}
+
+fn caps(hosts: &[&str], c: &netslice_model::capacity::ForwardingCapacity) -> Capacities {
+    hosts.iter().map(|h| (h.to_string(), c.clone())).collect()
+}
+
+/// A slice a (h1) - b (h2) over t1 with `bw` at `size`-byte frames, slivers of 0.01 CPU.
+fn fwd_slice(name: &str, bw: &str, size: u32) -> SliceSpec {
+    SliceSpec::from_text(&format!(
+        r#"
+name: {name}
+nodes:
+  - {{ name: a, host: h1, cpu: 0.01 }}
+  - {{ name: b, host: h2, cpu: 0.01 }}
+links:
+  - name: ab
+    bandwidth: {bw}
+    frame_size: {size}
+    endpoints:
+      - {{ node: a, address: 10.0.0.1/24 }}
+      - {{ node: b, address: 10.0.0.2/24 }}
+"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_guaranteed_rate_reserves_forwarding_work_on_every_host_of_its_path() {
+    let s = fwd_substrate();
+    // 10 us per frame at the ends, 5 us per transit hop, 1.2 cores each.
+    let c = caps(&["h1", "h2", "h3", "t1"], &capacity(1.2, 10_000.0, 5_000.0));
+    // 40 Mbit/s of 500-byte frames: 10,000 frames/s each way.
+    let spec = fwd_slice("red", "40Mbit", 500);
+    let p = replan_with(&s, &spec, None, &Allocations::default(), &cat(), &c).unwrap();
+    // Ends: f x 10 us = 0.1 core; transit: 2f x 5 us = 0.1 core.
+    assert_eq!(p.links[0].path, ["h1", "t1", "h2"]);
+    assert_eq!(p.links[0].forwarding, [100_000_000, 100_000_000, 100_000_000]);
+    let a = Allocations::from_plans([&p]);
+    assert_eq!(a.forwarding.get("t1"), Some(&100_000_000));
+    // Nine more fit (1.1 cores at h1: 10 x (0.1 + a sliver's 0.01)), the
+    // eleventh's sliver does, its link not: h1, the first host of its
+    // path, can forward 0.09 core's worth more.
+    let mut held = a;
+    for i in 0..9 {
+        let p = replan_with(&s, &fwd_slice(&format!("s{i}"), "40Mbit", 500), None, &held, &cat(), &c).unwrap();
+        held.add(&p);
+    }
+    let err = replan_with(&s, &fwd_slice("late", "40Mbit", 500), None, &held, &cat(), &c).unwrap_err();
+    match &err {
+        PlanError::Forwarding { field, host, free, asked, frame_size, .. } => {
+            assert_eq!(field, "links[0].bandwidth");
+            assert_eq!(host, "h1", "the first host of the path that is full");
+            assert_eq!((free.bps(), asked.bps(), *frame_size), (36_000_000, 40_000_000, 500));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.to_string(), "links[0].bandwidth: host h1 can forward 36Mbit more at 500-byte frames, 40Mbit asked");
+    assert_eq!(err.reason(), "insufficient_forwarding");
+}
+
+#[test]
+fn a_refusal_says_how_much_the_host_can_still_forward_and_small_frames_cost_more() {
+    let s = fwd_substrate();
+    // One core left beside the sliver's 0.01.
+    let c = caps(&["h1", "h2", "h3", "t1"], &capacity(1.01, 10_000.0, 5_000.0));
+    // 1500-byte frames: 1 core forwards 100,000 frames/s at the ends = 1.2 Gbit/s.
+    let err = replan_with(&s, &fwd_slice("big", "2Gbit", 1500), None, &Allocations::default(), &cat(), &c).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "links[0].bandwidth: host h1 can forward 1200Mbit more at 1500-byte frames, 2Gbit asked"
+    );
+    let ok = replan_with(&s, &fwd_slice("big", "900Mbit", 1500), None, &Allocations::default(), &cat(), &c).unwrap();
+    assert_eq!(ok.links[0].forwarding[0], 750_000_000);
+    // The same rate at 200-byte frames needs 7.5 times the frames.
+    let err =
+        replan_with(&s, &fwd_slice("small", "900Mbit", 200), None, &Allocations::default(), &cat(), &c).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "links[0].bandwidth: host h1 can forward 160Mbit more at 200-byte frames, 900Mbit asked"
+    );
+}
+
+#[test]
+fn hosts_on_one_machine_share_its_budget_with_their_slivers() {
+    let text = format!("{FWD_SUBSTRATE}machines:\n  - {{ name: box, cpu: 1 }}\n")
+        .replace(
+            "{ name: h1, role: vnode, slivers: 32, memory: 64Gi }",
+            "{ name: h1, role: vnode, slivers: 32, memory: 64Gi, machine: box }",
+        )
+        .replace(
+            "{ name: h2, role: vnode, slivers: 32, memory: 64Gi }",
+            "{ name: h2, role: vnode, slivers: 32, memory: 64Gi, machine: box }",
+        )
+        .replace("{ name: t1, role: transport }", "{ name: t1, role: transport, machine: box }");
+    let s = Substrate::from_text(&text).unwrap();
+    let c = caps(&["h1", "h2", "h3", "t1"], &capacity(2.0, 10_000.0, 5_000.0));
+    // 0.32 core of the machine per slice (three hosts x 0.1 and two slivers
+    // of 0.01): three fit, not four.
+    let mut held = Allocations::default();
+    for i in 0..3 {
+        held.add(&replan_with(&s, &fwd_slice(&format!("s{i}"), "40Mbit", 500), None, &held, &cat(), &c).unwrap());
+    }
+    let err = replan_with(&s, &fwd_slice("s3", "40Mbit", 500), None, &held, &cat(), &c).unwrap_err();
+    assert!(err.to_string().contains("(machine box, shared with"), "the refusal names the shared machine: {err}");
+    // A sliver's CPU comes out of the same budget.
+    let mut spec = fwd_slice("cpu", "1Mbit", 500);
+    spec.nodes[0].cpu = Some(0.2);
+    let err = replan_with(&s, &spec, None, &held, &cat(), &c).unwrap_err();
+    assert!(matches!(&err, PlanError::NoHost { resource: "cpu", .. }), "{err:?}");
+    // Without reported capacities only slivers count against the machine.
+    let p = replan_with(&s, &fwd_slice("s3", "40Mbit", 500), None, &held, &cat(), &Capacities::new()).unwrap();
+    assert!(p.links[0].forwarding.is_empty());
+}
+
+#[test]
+fn a_slice_with_dedicated_cpus_forwards_within_them() {
+    let s = fwd_substrate();
+    let c = caps(&["h1", "h2", "h3", "t1"], &capacity(4.0, 10_000.0, 5_000.0));
+    // One dedicated CPU: up to 100,000 frames/s at an end.
+    let mut spec = fwd_slice("d", "360Mbit", 500);
+    spec.qos = Some(SliceQos { cpus: vec![1], ..SliceQos::default() });
+    let p = replan_with(&s, &spec, None, &Allocations::default(), &cat(), &c).unwrap();
+    assert!(p.links[0].forwarding.is_empty(), "not charged to the shared budget");
+    spec.links[0].bandwidth = netslice_model::Bandwidth(480_000_000);
+    let err = replan_with(&s, &spec, None, &Allocations::default(), &cat(), &c).unwrap_err();
+    assert!(err.to_string().contains("(its 1 dedicated CPU)"), "{err}");
+}
+
+#[test]
+fn releasing_a_plan_returns_its_forwarding_work() {
+    let s = fwd_substrate();
+    let c = caps(&["h1", "h2", "h3", "t1"], &capacity(1.1, 10_000.0, 5_000.0));
+    let p = replan_with(&s, &fwd_slice("red", "40Mbit", 500), None, &Allocations::default(), &cat(), &c).unwrap();
+    let mut a = Allocations::from_plans([&p]);
+    a.remove(&p);
+    assert_eq!(a, Allocations::default());
+}

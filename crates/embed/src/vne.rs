@@ -33,6 +33,12 @@ pub struct PNet {
     pub bw: Vec<[u64; 2]>,
     /// Adjacency: `(neighbour, link)`.
     pub adj: Vec<Vec<(usize, usize)>>,
+    /// The CPU budget each host draws on (its own, or its machine's shared
+    /// with other hosts), if it has one: slivers' CPU and forwarding work
+    /// come out of it.
+    pub budget_of: Vec<Option<usize>>,
+    /// Free cores per budget.
+    pub budget: Vec<f64>,
 }
 
 impl PNet {
@@ -47,7 +53,74 @@ impl PNet {
             links: Vec::new(),
             bw: Vec::new(),
             adj: vec![Vec::new(); n],
+            budget_of: vec![None; n],
+            budget: Vec::new(),
         }
+    }
+
+    /// Free cores of the budget `host` draws on (infinite without one).
+    pub fn budget_free(&self, host: usize) -> f64 {
+        self.budget_of.get(host).copied().flatten().map(|b| self.budget[b]).unwrap_or(f64::INFINITY)
+    }
+
+    fn take_budget(&mut self, host: usize, cores: f64) {
+        if let Some(b) = self.budget_of.get(host).copied().flatten() {
+            self.budget[b] -= cores;
+        }
+    }
+
+    /// The forwarding work virtual link `l` puts on each budget along
+    /// `path` from `a` (cores), or the first host whose budget cannot take
+    /// it: `Err((host, asked there, free there))`.
+    fn path_work(
+        &self,
+        v: &VNet,
+        l: usize,
+        a: usize,
+        path: &[(usize, usize)],
+    ) -> Result<Vec<(usize, f64)>, (usize, f64, f64)> {
+        self.work_along(v, l, a, path, true)
+    }
+
+    fn work_along(
+        &self,
+        v: &VNet,
+        l: usize,
+        a: usize,
+        path: &[(usize, usize)],
+        check: bool,
+    ) -> Result<Vec<(usize, f64)>, (usize, f64, f64)> {
+        let Some(work) = v.work.get(l) else { return Ok(Vec::new()) };
+        let mut hosts = vec![a];
+        for &(link, from) in path {
+            let (x, y) = self.links[link];
+            hosts.push(if from == x { y } else { x });
+        }
+        let last = hosts.len() - 1;
+        let mut per: Vec<(usize, f64)> = Vec::new();
+        for (i, &h) in hosts.iter().enumerate() {
+            let [end, transit, local] = work.get(h).copied().unwrap_or_default();
+            let cores = if last == 0 {
+                local
+            } else if i == 0 || i == last {
+                end
+            } else {
+                transit
+            };
+            if cores <= 0.0 {
+                continue;
+            }
+            let Some(b) = self.budget_of.get(h).copied().flatten() else { continue };
+            match per.iter_mut().find(|(x, _)| *x == b) {
+                Some((_, c)) => *c += cores,
+                None => per.push((b, cores)),
+            }
+            let asked = per.iter().find(|(x, _)| *x == b).map(|p| p.1).unwrap_or(0.0);
+            if check && asked > self.budget[b] + 1e-9 {
+                return Err((h, asked, self.budget[b].max(0.0)));
+            }
+        }
+        Ok(per)
     }
 
     /// Adds a link with `bw` free in both directions; returns its index.
@@ -70,6 +143,12 @@ impl PNet {
         self.cpu.is_empty()
     }
 
+    /// [`path_work`](Self::path_work) without the check (for reserving
+    /// and releasing what was admitted).
+    fn path_work_unchecked(&self, v: &VNet, l: usize, a: usize, path: &[(usize, usize)]) -> Vec<(usize, f64)> {
+        self.work_along(v, l, a, path, false).unwrap_or_default()
+    }
+
     /// Free bandwidth usable by a virtual link crossing `link` from `from`:
     /// virtual links take the same bandwidth both ways, so the smaller direction.
     fn free(&self, link: usize, from: usize) -> u64 {
@@ -87,12 +166,17 @@ impl PNet {
     pub fn reserve(&mut self, v: &VNet, e: &Embedding) {
         for (i, &h) in e.hosts.iter().enumerate() {
             self.cpu[h] -= v.cpu[i];
+            self.take_budget(h, v.cpu[i]);
             self.mem[h] = self.mem[h].saturating_sub(v.mem[i]);
             self.slots[h] = self.slots[h].saturating_sub(v.slot_demand(i));
             self.ports[h] = self.ports[h].saturating_sub(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
             let bw = v.links[l].2;
+            let a = e.hosts[v.links[l].0];
+            for (b, cores) in self.path_work_unchecked(v, l, a, path) {
+                self.budget[b] -= cores;
+            }
             for &(link, from) in path {
                 let (a, b) = self.links[link];
                 self.take(link, from, bw);
@@ -106,12 +190,17 @@ impl PNet {
     pub fn release(&mut self, v: &VNet, e: &Embedding) {
         for (i, &h) in e.hosts.iter().enumerate() {
             self.cpu[h] += v.cpu[i];
+            self.take_budget(h, -v.cpu[i]);
             self.mem[h] = self.mem[h].saturating_add(v.mem[i]);
             self.slots[h] = self.slots[h].saturating_add(v.slot_demand(i));
             self.ports[h] = self.ports[h].saturating_add(v.port_demand(i));
         }
         for (l, path) in e.paths.iter().enumerate() {
             let bw = v.links[l].2;
+            let a = e.hosts[v.links[l].0];
+            for (b, cores) in self.path_work_unchecked(v, l, a, path) {
+                self.budget[b] += cores;
+            }
             for &(link, _) in path {
                 self.bw[link][0] += bw;
                 self.bw[link][1] += bw;
@@ -141,6 +230,10 @@ pub struct VNet {
     pub allowed: Vec<Vec<bool>>,
     /// A path to keep for a virtual link if it still fits (live modification).
     pub keep: Vec<Option<Vec<(usize, usize)>>>,
+    /// Forwarding work of each virtual link at each host, cores: `[at an
+    /// end of its path, in transit, both ends on this host]` (empty or
+    /// zero: none charged).
+    pub work: Vec<Vec<[f64; 3]>>,
 }
 
 impl VNet {
@@ -221,6 +314,18 @@ pub enum Refusal {
         /// in the direction of travel, if there is a path at all.
         bottleneck: Option<(usize, usize, u64)>,
     },
+    /// A host of every feasible path cannot forward virtual link `link`'s
+    /// guaranteed rate: its CPU budget has too little left.
+    Forwarding {
+        /// Virtual link.
+        link: usize,
+        /// The host.
+        host: usize,
+        /// Cores the link would take from the host's budget there.
+        asked: f64,
+        /// Cores free in that budget.
+        free: f64,
+    },
 }
 
 /// Search parameters.
@@ -243,6 +348,7 @@ impl Default for Options {
 fn fits(p: &PNet, v: &VNet, node: usize, host: usize) -> bool {
     p.eligible[host]
         && p.cpu[host] + 1e-9 >= v.cpu[node]
+        && p.budget_free(host) + 1e-9 >= v.cpu[node]
         && p.mem[host] >= v.mem[node]
         && p.slots[host] >= v.slot_demand(node)
         && p.ports[host] >= v.port_demand(node)
@@ -550,8 +656,10 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
         let mut placed = false;
         let mut refusal = None;
         'cand: for &(_, h) in &cands {
-            // Map the links to placed neighbours; undo on failure.
+            // Map the links to placed neighbours; undo on failure. The node's
+            // own CPU comes out of its host's budget first.
             let snapshot = w.clone();
+            w.take_budget(h, v.cpu[u]);
             let mut got: Vec<(usize, Vec<(usize, usize)>)> = Vec::new();
             for &l in &mine {
                 let (a, b, bw) = v.links[l];
@@ -566,14 +674,37 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
                     Some(path) => vec![path],
                     None => k_shortest(&w, &ok, ha, hb, bw, opts.k_paths.max(1)),
                 };
-                // Shortest first; among equals the widest bottleneck (Yen returns them ordered).
-                match options.into_iter().next() {
-                    Some(path) => {
+                if options.is_empty() {
+                    refusal.get_or_insert_with(|| bandwidth_refusal(&w, v, l, ha, hb, bw));
+                    w = snapshot;
+                    continue 'cand;
+                }
+                // Shortest first; among equals the widest bottleneck (Yen
+                // returns them ordered); the first whose hosts can forward it.
+                let mut short = None;
+                let mut chosen = None;
+                for path in options {
+                    match w.path_work(v, l, ha, &path) {
+                        Ok(work) => {
+                            chosen = Some((path, work));
+                            break;
+                        }
+                        Err(e) => {
+                            short.get_or_insert(e);
+                        }
+                    }
+                }
+                match chosen {
+                    Some((path, work)) => {
                         take_path(&mut w, &path, bw);
+                        for (b, cores) in work {
+                            w.budget[b] -= cores;
+                        }
                         got.push((l, path));
                     }
                     None => {
-                        refusal.get_or_insert_with(|| bandwidth_refusal(&w, v, l, ha, hb, bw));
+                        let (host, asked, free) = short.expect("a path was refused for forwarding");
+                        refusal.get_or_insert(Refusal::Forwarding { link: l, host, asked, free });
                         w = snapshot;
                         continue 'cand;
                     }
@@ -613,8 +744,9 @@ fn place_from(p: &PNet, v: &VNet, order: &[usize], root_host: usize, opts: &Opti
 /// of them has enough of.
 fn node_refusal(p: &PNet, v: &VNet, u: usize, cands: Vec<usize>) -> Refusal {
     let best = |f: &dyn Fn(usize) -> f64| cands.iter().map(|&h| f(h)).fold(0.0, f64::max);
-    let (resource, asked, best_free) = if !cands.iter().any(|&h| p.cpu[h] + 1e-9 >= v.cpu[u]) {
-        ("cpu", v.cpu[u], best(&|h| p.cpu[h]))
+    let cpu_free = |h: usize| p.cpu[h].min(p.budget_free(h));
+    let (resource, asked, best_free) = if !cands.iter().any(|&h| cpu_free(h) + 1e-9 >= v.cpu[u]) {
+        ("cpu", v.cpu[u], best(&|h| cpu_free(h)))
     } else if !cands.iter().any(|&h| p.mem[h] >= v.mem[u]) {
         ("memory", v.mem[u] as f64, best(&|h| p.mem[h] as f64))
     } else if !cands.iter().any(|&h| p.ports[h] >= v.port_demand(u)) {

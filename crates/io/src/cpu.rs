@@ -52,6 +52,38 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// What this machine is, for telling whether a stored calibration was
+/// measured on it: CPU model, CPUs this process may use, kernel, netslice
+/// version and build (a debug build forwards several times slower).
+pub fn machine_id() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cpus = allowed().map(|c| c.len()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let build = if cfg!(debug_assertions) { " (debug build)" } else { "" };
+    format!("{model}; {cpus} cpus; linux {}; netslice {}{build}", kernel.trim(), env!("CARGO_PKG_VERSION"))
+}
+
+/// Time CPU `cpu` has been busy since boot, nanoseconds (`/proc/stat`:
+/// user, nice, system, interrupts, softirqs and steal, in clock ticks).
+pub fn busy_ns(cpu: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let tag = format!("cpu{cpu} ");
+    let line = stat.lines().find(|l| l.starts_with(&tag))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest is inside user).
+    let busy: u64 = v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(busy * 1_000_000_000 / hz)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

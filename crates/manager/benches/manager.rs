@@ -178,6 +178,7 @@ async fn background<F: std::future::Future<Output = ()>>(
                 instance: "bench".into(),
                 taps: Vec::new(),
                 seconds: Vec::new(),
+                capacity: None,
             };
             while !stop.load(Ordering::Relaxed) {
                 if c.report(&h, &r, Duration::from_secs(10)).await.is_ok() {

@@ -68,6 +68,10 @@ struct LinkV1 {
     reserved: u64,
     #[serde(default)]
     hop_types: Vec<String>,
+    /// Added within version 1: rows written before it have none (nothing
+    /// was reserved for forwarding then), which is what the default says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forwarding: Vec<u64>,
 }
 
 impl From<&SlicePlan> for PlanV1 {
@@ -106,6 +110,7 @@ impl From<&SlicePlan> for PlanV1 {
                     reverse_labels: l.reverse_labels.clone(),
                     reserved: l.reserved,
                     hop_types: l.hop_types.iter().map(|t| t.as_str().to_string()).collect(),
+                    forwarding: l.forwarding.clone(),
                 })
                 .collect(),
             cpus: p.cpus.clone(),
@@ -145,6 +150,7 @@ impl TryFrom<PlanV1> for SlicePlan {
                 reverse_labels: l.reverse_labels,
                 reserved: l.reserved,
                 hop_types: l.hop_types.iter().map(|t| LinkType::new(t)).collect(),
+                forwarding: l.forwarding,
             })
             .collect();
         Ok(SlicePlan { nodes, links, cpus: p.cpus })
@@ -195,6 +201,7 @@ mod tests {
                 reverse_labels: vec![18],
                 reserved: 10_000_000,
                 hop_types: vec![LinkType::new("ether")],
+                forwarding: vec![1_000, 0],
             }],
             cpus: vec![1],
         }

@@ -62,7 +62,7 @@ fn a_schema_3_database_opens_with_everything_in_it() {
     assert_eq!(s.slice_list(now(), &carol).len(), 1);
 
     let red = s.slice_info(now(), "red", &admin).unwrap();
-    assert_eq!(red.spec, SliceSpec::from_text(include_str!("../../../examples/red.yaml")).unwrap());
+    assert_eq!(red.spec, SliceSpec::from_text(include_str!("data/red-schema3.yaml")).unwrap());
     let a = red.plan.node("a").unwrap();
     assert_eq!((a.host.as_str(), a.netns.as_deref(), a.cpu_milli), ("h1", Some("example.red.a"), 500));
     assert_eq!(a.interfaces[0].mac.to_string(), "02:03:4e:72:31:b4");

@@ -96,6 +96,11 @@ pub struct LinkPlan {
     /// where an IP type cannot cross an Ethernet-only link).
     #[serde(default)]
     pub hop_types: Vec<LinkType>,
+    /// Forwarding work reserved at each host of `path`, in path order:
+    /// nanoseconds of CPU per second (10^9 is one core). Empty where no host
+    /// of the path had reported what it can forward.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarding: Vec<u64>,
 }
 
 /// What the SNC/TNC decided for a slice.
@@ -712,6 +717,10 @@ pub struct NodeReport {
     /// guarantee check's one-second windows), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seconds: Vec<SecondSample>,
+    /// What this agent can forward (its calibration, or the operator's
+    /// figures); none if it has neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::ForwardingCapacity>,
 }
 
 /// Every rule's counters at one whole Unix second.
@@ -894,6 +903,23 @@ pub struct HostUsage {
     pub ports: u32,
     /// Interfaces used.
     pub ports_used: u32,
+    /// Forwarding work reserved here for slices' guaranteed rates, cores.
+    #[serde(default)]
+    pub forwarding_used: f64,
+    /// The machine it shares with other hosts, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The CPU budget it draws on (its machine's, or its agent's cores),
+    /// cores; none until its agent reported what it can forward (and it
+    /// shares no machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+    /// Left in that budget, cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_free: Option<f64>,
+    /// What its agent reported it can forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::ForwardingCapacity>,
 }
 
 /// Bandwidth of one physical link in one direction.

@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
+pub mod capacity;
 pub mod document;
 pub mod error;
 pub mod ids;

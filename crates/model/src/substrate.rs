@@ -88,6 +88,23 @@ pub struct HostSpec {
     /// Sliver interfaces (virtual link ends) the host can serve (default 256).
     #[serde(default = "default_ports")]
     pub ports: u32,
+    /// The machine this host runs on, when it shares one with other hosts
+    /// (one of `machines`): their slivers' CPU and forwarding work then come
+    /// out of that machine's CPUs together. The local testbed puts all its
+    /// hosts on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+}
+
+/// A machine several hosts share (as written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    /// Name, referred to by hosts' `machine`.
+    pub name: String,
+    /// CPU cores its hosts may use together, for slivers and forwarding
+    /// (leave some for the system: the local testbed says 90% of its CPUs).
+    pub cpu: f64,
 }
 
 /// What a physical link can carry.
@@ -153,6 +170,10 @@ pub struct SubstrateSpec {
     /// Physical links.
     #[serde(default)]
     pub links: Vec<PhysLinkSpec>,
+    /// Machines shared by several hosts (default: none, every host is a
+    /// machine of its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<MachineSpec>,
 }
 
 /// A validated host.
@@ -171,6 +192,18 @@ pub struct Host {
     pub slivers: u32,
     /// Sliver interfaces.
     pub ports: u32,
+    /// The machine it shares with other hosts, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+}
+
+/// A machine several hosts share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Machine {
+    /// Name.
+    pub name: String,
+    /// CPU cores its hosts may use together.
+    pub cpu: f64,
 }
 
 /// One end of a validated link.
@@ -236,6 +269,9 @@ pub struct Substrate {
     pub hosts: Vec<Host>,
     /// Links, in document order.
     pub links: Vec<Link>,
+    /// Machines shared by several hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<Machine>,
 }
 
 impl Substrate {
@@ -269,8 +305,24 @@ impl SubstrateSpec {
         if self.hosts.is_empty() {
             errs.push("hosts", "a substrate needs at least one host");
         }
+        let mut machines = BTreeSet::new();
+        for (i, m) in self.machines.iter().enumerate() {
+            let f = format!("machines[{i}]");
+            check_name(&mut errs, &format!("{f}.name"), &m.name, MAX_NAME);
+            if !machines.insert(m.name.as_str()) {
+                errs.push(format!("{f}.name"), format!("duplicate machine name {:?}", m.name));
+            }
+            if !(m.cpu.is_finite() && m.cpu > 0.0 && m.cpu <= 4096.0) {
+                errs.push(format!("{f}.cpu"), format!("{} is not a CPU count above 0 and at most 4096", m.cpu));
+            }
+        }
         let mut names = BTreeSet::new();
         for (i, h) in self.hosts.iter().enumerate() {
+            if let Some(m) = &h.machine
+                && !machines.contains(m.as_str())
+            {
+                errs.push(format!("hosts[{i}].machine"), format!("no machine named {m:?} in machines"));
+            }
             let f = format!("hosts[{i}]");
             check_name(&mut errs, &format!("{f}.name"), &h.name, MAX_NAME);
             if !names.insert(h.name.as_str()) {
@@ -406,9 +458,11 @@ impl SubstrateSpec {
                     memory: h.memory,
                     slivers: h.slivers,
                     ports: h.ports,
+                    machine: h.machine.clone(),
                 })
                 .collect(),
             links,
+            machines: self.machines.iter().map(|m| Machine { name: m.name.clone(), cpu: m.cpu }).collect(),
         })
     }
 }

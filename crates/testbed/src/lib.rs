@@ -72,6 +72,75 @@ macro_rules! progress {
     ($($arg:tt)*) => { note!($($arg)*) };
 }
 
+/// Where the local testbed keeps this machine's calibration
+/// (`NETSLICE_CALIBRATION` overrides it): measured once, by the first
+/// testbed that needs it, and given to every agent with `--capacity`.
+pub fn calibration_path() -> PathBuf {
+    std::env::var_os("NETSLICE_CALIBRATION")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/netslice/calibration.json"))
+}
+
+/// Whether forwarding guarantees are on (`NETSLICE_FORWARDING=off` turns
+/// them off: the testbed does not say its hosts share one machine, agents
+/// report no capacity, so the manager admits no forwarding work and
+/// slivers' CPU only against each host's own `cpu`, as before; for
+/// comparisons and for raw throughput benchmarks).
+pub fn forwarding_guarantees() -> bool {
+    std::env::var("NETSLICE_FORWARDING").map(|v| v != "off").unwrap_or(true)
+}
+
+/// This machine's calibration, measured now (under a lock, so that
+/// testbeds started together measure once) if there is none for it yet.
+fn ensure_calibration() -> Result<PathBuf> {
+    let path = calibration_path();
+    let current = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<netslice_model::capacity::Calibration>(&t).ok())
+            .is_some_and(|c| c.machine == netslice_io::cpu::machine_id())
+    };
+    if current(&path) {
+        return Ok(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    netslice_io::file::lock_exclusive(&lock).with_context(|| format!("locking {}", lock_path.display()))?;
+    if current(&path) {
+        return Ok(path);
+    }
+    progress!("measuring what this machine can forward (once per machine, about 20 s; see {})", path.display());
+    let out = Command::new(exe()?)
+        .args(["node", "calibrate", "--out"])
+        .arg(&path)
+        .output()
+        .context("running netslice node calibrate")?;
+    if !out.status.success() {
+        bail!(
+            "calibrating forwarding capacity failed:\n{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        progress!("  {line}");
+    }
+    Ok(path)
+}
+
+/// The share of its CPUs a local testbed offers its hosts together (the
+/// rest is for the system, the manager and the testbed's own processes).
+pub const MACHINE_SHARE: f64 = 0.9;
+
 fn start_proc(dir: &Path, args: Vec<String>, log: PathBuf) -> Result<Proc> {
     let mut cmd = Command::new(exe()?);
     cmd.args(&args).current_dir(dir);
@@ -242,6 +311,19 @@ pub fn up_spec(
     if let Some(n) = name {
         spec.name = n.to_string();
     }
+    // Every host of a local testbed runs on this one machine: their slivers
+    // and forwarding share its CPUs, and the manager is told so (unless
+    // guarantees are switched off, for comparisons and raw benchmarks).
+    if forwarding_guarantees() {
+        let cpus = netslice_io::cpu::allowed().map(|c| c.len()).unwrap_or(1).max(1);
+        spec.machines = vec![netslice_model::substrate::MachineSpec {
+            name: "local".into(),
+            cpu: ((cpus as f64 * MACHINE_SHARE) * 100.0).round() / 100.0,
+        }];
+        for h in &mut spec.hosts {
+            h.machine = Some("local".into());
+        }
+    }
     let substrate = spec.validate().map_err(|e| anyhow!("{}", e.in_file(file.display().to_string())))?;
     if !process::is_root() {
         bail!("the local testbed needs root (it creates network namespaces): run with sudo");
@@ -292,10 +374,17 @@ pub fn up_spec(
             },
         },
         metrics: BTreeMap::new(),
+        capacity: None,
     };
     if let Err(e) = st.io.parse::<netslice_io::IoMode>() {
         bail!("NETSLICE_IO: {e}");
     }
+    st.capacity = Some(if forwarding_guarantees() {
+        ensure_calibration()?.display().to_string()
+    } else {
+        progress!("NETSLICE_FORWARDING=off: agents report no forwarding capacity and serve slices as frames come");
+        "none".to_string()
+    });
     st.save()?;
     std::fs::write(dir.join("substrate.yaml"), serde_yaml_ng_to_string(&spec)?)?;
     let started = Instant::now();
@@ -499,6 +588,7 @@ pub fn down(name: &str, root: &Path) -> Result<()> {
         supervisor: None,
         hosts: Vec::new(),
         made_by: String::new(),
+        capacity: None,
     });
     down_state(&st)
 }

@@ -88,6 +88,10 @@ pub struct TestbedState {
     /// where they can, and [`metrics_addr`] reads where it is now).
     #[serde(default)]
     pub metrics: BTreeMap<String, String>,
+    /// What agents are given as `--capacity` (a calibration file, or
+    /// `none`); older states: nothing (the agent's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
 }
 
 pub(crate) fn default_io() -> String {
@@ -237,6 +241,9 @@ pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
     // A free port picked by the agent (kept across its restarts): one picked
     // here could be taken by any connection before the agent binds it.
     args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+    if let Some(c) = &st.capacity {
+        args.extend(["--capacity".into(), c.clone()]);
+    }
     args
 }
 

@@ -52,6 +52,13 @@ pub struct NodeArgs {
     /// STATE_DIR/metrics.addr.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// What this host can forward, as the manager admits guaranteed rates
+    /// against it: `auto` (STATE_DIR/calibration.json if it was measured on
+    /// this machine, else measure at start, about 20 s), a file (from
+    /// `netslice node calibrate`, or the operator's own figures), or `none`
+    /// (the manager admits no forwarding work on this host).
+    #[arg(long, env = "NETSLICE_CAPACITY", default_value = "auto", value_name = "auto|none|FILE")]
+    pub capacity: netslice_agent::CapacitySource,
 }
 
 /// `netslice node ...` client commands.
@@ -66,6 +73,124 @@ pub enum NodeCmd {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Measure what this machine's agents spend, in CPU, on each frame they
+    /// forward (per I/O backend, link type and frame size), as the manager
+    /// admits virtual links against it. Builds two or three throwaway hosts
+    /// (network namespaces named `calPID...`) and runs the agent's own data
+    /// plane through them for about 20 seconds; needs root and a quiet
+    /// machine (anything else running makes the figures higher, never lower).
+    Calibrate {
+        /// Where to write the calibration (JSON); agents read it with
+        /// `--capacity FILE`, and look for it in their state directory.
+        #[arg(long, default_value = "/var/lib/netslice/agent/calibration.json")]
+        out: PathBuf,
+        /// I/O backends to measure.
+        #[arg(long, value_delimiter = ',', default_value = "xdp,sockets")]
+        io: Vec<netslice_io::IoMode>,
+        /// Link types to measure (others are charged the most expensive of these).
+        #[arg(long, value_delimiter = ',', default_value = "gre,vxlan")]
+        link_types: Vec<String>,
+        /// Frame sizes to measure, bytes (two or more).
+        #[arg(long, value_delimiter = ',', default_value = "200,1500")]
+        sizes: Vec<u32>,
+        /// Seconds each point is measured.
+        #[arg(long, default_value_t = 0.7)]
+        seconds: f64,
+        /// Do nothing if OUT already holds a calibration of this machine
+        /// (same CPUs, kernel, netslice version and build).
+        #[arg(long)]
+        if_stale: bool,
+    },
+}
+
+/// `node calibrate`: measures, prints a summary, writes the file.
+pub fn calibrate(
+    out: &std::path::Path,
+    io: Vec<netslice_io::IoMode>,
+    link_types: Vec<String>,
+    sizes: Vec<u32>,
+    seconds: f64,
+    if_stale: bool,
+) -> Result<ExitCode> {
+    if if_stale
+        && std::fs::read_to_string(out)
+            .ok()
+            .and_then(|t| serde_json::from_str::<netslice_model::capacity::Calibration>(&t).ok())
+            .is_some_and(|c| c.machine == netslice_io::cpu::machine_id())
+    {
+        println!("{} already holds this machine's calibration", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !(0.1..=60.0).contains(&seconds) {
+        anyhow::bail!("--seconds: {seconds} is not between 0.1 and 60");
+    }
+    if sizes.len() < 2 || sizes.iter().any(|&s| !(netslice_model::capacity::MIN_FRAME_SIZE..=1514).contains(&s)) {
+        anyhow::bail!(
+            "--sizes: give two or more frame sizes between {} and 1514 bytes",
+            netslice_model::capacity::MIN_FRAME_SIZE
+        );
+    }
+    let opts = netslice_agent::calibrate::Options {
+        backends: io
+            .into_iter()
+            .map(|m| if m == netslice_io::IoMode::Auto { netslice_io::IoMode::Xdp } else { m })
+            .collect(),
+        link_types,
+        sizes,
+        measure: Duration::from_secs_f64(seconds),
+        ..Default::default()
+    };
+    eprintln!(
+        "calibrating forwarding capacity (about {} s)",
+        5 + opts.backends.len()
+            * opts.link_types.len()
+            * opts.sizes.len()
+            * 2
+            * (opts.measure.as_millis() as usize + 400)
+            / 1000
+    );
+    let cal = netslice_agent::calibrate::calibrate(&opts, &|line| eprintln!("{line}"))?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&cal)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    let mut t = Table::new(&[
+        ("IO", Align::Left),
+        ("LINK TYPE", Align::Left),
+        ("HOP", Align::Left),
+        ("NS/FRAME", Align::Right),
+        ("NS/BYTE", Align::Right),
+        ("200 B FRAMES/S/CORE", Align::Right),
+        ("1500 B FRAMES/S/CORE", Align::Right),
+        ("GBIT/S/CORE AT 1500 B", Align::Right),
+    ]);
+    for b in &cal.backends {
+        for l in &b.link_types {
+            for (hop, c) in [("ends", l.ends), ("transit", l.transit)] {
+                t.row(vec![
+                    b.io.clone(),
+                    l.link_type.clone(),
+                    hop.into(),
+                    format!("{:.0}", c.per_frame_ns),
+                    format!("{:.3}", c.per_byte_ns),
+                    format!("{:.0}", c.frames_per_core(200)),
+                    format!("{:.0}", c.frames_per_core(1500)),
+                    format!("{:.2}", c.bps(1.0, 1500) / 1e9),
+                ]);
+            }
+        }
+    }
+    t.print()?;
+    println!(
+        "written to {} in {:.1} s{}",
+        out.display(),
+        cal.seconds,
+        if cal.separate_generator_core { "" } else { " (one CPU: the generator's work is in the figures)" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -91,6 +216,7 @@ pub fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         watch_wait: Duration::from_secs(25),
         report_every: Duration::from_secs(2),
         metrics_listen: a.metrics_listen,
+        capacity: a.capacity,
     };
     crate::rt::runtime()?.block_on(netslice_agent::run(opts, crate::rt::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)

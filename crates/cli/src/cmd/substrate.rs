@@ -45,8 +45,26 @@ pub async fn command(cmd: SubstrateCmd) -> Result<ExitCode> {
         ("MEMORY USED/ALL", Align::Right),
         ("SLIVERS", Align::Right),
         ("PORTS", Align::Right),
+        ("FORWARDING", Align::Right),
+        ("BUDGET FREE/ALL", Align::Right),
+        ("FORWARDS PER CORE", Align::Left),
     ]);
     for h in &u.hosts {
+        // What one core forwards at the ends of a path, at 1500 and 200 bytes.
+        let per_core = h
+            .capacity
+            .as_ref()
+            .and_then(|c| c.link_types.first().map(|l| (c, l)))
+            .map(|(c, l)| {
+                format!(
+                    "{} {:.0}k/{:.0}k frames/s at 1500/200 B ({})",
+                    l.link_type,
+                    l.ends.frames_per_core(1500) / 1e3,
+                    l.ends.frames_per_core(200) / 1e3,
+                    c.io
+                )
+            })
+            .unwrap_or_else(|| "not measured".into());
         t.row(vec![
             h.name.clone(),
             h.role.as_str().into(),
@@ -54,9 +72,20 @@ pub async fn command(cmd: SubstrateCmd) -> Result<ExitCode> {
             format!("{}/{}", bytes(h.memory_used), bytes(h.memory)),
             format!("{}/{}", h.slivers_used, h.slivers),
             format!("{}/{}", h.ports_used, h.ports),
+            format!("{:.3}", h.forwarding_used),
+            match (h.budget_free, h.budget) {
+                (Some(f), Some(b)) => {
+                    format!("{f:.2}/{b}{}", h.machine.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())
+                }
+                _ => "-".into(),
+            },
+            per_core,
         ]);
     }
     t.print()?;
+    if u.hosts.iter().any(|h| h.machine.is_some()) {
+        println!("(hosts on one machine share its budget: slivers' CPU, dedicated CPUs and forwarding work, in cores)");
+    }
     let mut t = Table::new(&[
         ("LINK", Align::Left),
         ("DIRECTION", Align::Left),

@@ -182,6 +182,9 @@ pub(crate) struct Ctx {
     pub(crate) types: Arc<Registry>,
     pub(crate) epoch: Arc<str>,
     pub(crate) policy: Policy,
+    /// What each host's agent reported it can forward (changed only by
+    /// the owner, when a report brings new figures; kept in the store).
+    pub(crate) caps: Arc<netslice_embed::Capacities>,
 }
 
 /// The audit record of a change made by `who`.

@@ -33,6 +33,11 @@ use netslice_model::types::TypeCatalog;
 use netslice_model::{FieldError, SliceSpec, Substrate};
 
 pub(crate) use common::Ctx;
+
+/// Where the store keeps a host's last reported forwarding capacity.
+fn capacity_key(host: &str) -> String {
+    format!("capacity/{host}")
+}
 pub use common::{Applied, ManagerError, Policy, Precondition, Verdicts};
 pub use credentials::RESERVED_USERS;
 pub use fleet::HOST_DOWN_AFTER;
@@ -210,7 +215,20 @@ impl Core {
             substrate.links.len(),
             rows.len()
         );
-        let ctx = Ctx { substrate: Arc::new(substrate), types, epoch: epoch.into(), policy };
+        // What the agents last reported they can forward, so admission does
+        // not wait for their next report after a restart.
+        let mut caps = netslice_embed::Capacities::new();
+        for h in &substrate.hosts {
+            if let Some(text) = store.meta(&capacity_key(&h.name))? {
+                match serde_json::from_str::<netslice_model::capacity::ForwardingCapacity>(&text) {
+                    Ok(c) if c.check().is_ok() => {
+                        caps.insert(h.name.clone(), c);
+                    }
+                    _ => tracing::warn!("ignoring the stored forwarding capacity of {}: unreadable", h.name),
+                }
+            }
+        }
+        let ctx = Ctx { substrate: Arc::new(substrate), types, epoch: epoch.into(), policy, caps: Arc::new(caps) };
         let mut jobs = jobs::Jobs::default();
         for (id, (version, record)) in store.jobs()? {
             if version != crate::store::JOB_VERSION {
@@ -653,9 +671,39 @@ impl Core {
         Ok(cred)
     }
 
-    /// Records an agent report.
+    /// Records an agent report; new forwarding figures are kept (in the
+    /// store too) and admit slices from then on.
     pub fn report(&mut self, now: SystemTime, host: &str, report: NodeReport) -> Result<(), ManagerError> {
+        let capacity = report.capacity.clone();
         let r = self.fleet.report(now, host, report, &self.ctx.substrate.name);
+        if r.is_ok()
+            && let Some(c) = capacity
+            && self.ctx.caps.get(host) != Some(&c)
+        {
+            match c.check() {
+                Err(e) => tracing::warn!("{host} reported forwarding figures that make no sense ({e}); ignored"),
+                Ok(()) => {
+                    let text = serde_json::to_string(&c).expect("capacity serializes");
+                    self.store.set_meta(&capacity_key(host), &text)?;
+                    tracing::info!(
+                        "{host} can forward: {} ({} cores, {})",
+                        c.link_types
+                            .iter()
+                            .map(|l| format!(
+                                "{} {:.0} kframes/s per core at 1500 B",
+                                l.link_type,
+                                l.ends.frames_per_core(1500) / 1e3
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        c.cores,
+                        c.source
+                    );
+                    Arc::make_mut(&mut self.ctx.caps).insert(host.to_string(), c);
+                    self.slices.refresh_usage(&self.ctx);
+                }
+            }
+        }
         self.changed(r)
     }
 
@@ -859,7 +907,75 @@ mod tests {
             instance: String::new(),
             taps: vec![],
             seconds: vec![],
+            capacity: None,
         }
+    }
+
+    /// What a host forwards: 10 us a frame at the ends, 5 us in transit.
+    fn capacity(cores: f64) -> netslice_model::capacity::ForwardingCapacity {
+        use netslice_model::capacity::{Cost, ForwardingCapacity, LinkTypeCost};
+        ForwardingCapacity {
+            cores,
+            io: "xdp".into(),
+            link_types: vec![LinkTypeCost {
+                link_type: "gre".into(),
+                ends: Cost { per_frame_ns: 10_000.0, per_byte_ns: 0.0 },
+                transit: Cost { per_frame_ns: 5_000.0, per_byte_ns: 0.0 },
+                points: vec![],
+            }],
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn reported_forwarding_capacity_admits_slices_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        let big = |name: &str| {
+            let mut sp = spec(name, "h1", "h2");
+            // 4 Mbit/s of 500-byte frames: 1,000 frames/s, 0.01 core at each end.
+            sp.links[0].bandwidth = netslice_model::Bandwidth(4_000_000);
+            sp.links[0].frame_size = Some(500);
+            sp
+        };
+        // No host reported yet: nothing is charged for forwarding.
+        assert_eq!(put(&mut s, big("before"), false).unwrap(), Applied::Created);
+        assert_eq!(s.usage().hosts[0].forwarding_used, 0.0);
+        // h1 reports 0.535 cores, 0.5 of them held by the sliver there: room
+        // for one more slice of 0.01-core slivers (0.02 with its forwarding).
+        for h in ["h1", "h2", "t1"] {
+            let mut r = report_of(h, 0, &s.epoch());
+            r.capacity = Some(capacity(if h == "h1" { 0.535 } else { 4.0 }));
+            s.report(h, r).unwrap();
+        }
+        let h1 = s.usage().hosts.iter().find(|h| h.name == "h1").cloned().unwrap();
+        assert_eq!(h1.budget, Some(0.535));
+        assert!(h1.capacity.is_some());
+        let mut small = big("small");
+        small.nodes[0].cpu = Some(0.01);
+        small.nodes[1].cpu = Some(0.01);
+        assert_eq!(put(&mut s, small, false).unwrap(), Applied::Created);
+        let h1 = s.usage().hosts.iter().find(|h| h.name == "h1").cloned().unwrap();
+        assert!((h1.forwarding_used - 0.01).abs() < 1e-9, "{h1:?}");
+        let mut third = big("third");
+        third.nodes[0].cpu = Some(0.01);
+        third.nodes[1].cpu = Some(0.01);
+        let err = put(&mut s, third.clone(), false).unwrap_err();
+        assert!(err.to_string().contains("host h1 can forward 2Mbit more at 500-byte frames, 4Mbit asked"), "{err}");
+        let rev = s.revision();
+        drop(s);
+        // The figures are kept: a restarted manager refuses the same way
+        // before any agent reports again.
+        let mut s = open(dir.path());
+        assert_eq!(s.revision(), rev);
+        assert_eq!(s.usage().hosts[0].budget, Some(0.535));
+        let err = put(&mut s, third, false).unwrap_err();
+        assert!(err.to_string().contains("host h1 can forward"), "{err}");
+        // Figures that make no sense are ignored, the old ones kept.
+        let mut r = report_of("h1", 0, &s.epoch());
+        r.capacity = Some(capacity(f64::NAN));
+        s.report("h1", r).unwrap();
+        assert_eq!(s.usage().hosts[0].budget, Some(0.535));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use imbl::OrdMap;
-use netslice_embed::{Allocations, node_configs_of, plan, replan};
+use netslice_embed::{Allocations, node_configs_of, replan_with};
 use netslice_model::api::{HostUsage, LinkUsage, NodeConfig, SlicePlan, SubstrateUsage, TapConfig};
 use netslice_model::{FieldError, SliceSpec};
 
@@ -240,6 +240,11 @@ impl Slices {
         Ok(revision)
     }
 
+    /// Recomputes the usage view (after an agent's capacity changed).
+    pub(crate) fn refresh_usage(&mut self, ctx: &Ctx) {
+        self.usage = Arc::new(usage(ctx, &self.alloc));
+    }
+
     /// Creates a slice, leaves an identical one alone, or changes a running one
     /// in place (nodes, links, bandwidth, isolation: the delta admitted as a
     /// whole; what stays keeps its host, ports, path and labels). With
@@ -283,7 +288,7 @@ impl Slices {
         let existing = self.rows.get(&name).filter(|r| !r.deleting).cloned();
         pre.check(&name, existing.as_deref().map(|r| r.revision))?;
         let Some(existing) = existing else {
-            let p = plan(&ctx.substrate, &spec, &self.alloc, &*ctx.types)?;
+            let p = replan_with(&ctx.substrate, &spec, None, &self.alloc, &*ctx.types, &ctx.caps)?;
             if dry_run {
                 return Ok((Applied::DryRun, p));
             }
@@ -312,7 +317,14 @@ impl Slices {
             return Ok((result, existing.plan.clone()));
         }
         self.alloc.remove(&existing.plan);
-        let planned = replan(&ctx.substrate, &spec, Some((&existing.spec, &existing.plan)), &self.alloc, &*ctx.types);
+        let planned = replan_with(
+            &ctx.substrate,
+            &spec,
+            Some((&existing.spec, &existing.plan)),
+            &self.alloc,
+            &*ctx.types,
+            &ctx.caps,
+        );
         let p = match planned {
             Ok(p) if !dry_run => p,
             other => {
@@ -465,10 +477,12 @@ impl Slices {
 /// The resources held and free on every host and physical link.
 fn usage(ctx: &Ctx, alloc: &Allocations) -> SubstrateUsage {
     let substrate = &ctx.substrate;
+    let budgets = netslice_embed::forwarding::Budgets::new(substrate, &ctx.caps, alloc.held());
     let hosts = substrate
         .hosts
         .iter()
-        .map(|h| HostUsage {
+        .enumerate()
+        .map(|(i, h)| HostUsage {
             name: h.name.clone(),
             role: h.role,
             cpu: h.cpu,
@@ -479,6 +493,11 @@ fn usage(ctx: &Ctx, alloc: &Allocations) -> SubstrateUsage {
             slivers_used: alloc.slivers.get(&h.name).copied().unwrap_or(0),
             ports: h.ports,
             ports_used: alloc.ports.get(&h.name).map(|s| s.len() as u32).unwrap_or(0),
+            forwarding_used: alloc.forwarding.get(&h.name).copied().unwrap_or(0) as f64 / 1e9,
+            machine: h.machine.clone(),
+            budget: budgets.of_host[i].map(|b| budgets.capacity[b]),
+            budget_free: budgets.of_host[i].map(|b| budgets.free[b]),
+            capacity: ctx.caps.get(&h.name).cloned(),
         })
         .collect();
     let links = substrate

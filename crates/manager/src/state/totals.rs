@@ -196,6 +196,7 @@ mod tests {
             instance: instance.into(),
             taps: vec![],
             seconds: vec![],
+            capacity: None,
         }
     }
 
