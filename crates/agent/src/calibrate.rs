@@ -220,6 +220,7 @@ impl Bench {
                 io,
                 workers: 0,
                 state_dir: state.join(h),
+                cpu_shares: false,
             };
             std::fs::create_dir_all(&setup.state_dir).map_err(|e| CalibrateError::Setup(e.to_string()))?;
             let control = Control::start(registry.clone(), setup).map_err(|e| CalibrateError::Setup(e.to_string()))?;

@@ -111,6 +111,9 @@ pub struct Setup {
     pub workers: usize,
     /// Where the sliver ledger lives.
     pub state_dir: std::path::PathBuf,
+    /// Serve links by their share of forwarding work when a forwarding
+    /// thread falls behind (see [`netslice_pipeline::dispatch::cpu_share`]).
+    pub cpu_shares: bool,
 }
 
 /// The single owner of the agent's data plane.
@@ -222,7 +225,7 @@ impl Control {
     pub fn start(registry: Arc<Registry>, setup: Setup) -> Result<Control, crate::AgentError> {
         let carriers = open_carriers(&registry, setup.netns.as_deref())?;
         let opened = carriers.len() as u64;
-        let shared = Arc::new(Shared::new(carriers, registry, HEADROOM + setup.buf_len));
+        let shared = Arc::new(Shared::new(carriers, registry, HEADROOM + setup.buf_len, setup.cpu_shares));
         let cpus = netslice_io::cpu::allowed().unwrap_or_default();
         shared.cpus.set(crate::cpus::CpuSets { shared: cpus.clone(), slices: BTreeMap::new() });
         let pass = match setup.io {

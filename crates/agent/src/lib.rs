@@ -103,6 +103,10 @@ pub struct Options {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// What this host can forward: see [`CapacitySource`].
     pub capacity: CapacitySource,
+    /// Serve links by their reserved share of forwarding work when a
+    /// forwarding thread falls behind (default on; off: first come, first
+    /// served, for comparisons).
+    pub cpu_shares: bool,
 }
 
 /// Where an agent's forwarding capacity comes from.
@@ -350,6 +354,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         io: opts.io,
         workers: opts.workers,
         state_dir: opts.state_dir.clone(),
+        cpu_shares: opts.cpu_shares,
     };
     let started = std::time::SystemTime::now();
     let metrics_listener = match opts.metrics_listen {

@@ -22,7 +22,7 @@ use netslice_io::packet::{FrameInfo, PacketSocket};
 use netslice_io::sock::{IDLE_POLL_MS, RecvInfo, SPIN, Socket, idle, wait_readable};
 use netslice_io::tap::Tap;
 use netslice_model::{PortNo, SliceName};
-use netslice_pipeline::dispatch::port_ingress;
+use netslice_pipeline::dispatch::{cpu_share, port_ingress};
 
 use crate::cpus::Pin;
 use crate::forward::Forwarding;
@@ -32,6 +32,12 @@ use crate::xsk::XskPort;
 
 /// Frames read per batch.
 pub(crate) const BATCH: usize = 32;
+/// How long a receiving thread reads nothing but full batches (its device
+/// holds more than it reads) before it counts as behind: frames beyond
+/// their link's share of forwarding work are then dropped ([`cpu_share`]).
+/// A burst of a thousand frames is read in a few milliseconds and loses
+/// nothing; a thread short of CPU stays behind.
+pub(crate) const BEHIND_AFTER: Duration = Duration::from_millis(5);
 /// Where a frame came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source {
@@ -102,6 +108,7 @@ pub(crate) fn receive<D: Device>(shared: &Shared, dev: &mut D, stop: &AtomicBool
     };
     let drains = matches!(role, Role::Own { .. });
     let mut busy = Instant::now();
+    let mut full_since: Option<Instant> = None;
     while !shared.shutdown.load(Ordering::Relaxed) {
         let stopping = stop.load(Ordering::Relaxed);
         if stopping && !drains {
@@ -120,6 +127,12 @@ pub(crate) fn receive<D: Device>(shared: &Shared, dev: &mut D, stop: &AtomicBool
             continue;
         }
         busy = Instant::now();
+        if n >= BATCH {
+            full_since.get_or_insert(busy);
+        } else {
+            full_since = None;
+        }
+        let behind = shared.cpu_shares && full_since.is_some_and(|t| busy.duration_since(t) >= BEHIND_AFTER);
         if let Role::Own { frames, .. } = &role {
             frames.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -130,6 +143,7 @@ pub(crate) fn receive<D: Device>(shared: &Shared, dev: &mut D, stop: &AtomicBool
             match a.from {
                 Source::Substrate(ty) => {
                     let v = plane.pipe.tables.on_substrate(now, ty, slot, a.range);
+                    let v = cpu_share(&plane.pipe.tables, v, now, behind);
                     let v = match steer.as_mut() {
                         Some(s) => s.take(&plane, slot, v, now),
                         None => Some(v),
@@ -140,6 +154,7 @@ pub(crate) fn receive<D: Device>(shared: &Shared, dev: &mut D, stop: &AtomicBool
                 }
                 Source::Port(port, hdr) => {
                     let v = port_ingress(&plane.pipe, now, port, slot, a.range, &hdr);
+                    let v = cpu_share(&plane.pipe.tables, v, now, behind);
                     // A sliver's frames are forwarded by its port's poller
                     // (never handed to shared workers): a flooding sliver then
                     // only loads its poller, and the egress scheduler is the

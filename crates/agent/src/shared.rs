@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) cpus: CpuMap,
     /// Set to stop every thread (the agent is stopping).
     pub(crate) shutdown: AtomicBool,
+    /// Whether forwarding threads serve links by their share of forwarding
+    /// work when they fall behind (`--cpu-shares`).
+    pub(crate) cpu_shares: bool,
     /// What the STAMP endpoints measured, by job (the probe driver
     /// publishes; reports read).
     pub(crate) probe_reports: std::sync::Mutex<std::collections::BTreeMap<u64, netslice_model::api::TapReport>>,
@@ -65,7 +68,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Empty tables, the given carrier sockets, buffers of `buf_len` bytes.
-    pub(crate) fn new(carriers: Vec<IpCarrier>, registry: Arc<Registry>, buf_len: usize) -> Shared {
+    pub(crate) fn new(carriers: Vec<IpCarrier>, registry: Arc<Registry>, buf_len: usize, cpu_shares: bool) -> Shared {
         Shared {
             plane: ArcSwap::from_pointee(Plane::default()),
             carriers,
@@ -78,6 +81,7 @@ impl Shared {
             timer: Timer::default(),
             cpus: CpuMap::default(),
             shutdown: AtomicBool::new(false),
+            cpu_shares,
             probe_reports: Default::default(),
         }
     }

@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_stopped_worker_works_off_its_queue_first() {
-        let shared = Shared::new(Vec::new(), Arc::new(Registry::builtin()), 64);
+        let shared = Shared::new(Vec::new(), Arc::new(Registry::builtin()), 64, true);
         // 20 batches of 3 frames are queued when the worker is already told to
         // stop (a retired set); the worker runs here, on the test's thread.
         let (tx, rx) = sync_channel::<Job>(QUEUE_BATCHES);

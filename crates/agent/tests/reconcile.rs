@@ -60,7 +60,8 @@ fn threads() -> BTreeSet<(u32, String)> {
 }
 
 fn config(tag: &str, local_mac: &str, peer_mac: &str, sliver: bool) -> NodeConfig {
-    let qos = LinkQos { rate: 100_000_000, ceil: 100_000_000, burst: 64 * 1024, isolation: Isolation::Shaped };
+    let qos =
+        LinkQos { rate: 100_000_000, ceil: 100_000_000, burst: 64 * 1024, isolation: Isolation::Shaped, frame_size: 0 };
     let underlay = UnderlayLink {
         name: "h1-t1".into(),
         ifname: format!("{tag}0"),
@@ -156,6 +157,7 @@ fn reapplying_a_config_restarts_nothing_and_loses_nothing_and_what_leaves_stops(
         io: IoMode::Sockets,
         workers: 0,
         state_dir: state.path().to_path_buf(),
+        cpu_shares: true,
     };
     let mut control = Control::start(Arc::new(Registry::builtin()), setup).unwrap();
     let cfg = config(&tag, &amac, &bmac, true);

@@ -24,11 +24,14 @@ pub enum DropReason {
     QueueFull = 5,
     /// Red by the link's ingress policer.
     Policed = 6,
+    /// Beyond its link's reserved share of forwarding work while the
+    /// forwarding thread was behind (CPU ran short).
+    Cpu = 7,
 }
 
 impl DropReason {
     /// All reasons, in index order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Malformed,
         DropReason::TooBig,
         DropReason::PortDown,
@@ -36,6 +39,7 @@ impl DropReason {
         DropReason::Loss,
         DropReason::QueueFull,
         DropReason::Policed,
+        DropReason::Cpu,
     ];
 
     /// Name used in reports.
@@ -48,6 +52,7 @@ impl DropReason {
             DropReason::Loss => "loss",
             DropReason::QueueFull => "queue_full",
             DropReason::Policed => "policed",
+            DropReason::Cpu => "cpu",
         }
     }
 }

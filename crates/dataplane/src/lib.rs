@@ -35,6 +35,7 @@ pub mod program;
 pub mod registry;
 pub mod stamp;
 pub mod tap;
+pub mod work;
 
 pub use counters::{Counters, DropReason};
 pub use probe::ProbePoint;
@@ -179,6 +180,9 @@ pub struct Rule {
     pub taps: Vec<Arc<MeasureTap>>,
     /// STAMP endpoints at the port this rule delivers to (usually none).
     pub probes: Vec<Arc<ProbePoint>>,
+    /// The link's reserved share of this host's forwarding work (none when
+    /// the manager reserved none: the link declared no frame size).
+    pub work: Option<Arc<work::WorkMeter>>,
 }
 
 /// The redirector's verdict on one frame.
@@ -272,6 +276,7 @@ pub struct Tables {
     labels: HashMap<(TypeIdx, Label), RuleId>,
     counters: HashMap<RuleKey, Arc<Counters>>,
     policers: HashMap<RuleKey, (LinkQos, Arc<Mutex<TrTcm>>)>,
+    works: HashMap<RuleKey, (LinkQos, Arc<work::WorkMeter>)>,
     taps: HashMap<u64, Arc<MeasureTap>>,
     probes: HashMap<u64, Arc<ProbePoint>>,
     rules: Vec<Rule>,
@@ -368,6 +373,15 @@ impl Tables {
                 if let Some(m) = &policer {
                     t.policers.insert(key.clone(), (qos, m.clone()));
                 }
+                // Likewise the share of forwarding work, on every rule.
+                let work = previous
+                    .and_then(|p| p.works.get(&key))
+                    .filter(|(q, _)| *q == qos)
+                    .map(|(_, m)| m.clone())
+                    .or_else(|| work::WorkMeter::new(qos.rate, qos.frame_size).map(Arc::new));
+                if let Some(m) = &work {
+                    t.works.insert(key.clone(), (qos, m.clone()));
+                }
                 t.rules.push(Rule {
                     id,
                     key,
@@ -378,6 +392,7 @@ impl Tables {
                     counters,
                     taps: Vec::new(),
                     probes: Vec::new(),
+                    work,
                 });
                 Some(id)
             };

@@ -833,7 +833,13 @@ pub fn hop_type(types: &dyn TypeCatalog, want: &LinkType, phys: &Link) -> Option
 
 /// The isolation parameters every rule of a virtual link carries.
 pub fn link_qos(l: &VLinkSpec) -> LinkQos {
-    LinkQos { rate: l.bandwidth.bps(), ceil: l.ceiling().bps(), burst: l.burst_bytes(), isolation: l.isolation }
+    LinkQos {
+        rate: l.bandwidth.bps(),
+        ceil: l.ceiling().bps(),
+        burst: l.burst_bytes(),
+        isolation: l.isolation,
+        frame_size: l.frame_size(),
+    }
 }
 
 /// Shortest path by hop count (ties: first link in document order), as host names

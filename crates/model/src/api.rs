@@ -288,6 +288,16 @@ pub struct LinkQos {
     pub burst: u64,
     /// Shaped or policed.
     pub isolation: Isolation,
+    /// The frame size forwarding work was reserved at, bytes (0: none
+    /// reserved). With `rate` it is the link's share of each host's
+    /// forwarding work: `rate / 8 / frame_size` frames and `rate / 8` bytes
+    /// a second.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frame_size: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Slice-wide sharing parameters on this host's ports.

@@ -57,6 +57,27 @@ pub fn carry_whole(kind: Option<&PortKind>, dst: Option<TxDst>, loss_ppm: u32) -
     }
 }
 
+/// Applies a rule's share of its host's forwarding work
+/// ([`netslice_dataplane::work`]): a frame within its link's share takes
+/// from it and passes; one beyond it passes while the forwarding thread
+/// keeps up, and is dropped (counted `cpu` on its rule) when the thread is
+/// `behind`, so that the slice over its share is the one that loses when
+/// CPU runs short. Frames of rules with no share pass.
+pub fn cpu_share(tables: &netslice_dataplane::Tables, v: Verdict, now: u64, behind: bool) -> Verdict {
+    let (rule, len) = match &v {
+        Verdict::Deliver { rule, frame, .. } => (*rule, frame.len()),
+        Verdict::Send { rule, packet, .. } => (*rule, packet.len()),
+        Verdict::Drop => return v,
+    };
+    let Some(r) = tables.rule(rule) else { return v };
+    let Some(m) = &r.work else { return v };
+    if m.take(now, len) || !behind {
+        return v;
+    }
+    r.counters.dropped(DropReason::Cpu);
+    Verdict::Drop
+}
+
 /// Classifies a frame read from sliver interface `port` into `buf[frame]`,
 /// with the virtio-net header `hdr` it came with (default for plain
 /// interfaces). A partial checksum (checksum offload) is completed first,
@@ -300,5 +321,67 @@ mod tests {
         assert!(!carry_whole(Some(&wire), ip, 1), "a lossy link loses segments");
         assert!(!carry_whole(Some(&wire), Some(TxDst::Ether), 0), "Ethernet carriers take frames");
         assert!(!carry_whole(None, None, 0), "fast-path nodes take frames");
+    }
+
+    /// Host h1's tables with two slices, each a 8 Mbit/s link a (h1) - b
+    /// (h2) reserved at 1000-byte frames (1,000 frames/s); the ports of their
+    /// slivers at h1.
+    fn two_slices() -> (netslice_dataplane::Tables, [PortNo; 2]) {
+        use netslice_model::{SliceSpec, Substrate};
+        let s = Substrate::from_text(
+            "name: lab\nhosts:\n  - {name: h1, role: vnode}\n  - {name: h2, role: vnode}\nlinks:\n  - {endpoints: [h1, h2], bandwidth: 1Gbit}\n",
+        )
+        .unwrap();
+        let cat = netslice_model::types::StaticCatalog::builtin();
+        let mut held = netslice_embed::Allocations::default();
+        let mut pairs = Vec::new();
+        for name in ["calm", "greedy"] {
+            let sp = SliceSpec::from_text(&format!(
+                "name: {name}\nnodes:\n  - {{name: a, host: h1, cpu: 0.1}}\n  - {{name: b, host: h2, cpu: 0.1}}\nlinks:\n  - {{name: ab, bandwidth: 8Mbit, ceiling: 1Gbit, frame_size: 1000, endpoints: [{{node: a}}, {{node: b}}]}}\n"
+            ))
+            .unwrap();
+            let p = netslice_embed::plan(&s, &sp, &held, &cat).unwrap();
+            held.add(&p);
+            pairs.push((sp, p));
+        }
+        let refs: Vec<_> = pairs.iter().map(|(s, p)| (s, p)).collect();
+        let cfgs = netslice_embed::node_configs(&s, &refs, &cat);
+        let reg = std::sync::Arc::new(netslice_dataplane::Registry::builtin());
+        let t = netslice_dataplane::Tables::build(&cfgs["h1"], None, &reg, Default::default());
+        let port = |i: usize| PortNo(pairs[i].1.nodes[0].interfaces[0].port);
+        (t, [port(0), port(1)])
+    }
+
+    /// Frames of 1000 bytes from `port` at `fps` for one second of the
+    /// virtual clock, `behind` or not: how many pass.
+    fn offer(t: &netslice_dataplane::Tables, port: PortNo, fps: u64, behind: bool) -> u64 {
+        let mut passed = 0;
+        for i in 0..fps {
+            let now = i * 1_000_000_000 / fps;
+            let mut buf = vec![0u8; HEADROOM + 1000];
+            buf[HEADROOM..HEADROOM + 6].copy_from_slice(&[0xff; 6]);
+            buf[HEADROOM + 12..HEADROOM + 14].copy_from_slice(&[0x08, 0x00]);
+            let v = t.on_port(now, port, &mut buf, HEADROOM..HEADROOM + 1000);
+            assert_ne!(v, Verdict::Drop, "the redirector itself passes it");
+            if cpu_share(t, v, now, behind) != Verdict::Drop {
+                passed += 1;
+            }
+        }
+        passed
+    }
+
+    #[test]
+    fn a_thread_behind_drops_the_frames_beyond_their_links_share_and_keeps_the_rest() {
+        let (t, [calm, greedy]) = two_slices();
+        // Keeping up: everything passes, the greedy link's excess included.
+        assert_eq!(offer(&t, greedy, 5000, false), 5000);
+        // Behind: the calm link, within its 1,000 frames/s, loses nothing;
+        // the greedy one, at five times its share, keeps about its share.
+        assert_eq!(offer(&t, calm, 900, true), 900);
+        let (t, [_, greedy]) = two_slices();
+        let kept = offer(&t, greedy, 5000, true);
+        assert!((1000..=1020).contains(&kept), "{kept}");
+        let r = t.rule(t.port_rule(greedy).unwrap().id).unwrap();
+        assert_eq!(r.counters.drops(DropReason::Cpu), 5000 - kept);
     }
 }

@@ -243,6 +243,10 @@ pub fn agent_args(st: &TestbedState, host: &str) -> Vec<String> {
     args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     if let Some(c) = &st.capacity {
         args.extend(["--capacity".into(), c.clone()]);
+        // Guarantees switched off: first come, first served as well.
+        if c == "none" {
+            args.extend(["--cpu-shares".into(), "off".into()]);
+        }
     }
     args
 }

@@ -59,6 +59,11 @@ pub struct NodeArgs {
     /// (the manager admits no forwarding work on this host).
     #[arg(long, env = "NETSLICE_CAPACITY", default_value = "auto", value_name = "auto|none|FILE")]
     pub capacity: netslice_agent::CapacitySource,
+    /// When a forwarding thread falls behind (CPU short), drop the frames
+    /// of links beyond their reserved share of forwarding work first (`on`),
+    /// or serve every frame first come, first served (`off`, for comparisons).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub cpu_shares: String,
 }
 
 /// `netslice node ...` client commands.
@@ -217,6 +222,7 @@ pub fn run_agent(a: NodeArgs) -> Result<ExitCode> {
         report_every: Duration::from_secs(2),
         metrics_listen: a.metrics_listen,
         capacity: a.capacity,
+        cpu_shares: a.cpu_shares == "on",
     };
     crate::rt::runtime()?.block_on(netslice_agent::run(opts, crate::rt::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 
 /// Drops a frame meets after its rule counted it at the last hop (it was
 /// counted as forwarded, then not delivered).
-const AFTER_COUNT: [&str; 3] = ["queue_full", "port_down", "tx_error"];
+const AFTER_COUNT: [&str; 4] = ["queue_full", "port_down", "tx_error", "cpu"];
 
 /// What one rule did in one second: frames, bytes, drops by reason.
 #[derive(Debug, Default)]
