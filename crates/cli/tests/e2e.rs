@@ -57,11 +57,20 @@ fn overlapping_slices_carry_ping_and_tcp_and_stay_isolated() {
     }
 
     // TCP crossed as super-frames: every host on the path counts the same
-    // segments (the transit host too, which has no sliver to learn the MTU from).
-    wait_until("red's ab counters to agree along the path", Duration::from_secs(10), || {
-        let i = tb.counter("red", "ab", "forward", "h1");
-        i > 1000 && i == tb.counter("red", "ab", "forward", "t1") && i == tb.counter("red", "ab", "forward", "h2")
-    });
+    // segments (the transit host too, which has no sliver to learn the MTU
+    // from), but for what a host dropped beyond red's share of forwarding
+    // work when CPU ran short (TCP runs past its 100 Mbit/s guarantee up to
+    // its ceiling: the cores run short, and that excess is what goes).
+    wait_until_or(
+        Duration::from_secs(10),
+        || {
+            let drop_at = |h: &str| tb.drops("red", "ab", "forward", h, "cpu");
+            let i = tb.counter("red", "ab", "forward", "h1");
+            let t = tb.counter("red", "ab", "forward", "t1");
+            i > 1000 && i - drop_at("h1") == t && t - drop_at("t1") == tb.counter("red", "ab", "forward", "h2")
+        },
+        || format!("red's ab counters to agree along the path: {}", tb.counters_text("red")),
+    );
 
     // Isolation: a UDP sink in red's c counts what arrives. Blue's a sends 200
     // datagrams toward 10.0.1.2 (its route points into blue); red's a sends 20
@@ -837,13 +846,21 @@ fn dedicated_cpus_carry_a_slice_on_its_own_pinned_threads() {
         // work (20 Mbit/s reserved at 512-byte frames, 4,883 frames/s).
         let args = ["tool", "udp-send", &dst, "--size", "100", "--count", "2000", "--rate", "5Mbit", "--json"];
         let dropped_before = tb.tx_dropped("fast", "a", ifname);
+        let cpu_before = tb.cpu_drops("fast");
         let out = tb.exec("fast", "a", &args);
         assert!(out.status.success(), "fast udp-send to {to}: {}", text(&out));
         let out = sink.wait_with_output().unwrap();
         let at_tap = tb.tx_dropped("fast", "a", ifname) - dropped_before;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let got = v["packets"].as_u64().unwrap_or(0);
-        assert_eq!(got + at_tap, 2000, "fast's datagrams to {to} arrive once each ({at_tap} dropped at the TAP): {v}");
+        // (And what CPU shortage cost: frames beyond the link's share while a
+        // forwarding thread was behind, on this busy 2-core machine.)
+        let cpu = tb.cpu_drops("fast") - cpu_before;
+        assert_eq!(
+            got + at_tap + cpu,
+            2000,
+            "fast's datagrams to {to} arrive once each ({at_tap} dropped at the TAP, {cpu} for CPU): {v}"
+        );
         assert!(got >= 1500, "{got} of fast's 2000 datagrams to {to} arrived ({at_tap} dropped at the TAP): {v}");
     };
     once_each("10.0.0.2", "eth0");

@@ -388,10 +388,12 @@ fn captures_hold_exactly_the_filtered_frames_at_a_transit_hop_and_a_fast_path_po
     }
     let dir = tempfile::tempdir().unwrap();
     let tb = Testbed::up("cap", &substrate(dir.path()));
+    // y runs tshark, which takes seconds of CPU to start: in a 0.1-core
+    // sliver it was not capturing yet when the datagrams came.
     let spec = dir.path().join("cap.yaml");
     std::fs::write(
         &spec,
-        "name: cap\nnodes:\n  - {name: x, host: h1, cpu: 0.1}\n  - {name: y, host: h2, cpu: 0.1}\n  - {name: sw, type: l2switch, host: h2}\nlinks:\n  - {name: xs, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.9.0.1/24}, {node: sw}]}\n  - {name: sy, bandwidth: 50Mbit, endpoints: [{node: sw}, {node: y, address: 10.9.0.2/24}]}\n",
+        "name: cap\nnodes:\n  - {name: x, host: h1, cpu: 0.1}\n  - {name: y, host: h2, cpu: 0.6}\n  - {name: sw, type: l2switch, host: h2}\nlinks:\n  - {name: xs, bandwidth: 50Mbit, endpoints: [{node: x, address: 10.9.0.1/24}, {node: sw}]}\n  - {name: sy, bandwidth: 50Mbit, endpoints: [{node: sw}, {node: y, address: 10.9.0.2/24}]}\n",
     )
     .unwrap();
     tb.apply(&spec);

@@ -87,7 +87,12 @@ impl Counters {
 
     /// Counts a dropped frame.
     pub fn dropped(&self, why: DropReason) {
-        self.drops[why as usize].fetch_add(1, Ordering::Relaxed);
+        self.dropped_many(why, 1);
+    }
+
+    /// Counts `n` dropped frames (the segments of a super-frame).
+    pub fn dropped_many(&self, why: DropReason, n: usize) {
+        self.drops[why as usize].fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Frames forwarded.

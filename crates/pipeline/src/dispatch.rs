@@ -64,17 +64,19 @@ pub fn carry_whole(kind: Option<&PortKind>, dst: Option<TxDst>, loss_ppm: u32) -
 /// `behind`, so that the slice over its share is the one that loses when
 /// CPU runs short. Frames of rules with no share pass.
 pub fn cpu_share(tables: &netslice_dataplane::Tables, v: Verdict, now: u64, behind: bool) -> Verdict {
-    let (rule, len) = match &v {
-        Verdict::Deliver { rule, frame, .. } => (*rule, frame.len()),
-        Verdict::Send { rule, packet, .. } => (*rule, packet.len()),
+    let (rule, len, gso) = match &v {
+        Verdict::Deliver { rule, frame, gso, .. } => (*rule, frame.len(), gso),
+        Verdict::Send { rule, packet, gso, .. } => (*rule, packet.len(), gso),
         Verdict::Drop => return v,
     };
+    // A super-frame was counted as the segments it stands for: so is its drop.
+    let frames = gso.map(|g| g.layout.segs).unwrap_or(1);
     let Some(r) = tables.rule(rule) else { return v };
     let Some(m) = &r.work else { return v };
     if m.take(now, len) || !behind {
         return v;
     }
-    r.counters.dropped(DropReason::Cpu);
+    r.counters.dropped_many(DropReason::Cpu, frames);
     Verdict::Drop
 }
 

@@ -453,6 +453,23 @@ fn build(st: &mut TestbedState, s: &Substrate) -> Result<()> {
         msg.push_str(&format!("\nthe supervisor logged last:\n{}", log_tail(&st.dir.join("supervisor.log"), 10)));
         anyhow!(msg)
     })?;
+    // Slices applied before a host's figures arrive would not be charged
+    // for forwarding there: wait for every agent's first report of them.
+    if st.capacity.as_deref().is_some_and(|c| c != "none") {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let usage = rt.block_on(client.usage())?;
+            let missing: Vec<&str> =
+                usage.hosts.iter().filter(|h| h.capacity.is_none()).map(|h| h.name.as_str()).collect();
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("agents did not report their forwarding capacity within 15s: {}", missing.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     for h in hosts {
         progress!("  {:<10} {:<9} ready  netns {}", h.name, h.role.as_str(), host_netns(&st.name, &h.name));
         if let Some(a) = state::metrics_addr(st, &h.name) {

@@ -528,7 +528,26 @@ pub fn tcp_server(listen: SocketAddr, banner: &str, count: u32) -> Result<()> {
 
 /// Sends for `duration`; returns what the server confirmed.
 pub fn tcp_client(addr: SocketAddr, duration: Duration, connect_timeout: Duration) -> Result<TcpSummary> {
-    let s = TcpStream::connect_timeout(&addr, connect_timeout).with_context(|| format!("connecting to {addr}"))?;
+    tcp_client_mss(addr, duration, connect_timeout, None)
+}
+
+/// [`tcp_client`] with the connection's segments capped at `mss` payload
+/// bytes (`TCP_MAXSEG` before connecting): 146 makes 200-byte frames.
+pub fn tcp_client_mss(
+    addr: SocketAddr,
+    duration: Duration,
+    connect_timeout: Duration,
+    mss: Option<u32>,
+) -> Result<TcpSummary> {
+    let s = match mss {
+        None => TcpStream::connect_timeout(&addr, connect_timeout).with_context(|| format!("connecting to {addr}"))?,
+        Some(m) => {
+            let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            sock.set_tcp_mss(m).with_context(|| format!("setting the MSS to {m}"))?;
+            sock.connect_timeout(&addr.into(), connect_timeout).with_context(|| format!("connecting to {addr}"))?;
+            TcpStream::from(sock)
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(s.try_clone()?);
     let mut line = String::new();

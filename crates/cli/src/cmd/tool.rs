@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use netslice_tools::{
-    UdpSummary, bytes, extmac_recv, extmac_send, mac_flood, ping, tcp_client, tcp_server, udp_send, udp_sink,
+    UdpSummary, bytes, extmac_recv, extmac_send, mac_flood, ping, tcp_client_mss, tcp_server, udp_send, udp_sink,
 };
 
 /// `netslice tool ...`.
@@ -152,6 +152,10 @@ pub enum ToolCmd {
         /// Seconds to wait for the connection.
         #[arg(long, default_value_t = 3.0)]
         connect_timeout: f64,
+        /// Largest segment payload (TCP_MAXSEG), e.g. 146 for 200-byte
+        /// frames; default: what the path allows.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(88..=9000))]
+        mss: Option<u32>,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -232,8 +236,9 @@ pub fn command(cmd: ToolCmd) -> Result<ExitCode> {
             tcp_server(listen, &banner, count)?;
             Ok(ExitCode::SUCCESS)
         }
-        ToolCmd::TcpClient { addr, seconds, expect_banner, connect_timeout, json } => {
-            let s = tcp_client(addr, Duration::from_secs_f64(seconds), Duration::from_secs_f64(connect_timeout))?;
+        ToolCmd::TcpClient { addr, seconds, expect_banner, connect_timeout, mss, json } => {
+            let s =
+                tcp_client_mss(addr, Duration::from_secs_f64(seconds), Duration::from_secs_f64(connect_timeout), mss)?;
             if let Some(want) = expect_banner
                 && s.banner != want
             {

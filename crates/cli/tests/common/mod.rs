@@ -50,8 +50,16 @@ pub fn text(o: &Output) -> String {
 
 impl Testbed {
     pub fn up(tag: &str, substrate: &Path) -> Testbed {
+        Testbed::up_env(tag, substrate, &[])
+    }
+
+    /// [`Testbed::up`] with environment variables for `testbed up` (e.g.
+    /// `NETSLICE_FORWARDING=off`).
+    pub fn up_env(tag: &str, substrate: &Path, env: &[(&str, &str)]) -> Testbed {
         let tb = Testbed { name: unique_name(tag), root: tempfile::tempdir().expect("tempdir") };
-        let out = tb.cli(&["testbed", "up", substrate.to_str().unwrap(), "--name", &tb.name]);
+        let mut cmd = tb.cmd(&["testbed", "up", substrate.to_str().unwrap(), "--name", &tb.name]);
+        cmd.envs(env.iter().copied());
+        let out = run(&mut cmd);
         assert!(out.status.success(), "testbed up failed: {}", text(&out));
         tb
     }
@@ -131,6 +139,27 @@ impl Testbed {
             .filter(|c| c["link"] == link && c["direction"] == direction && c["host"] == host)
             .map(|c| c["packets"].as_u64().unwrap_or(0))
             .sum()
+    }
+
+    /// Frames dropped on `host` for `slice`/`link` in `direction` for
+    /// `reason` (as last reported).
+    pub fn drops(&self, slice: &str, link: &str, direction: &str, host: &str, reason: &str) -> u64 {
+        let v = self.show(slice);
+        v["counters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["link"] == link && c["direction"] == direction && c["host"] == host)
+            .map(|c| c["drops"][reason].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Frames `slice` lost to forwarding-CPU shortage (reason `cpu`: beyond
+    /// their link's share of forwarding work while a thread was behind), on
+    /// every host and link (as last reported).
+    pub fn cpu_drops(&self, slice: &str) -> u64 {
+        let v = self.show(slice);
+        v["counters"].as_array().into_iter().flatten().map(|c| c["drops"]["cpu"].as_u64().unwrap_or(0)).sum()
     }
 
     /// Frames the kernel of `slice`'s sliver `node` dropped on its way out of
