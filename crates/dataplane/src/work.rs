@@ -18,8 +18,12 @@
 use std::sync::Mutex;
 
 /// How much a meter lets through before it counts frames as beyond the
-/// share: 20 ms of the reserved rate, at least 8 frames.
-pub const DEPTH_NS: u64 = 20_000_000;
+/// share: 100 ms of the reserved rate, at least 8 frames. A sender held to
+/// a fraction of a core by its cgroup runs in bursts a CFS period (100 ms)
+/// apart: with a shallower bucket, a sender within its share on average
+/// lost its bursts' tails whenever a thread was behind (CI, a 0.05-core
+/// sliver at 3,500 frames/s against a share of 4,883: 218 of 2,000).
+pub const DEPTH_NS: u64 = 100_000_000;
 /// Bytes a frame is allowed beyond its declared size for the headers of
 /// its encapsulation (the meter sees the packet as it leaves: GRE, VXLAN or
 /// VLAN headers included): at 1,372-byte frames that is 1.6% more work per
@@ -121,22 +125,22 @@ mod tests {
         // Twice the frames (of half the size: the same bits): half beyond,
         // less the bucket's depth.
         let n = within(&m, 0, 2000, 500);
-        assert!((1000..=1000 + 20).contains(&n), "{n}");
+        assert!((1000..=1000 + 100).contains(&n), "{n}");
         // Large frames where small ones were declared: 5,000 frames/s of
         // 200 (+64) bytes is 1,320 frames/s of 1000.
         let m = WorkMeter::new(8_000_000, 200).unwrap();
         let n = within(&m, 0, 2000, 1000);
-        assert!((1320..=1320 + 27).contains(&n), "{n}");
+        assert!((1320..=1320 + 132).contains(&n), "{n}");
     }
 
     #[test]
     fn an_idle_link_gets_a_bounded_burst_not_its_whole_idle_time() {
         let m = WorkMeter::new(8_000_000, 1000).unwrap();
         assert!(m.take(0, 1000));
-        // After ten idle seconds, a burst at once: only the depth (20 ms = 20 frames).
+        // After ten idle seconds, a burst at once: only the depth (100 ms = 100 frames).
         let t = 10_000 * MS;
-        let n = (0..100).filter(|_| m.take(t, 1000)).count();
-        assert_eq!(n, 20);
+        let n = (0..1000).filter(|_| m.take(t, 1000)).count();
+        assert_eq!(n, 100);
     }
 
     #[test]
