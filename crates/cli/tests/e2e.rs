@@ -405,6 +405,7 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             }
             let dropped_before = tb.tx_dropped("bench", "a", ifname);
             let kernel_before = tb.kernel_drops();
+            let cpu_before = tb.cpu_drops("bench");
             let out = tb.exec("bench", "a", &args);
             assert!(out.status.success(), "udp-send: {}", text(&out));
             let out = sink.wait_with_output().unwrap();
@@ -438,10 +439,15 @@ fn bursts_cross_the_transit_host_whole_and_in_order() {
             // and once (CI at 8b06bf0) 868 vanished past the TAP on GRE with
             // no data-plane drop counted, which is why the kernels' drops
             // are counted here and printed.
+            // (And what the agents dropped for CPU: frames beyond the link's
+            // share of forwarding work while a thread was behind; CI at
+            // b563df2 counted 269 on a paced burst that had met the share
+            // exactly, when the guarantee was 300 Mbit/s; it is 350 now.)
+            let cpu = tb.cpu_drops("bench") - cpu_before;
             if rate.is_some() {
                 assert!(
-                    got + at_tap + in_kernel >= 19_800,
-                    "{got} of 20000 arrived, {at_tap} were dropped at the TAP and {kernel:?} by the hosts' kernels: {case}; counters: {}",
+                    got + at_tap + in_kernel + cpu >= 19_800,
+                    "{got} of 20000 arrived, {at_tap} were dropped at the TAP, {kernel:?} by the hosts' kernels and {cpu} for CPU: {case}; counters: {}",
                     tb.counters_text("bench")
                 );
                 // A floor on what the sender's TAP lets through. On the
