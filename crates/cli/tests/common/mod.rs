@@ -131,27 +131,32 @@ impl Testbed {
 
     /// Packets counted on `host` for `slice`/`link` in `direction` (as last reported).
     pub fn counter(&self, slice: &str, link: &str, direction: &str, host: &str) -> u64 {
+        self.rule_sum(slice, link, direction, host, |c| c["packets"].as_u64())
+    }
+
+    /// `field` of the rules of `slice`/`link` in `direction` on `host`, summed.
+    fn rule_sum(
+        &self,
+        slice: &str,
+        link: &str,
+        direction: &str,
+        host: &str,
+        field: impl Fn(&serde_json::Value) -> Option<u64>,
+    ) -> u64 {
         let v = self.show(slice);
         v["counters"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|c| c["link"] == link && c["direction"] == direction && c["host"] == host)
-            .map(|c| c["packets"].as_u64().unwrap_or(0))
+            .map(|c| field(c).unwrap_or(0))
             .sum()
     }
 
     /// Frames dropped on `host` for `slice`/`link` in `direction` for
     /// `reason` (as last reported).
     pub fn drops(&self, slice: &str, link: &str, direction: &str, host: &str, reason: &str) -> u64 {
-        let v = self.show(slice);
-        v["counters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["link"] == link && c["direction"] == direction && c["host"] == host)
-            .map(|c| c["drops"][reason].as_u64().unwrap_or(0))
-            .sum()
+        self.rule_sum(slice, link, direction, host, |c| c["drops"][reason].as_u64())
     }
 
     /// Frames `slice` lost to forwarding-CPU shortage (reason `cpu`: beyond
